@@ -1,0 +1,30 @@
+'use strict';
+// @bisman/cache: the hand-written façade. `require('@bisman/cache')` gives the same names the
+// ERP's old `cache/index.js` exported, backed by the native core.
+
+const { Cache } = require('./lib/cache');
+const { SessionCache } = require('./lib/session');
+const keys = require('./lib/keys');
+
+// The singletons live on one default instance, configured from REDIS_URL unless configure()
+// is called; configure() swaps its back end under the same objects.
+const defaultCache = new Cache({}, { lazy: true });
+
+module.exports = {
+  sessionCache: defaultCache.sessionCache,
+
+  configure: (options) => {
+    defaultCache.configure(options);
+  },
+  createCache: (options) => new Cache(options),
+  ping: () => defaultCache.ping(),
+  isEnabled: () => defaultCache.isEnabled(),
+  stats: () => defaultCache.stats(),
+  shutdown: () => defaultCache.shutdown(),
+  getSessionWithFallback: (token) => defaultCache.getSessionWithFallback(token),
+  invalidateSession: (tokenHash) => defaultCache.invalidateSession(tokenHash),
+  ...keys,
+
+  Cache,
+  SessionCache,
+};

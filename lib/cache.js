@@ -1,0 +1,67 @@
+'use strict';
+// One cache instance: the services over one Context, plus health and lifecycle.
+
+const { Context } = require('./context');
+const { SessionCache } = require('./session');
+const keys = require('./keys');
+
+class Cache {
+  // `lazy`: validate and build the native side on first use (the module's default instance,
+  // created at require time from REDIS_URL); otherwise now, so bad options throw here.
+  constructor(options, { lazy = false } = {}) {
+    this.ctx = new Context(options);
+    if (!lazy) this.ctx.ensureBridge();
+    this.sessionCache = new SessionCache(this.ctx);
+  }
+
+  // The top-level session shortcuts of the module, on every instance.
+  getSessionWithFallback(token) {
+    return this.sessionCache.getSessionWithFallback(token);
+  }
+
+  invalidateSession(tokenHash) {
+    return this.sessionCache.invalidateSession(tokenHash);
+  }
+
+  // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.
+  configure(options) {
+    this.ctx.reconfigure(options);
+    return this;
+  }
+
+  // → { pong: 'PONG', ms, enabled: true } or { pong: null, ms, enabled: false, error }.
+  ping() {
+    const started = process.hrtime.bigint();
+    const ms = () => Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
+    return this.ctx.op(
+      (n, id) => n.ping(id),
+      (pong) => ({ pong, ms: ms(), enabled: true }),
+      (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message }),
+    );
+  }
+
+  // Sync: false while disabled, or while Redis is known to be down.
+  isEnabled() {
+    return this.ctx.bridge.native.isEnabled();
+  }
+
+  stats() {
+    const out = JSON.parse(JSON.stringify(this.ctx.stats));
+    const b = this.ctx.bridgeInstance;
+    out.inFlight = b === null ? 0 : b.pending.size;
+    out.enabled = b === null ? false : b.native.isEnabled();
+    return out;
+  }
+
+  // Closes every connection; afterwards nothing of this instance keeps Node alive. A later
+  // call connects again.
+  shutdown() {
+    this.ctx.shutdown();
+    return Promise.resolve();
+  }
+}
+
+// Key builders and hashToken are the same pure functions on every instance.
+Object.assign(Cache.prototype, keys);
+
+module.exports = { Cache };

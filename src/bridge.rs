@@ -1,0 +1,190 @@
+//! The JS↔Rust boundary, built for throughput.
+//!
+//! A call from JS is one synchronous N-API call (`cache.sessionGet(id, …)`) that validates its
+//! input (throwing `TypeError`/`RangeError` at once, before anything is written) and starts the
+//! operation. Results are not returned one by one: they collect in a queue, and one call of a
+//! threadsafe function hands the whole batch to JS, which resolves the waiting promises. Under
+//! load that is one crossing per batch instead of one per call.
+//!
+//! The threadsafe function is weak: it never keeps Node alive. The façade keeps the process
+//! alive while anything is in flight (a ref'd timer), so an idle cache lets the process exit.
+
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use napi::bindgen_prelude::{spawn, Function, Null, ToNapiValue};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{check_status, sys, Env, Status};
+use napi_derive::napi;
+use parking_lot::Mutex;
+
+use crate::config::{Config, NativeOptions};
+use crate::error::{js, CacheError, CacheResult};
+use crate::store::Store;
+
+/// What an operation answers; the façade knows per operation how to read it.
+pub enum Reply {
+    Nil,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Strs(Vec<String>),
+}
+
+impl Reply {
+    pub fn opt_str(v: Option<String>) -> Reply {
+        v.map_or(Reply::Nil, Reply::Str)
+    }
+}
+
+struct Completion {
+    id: u32,
+    result: CacheResult<Reply>,
+}
+
+/// Completions waiting for the next delivery to JS.
+#[derive(Default)]
+struct Queue {
+    items: Mutex<Vec<Completion>>,
+    scheduled: AtomicBool,
+}
+
+/// One delivery: a flat JS array `[id, value, id, value, …]`; a failed operation has its id
+/// negated and an Error object (with `code`) as its value.
+pub struct Batch(Vec<Completion>);
+
+unsafe fn reply_to_js(env: sys::napi_env, r: Reply) -> napi::Result<sys::napi_value> {
+    unsafe {
+        match r {
+            Reply::Nil => Null::to_napi_value(env, Null),
+            Reply::Bool(b) => bool::to_napi_value(env, b),
+            Reply::Num(n) => f64::to_napi_value(env, n),
+            Reply::Str(s) => String::to_napi_value(env, s),
+            Reply::Strs(v) => Vec::<String>::to_napi_value(env, v),
+        }
+    }
+}
+
+impl ToNapiValue for Batch {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let mut arr = ptr::null_mut();
+        unsafe {
+            check_status!(sys::napi_create_array_with_length(
+                env,
+                val.0.len() * 2,
+                &mut arr
+            ))?;
+            for (i, c) in val.0.into_iter().enumerate() {
+                let (id, value) = match c.result {
+                    Ok(r) => (c.id as f64, reply_to_js(env, r)?),
+                    Err(e) => (-(c.id as f64), e.to_js(env)),
+                };
+                let id = f64::to_napi_value(env, id)?;
+                check_status!(sys::napi_set_element(env, arr, (2 * i) as u32, id))?;
+                check_status!(sys::napi_set_element(env, arr, (2 * i + 1) as u32, value))?;
+            }
+        }
+        Ok(arr)
+    }
+}
+
+type BatchFn = ThreadsafeFunction<(), (), Batch, Status, false, true>;
+
+/// Where finished operations go.
+pub struct Sink {
+    queue: Arc<Queue>,
+    deliver: BatchFn,
+}
+
+impl Sink {
+    fn push(&self, id: u32, result: CacheResult<Reply>) {
+        self.queue.items.lock().push(Completion { id, result });
+        if !self.queue.scheduled.swap(true, Ordering::AcqRel) {
+            // Fails only while Node tears the environment down; nobody is waiting then.
+            let _ = self
+                .deliver
+                .call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+pub struct Core {
+    pub store: Option<Arc<Store>>,
+    pub max_value_bytes: usize,
+    sink: Sink,
+}
+
+/// One cache instance: its back end and its delivery channel to JS.
+#[napi]
+pub struct NativeCache {
+    pub(crate) core: Arc<Core>,
+}
+
+#[napi]
+impl NativeCache {
+    /// `onBatch(array)` receives `[id, value, …]`; see [`Batch`].
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        options: NativeOptions,
+        on_batch: Function<'_, Batch, ()>,
+    ) -> napi::Result<Self> {
+        let cfg = js(&env, Config::from_options(options))?;
+        let store = js(&env, Store::from_config(&cfg))?.map(Arc::new);
+        let queue = Arc::new(Queue::default());
+        let q = queue.clone();
+        let deliver: BatchFn = on_batch
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(move |_ctx| {
+                // Clear the flag before taking the items: a push that lands after the take
+                // schedules a new delivery, so no completion is ever stranded.
+                q.scheduled.store(false, Ordering::Release);
+                Ok(Batch(std::mem::take(&mut *q.items.lock())))
+            })?;
+        Ok(NativeCache {
+            core: Arc::new(Core {
+                store,
+                max_value_bytes: cfg.max_value_bytes,
+                sink: Sink { queue, deliver },
+            }),
+        })
+    }
+}
+
+impl NativeCache {
+    /// Starts an operation on the store; its result is delivered with the next batch. On the
+    /// memory store the operation completes right here, on the JS thread.
+    pub(crate) fn run<F, Fut>(&self, id: u32, op: F)
+    where
+        F: FnOnce(Arc<Store>) -> Fut,
+        Fut: Future<Output = CacheResult<Reply>> + Send + 'static,
+    {
+        let core = self.core.clone();
+        let Some(store) = core.store.clone() else {
+            core.sink.push(id, Err(CacheError::Disabled));
+            return;
+        };
+        let memory = store.is_memory();
+        let mut fut = Box::pin(op(store));
+        if memory {
+            // Memory operations never wait: one poll completes them.
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                core.sink.push(id, r);
+                return;
+            }
+        }
+        spawn(async move {
+            let r = fut.await;
+            core.sink.push(id, r);
+        });
+    }
+
+    pub(crate) fn check_value(&self, what: &str, value: &str) -> CacheResult<()> {
+        crate::store::check_value(self.core.max_value_bytes, what, value)
+    }
+}

@@ -1,0 +1,104 @@
+//! Health of an instance: ping, the known link state, shutdown; and the key builders.
+
+use napi::Env;
+use napi_derive::napi;
+
+use crate::bridge::{NativeCache, Reply};
+use crate::error::js;
+use crate::keys::{self, JsId};
+
+#[napi]
+impl NativeCache {
+    /// PING → "PONG".
+    #[napi]
+    pub fn ping(&self, id: u32) {
+        self.run(id, |s| async move { s.ping().await.map(Reply::Str) });
+    }
+
+    /// False while disabled, shut down, or while Redis is known to be down.
+    #[napi]
+    pub fn is_enabled(&self) -> bool {
+        self.core.store.as_ref().is_some_and(|s| s.is_healthy())
+    }
+
+    /// True when a back end is configured (even if it is down right now).
+    #[napi]
+    pub fn is_configured(&self) -> bool {
+        self.core.store.is_some()
+    }
+
+    /// The configured key prefix.
+    #[napi]
+    pub fn key_prefix(&self) -> String {
+        self.core
+            .store
+            .as_ref()
+            .map_or(String::new(), |s| s.prefix().to_string())
+    }
+
+    /// Closes every connection of this instance; later operations fail with `ECLOSED`.
+    #[napi]
+    pub fn close(&self) {
+        if let Some(s) = &self.core.store {
+            s.close();
+        }
+    }
+}
+
+#[napi]
+pub fn session_key(env: Env, token_hash: JsId) -> napi::Result<String> {
+    Ok(keys::session_key(&js(
+        &env,
+        keys::id_string("tokenHash", token_hash),
+    )?))
+}
+
+#[napi]
+pub fn session_user_key(env: Env, user_id: JsId) -> napi::Result<String> {
+    Ok(keys::session_user_key(&js(
+        &env,
+        keys::id_string("userId", user_id),
+    )?))
+}
+
+#[napi]
+pub fn perm_user_key(env: Env, user_id: JsId) -> napi::Result<String> {
+    Ok(keys::perm_user_key(&js(
+        &env,
+        keys::id_string("userId", user_id),
+    )?))
+}
+
+#[napi]
+pub fn perm_role_key(env: Env, role_id: JsId) -> napi::Result<String> {
+    Ok(keys::perm_role_key(&js(
+        &env,
+        keys::id_string("roleId", role_id),
+    )?))
+}
+
+#[napi]
+pub fn rate_key(env: Env, ip: JsId, endpoint: String) -> napi::Result<String> {
+    let ip = js(&env, keys::id_string("ip", ip))?;
+    js(&env, keys::check_id("endpoint", &endpoint))?;
+    Ok(keys::rate_key(&ip, &endpoint))
+}
+
+#[napi]
+pub fn lock_key(env: Env, resource: JsId, id: JsId) -> napi::Result<String> {
+    let resource = js(&env, keys::id_string("resource", resource))?;
+    let id = js(&env, keys::id_string("id", id))?;
+    Ok(keys::lock_key(&resource, &id))
+}
+
+/// Diagnostics of the embedded store (tests, dev tools): the live keys of `memory://{name}`.
+#[napi]
+pub fn memory_store_keys(name: String) -> Vec<String> {
+    crate::store::memory::MemoryStore::named(&name).with(|d| d.keys())
+}
+
+/// Diagnostics of the embedded store: PTTL of a key of `memory://{name}` (-2 missing, -1 none).
+#[napi]
+pub fn memory_store_pttl(name: String, key: String) -> f64 {
+    crate::store::memory::MemoryStore::named(&name).with(|d| d.pttl(&key)) as f64
+}

@@ -1,0 +1,164 @@
+//! Key builders and id validation: pure functions, the only place a key is spelled.
+//!
+//! An id never widens into a pattern: empty ids and ids holding whitespace, control characters
+//! or glob characters (`* ? [ ]`) are refused.
+
+use napi::bindgen_prelude::Either;
+
+use crate::error::{CacheError, CacheResult};
+
+/// Longest id accepted, in bytes. Longer ones are refused (they are never legitimate ids and
+/// would only bloat keys).
+pub const MAX_ID_BYTES: usize = 512;
+
+/// An id as JS gives it: a string or an integer.
+pub type JsId = Either<String, f64>;
+
+/// Validates an id given as a string.
+pub fn check_id(what: &str, id: &str) -> CacheResult<()> {
+    if id.is_empty() {
+        return Err(CacheError::InvalidArg(format!("{what} must not be empty")));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(CacheError::TooLarge(format!(
+            "{what} is {} bytes long; the limit is {MAX_ID_BYTES}",
+            id.len()
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '[' | ']'))
+    {
+        return Err(CacheError::InvalidArg(format!(
+            "{what} must not contain whitespace, control or glob characters (found {:?})",
+            c
+        )));
+    }
+    Ok(())
+}
+
+/// Turns a JS id (string or integer) into its validated string form.
+pub fn id_string(what: &str, id: JsId) -> CacheResult<String> {
+    match id {
+        Either::A(s) => {
+            check_id(what, &s)?;
+            Ok(s)
+        }
+        Either::B(n) => number_id(what, n),
+    }
+}
+
+/// Validates a numeric id: a finite integer within the safe-integer range.
+pub fn number_id(what: &str, n: f64) -> CacheResult<String> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if !n.is_finite() || n.fract() != 0.0 || n.abs() > MAX_SAFE {
+        return Err(CacheError::InvalidArg(format!(
+            "{what} must be a string or a safe integer (got {n})"
+        )));
+    }
+    Ok(format!("{}", n as i64))
+}
+
+pub fn session_key(token_hash: &str) -> String {
+    format!("session:{token_hash}")
+}
+
+pub fn session_user_key(user_id: &str) -> String {
+    format!("session:user:{user_id}")
+}
+
+pub fn perm_user_key(user_id: &str) -> String {
+    format!("perm:user:{user_id}")
+}
+
+pub fn perm_role_key(role_id: &str) -> String {
+    format!("perm:role:{role_id}")
+}
+
+/// `rate:{ip}:{endpoint with '/' as '_'}`.
+pub fn rate_key(ip: &str, endpoint: &str) -> String {
+    format!("rate:{ip}:{}", endpoint.replace('/', "_"))
+}
+
+pub fn lock_key(resource: &str, id: &str) -> String {
+    format!("lock:{resource}:{id}")
+}
+
+/// SHA-256 of a raw token, lower-case hex: the only form of a token that reaches a key.
+pub fn hash_token(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_match_the_contract() {
+        assert_eq!(session_key("abc123"), "session:abc123");
+        assert_eq!(session_user_key("123"), "session:user:123");
+        assert_eq!(perm_user_key("123"), "perm:user:123");
+        assert_eq!(perm_role_key("5"), "perm:role:5");
+        assert_eq!(
+            rate_key("1.2.3.4", "/api/auth/login"),
+            "rate:1.2.3.4:_api_auth_login"
+        );
+        assert_eq!(lock_key("task", "99"), "lock:task:99");
+    }
+
+    #[test]
+    fn integer_ids_render_without_fraction() {
+        assert_eq!(id_string("id", Either::B(123.0)).unwrap(), "123");
+        assert_eq!(id_string("id", Either::B(-7.0)).unwrap(), "-7");
+        assert_eq!(
+            id_string("id", Either::B(9_007_199_254_740_991.0)).unwrap(),
+            "9007199254740991"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        for n in [1.5, f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300] {
+            let e = id_string("id", Either::B(n)).unwrap_err();
+            assert_eq!(e.code(), "ERR_INVALID_ARG", "{n}");
+        }
+    }
+
+    #[test]
+    fn patterns_and_blanks_are_refused() {
+        for s in [
+            "", "*", "a*", "a?b", "[ab]", "a]", "a b", "a\tb", "a\nb", "\u{0}", "\u{7f}",
+            "a\u{a0}b",
+        ] {
+            assert!(check_id("id", s).is_err(), "{s:?} should be refused");
+        }
+        assert_eq!(
+            check_id("id", &"x".repeat(MAX_ID_BYTES + 1))
+                .unwrap_err()
+                .code(),
+            "ERR_VALUE_TOO_LARGE"
+        );
+    }
+
+    #[test]
+    fn ordinary_ids_pass() {
+        for s in [
+            "abc123",
+            "user-1",
+            "a:b",
+            "é",
+            "x".repeat(MAX_ID_BYTES).as_str(),
+        ] {
+            assert!(check_id("id", s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

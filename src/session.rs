@@ -1,0 +1,125 @@
+//! sessionCache: the native half. Raw tokens are hashed here and never reach a key.
+
+use std::time::Duration;
+
+use napi::Env;
+use napi_derive::napi;
+
+use crate::bridge::{NativeCache, Reply};
+use crate::error::{js, CacheError, CacheResult};
+use crate::keys::{self, JsId};
+
+/// Longest raw token accepted (bytes): anything longer is not a session token.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+/// A session is cached for one hour at most.
+pub const MAX_SESSION_TTL_MS: f64 = 3_600_000.0;
+
+fn check_token(token: &str) -> CacheResult<()> {
+    if token.is_empty() {
+        return Err(CacheError::InvalidArg(
+            "token must be a non-empty string".into(),
+        ));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(CacheError::TooLarge(format!(
+            "token is {} bytes; the limit is {MAX_TOKEN_BYTES}",
+            token.len()
+        )));
+    }
+    Ok(())
+}
+
+/// SHA-256 of a raw token, hex: the form under which a session is stored.
+#[napi]
+pub fn hash_token(env: Env, token: String) -> napi::Result<String> {
+    js(&env, check_token(&token))?;
+    Ok(keys::hash_token(&token))
+}
+
+#[napi]
+impl NativeCache {
+    /// GET `session:{tokenHash}` → JSON string or null.
+    #[napi]
+    pub fn session_get(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
+        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        self.run(id, move |s| async move {
+            s.session_get(&token_hash).await.map(Reply::opt_str)
+        });
+        Ok(())
+    }
+
+    /// Hashes the raw token and GETs its session → JSON string or null.
+    #[napi]
+    pub fn session_get_by_token(&self, env: Env, id: u32, token: String) -> napi::Result<()> {
+        js(&env, check_token(&token))?;
+        let hash = keys::hash_token(&token);
+        self.run(id, move |s| async move {
+            s.session_get(&hash).await.map(Reply::opt_str)
+        });
+        Ok(())
+    }
+
+    /// Stores a session for `ttlMs` (1 ms … 1 h) and indexes it under `userId` → true.
+    #[napi]
+    pub fn session_set(
+        &self,
+        env: Env,
+        id: u32,
+        token_hash: String,
+        json: String,
+        ttl_ms: f64,
+        user_id: Option<JsId>,
+    ) -> napi::Result<()> {
+        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        let user_id = match user_id {
+            Some(u) => Some(js(&env, keys::id_string("userId", u))?),
+            None => None,
+        };
+        if !ttl_ms.is_finite() || !(1.0..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
+            return Err(CacheError::OutOfRange(format!(
+                "session TTL must be 1 ms to 1 h (got {ttl_ms} ms)"
+            ))
+            .throw(&env));
+        }
+        js(&env, self.check_value("session data", &json))?;
+        let ttl = Duration::from_millis(ttl_ms as u64);
+        self.run(id, move |s| async move {
+            s.session_put(&token_hash, &json, ttl, user_id.as_deref())
+                .await
+                .map(|_| Reply::Bool(true))
+        });
+        Ok(())
+    }
+
+    /// Removes a session (and its entry in the user's set) → true if it existed.
+    #[napi]
+    pub fn session_remove(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
+        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        self.run(id, move |s| async move {
+            s.session_remove(&token_hash).await.map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// Removes all sessions of a user → how many existed.
+    #[napi]
+    pub fn session_remove_user(&self, env: Env, id: u32, user_id: JsId) -> napi::Result<()> {
+        let user_id = js(&env, keys::id_string("userId", user_id))?;
+        self.run(id, move |s| async move {
+            s.session_remove_user(&user_id)
+                .await
+                .map(|n| Reply::Num(n as f64))
+        });
+        Ok(())
+    }
+
+    /// The token hashes of a user's live sessions → string[].
+    #[napi]
+    pub fn session_list_user(&self, env: Env, id: u32, user_id: JsId) -> napi::Result<()> {
+        let user_id = js(&env, keys::id_string("userId", user_id))?;
+        self.run(id, move |s| async move {
+            s.session_list_user(&user_id).await.map(Reply::Strs)
+        });
+        Ok(())
+    }
+}

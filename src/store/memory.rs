@@ -1,0 +1,265 @@
+//! The embedded in-process store behind `memory://`: Redis semantics (TTL expiry, atomic
+//! multi-step operations) for development, tests and single-process use.
+//!
+//! Every operation of a service is one closure run under the store's lock: the memory
+//! counterpart of one Lua script. Instances that name the same store (`memory://name`) share
+//! its data, the way several app nodes share one Redis.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::{CacheError, CacheResult};
+
+pub enum MemVal {
+    Str(String),
+    Set(HashSet<String>),
+}
+
+pub struct Entry {
+    pub val: MemVal,
+    pub expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// How many writes between two sweeps of expired keys (lazy expiry handles reads).
+const SWEEP_EVERY: u32 = 4096;
+
+#[derive(Default)]
+pub struct MemData {
+    map: HashMap<String, Entry>,
+    writes: u32,
+}
+
+fn wrong_type() -> CacheError {
+    CacheError::Redis("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+}
+
+impl MemData {
+    /// The live entry at `key`, dropping it first if it has expired.
+    pub fn entry(&mut self, key: &str) -> Option<&mut Entry> {
+        let now = Instant::now();
+        if self.map.get(key).is_some_and(|e| e.expired(now)) {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    pub fn exists(&mut self, key: &str) -> bool {
+        self.entry(key).is_some()
+    }
+
+    pub fn get_str(&mut self, key: &str) -> CacheResult<Option<String>> {
+        match self.entry(key) {
+            None => Ok(None),
+            Some(Entry {
+                val: MemVal::Str(s),
+                ..
+            }) => Ok(Some(s.clone())),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    /// SET key value [PX ttl]; a `None` TTL keeps no expiry (only for callers that must).
+    pub fn set_str(&mut self, key: &str, val: String, ttl: Option<Duration>) {
+        self.wrote();
+        self.map.insert(
+            key.to_string(),
+            Entry {
+                val: MemVal::Str(val),
+                expires_at: ttl.map(|d| Instant::now() + d),
+            },
+        );
+    }
+
+    pub fn del(&mut self, key: &str) -> bool {
+        let live = self.exists(key);
+        self.map.remove(key);
+        live
+    }
+
+    /// PTTL: -2 when missing, -1 without expiry, else milliseconds left.
+    pub fn pttl(&mut self, key: &str) -> i64 {
+        match self.entry(key) {
+            None => -2,
+            Some(Entry {
+                expires_at: None, ..
+            }) => -1,
+            Some(Entry {
+                expires_at: Some(t),
+                ..
+            }) => t.saturating_duration_since(Instant::now()).as_millis() as i64,
+        }
+    }
+
+    pub fn pexpire(&mut self, key: &str, ttl: Duration) -> bool {
+        match self.entry(key) {
+            Some(e) => {
+                e.expires_at = Some(Instant::now() + ttl);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The members of the set at `key` (empty when missing).
+    pub fn smembers(&mut self, key: &str) -> CacheResult<Vec<String>> {
+        match self.entry(key) {
+            None => Ok(Vec::new()),
+            Some(Entry {
+                val: MemVal::Set(s),
+                ..
+            }) => Ok(s.iter().cloned().collect()),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
+    /// SADD; the set is created without expiry, as in Redis: callers set its TTL.
+    pub fn sadd(&mut self, key: &str, member: &str) -> CacheResult<bool> {
+        self.wrote();
+        if self.entry(key).is_none() {
+            self.map.insert(
+                key.to_string(),
+                Entry {
+                    val: MemVal::Set(HashSet::new()),
+                    expires_at: None,
+                },
+            );
+        }
+        match self.map.get_mut(key) {
+            Some(Entry {
+                val: MemVal::Set(s),
+                ..
+            }) => Ok(s.insert(member.to_string())),
+            _ => Err(wrong_type()),
+        }
+    }
+
+    /// SREM; an emptied set is removed, as in Redis.
+    pub fn srem(&mut self, key: &str, member: &str) -> CacheResult<bool> {
+        let (removed, now_empty) = match self.entry(key) {
+            None => return Ok(false),
+            Some(Entry {
+                val: MemVal::Set(s),
+                ..
+            }) => (s.remove(member), s.is_empty()),
+            Some(_) => return Err(wrong_type()),
+        };
+        if now_empty {
+            self.map.remove(key);
+        }
+        Ok(removed)
+    }
+
+    /// Number of live keys (DBSIZE).
+    pub fn len(&mut self) -> usize {
+        self.sweep();
+        self.map.len()
+    }
+
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
+    /// Live keys (for tests and pattern operations).
+    pub fn keys(&mut self) -> Vec<String> {
+        self.sweep();
+        self.map.keys().cloned().collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    fn wrote(&mut self) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.map.retain(|_, e| !e.expired(now));
+    }
+}
+
+/// A handle on one named in-process store.
+#[derive(Clone)]
+pub struct MemoryStore {
+    data: Arc<Mutex<MemData>>,
+}
+
+static STORES: LazyLock<Mutex<HashMap<String, MemoryStore>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl MemoryStore {
+    /// The process-wide store called `name` (created on first use).
+    pub fn named(name: &str) -> MemoryStore {
+        STORES
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| MemoryStore {
+                data: Arc::new(Mutex::new(MemData::default())),
+            })
+            .clone()
+    }
+
+    /// Runs `f` as one atomic step.
+    pub fn with<T>(&self, f: impl FnOnce(&mut MemData) -> T) -> T {
+        f(&mut self.data.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_expire() {
+        let mut d = MemData::default();
+        d.set_str("k", "v".into(), Some(Duration::from_millis(20)));
+        assert_eq!(d.get_str("k").unwrap().as_deref(), Some("v"));
+        assert!(d.pttl("k") > 0 && d.pttl("k") <= 20);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(d.get_str("k").unwrap(), None);
+        assert_eq!(d.pttl("k"), -2);
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn sets_behave_like_redis_sets() {
+        let mut d = MemData::default();
+        assert!(d.sadd("s", "a").unwrap());
+        assert!(!d.sadd("s", "a").unwrap());
+        assert_eq!(d.pttl("s"), -1);
+        assert!(d.pexpire("s", Duration::from_secs(5)));
+        assert!(d.srem("s", "a").unwrap());
+        assert!(!d.exists("s"), "an emptied set is removed");
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let mut d = MemData::default();
+        d.set_str("k", "v".into(), None);
+        assert!(d.sadd("k", "m").is_err());
+        d.sadd("s", "m").unwrap();
+        assert!(d.get_str("s").is_err());
+    }
+
+    #[test]
+    fn named_stores_are_shared_and_separate() {
+        MemoryStore::named("t-a").with(|d| d.set_str("k", "1".into(), None));
+        let again = MemoryStore::named("t-a").with(|d| d.get_str("k").unwrap());
+        assert_eq!(again.as_deref(), Some("1"));
+        let other = MemoryStore::named("t-b").with(|d| d.get_str("k").unwrap());
+        assert_eq!(other, None);
+    }
+}

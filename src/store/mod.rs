@@ -1,0 +1,144 @@
+//! THE seam: every service reaches its data through [`Store`], which has two back ends
+//! (Redis and the in-process memory store) with the same semantics.
+//!
+//! Each service adds its operations in its own file (`session.rs`, …) as `impl Store` blocks:
+//! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
+//! store applies `keyPrefix`.
+
+pub mod memory;
+pub mod redis;
+pub mod session;
+
+use std::time::Duration;
+
+use crate::config::{Backend as BackendConfig, Config};
+use crate::error::{CacheError, CacheResult};
+use memory::MemoryStore;
+use redis::RedisStore;
+
+/// Refuses a value over `max` bytes.
+pub fn check_value(max: usize, what: &str, value: &str) -> CacheResult<()> {
+    if value.len() > max {
+        return Err(CacheError::TooLarge(format!(
+            "{what} is {} bytes; maxValueBytes is {max}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+pub enum Backend {
+    Redis(Box<RedisStore>),
+    Memory(MemoryStore),
+}
+
+pub struct Store {
+    pub backend: Backend,
+    prefix: String,
+    max_value_bytes: usize,
+}
+
+impl Store {
+    /// `None` when the configuration has no back end (the cache is disabled).
+    pub fn from_config(cfg: &Config) -> CacheResult<Option<Store>> {
+        let backend = match &cfg.backend {
+            BackendConfig::Disabled => return Ok(None),
+            BackendConfig::Memory(name) => Backend::Memory(MemoryStore::named(name)),
+            BackendConfig::Redis(target) => Backend::Redis(Box::new(RedisStore::new(
+                target,
+                cfg.command_timeout,
+                cfg.connect_timeout,
+            )?)),
+        };
+        Ok(Some(Store {
+            backend,
+            prefix: cfg.key_prefix.clone(),
+            max_value_bytes: cfg.max_value_bytes,
+        }))
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self.backend, Backend::Memory(_))
+    }
+
+    /// False while Redis is known to be down (the memory store is always up).
+    pub fn is_healthy(&self) -> bool {
+        match &self.backend {
+            Backend::Redis(r) => r.is_healthy(),
+            Backend::Memory(_) => true,
+        }
+    }
+
+    pub fn close(&self) {
+        if let Backend::Redis(r) = &self.backend {
+            r.close();
+        }
+    }
+
+    /// The key as stored: `keyPrefix` + `key`.
+    pub fn key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + key.len());
+        k.push_str(&self.prefix);
+        k.push_str(key);
+        k
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Refuses a value over `maxValueBytes` before anything is written.
+    pub fn check_value(&self, what: &str, value: &str) -> CacheResult<()> {
+        check_value(self.max_value_bytes, what, value)
+    }
+
+    pub async fn ping(&self) -> CacheResult<String> {
+        match &self.backend {
+            Backend::Redis(r) => r.query(&::redis::cmd("PING")).await,
+            Backend::Memory(_) => Ok("PONG".to_string()),
+        }
+    }
+
+    /// GET of a string value (unprefixed key).
+    pub async fn get(&self, key: &str) -> CacheResult<Option<String>> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Redis(r) => r.query(::redis::cmd("GET").arg(&k)).await,
+            Backend::Memory(m) => m.with(|d| d.get_str(&k)),
+        }
+    }
+
+    /// SET with a TTL (unprefixed key). Every value we write carries a TTL.
+    pub async fn set_px(&self, key: &str, value: &str, ttl: Duration) -> CacheResult<()> {
+        self.check_value("value", value)?;
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Redis(r) => {
+                r.query::<()>(
+                    ::redis::cmd("SET")
+                        .arg(&k)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ttl.as_millis() as u64),
+                )
+                .await
+            }
+            Backend::Memory(m) => {
+                m.with(|d| d.set_str(&k, value.to_string(), Some(ttl)));
+                Ok(())
+            }
+        }
+    }
+
+    /// DEL of one key; true if it existed.
+    pub async fn del(&self, key: &str) -> CacheResult<bool> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Redis(r) => r
+                .query::<i64>(::redis::cmd("DEL").arg(&k))
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => Ok(m.with(|d| d.del(&k))),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The Redis back end: one auto-reconnecting multiplexed connection (redis-rs
+//! `ConnectionManager`), every command bounded by `commandTimeoutMs`, no offline queue.
+//!
+//! Concurrent commands share the one connection and are pipelined on it. While the connection
+//! is down, commands fail fast (or at the latest at their timeout) instead of queueing: nothing
+//! is replayed when Redis returns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+
+use crate::config::{percent_decode, RedisTarget};
+use crate::error::{redact, CacheError, CacheResult};
+
+/// A manager whose connection failed for a reason it does not retry by itself (auth, TLS,
+/// timeout of the handshake) is replaced, at most this often.
+const MIN_RESET_INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct RedisStore {
+    client: redis::Client,
+    manager: Mutex<Option<ConnectionManager>>,
+    last_reset: Mutex<Option<Instant>>,
+    secrets: Vec<String>,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    /// Last known state of the link: false after a connection failure or timeout, true after
+    /// any answer from Redis.
+    healthy: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl RedisStore {
+    pub fn new(
+        target: &RedisTarget,
+        command_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> CacheResult<RedisStore> {
+        let secrets: Vec<String> = target
+            .password
+            .iter()
+            .flat_map(|p| [p.clone(), percent_decode(p)])
+            .filter(|s| !s.is_empty())
+            .collect();
+        let client = redis::Client::open(target.url.as_str()).map_err(|e| {
+            CacheError::InvalidArg(format!(
+                "invalid Redis URL (the URL is not shown): {}",
+                scrub(&e.to_string(), &secrets)
+            ))
+        })?;
+        Ok(RedisStore {
+            client,
+            manager: Mutex::new(None),
+            last_reset: Mutex::new(None),
+            secrets,
+            command_timeout,
+            connect_timeout,
+            healthy: AtomicBool::new(true),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// Closes the connection; every later command fails with `ECLOSED`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.manager.lock().take();
+    }
+
+    /// The shared connection, created lazily (this must run on the Tokio runtime).
+    fn connection(&self) -> CacheResult<ConnectionManager> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        let mut slot = self.manager.lock();
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            // One quick retry per reconnect; further attempts are driven by later commands,
+            // so a dead Redis costs a refused connect, never a growing queue.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(|e| self.map_err(e))?;
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+
+    /// Drops a manager that cannot recover by itself, so the next command starts afresh.
+    fn reset(&self) {
+        let mut last = self.last_reset.lock();
+        if last.is_some_and(|t| t.elapsed() < MIN_RESET_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.manager.lock().take();
+    }
+
+    fn map_err(&self, e: RedisError) -> CacheError {
+        let text = scrub(&e.to_string(), &self.secrets);
+        match e.kind() {
+            ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {
+                self.healthy.store(true, Ordering::Relaxed);
+                CacheError::Redis(text)
+            }
+            ErrorKind::Io => {
+                self.healthy.store(false, Ordering::Relaxed);
+                CacheError::Unavailable(text)
+            }
+            _ => {
+                // Authentication, TLS, protocol or client errors: the manager only retries
+                // I/O errors by itself, so start a new one.
+                self.healthy.store(false, Ordering::Relaxed);
+                self.reset();
+                CacheError::Unavailable(text)
+            }
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> CacheResult<T> {
+        match tokio::time::timeout(self.command_timeout, fut).await {
+            Err(_) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                Err(CacheError::Timeout(self.command_timeout.as_millis() as u64))
+            }
+            Ok(Err(e)) => Err(self.map_err(e)),
+            Ok(Ok(v)) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                Ok(v)
+            }
+        }
+    }
+
+    /// Runs one command.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        let mut conn = self.connection()?;
+        self.bounded(cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs one script (EVALSHA, loading it on NOSCRIPT).
+    pub async fn eval<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> CacheResult<T> {
+        let mut conn = self.connection()?;
+        self.bounded(inv.invoke_async(&mut conn)).await
+    }
+
+    /// Convenience for scripts: keys and string arguments.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> CacheResult<T> {
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        self.eval(&inv).await
+    }
+}
+
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |t, s| redact(&t, Some(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_error_hides_the_password() {
+        let target = RedisTarget {
+            url: "redis://:hunter2@[::bad".into(),
+            password: Some("hunter2".into()),
+        };
+        match RedisStore::new(&target, Duration::from_secs(1), Duration::from_secs(1)) {
+            Err(e) => assert!(!e.to_string().contains("hunter2"), "{e}"),
+            Ok(_) => panic!("a malformed URL must be refused"),
+        }
+    }
+}

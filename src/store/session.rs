@@ -1,0 +1,167 @@
+//! Session operations of the store: one script (Redis) or one critical section (memory) each.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::Script;
+
+use super::{Backend, Store};
+use crate::error::CacheResult;
+use crate::keys::{session_key, session_user_key};
+
+static PUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_put.lua")));
+static REMOVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_remove.lua")));
+static REMOVE_USER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_remove_user.lua")));
+static LIST_USER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_list_user.lua")));
+
+/// The user id a stored session names (`user_id`, else `userId`), as its set key spells it.
+pub fn user_of(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let uid = match v.get("user_id") {
+        Some(u) if !u.is_null() => u,
+        _ => v.get("userId")?,
+    };
+    match uid {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(|i| i.to_string())
+            .or_else(|| n.as_f64().map(|f| format!("{}", f as i64))),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Stores `json` at `session:{hash}` for `ttl` and adds `hash` to the user's set, whose TTL
+    /// is raised to at least `ttl`; expired members of the set are pruned on the way.
+    pub async fn session_put(
+        &self,
+        hash: &str,
+        json: &str,
+        ttl: Duration,
+        user_id: Option<&str>,
+    ) -> CacheResult<()> {
+        self.check_value("session data", json)?;
+        let key = self.key(&session_key(hash));
+        let set = user_id.map(|u| self.key(&session_user_key(u)));
+        let session_prefix = self.key("session:");
+        let ttl_ms = (ttl.as_millis() as u64).max(1);
+        match &self.backend {
+            Backend::Redis(r) => {
+                let mut keys = vec![key.as_str()];
+                keys.extend(set.as_deref());
+                let ttl_s = ttl_ms.to_string();
+                r.script::<i64>(&PUT, &keys, &[json, &ttl_s, hash, &session_prefix])
+                    .await
+                    .map(|_| ())
+            }
+            Backend::Memory(m) => m.with(|d| {
+                d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
+                if let Some(set) = &set {
+                    for member in d.smembers(set)? {
+                        if member != hash && !d.exists(&format!("{session_prefix}{member}")) {
+                            d.srem(set, &member)?;
+                        }
+                    }
+                    d.sadd(set, hash)?;
+                    if d.pttl(set) < ttl_ms as i64 {
+                        d.pexpire(set, Duration::from_millis(ttl_ms));
+                    }
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    pub async fn session_get(&self, hash: &str) -> CacheResult<Option<String>> {
+        self.get(&session_key(hash)).await
+    }
+
+    /// Removes a session and takes it out of its user's set; true if it existed.
+    pub async fn session_remove(&self, hash: &str) -> CacheResult<bool> {
+        let key = self.key(&session_key(hash));
+        let set_prefix = self.key("session:user:");
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&REMOVE, &[&key], &[hash, &set_prefix])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                let Some(json) = d.get_str(&key)? else {
+                    return Ok(false);
+                };
+                d.del(&key);
+                if let Some(uid) = user_of(&json) {
+                    d.srem(&format!("{set_prefix}{uid}"), hash)?;
+                }
+                Ok(true)
+            }),
+        }
+    }
+
+    /// Removes every session of a user, atomically; returns how many existed.
+    pub async fn session_remove_user(&self, user_id: &str) -> CacheResult<u32> {
+        let set = self.key(&session_user_key(user_id));
+        let session_prefix = self.key("session:");
+        match &self.backend {
+            Backend::Redis(r) => {
+                r.script::<u32>(&REMOVE_USER, &[&set], &[&session_prefix])
+                    .await
+            }
+            Backend::Memory(m) => m.with(|d| {
+                let mut n = 0;
+                for member in d.smembers(&set)? {
+                    if d.del(&format!("{session_prefix}{member}")) {
+                        n += 1;
+                    }
+                }
+                d.del(&set);
+                Ok(n)
+            }),
+        }
+    }
+
+    /// The token hashes of a user's live sessions (expired members are pruned).
+    pub async fn session_list_user(&self, user_id: &str) -> CacheResult<Vec<String>> {
+        let set = self.key(&session_user_key(user_id));
+        let session_prefix = self.key("session:");
+        match &self.backend {
+            Backend::Redis(r) => {
+                r.script::<Vec<String>>(&LIST_USER, &[&set], &[&session_prefix])
+                    .await
+            }
+            Backend::Memory(m) => m.with(|d| {
+                let mut live = Vec::new();
+                for member in d.smembers(&set)? {
+                    if d.exists(&format!("{session_prefix}{member}")) {
+                        live.push(member);
+                    } else {
+                        d.srem(&set, &member)?;
+                    }
+                }
+                Ok(live)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_of_reads_both_spellings() {
+        assert_eq!(user_of(r#"{"user_id":123}"#).as_deref(), Some("123"));
+        assert_eq!(user_of(r#"{"userId":"u-1"}"#).as_deref(), Some("u-1"));
+        assert_eq!(
+            user_of(r#"{"user_id":null,"userId":7}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(user_of(r#"{"x":1}"#), None);
+        assert_eq!(user_of("not json"), None);
+    }
+}
