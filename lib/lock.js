@@ -13,6 +13,9 @@ const MAX_RETRIES = 100_000;
 const MAX_WAIT_MS = 3_600_000;
 const MUTEX_WAIT_MS = 10_000;
 
+// A monotonic clock: deadlines and lock validity must not move when the wall clock jumps.
+const now = () => performance.now();
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A delay spread over [0.5, 1.5) × `ms`, so waiters that collided do not retry in step.
@@ -51,6 +54,8 @@ function lockOptions(options, defaults = {}) {
     waitMs: numberOption(options, 'waitMs', defaults.waitMs || 0, 0, MAX_WAIT_MS, false),
   };
 }
+
+const DEFAULTS = Object.freeze(lockOptions());
 
 function lockedError(resource, id, busy) {
   const e = new Error(`lock ${resource}:${id} is held by ${busy.heldBy}`);
@@ -117,17 +122,17 @@ class DistributedLock {
   }
 
   // Attempts until granted, out of retries and past `waitMs`, or the back end is gone for
-  // good. → [answer of the last attempt, Date.now() when that attempt was sent].
+  // good. → [answer of the last attempt, now() when that attempt was sent].
   async take(resource, id, o) {
-    const deadline = o.waitMs > 0 ? Date.now() + o.waitMs : 0;
+    const deadline = o.waitMs > 0 ? now() + o.waitMs : 0;
     for (let n = 0; ; n++) {
-      const sent = Date.now();
+      const sent = now();
       const r = await this.attempt(resource, id, o.ttlMs);
       if (r.acquired || r.code === 'ECACHEDISABLED' || r.code === 'ECLOSED') return [r, sent];
-      const now = Date.now();
-      if (n >= o.retries && !(deadline > now)) return [r, sent];
+      const t = now();
+      if (n >= o.retries && !(deadline > t)) return [r, sent];
       let delay = jitter(o.retryDelayMs);
-      if (deadline > now) delay = Math.min(delay, deadline - now);
+      if (deadline > t) delay = Math.min(delay, deadline - t);
       await sleep(delay);
     }
   }
@@ -135,10 +140,16 @@ class DistributedLock {
   // → { acquired: true, owner, fence, ttl } or { acquired: false, heldBy, ttl } or
   // { acquired: false, error } when the back end is down or disabled. Never throws for an
   // outage; bad input rejects with a TypeError/RangeError.
-  async acquire(resource, id, options) {
-    const o = lockOptions(options);
-    const [r] = await this.take(resource, id, o);
-    return r;
+  acquire(resource, id, options) {
+    let o;
+    try {
+      o = options === undefined ? DEFAULTS : lockOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // the common case, one attempt, without the retry loop's promises
+    if (o.retries === 0 && o.waitMs === 0) return this.attempt(resource, id, o.ttlMs);
+    return this.take(resource, id, o).then(([r]) => r);
   }
 
   acquireTaskLock(id, options) {
@@ -261,7 +272,7 @@ class DistributedLock {
     };
     const tick = () => {
       timer = null;
-      const sent = Date.now();
+      const sent = now();
       inFlight = this.renew(resource, id, owner, ttlMs).then(
         (held) => {
           inFlight = null;
@@ -274,7 +285,7 @@ class DistributedLock {
           inFlight = null;
           if (stopped) return;
           if (!isBackendFailure(err)) return lose(err.message);
-          const left = validUntil - Date.now();
+          const left = validUntil - now();
           if (left <= 0) return lose(`it expired while Redis did not answer (${err.message})`);
           schedule(Math.min(period, left));
         },
