@@ -81,12 +81,6 @@ async fn clean_phantom(store: Arc<Store>, resource: String, id: String, owner: S
     }
 }
 
-/// A fresh owner token for `nodeId` (`nodeId:pid:<32 hex digits>`).
-#[napi]
-pub fn lock_owner(env: Env, node_id: String) -> napi::Result<String> {
-    js(&env, new_owner(&node_id))
-}
-
 #[napi]
 impl NativeCache {
     /// Tries once to take `lock:{resource}:{id}` for `ttlMs` with a new owner token →

@@ -32,7 +32,7 @@ async function counter(url, n, tag) {
         await redis.rpush('counter-fences', String(fence));
         await redis.decr('holders');
       },
-      { ttlSec: 10, waitMs: 120_000, retryDelayMs: 2 },
+      { ttlSec: 10, waitMs: 120_000, retryDelayMs: 5 },
     );
     if (out.lost) lost++;
   }
