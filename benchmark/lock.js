@@ -9,9 +9,12 @@
 //     the fence counter in one script; compare-and-delete script),
 //   - a plain ioredis implementation: owner from crypto.randomBytes(16), SET key owner NX PX,
 //     release by a Lua compare-and-delete (EVALSHA via defineCommand); no fencing token,
-//   - the same with ioredis' enableAutoPipelining.
+//   - the same with ioredis' enableAutoPipelining,
+//   - ioredis (auto-pipelined) running *our* acquire script (SET NX PX + fence counter) and
+//     release script: the same Redis work as ours, so this line isolates the client side.
 
 const crypto = require('crypto');
+const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const Redis = require('ioredis');
@@ -42,6 +45,25 @@ function plainLock(redis, nodeId) {
     },
     async release(resource, id, owner) {
       return (await redis.lockRelease(`lock:${resource}:${id}`, owner)) === 1;
+    },
+  };
+}
+
+const SCRIPTS = path.join(__dirname, '..', 'src', 'store', 'scripts');
+const FENCE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+function fencedLock(redis, nodeId) {
+  redis.defineCommand('lockAcquireFenced', { numberOfKeys: 2, lua: fs.readFileSync(path.join(SCRIPTS, 'lock_acquire.lua'), 'utf8') });
+  redis.defineCommand('lockReleaseOwned', { numberOfKeys: 1, lua: fs.readFileSync(path.join(SCRIPTS, 'lock_release.lua'), 'utf8') });
+  return {
+    async acquire(resource, id) {
+      const owner = `${nodeId}:${process.pid}:${crypto.randomBytes(16).toString('hex')}`;
+      const key = `lock:${resource}:${id}`;
+      const r = await redis.lockAcquireFenced(key, `lock-fence:{${key}}`, owner, TTL_SEC * 1000, FENCE_TTL_MS);
+      return r[0] === 1 ? { acquired: true, owner, fence: Number(r[1]) } : { acquired: false, heldBy: r[1] };
+    },
+    async release(resource, id, owner) {
+      return (await redis.lockReleaseOwned(`lock:${resource}:${id}`, owner)) === 1;
     },
   };
 }
@@ -85,10 +107,12 @@ async function main() {
   const ours = createCache({ url: server.url, nodeId: 'bench' });
   const plainClient = new Redis(server.url);
   const pipelinedClient = new Redis(server.url, { enableAutoPipelining: true });
+  const fencedClient = new Redis(server.url, { enableAutoPipelining: true });
   const contenders = [
     ['@bisman/cache', ours.distributedLock],
     ['ioredis', plainLock(plainClient, 'bench')],
     ['ioredis autopipelining', plainLock(pipelinedClient, 'bench')],
+    ['ioredis AP, our scripts', fencedLock(fencedClient, 'bench')],
   ];
   const results = Object.fromEntries(contenders.map(([name]) => [name, []]));
   try {
@@ -99,7 +123,8 @@ async function main() {
       const order = r % 2 === 0 ? contenders : [...contenders].reverse();
       for (const [name, lock] of order) results[name].push(await run(lock, `r${r}-${name}`));
     }
-    // What stays behind: no lock key; ours leaves one fence counter per distinct id (7-day TTL).
+    // What stays behind: no lock key; the fenced runs leave one fence counter per distinct id
+    // (7-day TTL).
     const leftKeys = await admin.dbsize();
     const lockKeys = (await admin.keys('lock:*')).length;
     const bytesPerFence = leftKeys ? Math.round((await usedMemory(admin) - memBefore) / leftKeys) : 0;
@@ -113,11 +138,13 @@ async function main() {
       console.log(`  ${name.padEnd(24)} ${Math.round(median(xs)).toString().padStart(7)} pairs/s   runs: ${xs.map((x) => Math.round(x)).join(', ')}`);
     }
     const base = median(results.ioredis);
-    console.log(`  @bisman/cache / ioredis: ${(median(results['@bisman/cache']) / base).toFixed(2)}×; / ioredis autopipelining: ${(median(results['@bisman/cache']) / median(results['ioredis autopipelining'])).toFixed(2)}×`);
+    const ours = median(results['@bisman/cache']);
+    console.log(`  @bisman/cache / ioredis: ${(ours / base).toFixed(2)}×; / ioredis autopipelining: ${(ours / median(results['ioredis autopipelining'])).toFixed(2)}×; / ioredis AP with our scripts: ${(ours / median(results['ioredis AP, our scripts'])).toFixed(2)}×`);
     console.log(`  left behind: ${lockKeys} lock keys, ${leftKeys} fence counters (${bytesPerFence} bytes of Redis memory each, 7-day TTL)`);
   } finally {
     plainClient.disconnect();
     pipelinedClient.disconnect();
+    fencedClient.disconnect();
     await ours.shutdown();
     await server.stop();
   }
