@@ -49,6 +49,100 @@ export declare class SessionCache {
   getUserSessions(userId: Id): Promise<string[]>;
 }
 
+export interface LockOptions {
+  /** Lock TTL in seconds (default 30, more than 0, at most 86400; fractions allowed). */
+  ttlSec?: number;
+  /** Further attempts when the lock is busy or Redis failed (default 0), each after a jittered `retryDelayMs`. */
+  retries?: number;
+  /** Base delay between attempts, spread over [0.5, 1.5) × this (default 50). */
+  retryDelayMs?: number;
+  /** Keep attempting until this many ms have passed (default 0; `mutex`: 10000). */
+  waitMs?: number;
+}
+
+export interface LockGranted {
+  acquired: true;
+  /** `nodeId:pid:<32 hex digits>` (128 bits from the OS CSPRNG). Needed to release/extend. */
+  owner: string;
+  /** Fencing token: grows with every grant of this lock. Pass it to the storage you protect. */
+  fence: number;
+  /** The TTL granted, in seconds. */
+  ttl: number;
+}
+
+export interface LockBusy {
+  acquired: false;
+  /** Owner token of the current holder. */
+  heldBy: string;
+  /** Seconds the holder's lock has left (whole seconds, rounded up; -1: no expiry). */
+  ttl: number;
+  ttlMs: number;
+}
+
+/** Redis down, slow or not configured: the lock is refused, never assumed. */
+export interface LockRefused {
+  acquired: false;
+  error: string;
+  code: string;
+}
+
+export type LockResult = LockGranted | LockBusy | LockRefused;
+
+export interface LockStatus {
+  locked: boolean;
+  owner?: string;
+  /** Whole seconds left, rounded up. */
+  ttl?: number;
+  ttlMs?: number;
+  /** Set (with `locked: false`) when the back end could not answer. */
+  error?: string;
+  code?: string;
+}
+
+export interface LockContext {
+  /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the lock is found lost. */
+  signal: AbortSignal;
+  owner: string;
+  fence: number;
+}
+
+export interface WithLockResult<T> {
+  result: T;
+  owner: string;
+  fence: number;
+  /** True when the watchdog found the lock lost while `fn` ran. */
+  lost: boolean;
+}
+
+/** Thrown by withLock/mutex when the lock stays busy. */
+export interface LockedError extends Error {
+  code: 'ELOCKED';
+  heldBy: string;
+  ttl: number;
+  resource: Id;
+  id: Id;
+}
+
+export declare class DistributedLock {
+  acquire(resource: Id, id: Id, options?: LockOptions): Promise<LockResult>;
+  /** Compare-and-delete: true only if `owner` still held the lock. */
+  release(resource: Id, id: Id, owner: string): Promise<boolean>;
+  /** Compare-and-expire: true only if `owner` still holds the lock (default 30 s). */
+  extend(resource: Id, id: Id, owner: string, ttlSec?: number): Promise<boolean>;
+  isLocked(resource: Id, id: Id): Promise<LockStatus>;
+  /**
+   * Runs `fn` under the lock, extending it every ttl/3; always releases; rethrows what `fn`
+   * throws; throws a {@link LockedError} (`ELOCKED`) when the lock stays busy, or an error with
+   * the back end's code when Redis is unavailable.
+   */
+  withLock<T>(resource: Id, id: Id, fn: (ctx: LockContext) => T | Promise<T>, options?: LockOptions): Promise<WithLockResult<Awaited<T>>>;
+  /** `withLock` on `lock:mutex:{name}` that waits its turn (`waitMs`, default 10 s) → what `fn` returns. */
+  mutex<T>(name: Id, fn: (ctx: LockContext) => T | Promise<T>, options?: LockOptions): Promise<Awaited<T>>;
+  acquireTaskLock(id: Id, options?: LockOptions): Promise<LockResult>;
+  acquireApprovalLock(id: Id, options?: LockOptions): Promise<LockResult>;
+  acquirePaymentLock(id: Id, options?: LockOptions): Promise<LockResult>;
+}
+
 export interface PingResult {
   pong: 'PONG' | null;
   ms: number;
@@ -88,6 +182,7 @@ export interface KeyBuilders {
 export declare class Cache implements KeyBuilders {
   constructor(options?: CacheOptions);
   readonly sessionCache: SessionCache;
+  readonly distributedLock: DistributedLock;
   configure(options?: CacheOptions): this;
   ping(): Promise<PingResult>;
   isEnabled(): boolean;
@@ -105,6 +200,7 @@ export declare class Cache implements KeyBuilders {
 }
 
 export declare const sessionCache: SessionCache;
+export declare const distributedLock: DistributedLock;
 export declare function configure(options?: CacheOptions): void;
 export declare function createCache(options?: CacheOptions): Cache;
 export declare function ping(): Promise<PingResult>;

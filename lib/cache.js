@@ -3,6 +3,7 @@
 
 const { Context } = require('./context');
 const { SessionCache } = require('./session');
+const { DistributedLock } = require('./lock');
 const keys = require('./keys');
 
 class Cache {
@@ -12,6 +13,7 @@ class Cache {
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
     this.sessionCache = new SessionCache(this.ctx);
+    this.distributedLock = new DistributedLock(this.ctx);
   }
 
   // The top-level session shortcuts of the module, on every instance.

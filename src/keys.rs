@@ -84,6 +84,39 @@ pub fn lock_key(resource: &str, id: &str) -> String {
     format!("lock:{resource}:{id}")
 }
 
+/// The fence counter of a lock, given the lock key *as stored* (keyPrefix applied):
+/// `{prefix}lock-fence:{{<slot string>}}`, e.g. `lock-fence:{lock:task:99}`.
+///
+/// Why this shape:
+/// - it starts with the prefix, so ACL key patterns (`~erp:prod:*`) and prefix scans cover it;
+/// - it cannot collide with a lock key (`lock-fence:` is not `lock:`; ids may hold `:`);
+/// - its hash tag is the string that decides the lock key's Redis Cluster slot (the lock key's
+///   own hash tag if it has one, else the whole key), so a Cluster back end can run the acquire
+///   script on both keys. The only keys that cannot be co-located this way are a prefix holding
+///   an unclosed `{`, or a tagless lock key holding a `}`; see [`same_slot`] (a Cluster would
+///   answer CROSSSLOT there, and the lock would be refused, never wrongly granted).
+pub fn lock_fence_key(prefix: &str, stored_lock_key: &str) -> String {
+    format!("{prefix}lock-fence:{{{}}}", slot_string(stored_lock_key))
+}
+
+/// The part of a key that Redis Cluster hashes: the first `{…}` with at least one character
+/// inside, else the whole key.
+pub fn slot_string(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+/// True when Redis Cluster puts both keys in the same slot (same hashed string).
+pub fn same_slot(a: &str, b: &str) -> bool {
+    slot_string(a) == slot_string(b)
+}
+
 /// SHA-256 of a raw token, lower-case hex: the only form of a token that reaches a key.
 pub fn hash_token(token: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -5,6 +5,7 @@
 //! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
 //! store applies `keyPrefix`.
 
+pub mod lock;
 pub mod memory;
 pub mod redis;
 pub mod session;

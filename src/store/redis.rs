@@ -110,6 +110,12 @@ impl RedisStore {
     }
 
     fn map_err(&self, e: RedisError) -> CacheError {
+        if e.is_timeout() {
+            // redis-rs' response timeout is set to commandTimeoutMs too and usually fires
+            // before ours: it is the same timeout, and callers must see ETIMEDOUT for it.
+            self.healthy.store(false, Ordering::Relaxed);
+            return CacheError::Timeout(self.command_timeout.as_millis() as u64);
+        }
         let text = scrub(&e.to_string(), &self.secrets);
         match e.kind() {
             ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {

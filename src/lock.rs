@@ -1,0 +1,232 @@
+//! distributedLock: the native half. Owners are minted here from the OS CSPRNG; the watchdog,
+//! retries and `withLock`/`mutex` live in the façade (`lib/lock.js`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::spawn;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::bridge::{NativeCache, Reply};
+use crate::error::{js, CacheError, CacheResult};
+use crate::keys::{self, JsId};
+use crate::store::lock::Acquired;
+use crate::store::Store;
+
+/// Longest lock TTL accepted: one day (a longer job keeps a shorter lock alive with `extend`).
+pub const MAX_LOCK_TTL_MS: f64 = 86_400_000.0;
+/// Random bytes in an owner token: 128 bits, from the OS CSPRNG (`getrandom`).
+pub const OWNER_RANDOM_BYTES: usize = 16;
+/// Waits before each attempt to remove a lock whose acquire timed out (see [`clean_phantom`]).
+const PHANTOM_CLEANUP_DELAYS_MS: [u64; 3] = [0, 500, 2000];
+
+fn check_ttl(ttl_ms: f64) -> CacheResult<Duration> {
+    if !ttl_ms.is_finite() || ttl_ms.fract() != 0.0 || !(1.0..=MAX_LOCK_TTL_MS).contains(&ttl_ms) {
+        return Err(CacheError::OutOfRange(format!(
+            "lock TTL must be a whole number of milliseconds from 1 to {MAX_LOCK_TTL_MS} (got {ttl_ms})"
+        )));
+    }
+    Ok(Duration::from_millis(ttl_ms as u64))
+}
+
+fn check_node_id(node_id: &str) -> CacheResult<()> {
+    keys::check_id("nodeId", node_id)?;
+    if node_id.contains(':') {
+        return Err(CacheError::InvalidArg("nodeId must not contain ':'".into()));
+    }
+    Ok(())
+}
+
+/// `nodeId:pid:random`, with 128 random bits from the OS CSPRNG as 32 hex digits.
+pub fn new_owner(node_id: &str) -> CacheResult<String> {
+    check_node_id(node_id)?;
+    let mut bytes = [0u8; OWNER_RANDOM_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CacheError::Unavailable(format!("the OS random generator failed: {e}")))?;
+    Ok(format!(
+        "{node_id}:{}:{}",
+        std::process::id(),
+        hex::encode(bytes)
+    ))
+}
+
+fn resource_and_id(env: &Env, resource: JsId, id: JsId) -> napi::Result<(String, String)> {
+    Ok((
+        js(env, keys::id_string("resource", resource))?,
+        js(env, keys::id_string("id", id))?,
+    ))
+}
+
+/// True for failures after which an acquire's SET may still have reached Redis: the command
+/// was (or may have been) written, but no answer came back.
+fn may_have_applied(e: &CacheError) -> bool {
+    matches!(e, CacheError::Timeout(_) | CacheError::Unavailable(_))
+}
+
+/// Best effort: removes the lock an acquire may have set although its caller was told it
+/// failed, so no phantom lock blocks the resource for its whole TTL. Compare-and-delete with
+/// the owner token that was sent, so it can only ever remove that acquire's own lock. On the
+/// same connection the release is queued behind the acquire (Redis answers in order), and it
+/// is retried a few times (bounded) in case the connection was lost and must come back first.
+async fn clean_phantom(store: Arc<Store>, resource: String, id: String, owner: String) {
+    for delay in PHANTOM_CLEANUP_DELAYS_MS {
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        match store.lock_release(&resource, &id, &owner).await {
+            Ok(_) | Err(CacheError::Closed) | Err(CacheError::Disabled) => return,
+            Err(_) => continue,
+        }
+    }
+}
+
+#[napi]
+impl NativeCache {
+    /// Tries once to take `lock:{resource}:{id}` for `ttlMs` with a new owner token →
+    /// `['1', owner, fence]` or `['0', holder, pttlMs]`.
+    #[napi]
+    pub fn lock_acquire(
+        &self,
+        env: Env,
+        id: u32,
+        resource: JsId,
+        lock_id: JsId,
+        node_id: String,
+        ttl_ms: f64,
+    ) -> napi::Result<()> {
+        let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
+        let ttl = js(&env, check_ttl(ttl_ms))?;
+        let owner = js(&env, new_owner(&node_id))?;
+        self.run(id, move |s| async move {
+            match s.lock_acquire(&resource, &lock_id, &owner, ttl).await {
+                Ok(Acquired::Granted { fence }) => {
+                    Ok(Reply::Strs(vec!["1".into(), owner, fence.to_string()]))
+                }
+                Ok(Acquired::Busy { holder, pttl_ms }) => {
+                    Ok(Reply::Strs(vec!["0".into(), holder, pttl_ms.to_string()]))
+                }
+                Err(e) => {
+                    if may_have_applied(&e) {
+                        spawn(clean_phantom(s.clone(), resource, lock_id, owner));
+                    }
+                    Err(e)
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Compare-and-delete by owner → true only if `owner` held the lock.
+    #[napi]
+    pub fn lock_release(
+        &self,
+        env: Env,
+        id: u32,
+        resource: JsId,
+        lock_id: JsId,
+        owner: String,
+    ) -> napi::Result<()> {
+        let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
+        js(&env, keys::check_id("owner", &owner))?;
+        self.run(id, move |s| async move {
+            s.lock_release(&resource, &lock_id, &owner)
+                .await
+                .map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// Compare-and-pexpire by owner → true only if `owner` still holds the lock.
+    #[napi]
+    pub fn lock_extend(
+        &self,
+        env: Env,
+        id: u32,
+        resource: JsId,
+        lock_id: JsId,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<()> {
+        let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
+        js(&env, keys::check_id("owner", &owner))?;
+        let ttl = js(&env, check_ttl(ttl_ms))?;
+        self.run(id, move |s| async move {
+            s.lock_extend(&resource, &lock_id, &owner, ttl)
+                .await
+                .map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// The holder → `[owner, pttlMs]`, or `[]` when the lock is free.
+    #[napi]
+    pub fn lock_status(
+        &self,
+        env: Env,
+        id: u32,
+        resource: JsId,
+        lock_id: JsId,
+    ) -> napi::Result<()> {
+        let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
+        self.run(id, move |s| async move {
+            s.lock_status(&resource, &lock_id).await.map(|h| {
+                Reply::Strs(h.map_or_else(Vec::new, |h| vec![h.owner, h.pttl_ms.to_string()]))
+            })
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_carry_node_pid_and_128_random_bits() {
+        let a = new_owner("node1").unwrap();
+        let b = new_owner("node1").unwrap();
+        assert_ne!(a, b);
+        let parts: Vec<&str> = a.split(':').collect();
+        assert_eq!(parts.len(), 3, "{a}");
+        assert_eq!(parts[0], "node1");
+        assert_eq!(parts[1], std::process::id().to_string());
+        assert_eq!(parts[2].len(), 2 * OWNER_RANDOM_BYTES);
+        assert!(parts[2].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn bad_node_ids_and_ttls_are_refused() {
+        for bad in ["", "a:b", "a b", "*"] {
+            assert_eq!(
+                new_owner(bad).unwrap_err().code(),
+                "ERR_INVALID_ARG",
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            0.0,
+            -1.0,
+            1.5,
+            f64::NAN,
+            f64::INFINITY,
+            MAX_LOCK_TTL_MS + 1.0,
+        ] {
+            assert_eq!(
+                check_ttl(bad).unwrap_err().code(),
+                "ERR_OUT_OF_RANGE",
+                "{bad}"
+            );
+        }
+        assert_eq!(check_ttl(30_000.0).unwrap(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn only_unanswered_failures_trigger_the_phantom_cleanup() {
+        assert!(may_have_applied(&CacheError::Timeout(1000)));
+        assert!(may_have_applied(&CacheError::Unavailable("x".into())));
+        assert!(!may_have_applied(&CacheError::Redis("WRONGTYPE".into())));
+        assert!(!may_have_applied(&CacheError::Closed));
+        assert!(!may_have_applied(&CacheError::Disabled));
+    }
+}

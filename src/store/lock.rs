@@ -1,0 +1,344 @@
+//! Lock operations of the store: owner-checked, fenced; one script (Redis) or one critical
+//! section (memory) each.
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::redis::{Script, Value};
+
+use super::{Backend, Store};
+use crate::error::{CacheError, CacheResult};
+use crate::keys::{lock_fence_key, lock_key};
+
+static ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/lock_acquire.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/lock_release.lua")));
+static EXTEND: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/lock_extend.lua")));
+static STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/lock_status.lua")));
+
+/// How long a fence counter outlives the last grant of its lock. A lock idle for longer loses
+/// its counter; the next grant restarts from the clock floor (see `lock_acquire.lua`), which is
+/// above every fence handed out before, so fences still only grow.
+pub const FENCE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What an acquire found.
+#[derive(Debug, PartialEq)]
+pub enum Acquired {
+    /// Granted to the caller, with its fencing token.
+    Granted { fence: i64 },
+    /// Held by `holder` for `pttl_ms` more milliseconds.
+    Busy { holder: String, pttl_ms: i64 },
+}
+
+/// The holder of a lock, if any.
+#[derive(Debug, PartialEq)]
+pub struct Held {
+    pub owner: String,
+    pub pttl_ms: i64,
+}
+
+/// The clock floor of a fence: microseconds since the epoch (the memory twin of Redis `TIME`).
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn unexpected(what: &str) -> CacheError {
+    CacheError::Redis(format!("unexpected reply of the {what} script"))
+}
+
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn str_of(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn parse_acquire(reply: &[Value]) -> CacheResult<Acquired> {
+    match reply {
+        [flag, fence] if int_of(flag) == Some(1) => Ok(Acquired::Granted {
+            fence: int_of(fence).ok_or_else(|| unexpected("lock acquire"))?,
+        }),
+        [flag, holder, pttl] if int_of(flag) == Some(0) => Ok(Acquired::Busy {
+            holder: str_of(holder).ok_or_else(|| unexpected("lock acquire"))?,
+            pttl_ms: int_of(pttl).ok_or_else(|| unexpected("lock acquire"))?,
+        }),
+        _ => Err(unexpected("lock acquire")),
+    }
+}
+
+impl Store {
+    /// The lock key as stored and its fence counter key.
+    fn lock_keys(&self, resource: &str, id: &str) -> (String, String) {
+        let key = self.key(&lock_key(resource, id));
+        let fence = lock_fence_key(self.prefix(), &key);
+        (key, fence)
+    }
+
+    /// SET NX PX of `owner` and, when granted, the next fence; else the holder and its PTTL.
+    pub async fn lock_acquire(
+        &self,
+        resource: &str,
+        id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> CacheResult<Acquired> {
+        let (key, fence_key) = self.lock_keys(resource, id);
+        let ttl_ms = (ttl.as_millis() as u64).max(1);
+        match &self.backend {
+            Backend::Redis(r) => {
+                let ttl_s = ttl_ms.to_string();
+                let fence_ttl = (FENCE_TTL.as_millis() as u64).to_string();
+                let reply: Vec<Value> = r
+                    .script(&ACQUIRE, &[&key, &fence_key], &[owner, &ttl_s, &fence_ttl])
+                    .await?;
+                parse_acquire(&reply)
+            }
+            Backend::Memory(m) => m.with(|d| {
+                // read before any write, as the script does
+                let last = d
+                    .get_str(&fence_key)?
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(0);
+                if let Some(holder) = d.get_str(&key)? {
+                    let pttl_ms = d.pttl(&key);
+                    return Ok(Acquired::Busy { holder, pttl_ms });
+                }
+                d.set_str(&key, owner.to_string(), Some(Duration::from_millis(ttl_ms)));
+                let fence = (last + 1).max(now_micros());
+                d.set_str(&fence_key, fence.to_string(), Some(FENCE_TTL));
+                Ok(Acquired::Granted { fence })
+            }),
+        }
+    }
+
+    /// Compare-and-delete: true only if `owner` held the lock.
+    pub async fn lock_release(&self, resource: &str, id: &str, owner: &str) -> CacheResult<bool> {
+        let (key, _) = self.lock_keys(resource, id);
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&RELEASE, &[&key], &[owner])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                if d.get_str(&key)?.as_deref() == Some(owner) {
+                    d.del(&key);
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            }),
+        }
+    }
+
+    /// Compare-and-pexpire: true only if `owner` holds the lock; its TTL becomes `ttl`.
+    pub async fn lock_extend(
+        &self,
+        resource: &str,
+        id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> CacheResult<bool> {
+        let (key, _) = self.lock_keys(resource, id);
+        let ttl_ms = (ttl.as_millis() as u64).max(1);
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&EXTEND, &[&key], &[owner, &ttl_ms.to_string()])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                if d.get_str(&key)?.as_deref() == Some(owner) {
+                    Ok(d.pexpire(&key, Duration::from_millis(ttl_ms)))
+                } else {
+                    Ok(false)
+                }
+            }),
+        }
+    }
+
+    /// The holder of the lock and its PTTL, in one read.
+    pub async fn lock_status(&self, resource: &str, id: &str) -> CacheResult<Option<Held>> {
+        let (key, _) = self.lock_keys(resource, id);
+        match &self.backend {
+            Backend::Redis(r) => {
+                let reply: Vec<Value> = r.script(&STATUS, &[&key], &[]).await?;
+                match reply.as_slice() {
+                    [] => Ok(None),
+                    [owner, pttl] => Ok(Some(Held {
+                        owner: str_of(owner).ok_or_else(|| unexpected("lock status"))?,
+                        pttl_ms: int_of(pttl).ok_or_else(|| unexpected("lock status"))?,
+                    })),
+                    _ => Err(unexpected("lock status")),
+                }
+            }
+            Backend::Memory(m) => m.with(|d| {
+                Ok(d.get_str(&key)?.map(|owner| Held {
+                    owner,
+                    pttl_ms: d.pttl(&key),
+                }))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{lock_fence_key, same_slot, slot_string};
+
+    /// CRC16/XMODEM mod 16384: the Redis Cluster slot of a key.
+    fn key_slot(key: &str) -> u16 {
+        let mut crc: u16 = 0;
+        for &b in slot_string(key).as_bytes() {
+            crc ^= (b as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc & 0x3fff
+    }
+
+    #[test]
+    fn key_slot_matches_redis() {
+        // Values from the Redis Cluster specification / CLUSTER KEYSLOT.
+        assert_eq!(key_slot("123456789"), 0x31c3 & 0x3fff);
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("{user1000}.following"), key_slot("user1000"));
+        assert_eq!(key_slot("foo{}{bar}"), key_slot("foo{}{bar}"));
+        assert_eq!(slot_string("foo{}{bar}"), "foo{}{bar}");
+        assert_eq!(slot_string("foo{{bar}}zap"), "{bar");
+        assert_eq!(slot_string("foo{bar}{zap}"), "bar");
+    }
+
+    #[test]
+    fn the_fence_key_shares_the_lock_keys_slot() {
+        for (prefix, resource, id) in [
+            ("", "task", "99"),
+            ("erp:prod:", "payment", "a:b:c"),
+            ("{erp}:", "approval", "7"),
+            ("", "res{x}", "1"),
+            ("p:", "r", "{tagged}id"),
+            ("", "r", "a{b"),
+        ] {
+            let key = format!("{prefix}{}", lock_key(resource, id));
+            let fence = lock_fence_key(prefix, &key);
+            assert!(fence.starts_with(prefix), "{fence} keeps the prefix");
+            assert!(!fence.starts_with(&format!("{prefix}lock:")), "{fence}");
+            assert!(same_slot(&key, &fence), "{key} / {fence}");
+            assert_eq!(key_slot(&key), key_slot(&fence), "{key} / {fence}");
+        }
+        // The documented exceptions: a tagless lock key holding a `}`, a prefix with an
+        // unclosed `{`. (Standalone Redis does not care; a Cluster would refuse the lock.)
+        for (prefix, key) in [
+            ("", "lock:r:{}x"),
+            ("", "lock:a}b:1"),
+            ("p{", "p{lock:r:1}"),
+        ] {
+            assert!(!same_slot(key, &lock_fence_key(prefix, key)), "{key}");
+        }
+        assert_eq!(
+            lock_fence_key("", "lock:task:99"),
+            "lock-fence:{lock:task:99}"
+        );
+        assert_eq!(
+            lock_fence_key("erp:", "erp:lock:task:99"),
+            "erp:lock-fence:{erp:lock:task:99}"
+        );
+    }
+
+    #[test]
+    fn acquire_replies_are_parsed() {
+        let granted = [
+            Value::Int(1),
+            Value::BulkString(b"1764000000000001".to_vec()),
+        ];
+        assert_eq!(
+            parse_acquire(&granted).unwrap(),
+            Acquired::Granted {
+                fence: 1_764_000_000_000_001
+            }
+        );
+        let busy = [
+            Value::Int(0),
+            Value::BulkString(b"n:1:ab".to_vec()),
+            Value::Int(2500),
+        ];
+        assert_eq!(
+            parse_acquire(&busy).unwrap(),
+            Acquired::Busy {
+                holder: "n:1:ab".into(),
+                pttl_ms: 2500
+            }
+        );
+        assert!(parse_acquire(&[Value::Int(1)]).is_err());
+        assert!(parse_acquire(&[Value::Int(2), Value::Int(1)]).is_err());
+    }
+
+    #[test]
+    fn memory_locks_are_owner_checked_and_fenced() {
+        let store = Store::from_config(
+            &crate::config::Config::from_options(crate::config::NativeOptions {
+                url: Some("memory://lock-unit".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        let ttl = Duration::from_secs(5);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let a = store.lock_acquire("r", "1", "a", ttl).await.unwrap();
+            let Acquired::Granted { fence: f1 } = a else {
+                panic!("{a:?}")
+            };
+            match store.lock_acquire("r", "1", "b", ttl).await.unwrap() {
+                Acquired::Busy { holder, pttl_ms } => {
+                    assert_eq!(holder, "a");
+                    assert!(pttl_ms > 4000 && pttl_ms <= 5000);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(!store.lock_release("r", "1", "b").await.unwrap());
+            assert!(!store.lock_extend("r", "1", "b", ttl).await.unwrap());
+            assert!(store.lock_extend("r", "1", "a", ttl).await.unwrap());
+            assert_eq!(
+                store.lock_status("r", "1").await.unwrap().map(|h| h.owner),
+                Some("a".to_string())
+            );
+            assert!(store.lock_release("r", "1", "a").await.unwrap());
+            assert_eq!(store.lock_status("r", "1").await.unwrap(), None);
+            let Acquired::Granted { fence: f2 } =
+                store.lock_acquire("r", "1", "b", ttl).await.unwrap()
+            else {
+                panic!("free lock not granted")
+            };
+            assert!(f2 > f1, "{f2} > {f1}");
+            assert!(
+                f1 >= now_micros() - 60_000_000,
+                "the fence has a clock floor"
+            );
+        });
+    }
+}
