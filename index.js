@@ -4,6 +4,8 @@
 
 const { Cache } = require('./lib/cache');
 const { SessionCache } = require('./lib/session');
+const { PermissionCache } = require('./lib/permissions');
+const { PubSub } = require('./lib/pubsub');
 const keys = require('./lib/keys');
 
 // The singletons live on one default instance, configured from REDIS_URL unless configure()
@@ -12,6 +14,8 @@ const defaultCache = new Cache({}, { lazy: true });
 
 module.exports = {
   sessionCache: defaultCache.sessionCache,
+  permissionCache: defaultCache.permissionCache,
+  pubsub: defaultCache.pubsub,
 
   configure: (options) => {
     defaultCache.configure(options);
@@ -27,4 +31,6 @@ module.exports = {
 
   Cache,
   SessionCache,
+  PermissionCache,
+  PubSub,
 };

@@ -3,6 +3,8 @@
 
 const { Context } = require('./context');
 const { SessionCache } = require('./session');
+const { PermissionCache } = require('./permissions');
+const { PubSub } = require('./pubsub');
 const keys = require('./keys');
 
 class Cache {
@@ -12,6 +14,8 @@ class Cache {
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
     this.sessionCache = new SessionCache(this.ctx);
+    this.permissionCache = new PermissionCache(this.ctx);
+    this.pubsub = new PubSub(this.ctx);
   }
 
   // The top-level session shortcuts of the module, on every instance.
@@ -26,6 +30,8 @@ class Cache {
   // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.
   configure(options) {
     this.ctx.reconfigure(options);
+    // A subscription follows the instance to its new back end.
+    if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
     return this;
   }
 

@@ -11,5 +11,8 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod near_cache;
+pub mod permissions;
+pub mod pubsub;
 pub mod session;
 pub mod store;

@@ -6,6 +6,8 @@
 //! store applies `keyPrefix`.
 
 pub mod memory;
+pub mod permissions;
+pub mod pubsub;
 pub mod redis;
 pub mod session;
 
