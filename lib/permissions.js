@@ -152,9 +152,10 @@ class PermissionCache {
         // A snapshot we cannot cache (Redis down, bad shape) is still the database's answer.
         await this.setUserPermissions(userId, snap).catch(() => false);
         this.stats.fallbacks++;
-        return snap;
+        return JSON.stringify(snap);
       })
-      .then((snap) => (snap === null ? null : withSource(snap, 'database')));
+      // Every caller gets its own copy (they share one loader call).
+      .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
   }
 
   // → boolean. The hot path: one synchronous native call answers from the near cache when
@@ -260,9 +261,10 @@ class PermissionCache {
         if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
         await this.setRolePermissions(roleId, snap).catch(() => false);
         this.stats.fallbacks++;
-        return snap;
+        return JSON.stringify(snap);
       })
-      .then((snap) => (snap === null ? null : withSource(snap, 'database')));
+      // Every caller gets its own copy (they share one loader call).
+      .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
   }
 
   // → true if a snapshot was removed; every node drops the role and all user snapshots

@@ -490,6 +490,14 @@ impl NativeCache {
     }
 }
 
+/// Diagnostics of the embedded store (tests, dev tools): SET `key` (as stored, prefix
+/// included) to `value` with a TTL in `memory://{name}`.
+#[napi]
+pub fn memory_store_set(name: String, key: String, value: String, ttl_ms: f64) {
+    let ttl = Duration::from_millis(ttl_ms.clamp(1.0, 86_400_000.0) as u64);
+    MemoryStore::named(&name).with(|d| d.set_str(&key, value, Some(ttl)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
