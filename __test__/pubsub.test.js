@@ -344,6 +344,30 @@ for (const [name, make] of BACKENDS) {
       }
     });
 
+    it("even an 'error' listener that throws is not fatal: every handler still runs and delivery goes on", async () => {
+      const nonce = uid();
+      const boom = () => {
+        throw new Error('listener boom (expected in this test)');
+      };
+      let seen = 0;
+      const offs = [
+        b.pubsub.onMessage('cache:invalidate', (m) => {
+          if (m.nonce === nonce) throw new Error('handler boom');
+        }),
+        b.pubsub.onMessage('cache:invalidate', (m) => (m.nonce === nonce ? seen++ : 0)),
+      ];
+      b.pubsub.on('error', boom);
+      try {
+        await a.pubsub.publishCacheInvalidation({ keys: ['x'], nonce });
+        await within(1000, () => (seen === 1 ? true : undefined), 'first message');
+      } finally {
+        b.pubsub.off('error', boom);
+      }
+      await a.pubsub.publishCacheInvalidation({ keys: ['y'], nonce });
+      await within(1000, () => (seen === 2 ? true : undefined), 'a later message');
+      for (const off of offs) off();
+    });
+
     it('a throwing handler in a child process: the process survives, logs it, and later messages arrive', async () => {
       const r = await runWorker('throwing-handler.js', [backend.url]);
       assert.equal(r.code, 0, r.stderr);

@@ -89,7 +89,11 @@ class PubSub extends EventEmitter {
   report(err, channel) {
     this.stats.handlerErrors++;
     if (this.listenerCount('error') > 0) {
-      this.emit('error', err, channel);
+      try {
+        this.emit('error', err, channel);
+      } catch (listenerErr) {
+        console.error(`@bisman/cache: a pub/sub 'error' listener threw:`, listenerErr);
+      }
     } else {
       console.error(`@bisman/cache: a pub/sub handler for ${channel} threw:`, err);
     }

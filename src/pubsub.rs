@@ -203,6 +203,10 @@ async fn deliver(tsfn: MessageFn, mut rx: mpsc::Receiver<(String, String)>) {
         match tsfn.call_async_catch(m).await {
             Ok(_) => {}
             Err(e) if e.status == Status::Closing => break,
+            // While Node tears the environment down, calls into JS fail with a pending
+            // exception that carries no reason: nothing to report then. (The JS dispatcher
+            // catches its handlers' errors itself; what reaches here is a last resort.)
+            Err(e) if e.reason.is_empty() => {}
             Err(e) => eprintln!(
                 "@bisman/cache: a pub/sub message handler threw: {}",
                 e.reason
