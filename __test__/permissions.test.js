@@ -353,6 +353,21 @@ describe('permissionCache options and failure', () => {
     }
   });
 
+  it('without loaders, a user with no snapshot has no permission (and nothing throws)', async () => {
+    const bare = createCache({ url: 'memory://bare' });
+    try {
+      assert.equal(await bare.permissionCache.hasModulePermission(uid(), 'INVENTORY'), false);
+      assert.equal(await bare.permissionCache.hasPagePermission(uid(), 'p', 'view'), false);
+      assert.equal(await bare.permissionCache.getUserPermissionsWithFallback(uid()), null);
+      assert.equal(await bare.permissionCache.getRolePermissionsWithFallback(uid()), null);
+    } finally {
+      await bare.shutdown();
+    }
+    const off = createCache({ url: '' });
+    assert.equal(await off.permissionCache.hasModulePermission(uid(), 'INVENTORY'), false);
+    await off.shutdown();
+  });
+
   it('without any back end the loaders answer (disabled cache)', async () => {
     const db = makeDb();
     const u = uid();

@@ -158,40 +158,58 @@ class PermissionCache {
       .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
   }
 
-  // → boolean. The hot path: one synchronous native call answers from the near cache when
-  // it holds a trusted snapshot; otherwise Redis, then the loader.
+  // → boolean. The hot path is one synchronous native call: it answers from the near cache
+  // when it holds a trusted snapshot (then only Promise.resolve is added); otherwise it starts
+  // the Redis read, checked in Rust (true/false arrive, no JSON), and only a snapshot missing
+  // from Redis (or Redis failing) goes to the loader.
   hasModulePermission(userId, module) {
-    let answer;
-    try {
-      checkIdType(userId, 'userId');
-      checkString(module, 'module');
-      answer = this.ctx.bridge.native.permNearModule(userId, module);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (answer !== null) {
-      this.stats.hits++;
-      return Promise.resolve(answer);
-    }
-    return this.getUserPermissionsWithFallback(userId).then((snap) => allowsModule(snap, module, this.superRoles));
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        checkString(module, 'module');
+        const near = n.permCheckModule(id, userId, module);
+        if (near !== null) {
+          this.stats.hits++;
+          return near;
+        }
+      },
+      (allowed) => this.checked(allowed, userId, (s) => allowsModule(s, module, this.superRoles)),
+      (err) => {
+        this.ctx.failed('permission', err);
+        return Promise.resolve(this.loadUser(userId)).then((s) => allowsModule(s, module, this.superRoles));
+      },
+    );
   }
 
   // → boolean: the page's list holds `action` or '*', or the user's role is a super role.
   hasPagePermission(userId, page, action) {
-    let answer;
-    try {
-      checkIdType(userId, 'userId');
-      checkString(page, 'page');
-      checkString(action, 'action');
-      answer = this.ctx.bridge.native.permNearPage(userId, page, action);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (answer !== null) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        checkString(page, 'page');
+        checkString(action, 'action');
+        const near = n.permCheckPage(id, userId, page, action);
+        if (near !== null) {
+          this.stats.hits++;
+          return near;
+        }
+      },
+      (allowed) => this.checked(allowed, userId, (s) => allowsPage(s, page, action, this.superRoles)),
+      (err) => {
+        this.ctx.failed('permission', err);
+        return Promise.resolve(this.loadUser(userId)).then((s) => allowsPage(s, page, action, this.superRoles));
+      },
+    );
+  }
+
+  // The answer of a Redis-side check: a boolean, or null (no snapshot: ask the loader).
+  checked(allowed, userId, rule) {
+    if (allowed !== null) {
       this.stats.hits++;
-      return Promise.resolve(answer);
+      return allowed;
     }
-    return this.getUserPermissionsWithFallback(userId).then((snap) => allowsPage(snap, page, action, this.superRoles));
+    this.stats.misses++;
+    return Promise.resolve(this.loadUser(userId)).then(rule);
   }
 
   // → true if a snapshot was removed. Drops the local near copy at once and broadcasts on

@@ -258,7 +258,7 @@ impl NearCache {
 
     /// The live snapshot, if the cache is trusted and holds one.
     pub fn get(&self, kind: Kind, id: &str) -> Option<Arc<Snapshot>> {
-        if !self.is_trusted() {
+        if !self.enabled() || !self.is_trusted() {
             return None;
         }
         let mut inner = self.inner.lock();
@@ -286,9 +286,21 @@ impl NearCache {
         if !self.enabled() || !self.is_trusted() {
             return;
         }
-        let Some(snap) = Snapshot::parse(json.to_string(), &self.super_roles) else {
+        if let Some(snap) = self.parse(json) {
+            self.fill_parsed(kind, id, Arc::new(snap), gen);
+        }
+    }
+
+    /// A snapshot read with this cache's super roles (None when not a JSON object).
+    pub fn parse(&self, json: &str) -> Option<Snapshot> {
+        Snapshot::parse(json.to_string(), &self.super_roles)
+    }
+
+    /// [`fill`](Self::fill) with a snapshot already parsed.
+    pub fn fill_parsed(&self, kind: Kind, id: &str, snap: Arc<Snapshot>, gen: u64) {
+        if !self.enabled() {
             return;
-        };
+        }
         let mut inner = self.inner.lock();
         if !self.trusted.load(Ordering::Acquire) || self.gen.load(Ordering::Acquire) != gen {
             self.stats.refused_fills.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +311,7 @@ impl NearCache {
         inner.next_seq += 1;
         inner.order.insert(seq, (kind, id.to_string()));
         let item = Item {
-            snap: Arc::new(snap),
+            snap,
             expires: Instant::now() + self.ttl,
             seq,
         };

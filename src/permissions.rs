@@ -1,10 +1,10 @@
 //! permissionCache: the native half, with the near cache in front of the store.
 //!
-//! The hot check is synchronous: `permNearModule(userId, module)` answers from the near cache
-//! in one N-API call (true/false), or null when the near cache cannot answer (disabled,
-//! untrusted, or no entry); the façade then takes the asynchronous path, whose store read
-//! fills the near cache for the next call.
+//! The hot check is one synchronous call: `permCheckModule(id, userId, module)` answers
+//! true/false from the near cache at once, or returns null after starting the store read,
+//! which is checked here in Rust (only a boolean crosses back) and fills the near cache.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::Env;
@@ -13,7 +13,7 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::near_cache::{Kind, CH_PERMISSIONS};
+use crate::near_cache::{Kind, Snapshot, CH_PERMISSIONS};
 use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
 
 fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
@@ -28,39 +28,32 @@ fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
 
 #[napi]
 impl NativeCache {
-    /// The near cache's answer to "may `userId` use `module`": true/false, or null.
+    /// The whole hasModulePermission in one call: true/false at once from the near cache;
+    /// else null is returned and the store read starts, whose reply is true/false (checked in
+    /// Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
+    /// the loader). The read fills the near cache.
     #[napi]
-    pub fn perm_near_module(
+    pub fn perm_check_module(
         &self,
         env: Env,
+        id: u32,
         user_id: JsId,
         module: String,
     ) -> napi::Result<Option<bool>> {
-        let uid = js(&env, keys::id_string("userId", user_id))?;
-        Ok(self
-            .core
-            .pubsub
-            .near
-            .get(Kind::User, &uid)
-            .map(|s| s.has_module(&module)))
+        self.perm_check(env, id, user_id, move |s| s.has_module(&module))
     }
 
-    /// The near cache's answer to "may `userId` do `action` on `page`": true/false, or null.
+    /// hasPagePermission in one call, as [`perm_check_module`](Self::perm_check_module).
     #[napi]
-    pub fn perm_near_page(
+    pub fn perm_check_page(
         &self,
         env: Env,
+        id: u32,
         user_id: JsId,
         page: String,
         action: String,
     ) -> napi::Result<Option<bool>> {
-        let uid = js(&env, keys::id_string("userId", user_id))?;
-        Ok(self
-            .core
-            .pubsub
-            .near
-            .get(Kind::User, &uid)
-            .map(|s| s.has_page(&page, &action)))
+        self.perm_check(env, id, user_id, move |s| s.has_page(&page, &action))
     }
 
     /// The user's snapshot JSON: returned at once from the near cache, else null is returned
@@ -188,6 +181,37 @@ impl NativeCache {
 }
 
 impl NativeCache {
+    fn perm_check<F>(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        check: F,
+    ) -> napi::Result<Option<bool>>
+    where
+        F: FnOnce(&Snapshot) -> bool + Send + 'static,
+    {
+        let uid = js(&env, keys::id_string("userId", user_id))?;
+        let near = self.core.pubsub.near.clone();
+        if let Some(snap) = near.get(Kind::User, &uid) {
+            return Ok(Some(check(&snap)));
+        }
+        let gen = near.generation();
+        self.run(id, move |s| async move {
+            let Some(json) = s.perm_user_get(&uid).await? else {
+                return Ok(Reply::Nil);
+            };
+            // A stored value that is not a snapshot object grants nothing (as in JS).
+            let Some(snap) = near.parse(&json) else {
+                return Ok(Reply::Bool(false));
+            };
+            let snap = Arc::new(snap);
+            near.fill_parsed(Kind::User, &uid, snap.clone(), gen);
+            Ok(Reply::Bool(check(&snap)))
+        });
+        Ok(None)
+    }
+
     fn perm_get(
         &self,
         env: Env,
