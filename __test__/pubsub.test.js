@@ -530,3 +530,28 @@ describe('pubsub on a Redis that fails', () => {
     }
   });
 });
+
+describe('pubsub and configure()', () => {
+  it('a subscription follows configure() to the new back end, with its handlers', async () => {
+    const c = createCache({ url: 'memory://cfg-one' });
+    try {
+      assert.equal(await c.pubsub.subscribe(), true);
+      const got = [];
+      c.pubsub.onMessage('cache:invalidate', (m) => got.push(m.keys[0]));
+      c.configure({ url: 'memory://cfg-two' });
+      await within(1000, () => (c.pubsub.isConnected() ? true : undefined), 'subscribed again');
+      const other = createCache({ url: 'memory://cfg-two' });
+      assert.equal(await other.pubsub.publishCacheInvalidation({ keys: ['after-configure'] }), 1);
+      await within(1000, () => (got.length === 1 ? true : undefined), 'the message');
+      assert.deepEqual(got, ['after-configure']);
+      await other.shutdown();
+      await c.pubsub.shutdown();
+      assert.equal(c.pubsub.isConnected(), false);
+      c.configure({ url: 'memory://cfg-one' });
+      await sleep(50);
+      assert.equal(c.pubsub.isConnected(), false, 'pubsub.shutdown() ends the wish to be subscribed');
+    } finally {
+      await c.shutdown();
+    }
+  });
+});
