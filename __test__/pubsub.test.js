@@ -491,7 +491,7 @@ describe('pubsub on a Redis that fails', () => {
       await within(3000, () => (b.pubsub.isConnected() ? true : undefined), 'resubscribed');
       const upAt = Date.now();
       console.log(`# resubscribe after restart: ${upAt - readyAt} ms after redis-server answered PING (${upAt - startAt} ms after it was started); loss noticed ${noticedMs} ms after the kill`);
-      assert.equal(b.pubsub.status().resubscribes, 1);
+      assert.ok(b.pubsub.status().resubscribes >= 1);
       assert.equal(b.permissionCache.nearCacheStats().size, 0, 'nothing from before the disconnect came back');
 
       let got = null;
