@@ -14,8 +14,18 @@ export type Id = string | number;
 export interface Loaders {
   /** The database lookup of a raw session token; null when there is no such session. */
   session?: (token: string) => Promise<SessionData | null> | SessionData | null;
-  userPermissions?: (userId: Id, role?: string) => Promise<unknown> | unknown;
-  rolePermissions?: (roleId: Id) => Promise<unknown> | unknown;
+  /** The database lookup of a user's permissions snapshot; null when there is none. */
+  userPermissions?: (userId: Id, role?: Id) => Promise<PermissionSnapshot | null> | PermissionSnapshot | null;
+  /** The database lookup of a role's permissions snapshot; null when there is none. */
+  rolePermissions?: (roleId: Id) => Promise<PermissionSnapshot | null> | PermissionSnapshot | null;
+}
+
+/** `'*'` in `modules` grants every module; `'*'` in a page's list every action on that page. */
+export interface PermissionSnapshot {
+  role?: string | number;
+  modules?: string[];
+  pages?: { [page: string]: string[] };
+  [field: string]: unknown;
 }
 
 export interface CacheOptions {
@@ -32,6 +42,12 @@ export interface CacheOptions {
   /** Largest value stored, in bytes (default 512 KiB). */
   maxValueBytes?: number;
   loaders?: Loaders;
+  /** Near cache of permission snapshots: TTL in ms, 0 … 60000 (default 5000; 0 disables). */
+  nearCacheTtlMs?: number;
+  /** Most snapshots held near (default 10000); the oldest are evicted first. */
+  nearCacheMax?: number;
+  /** Roles that grant every module and page (default `['SUPER_ADMIN']`). */
+  superRoles?: string[];
 }
 
 export declare class SessionCache {
@@ -141,6 +157,80 @@ export declare class DistributedLock {
   acquireTaskLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquireApprovalLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquirePaymentLock(id: Id, options?: LockOptions): Promise<LockResult>;
+export interface NearCacheStats {
+  enabled: boolean;
+  /** True only while the pub/sub subscription is confirmed. */
+  trusted: boolean;
+  size: number;
+  max: number;
+  ttlMs: number;
+  hits: number;
+  misses: number;
+  fills: number;
+  refusedFills: number;
+  invalidations: number;
+}
+
+export declare class PermissionCache {
+  /** Cache only (near cache, then Redis): the snapshot or null. */
+  getUserPermissions(userId: Id): Promise<PermissionSnapshot | null>;
+  /** `perm:user:{userId}` for `ttlSec` (60…300, default 300; else RangeError) → true, false if Redis failed. */
+  setUserPermissions(userId: Id, snapshot: PermissionSnapshot, ttlSec?: number): Promise<boolean>;
+  /** On a miss asks `loaders.userPermissions(userId, role)` once for concurrent callers. */
+  getUserPermissionsWithFallback(userId: Id, role?: Id): Promise<(PermissionSnapshot & { source: Source }) | null>;
+  hasModulePermission(userId: Id, module: string): Promise<boolean>;
+  hasPagePermission(userId: Id, page: string, action: string): Promise<boolean>;
+  /** Deletes, drops the local near copy, broadcasts → true if a snapshot was removed. */
+  invalidateUserPermissions(userId: Id): Promise<boolean>;
+  getRolePermissions(roleId: Id): Promise<PermissionSnapshot | null>;
+  /** `perm:role:{roleId}` for 5 minutes. */
+  setRolePermissions(roleId: Id, snapshot: PermissionSnapshot): Promise<boolean>;
+  getRolePermissionsWithFallback(roleId: Id): Promise<(PermissionSnapshot & { source: Source }) | null>;
+  /** Deletes, drops the role and every user snapshot from near caches, broadcasts. */
+  invalidateRolePermissions(roleId: Id): Promise<boolean>;
+  nearCacheStats(): NearCacheStats;
+}
+
+export type Channel = 'permissions:invalidate' | 'sessions:invalidate' | 'cache:invalidate';
+
+/** A message as received: what was published, plus `origin` (nodeId) and `ts` (epoch ms). */
+export interface InvalidationMessage {
+  origin: string;
+  ts: number;
+  [field: string]: unknown;
+}
+
+export interface PubSubStatus {
+  subscribed: boolean;
+  connected: boolean;
+  resubscribes: number;
+  dropped: number;
+}
+
+export declare class PubSub {
+  /** Idempotent → true once subscribed, false if not within connectTimeoutMs (it keeps trying). Never rejects for back-end reasons. */
+  subscribe(): Promise<boolean>;
+  isConnected(): boolean;
+  status(): PubSubStatus;
+  /** → a function that removes the handler. A throwing handler is reported (`'error'` event, else stderr), never fatal. */
+  onMessage(channel: Channel, handler: (data: InvalidationMessage, channel: Channel) => unknown): () => boolean;
+  on(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
+  off(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
+  /** → the number of subscribers that received it. */
+  publishPermissionInvalidation(msg: Record<string, unknown>): Promise<number>;
+  publishSessionInvalidation(msg: Record<string, unknown>): Promise<number>;
+  publishCacheInvalidation(msg: Record<string, unknown>): Promise<number>;
+  invalidateUserPermissions(userId: Id): Promise<boolean>;
+  invalidateRolePermissions(roleId: Id): Promise<boolean>;
+  /** `sessionId` = the token hash the session is stored under. */
+  invalidateSession(sessionId: string): Promise<boolean>;
+  invalidateUserSessions(userId: Id): Promise<number>;
+  /** Exact (unprefixed) keys → how many existed. */
+  invalidateKeys(keys: string[]): Promise<number>;
+  /** SCAN + UNLINK with keyPrefix applied → keys removed. Empty or all-`*` patterns: TypeError. */
+  invalidatePattern(pattern: string): Promise<number>;
+  /** Closes the subscriber connection of this instance. */
+  shutdown(): Promise<void>;
 }
 
 export interface PingResult {
@@ -163,7 +253,7 @@ export interface Stats {
   permission: ServiceStats;
   rateLimit: ServiceStats;
   lock: ServiceStats;
-  pubsub: ServiceStats;
+  pubsub: ServiceStats & { messages: number; handlerErrors: number };
   inFlight: number;
   enabled: boolean;
 }
@@ -183,6 +273,8 @@ export declare class Cache implements KeyBuilders {
   constructor(options?: CacheOptions);
   readonly sessionCache: SessionCache;
   readonly distributedLock: DistributedLock;
+  readonly permissionCache: PermissionCache;
+  readonly pubsub: PubSub;
   configure(options?: CacheOptions): this;
   ping(): Promise<PingResult>;
   isEnabled(): boolean;
@@ -201,6 +293,8 @@ export declare class Cache implements KeyBuilders {
 
 export declare const sessionCache: SessionCache;
 export declare const distributedLock: DistributedLock;
+export declare const permissionCache: PermissionCache;
+export declare const pubsub: PubSub;
 export declare function configure(options?: CacheOptions): void;
 export declare function createCache(options?: CacheOptions): Cache;
 export declare function ping(): Promise<PingResult>;

@@ -5,6 +5,8 @@
 const { Cache } = require('./lib/cache');
 const { SessionCache } = require('./lib/session');
 const { DistributedLock } = require('./lib/lock');
+const { PermissionCache } = require('./lib/permissions');
+const { PubSub } = require('./lib/pubsub');
 const keys = require('./lib/keys');
 
 // The singletons live on one default instance, configured from REDIS_URL unless configure()
@@ -14,6 +16,8 @@ const defaultCache = new Cache({}, { lazy: true });
 module.exports = {
   sessionCache: defaultCache.sessionCache,
   distributedLock: defaultCache.distributedLock,
+  permissionCache: defaultCache.permissionCache,
+  pubsub: defaultCache.pubsub,
 
   configure: (options) => {
     defaultCache.configure(options);
@@ -30,4 +34,6 @@ module.exports = {
   Cache,
   SessionCache,
   DistributedLock,
+  PermissionCache,
+  PubSub,
 };

@@ -4,6 +4,8 @@
 const { Context } = require('./context');
 const { SessionCache } = require('./session');
 const { DistributedLock } = require('./lock');
+const { PermissionCache } = require('./permissions');
+const { PubSub } = require('./pubsub');
 const keys = require('./keys');
 
 class Cache {
@@ -14,6 +16,8 @@ class Cache {
     if (!lazy) this.ctx.ensureBridge();
     this.sessionCache = new SessionCache(this.ctx);
     this.distributedLock = new DistributedLock(this.ctx);
+    this.permissionCache = new PermissionCache(this.ctx);
+    this.pubsub = new PubSub(this.ctx);
   }
 
   // The top-level session shortcuts of the module, on every instance.
@@ -28,6 +32,8 @@ class Cache {
   // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.
   configure(options) {
     this.ctx.reconfigure(options);
+    // A subscription follows the instance to its new back end.
+    if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
     return this;
   }
 

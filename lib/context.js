@@ -6,6 +6,7 @@
 const os = require('os');
 const { Bridge } = require('./bridge');
 const { typeError, isBackendFailure } = require('./errors');
+const { nearCacheOptions } = require('./permissions');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -56,6 +57,7 @@ class Context {
         commandTimeoutMs: o.commandTimeoutMs,
         connectTimeoutMs: o.connectTimeoutMs,
         maxValueBytes: o.maxValueBytes,
+        ...nearCacheOptions(o),
       });
     }
     return this.bridgeInstance;

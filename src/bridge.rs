@@ -23,6 +23,8 @@ use parking_lot::Mutex;
 
 use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
+use crate::near_cache::NearCache;
+use crate::pubsub::PubSubState;
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.
@@ -115,6 +117,8 @@ pub struct Core {
     pub store: Option<Arc<Store>>,
     pub max_value_bytes: usize,
     sink: Sink,
+    /// The near cache and the pub/sub subscriber of this instance.
+    pub pubsub: PubSubState,
 }
 
 /// One cache instance: its back end and its delivery channel to JS.
@@ -132,6 +136,7 @@ impl NativeCache {
         options: NativeOptions,
         on_batch: Function<'_, Batch, ()>,
     ) -> napi::Result<Self> {
+        let near = js(&env, NearCache::from_options(&options))?;
         let cfg = js(&env, Config::from_options(options))?;
         let store = js(&env, Store::from_config(&cfg))?.map(Arc::new);
         let queue = Arc::new(Queue::default());
@@ -151,6 +156,7 @@ impl NativeCache {
                 store,
                 max_value_bytes: cfg.max_value_bytes,
                 sink: Sink { queue, deliver },
+                pubsub: PubSubState::new(near),
             }),
         })
     }

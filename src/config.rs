@@ -17,6 +17,11 @@ pub struct NativeOptions {
     pub command_timeout_ms: Option<f64>,
     pub connect_timeout_ms: Option<f64>,
     pub max_value_bytes: Option<f64>,
+    /// Near cache of permission snapshots: TTL in ms (0 disables), and its size bound.
+    pub near_cache_ttl_ms: Option<f64>,
+    pub near_cache_max: Option<f64>,
+    /// Roles that grant everything (default `['SUPER_ADMIN']`).
+    pub super_roles: Option<Vec<String>>,
 }
 
 /// Where the data lives.

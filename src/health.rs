@@ -39,6 +39,7 @@ impl NativeCache {
     /// Closes every connection of this instance; later operations fail with `ECLOSED`.
     #[napi]
     pub fn close(&self) {
+        self.core.pubsub.close();
         if let Some(s) = &self.core.store {
             s.close();
         }

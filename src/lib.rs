@@ -12,5 +12,8 @@ pub mod error;
 pub mod health;
 pub mod keys;
 pub mod lock;
+pub mod near_cache;
+pub mod permissions;
+pub mod pubsub;
 pub mod session;
 pub mod store;

@@ -191,10 +191,28 @@ impl MemData {
     }
 }
 
+/// A subscriber of an in-process store: the (prefixed) channels it listens to and what to
+/// call with `(channel, payload)` when a message is published on one of them.
+pub type MemDeliver = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+struct MemSubscriber {
+    id: u64,
+    channels: Vec<String>,
+    deliver: MemDeliver,
+}
+
+/// The subscribers of one named store: the in-process counterpart of Redis pub/sub.
+#[derive(Default)]
+struct Subscribers {
+    next_id: u64,
+    list: Vec<MemSubscriber>,
+}
+
 /// A handle on one named in-process store.
 #[derive(Clone)]
 pub struct MemoryStore {
     data: Arc<Mutex<MemData>>,
+    subscribers: Arc<Mutex<Subscribers>>,
 }
 
 static STORES: LazyLock<Mutex<HashMap<String, MemoryStore>>> =
@@ -208,8 +226,43 @@ impl MemoryStore {
             .entry(name.to_string())
             .or_insert_with(|| MemoryStore {
                 data: Arc::new(Mutex::new(MemData::default())),
+                subscribers: Arc::new(Mutex::new(Subscribers::default())),
             })
             .clone()
+    }
+
+    /// Registers a subscriber of `channels`; the id unregisters it.
+    pub fn subscribe(&self, channels: Vec<String>, deliver: MemDeliver) -> u64 {
+        let mut subs = self.subscribers.lock();
+        subs.next_id += 1;
+        let id = subs.next_id;
+        subs.list.push(MemSubscriber {
+            id,
+            channels,
+            deliver,
+        });
+        id
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.subscribers.lock().list.retain(|s| s.id != id);
+    }
+
+    /// Delivers `payload` to every subscriber of `channel`, synchronously → how many.
+    /// The callbacks run outside the registry lock (they may publish in turn).
+    pub fn publish(&self, channel: &str, payload: &str) -> u32 {
+        let targets: Vec<MemDeliver> = self
+            .subscribers
+            .lock()
+            .list
+            .iter()
+            .filter(|s| s.channels.iter().any(|c| c == channel))
+            .map(|s| s.deliver.clone())
+            .collect();
+        for deliver in &targets {
+            deliver(channel, payload);
+        }
+        targets.len() as u32
     }
 
     /// Runs `f` as one atomic step.

@@ -7,6 +7,8 @@
 
 pub mod lock;
 pub mod memory;
+pub mod permissions;
+pub mod pubsub;
 pub mod redis;
 pub mod session;
 

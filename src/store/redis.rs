@@ -70,6 +70,10 @@ impl RedisStore {
         self.command_timeout
     }
 
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Closes the connection; every later command fails with `ECLOSED`.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
@@ -150,6 +154,28 @@ impl RedisStore {
                 self.healthy.store(true, Ordering::Relaxed);
                 Ok(v)
             }
+        }
+    }
+
+    /// A new dedicated pub/sub connection (RESP2), subscribed to `channels` (already
+    /// prefixed), within `connectTimeoutMs`. It does not touch the health of the shared
+    /// connection: the subscriber supervises its own link.
+    pub async fn subscriber(&self, channels: &[String]) -> CacheResult<redis::aio::PubSub> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        let connect = async {
+            let mut ps = self.client.get_async_pubsub().await?;
+            ps.subscribe(channels).await?;
+            Ok::<_, RedisError>(ps)
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
+            Ok(Err(e)) => Err(CacheError::Unavailable(scrub(
+                &e.to_string(),
+                &self.secrets,
+            ))),
+            Ok(Ok(ps)) => Ok(ps),
         }
     }
 

@@ -1,0 +1,307 @@
+'use strict';
+// permissionCache: user and role permission snapshots, the database loaders as fallback, and
+// the near cache (src/near_cache.rs) in front of Redis for the hot checks.
+
+const { typeError, checkIdType, checkString } = require('./errors');
+const { buildMessage } = require('./pubsub');
+
+const DEFAULT_SUPER_ROLES = Object.freeze(['SUPER_ADMIN']);
+const hasOwn = Object.prototype.hasOwnProperty;
+
+// The near-cache options of createCache/configure, checked for type here (the native side
+// checks the ranges and throws RangeError ERR_OUT_OF_RANGE).
+function nearCacheOptions(o) {
+  const out = {};
+  for (const name of ['nearCacheTtlMs', 'nearCacheMax']) {
+    const v = o[name];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number') throw typeError(`${name} must be a number`);
+    out[name] = v;
+  }
+  if (o.superRoles !== undefined && o.superRoles !== null) {
+    const roles = o.superRoles;
+    if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string' || r === '')) {
+      throw typeError('superRoles must be an array of non-empty strings');
+    }
+    out.superRoles = [...roles];
+  }
+  return out;
+}
+
+function checkSnapshot(s) {
+  if (s === null || typeof s !== 'object' || Array.isArray(s)) {
+    throw typeError('a permissions snapshot must be an object { role?, modules: string[], pages: { [page]: string[] } }');
+  }
+  if (s.modules !== undefined && !Array.isArray(s.modules)) throw typeError('snapshot.modules must be an array of strings');
+  if (s.pages !== undefined && (s.pages === null || typeof s.pages !== 'object' || Array.isArray(s.pages))) {
+    throw typeError('snapshot.pages must be an object of string arrays');
+  }
+}
+
+function snapshotJson(s) {
+  checkSnapshot(s);
+  try {
+    return JSON.stringify(s);
+  } catch (err) {
+    throw typeError(`the permissions snapshot is not serialisable to JSON: ${err.message}`);
+  }
+}
+
+// The rules, identical to Snapshot in src/near_cache.rs: a super role grants everything;
+// '*' in modules grants every module; '*' in a page's list grants every action on that page.
+function isSuper(snap, superRoles) {
+  const r = snap.role;
+  return (typeof r === 'string' || typeof r === 'number') && superRoles.includes(String(r));
+}
+
+function allowsModule(snap, module, superRoles) {
+  if (snap === null || typeof snap !== 'object') return false;
+  if (isSuper(snap, superRoles)) return true;
+  const m = snap.modules;
+  return Array.isArray(m) && (m.includes('*') || m.includes(module));
+}
+
+function allowsPage(snap, page, action, superRoles) {
+  if (snap === null || typeof snap !== 'object') return false;
+  if (isSuper(snap, superRoles)) return true;
+  const pages = snap.pages;
+  if (pages === null || typeof pages !== 'object' || !hasOwn.call(pages, page)) return false;
+  const list = pages[page];
+  return Array.isArray(list) && (list.includes('*') || list.includes(action));
+}
+
+const withSource = (snap, source) => ({ ...snap, source });
+
+class PermissionCache {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.stats = ctx.stats.permission;
+    this.countHit = (json) => {
+      if (json === null) {
+        this.stats.misses++;
+        return null;
+      }
+      this.stats.hits++;
+      return JSON.parse(json);
+    };
+  }
+
+  get superRoles() {
+    return this.ctx.options.superRoles || DEFAULT_SUPER_ROLES;
+  }
+
+  // ---- user snapshots -------------------------------------------------------------------
+
+  // → the cached snapshot or null (cache only: near cache, then Redis).
+  getUserPermissions(userId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        const near = n.permUserGet(id, userId);
+        if (near !== null) return this.countHit(near);
+      },
+      this.countHit,
+      this.ctx.soft('permission', null),
+    );
+  }
+
+  // → true, or false when Redis failed. TTL 60…300 s (default 300), else RangeError.
+  setUserPermissions(userId, snapshot, ttlSec) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        if (ttlSec !== undefined && ttlSec !== null && typeof ttlSec !== 'number') {
+          throw typeError('ttlSec must be a number of seconds');
+        }
+        n.permUserSet(id, userId, snapshotJson(snapshot), ttlSec == null ? undefined : ttlSec);
+      },
+      undefined,
+      this.ctx.soft('permission', false),
+    );
+  }
+
+  // → { ...snapshot, source: 'cache' | 'database' } or null; a miss (or a Redis failure)
+  // asks loaders.userPermissions(userId, role), once for all concurrent callers.
+  getUserPermissionsWithFallback(userId, role) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        if (role != null) checkIdType(role, 'role');
+        const near = n.permUserGet(id, userId);
+        if (near !== null) return withSource(this.countHit(near), 'cache');
+      },
+      (json) => {
+        const snap = this.countHit(json);
+        return snap === null ? this.loadUser(userId, role) : withSource(snap, 'cache');
+      },
+      (err) => {
+        this.ctx.failed('permission', err);
+        return this.loadUser(userId, role);
+      },
+    );
+  }
+
+  loadUser(userId, role) {
+    const loader = this.ctx.loader('userPermissions');
+    if (loader === null) return null;
+    return this.ctx
+      .singleFlight(`perm:user:${userId}`, async () => {
+        this.stats.loaderCalls++;
+        const snap = await loader(userId, role == null ? undefined : role);
+        if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
+        // A snapshot we cannot cache (Redis down, bad shape) is still the database's answer.
+        await this.setUserPermissions(userId, snap).catch(() => false);
+        this.stats.fallbacks++;
+        return JSON.stringify(snap);
+      })
+      // Every caller gets its own copy (they share one loader call).
+      .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
+  }
+
+  // → boolean. The hot path is one synchronous native call: it answers from the near cache
+  // when it holds a trusted snapshot (then only Promise.resolve is added); otherwise it starts
+  // the Redis read, checked in Rust (true/false arrive, no JSON), and only a snapshot missing
+  // from Redis (or Redis failing) goes to the loader.
+  hasModulePermission(userId, module) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        checkString(module, 'module');
+        const near = n.permCheckModule(id, userId, module);
+        if (near !== null) {
+          this.stats.hits++;
+          return near;
+        }
+      },
+      (allowed) => this.checked(allowed, userId, (s) => allowsModule(s, module, this.superRoles)),
+      (err) => {
+        this.ctx.failed('permission', err);
+        return Promise.resolve(this.loadUser(userId)).then((s) => allowsModule(s, module, this.superRoles));
+      },
+    );
+  }
+
+  // → boolean: the page's list holds `action` or '*', or the user's role is a super role.
+  hasPagePermission(userId, page, action) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        checkString(page, 'page');
+        checkString(action, 'action');
+        const near = n.permCheckPage(id, userId, page, action);
+        if (near !== null) {
+          this.stats.hits++;
+          return near;
+        }
+      },
+      (allowed) => this.checked(allowed, userId, (s) => allowsPage(s, page, action, this.superRoles)),
+      (err) => {
+        this.ctx.failed('permission', err);
+        return Promise.resolve(this.loadUser(userId)).then((s) => allowsPage(s, page, action, this.superRoles));
+      },
+    );
+  }
+
+  // The answer of a Redis-side check: a boolean, or null (no snapshot: ask the loader).
+  checked(allowed, userId, rule) {
+    if (allowed !== null) {
+      this.stats.hits++;
+      return allowed;
+    }
+    this.stats.misses++;
+    return Promise.resolve(this.loadUser(userId)).then(rule);
+  }
+
+  // → true if a snapshot was removed. Drops the local near copy at once and broadcasts on
+  // permissions:invalidate, so every node drops its copy when the message arrives.
+  invalidateUserPermissions(userId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        n.permUserRemove(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
+      },
+      undefined,
+      this.ctx.soft('permission', false),
+    );
+  }
+
+  // ---- role snapshots -------------------------------------------------------------------
+
+  getRolePermissions(roleId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(roleId, 'roleId');
+        const near = n.permRoleGet(id, roleId);
+        if (near !== null) return this.countHit(near);
+      },
+      this.countHit,
+      this.ctx.soft('permission', null),
+    );
+  }
+
+  // → true (TTL 5 min), or false when Redis failed.
+  setRolePermissions(roleId, snapshot) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(roleId, 'roleId');
+        n.permRoleSet(id, roleId, snapshotJson(snapshot));
+      },
+      undefined,
+      this.ctx.soft('permission', false),
+    );
+  }
+
+  getRolePermissionsWithFallback(roleId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(roleId, 'roleId');
+        const near = n.permRoleGet(id, roleId);
+        if (near !== null) return withSource(this.countHit(near), 'cache');
+      },
+      (json) => {
+        const snap = this.countHit(json);
+        return snap === null ? this.loadRole(roleId) : withSource(snap, 'cache');
+      },
+      (err) => {
+        this.ctx.failed('permission', err);
+        return this.loadRole(roleId);
+      },
+    );
+  }
+
+  loadRole(roleId) {
+    const loader = this.ctx.loader('rolePermissions');
+    if (loader === null) return null;
+    return this.ctx
+      .singleFlight(`perm:role:${roleId}`, async () => {
+        this.stats.loaderCalls++;
+        const snap = await loader(roleId);
+        if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
+        await this.setRolePermissions(roleId, snap).catch(() => false);
+        this.stats.fallbacks++;
+        return JSON.stringify(snap);
+      })
+      // Every caller gets its own copy (they share one loader call).
+      .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
+  }
+
+  // → true if a snapshot was removed; every node drops the role and all user snapshots
+  // from its near cache.
+  invalidateRolePermissions(roleId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(roleId, 'roleId');
+        n.permRoleRemove(id, roleId, buildMessage(this.ctx, { type: 'role', roleId }));
+      },
+      undefined,
+      this.ctx.soft('permission', false),
+    );
+  }
+
+  // The near cache's state: { enabled, trusted, size, max, ttlMs, hits, misses, fills, … }.
+  nearCacheStats() {
+    return JSON.parse(this.ctx.bridge.native.nearCacheStats());
+  }
+}
+
+module.exports = { PermissionCache, nearCacheOptions, allowsModule, allowsPage, DEFAULT_SUPER_ROLES };

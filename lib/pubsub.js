@@ -1,0 +1,207 @@
+'use strict';
+// pubsub: invalidation messages between app nodes. One dedicated subscriber connection per
+// instance lives in Rust (src/pubsub.rs): it resubscribes by itself after Redis restarts and
+// applies each message to the near cache before JS sees it. Messages reach the handlers here.
+
+const { EventEmitter } = require('events');
+const { typeError, checkIdType, checkString } = require('./errors');
+
+const CHANNELS = Object.freeze(['permissions:invalidate', 'sessions:invalidate', 'cache:invalidate']);
+
+// A message as it travels: the caller's fields plus `origin` (nodeId) and `ts` (epoch ms).
+function buildMessage(ctx, msg) {
+  if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
+    throw typeError('a pub/sub message must be an object');
+  }
+  try {
+    return JSON.stringify({ ...msg, origin: ctx.options.nodeId, ts: Date.now() });
+  } catch (err) {
+    throw typeError(`the message is not serialisable to JSON: ${err.message}`);
+  }
+}
+
+class PubSub extends EventEmitter {
+  constructor(ctx) {
+    super();
+    this.ctx = ctx;
+    this.stats = ctx.stats.pubsub;
+    this.stats.messages = 0;
+    this.stats.handlerErrors = 0;
+    this.handlers = new Map(CHANNELS.map((c) => [c, new Set()]));
+    this.wanted = false;
+    // Called from Rust through a weak threadsafe function, one message at a time.
+    this.dispatch = (channel, payload) => this.onNativeMessage(channel, payload);
+  }
+
+  // Starts the subscriber (idempotent) → true once subscribed, false if Redis did not answer
+  // within connectTimeoutMs (it keeps trying) or the cache is disabled. Never rejects for
+  // back-end reasons, so `pubsub.subscribe()` without await is safe.
+  subscribe() {
+    this.wanted = true;
+    return this.ctx.op((n, id) => n.pubsubSubscribe(id, this.dispatch), undefined, this.ctx.soft('pubsub', false));
+  }
+
+  // True while the subscription is confirmed (the near cache is trusted only then).
+  isConnected() {
+    const b = this.ctx.bridgeInstance;
+    return b !== null && b.native.pubsubConnected();
+  }
+
+  // { subscribed, connected, resubscribes, dropped }
+  status() {
+    const b = this.ctx.bridgeInstance;
+    if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0 };
+    return JSON.parse(b.native.pubsubStatus());
+  }
+
+  // → a function that removes the handler. `handler(data, channel)`; data is the parsed JSON.
+  onMessage(channel, handler) {
+    const set = this.handlers.get(channel);
+    if (set === undefined) throw typeError(`channel must be one of ${CHANNELS.join(', ')}`);
+    if (typeof handler !== 'function') throw typeError('handler must be a function');
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  onNativeMessage(channel, payload) {
+    const set = this.handlers.get(channel);
+    if (set === undefined) return;
+    this.stats.messages++;
+    let data;
+    try {
+      data = JSON.parse(payload);
+    } catch {
+      data = payload;
+    }
+    for (const handler of [...set]) {
+      try {
+        const r = handler(data, channel);
+        if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+          r.then(undefined, (err) => this.report(err, channel));
+        }
+      } catch (err) {
+        this.report(err, channel);
+      }
+    }
+  }
+
+  // A throwing handler is reported: an 'error' event when someone listens, else a log line.
+  report(err, channel) {
+    this.stats.handlerErrors++;
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err, channel);
+      } catch (listenerErr) {
+        console.error(`@bisman/cache: a pub/sub 'error' listener threw:`, listenerErr);
+      }
+    } else {
+      console.error(`@bisman/cache: a pub/sub handler for ${channel} threw:`, err);
+    }
+  }
+
+  publish(channel, msg) {
+    return this.ctx.op(
+      (n, id) => n.pubsubPublish(id, channel, buildMessage(this.ctx, msg)),
+      undefined,
+      this.ctx.soft('pubsub', 0),
+    );
+  }
+
+  // → the number of subscribers that received it.
+  publishPermissionInvalidation(msg) {
+    return this.publish('permissions:invalidate', msg);
+  }
+
+  publishSessionInvalidation(msg) {
+    return this.publish('sessions:invalidate', msg);
+  }
+
+  publishCacheInvalidation(msg) {
+    return this.publish('cache:invalidate', msg);
+  }
+
+  // The convenience invalidations delete in Redis, then broadcast; each answers what its
+  // non-broadcasting counterpart answers (true if removed / how many removed).
+  invalidateUserPermissions(userId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        n.permUserRemove(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', false),
+    );
+  }
+
+  invalidateRolePermissions(roleId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(roleId, 'roleId');
+        n.permRoleRemove(id, roleId, buildMessage(this.ctx, { type: 'role', roleId }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', false),
+    );
+  }
+
+  // `sessionId` is the token hash the session is stored under.
+  invalidateSession(sessionId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkString(sessionId, 'sessionId');
+        n.pubsubInvalidateSession(id, sessionId, buildMessage(this.ctx, { type: 'session', sessionId }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', false),
+    );
+  }
+
+  invalidateUserSessions(userId) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(userId, 'userId');
+        n.pubsubInvalidateUserSessions(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', 0),
+    );
+  }
+
+  // → how many of the (unprefixed, exact) keys existed.
+  invalidateKeys(keys) {
+    return this.ctx.op(
+      (n, id) => {
+        if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
+          throw typeError('keys must be an array of strings');
+        }
+        n.pubsubInvalidateKeys(id, keys, buildMessage(this.ctx, { keys }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', 0),
+    );
+  }
+
+  // SCAN + UNLINK in batches (keyPrefix applied, never KEYS) → how many keys were removed.
+  // An empty or all-'*' pattern is refused with a TypeError: it would wipe the keyspace.
+  invalidatePattern(pattern) {
+    return this.ctx.op(
+      (n, id) => {
+        checkString(pattern, 'pattern');
+        n.pubsubInvalidatePattern(id, pattern, buildMessage(this.ctx, { pattern }));
+      },
+      undefined,
+      this.ctx.soft('pubsub', 0),
+    );
+  }
+
+  // Closes the subscriber connection (the instance's other connection stays usable);
+  // afterwards nothing of pub/sub keeps Node alive. subscribe() starts it again.
+  shutdown() {
+    this.wanted = false;
+    const b = this.ctx.bridgeInstance;
+    if (b !== null) b.native.pubsubClose();
+    return Promise.resolve();
+  }
+}
+
+module.exports = { PubSub, CHANNELS, buildMessage };

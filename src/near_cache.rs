@@ -1,0 +1,552 @@
+//! The near cache: permission snapshots kept in process memory for a few seconds, so the
+//! hottest check of the ERP (`hasModulePermission`) needs no Redis round trip.
+//!
+//! It is only *trusted* while this instance's pub/sub subscription is up: the subscriber task
+//! marks it trusted once SUBSCRIBE is confirmed, and distrusts (and clears) it the moment the
+//! connection is lost. Pub/sub is at-most-once, so a message missed while the link was down
+//! can never leave a stale entry behind: there are no entries while the link is down.
+//!
+//! Every invalidation bumps a generation counter under the lock. A fill captures the
+//! generation before it reads Redis and is refused if the generation moved meanwhile, so a
+//! read that raced with an invalidation never re-inserts the value the invalidation removed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::config::NativeOptions;
+use crate::error::{CacheError, CacheResult};
+use crate::keys;
+use crate::store::pubsub::glob_match;
+
+pub const DEFAULT_TTL_MS: f64 = 5_000.0;
+pub const MAX_TTL_MS: f64 = 60_000.0;
+pub const DEFAULT_MAX_ENTRIES: f64 = 10_000.0;
+pub const MAX_MAX_ENTRIES: f64 = 1_000_000.0;
+pub const DEFAULT_SUPER_ROLE: &str = "SUPER_ADMIN";
+
+pub const CH_PERMISSIONS: &str = "permissions:invalidate";
+pub const CH_SESSIONS: &str = "sessions:invalidate";
+pub const CH_CACHE: &str = "cache:invalidate";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    User,
+    Role,
+}
+
+impl Kind {
+    fn key(self, id: &str) -> String {
+        match self {
+            Kind::User => keys::perm_user_key(id),
+            Kind::Role => keys::perm_role_key(id),
+        }
+    }
+}
+
+struct Page {
+    all: bool,
+    actions: HashSet<String>,
+}
+
+/// A parsed permissions snapshot `{ role?, modules: string[], pages: { [page]: string[] } }`,
+/// with the answers the checks need precomputed. The same rules as `lib/permissions.js`.
+pub struct Snapshot {
+    pub json: String,
+    is_super: bool,
+    all_modules: bool,
+    modules: HashSet<String>,
+    pages: HashMap<String, Page>,
+}
+
+/// The role as JS `String(role)` spells it (strings and numbers; anything else is no role).
+fn role_string(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn strings(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+impl Snapshot {
+    /// None when `json` is not a JSON object (such a value is never cached near).
+    pub fn parse(json: String, super_roles: &[String]) -> Option<Snapshot> {
+        let v: Value = serde_json::from_str(&json).ok()?;
+        let obj = v.as_object()?;
+        let is_super = role_string(obj.get("role")).is_some_and(|r| super_roles.contains(&r));
+        let mut all_modules = false;
+        let mut modules = HashSet::new();
+        for m in strings(obj.get("modules")) {
+            if m == "*" {
+                all_modules = true;
+            }
+            modules.insert(m.to_string());
+        }
+        let mut pages = HashMap::new();
+        if let Some(p) = obj.get("pages").and_then(Value::as_object) {
+            for (page, list) in p {
+                let mut all = false;
+                let mut actions = HashSet::new();
+                for a in strings(Some(list)) {
+                    if a == "*" {
+                        all = true;
+                    }
+                    actions.insert(a.to_string());
+                }
+                pages.insert(page.clone(), Page { all, actions });
+            }
+        }
+        Some(Snapshot {
+            json,
+            is_super,
+            all_modules,
+            modules,
+            pages,
+        })
+    }
+
+    pub fn has_module(&self, module: &str) -> bool {
+        self.is_super || self.all_modules || self.modules.contains(module)
+    }
+
+    pub fn has_page(&self, page: &str, action: &str) -> bool {
+        self.is_super
+            || self
+                .pages
+                .get(page)
+                .is_some_and(|p| p.all || p.actions.contains(action))
+    }
+}
+
+struct Item {
+    snap: Arc<Snapshot>,
+    expires: Instant,
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<String, Item>,
+    roles: HashMap<String, Item>,
+    /// Insertion order, for evicting the oldest entry when full.
+    order: BTreeMap<u64, (Kind, String)>,
+    next_seq: u64,
+}
+
+impl Inner {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<String, Item> {
+        match kind {
+            Kind::User => &mut self.users,
+            Kind::Role => &mut self.roles,
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, id: &str) {
+        if let Some(item) = self.map(kind).remove(id) {
+            self.order.remove(&item.seq);
+        }
+    }
+
+    fn clear_kind(&mut self, kind: Kind) {
+        let map = std::mem::take(self.map(kind));
+        for item in map.values() {
+            self.order.remove(&item.seq);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.users.clear();
+        self.roles.clear();
+        self.order.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.users.len() + self.roles.len()
+    }
+}
+
+#[derive(Default)]
+pub struct NearStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub fills: AtomicU64,
+    pub refused_fills: AtomicU64,
+    pub invalidations: AtomicU64,
+}
+
+pub struct NearCache {
+    ttl: Duration,
+    max: usize,
+    super_roles: Vec<String>,
+    inner: Mutex<Inner>,
+    trusted: AtomicBool,
+    gen: AtomicU64,
+    pub stats: NearStats,
+}
+
+impl NearCache {
+    pub fn new(ttl: Duration, max: usize, super_roles: Vec<String>) -> NearCache {
+        NearCache {
+            ttl,
+            max,
+            super_roles,
+            inner: Mutex::new(Inner::default()),
+            trusted: AtomicBool::new(false),
+            gen: AtomicU64::new(0),
+            stats: NearStats::default(),
+        }
+    }
+
+    /// `nearCacheTtlMs` (0 … 60000, default 5000; 0 disables), `nearCacheMax` (1 … 1e6,
+    /// default 10000), `superRoles` (default `['SUPER_ADMIN']`).
+    pub fn from_options(o: &NativeOptions) -> CacheResult<NearCache> {
+        let ttl = o.near_cache_ttl_ms.unwrap_or(DEFAULT_TTL_MS);
+        if !ttl.is_finite() || ttl.fract() != 0.0 || !(0.0..=MAX_TTL_MS).contains(&ttl) {
+            return Err(CacheError::OutOfRange(format!(
+                "nearCacheTtlMs must be a whole number from 0 to {MAX_TTL_MS} (got {ttl})"
+            )));
+        }
+        let max = o.near_cache_max.unwrap_or(DEFAULT_MAX_ENTRIES);
+        if !max.is_finite() || max.fract() != 0.0 || !(1.0..=MAX_MAX_ENTRIES).contains(&max) {
+            return Err(CacheError::OutOfRange(format!(
+                "nearCacheMax must be a whole number from 1 to {MAX_MAX_ENTRIES} (got {max})"
+            )));
+        }
+        let super_roles = o
+            .super_roles
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_SUPER_ROLE.to_string()]);
+        Ok(NearCache::new(
+            Duration::from_millis(ttl as u64),
+            max as usize,
+            super_roles,
+        ))
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// The generation a fill must present (capture it before reading Redis).
+    pub fn generation(&self) -> u64 {
+        self.gen.load(Ordering::Acquire)
+    }
+
+    /// Trusted from now on (subscription confirmed) or not (subscription lost). Either way
+    /// every entry goes and every fill in flight is refused.
+    pub fn set_trusted(&self, trusted: bool) {
+        let mut inner = self.inner.lock();
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        inner.clear();
+        self.trusted.store(trusted, Ordering::Release);
+    }
+
+    /// The live snapshot, if the cache is trusted and holds one.
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Arc<Snapshot>> {
+        if !self.enabled() || !self.is_trusted() {
+            return None;
+        }
+        let mut inner = self.inner.lock();
+        let now = Instant::now();
+        let found = match inner.map(kind).get(id) {
+            Some(item) if item.expires > now => Some(item.snap.clone()),
+            Some(_) => {
+                inner.remove(kind, id);
+                None
+            }
+            None => None,
+        };
+        let counter = if found.is_some() {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores a snapshot read from the store, unless the cache is disabled or untrusted, the
+    /// value is not a snapshot object, or an invalidation happened since `gen` was captured.
+    pub fn fill(&self, kind: Kind, id: &str, json: &str, gen: u64) {
+        if !self.enabled() || !self.is_trusted() {
+            return;
+        }
+        if let Some(snap) = self.parse(json) {
+            self.fill_parsed(kind, id, Arc::new(snap), gen);
+        }
+    }
+
+    /// A snapshot read with this cache's super roles (None when not a JSON object).
+    pub fn parse(&self, json: &str) -> Option<Snapshot> {
+        Snapshot::parse(json.to_string(), &self.super_roles)
+    }
+
+    /// [`fill`](Self::fill) with a snapshot already parsed.
+    pub fn fill_parsed(&self, kind: Kind, id: &str, snap: Arc<Snapshot>, gen: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        if !self.trusted.load(Ordering::Acquire) || self.gen.load(Ordering::Acquire) != gen {
+            self.stats.refused_fills.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        inner.remove(kind, id);
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.order.insert(seq, (kind, id.to_string()));
+        let item = Item {
+            snap,
+            expires: Instant::now() + self.ttl,
+            seq,
+        };
+        inner.map(kind).insert(id.to_string(), item);
+        while inner.len() > self.max {
+            let Some((_, (k, oldest))) = inner.order.pop_first() else {
+                break;
+            };
+            inner.map(k).remove(&oldest);
+        }
+        self.stats.fills.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn invalidate(&self, f: impl FnOnce(&mut Inner)) {
+        let mut inner = self.inner.lock();
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        f(&mut inner);
+        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn invalidate_user(&self, id: &str) {
+        self.invalidate(|i| i.remove(Kind::User, id));
+    }
+
+    /// A role changed: its snapshot goes, and so does every user snapshot (a user snapshot
+    /// names its role by name, the invalidation by id, so they cannot be matched reliably).
+    pub fn invalidate_role(&self, id: &str) {
+        self.invalidate(|i| {
+            i.remove(Kind::Role, id);
+            i.clear_kind(Kind::User);
+        });
+    }
+
+    pub fn clear(&self) {
+        self.invalidate(Inner::clear);
+    }
+
+    /// An exact (unprefixed) key, e.g. `perm:user:5`.
+    pub fn invalidate_key(&self, key: &str) {
+        self.invalidate(|i| {
+            if let Some(id) = key.strip_prefix("perm:user:") {
+                i.remove(Kind::User, id);
+            } else if let Some(id) = key.strip_prefix("perm:role:") {
+                i.remove(Kind::Role, id);
+            }
+        });
+    }
+
+    /// A glob pattern over unprefixed keys (Redis MATCH syntax).
+    pub fn invalidate_pattern(&self, pattern: &str) {
+        self.invalidate(|i| {
+            for kind in [Kind::User, Kind::Role] {
+                let doomed: Vec<String> = i
+                    .map(kind)
+                    .keys()
+                    .filter(|id| glob_match(pattern.as_bytes(), kind.key(id).as_bytes()))
+                    .cloned()
+                    .collect();
+                for id in doomed {
+                    i.remove(kind, &id);
+                }
+            }
+        });
+    }
+
+    /// Applies one invalidation message (unprefixed channel, JSON payload) to the entries.
+    /// A permissions message it cannot read clears everything: when unsure, forget.
+    pub fn apply_message(&self, channel: &str, payload: &str) {
+        match channel {
+            CH_PERMISSIONS => {
+                let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+                let kind = v.get("type").and_then(Value::as_str);
+                let user = message_id(v.get("userId"));
+                let role = message_id(v.get("roleId"));
+                match (kind, user, role) {
+                    (Some("user"), Some(u), _) | (None, Some(u), None) => self.invalidate_user(&u),
+                    (Some("role"), _, Some(r)) | (None, None, Some(r)) => self.invalidate_role(&r),
+                    _ => self.clear(),
+                }
+            }
+            CH_CACHE => {
+                let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+                if v.is_null() {
+                    return;
+                }
+                for k in strings(v.get("keys")) {
+                    self.invalidate_key(k);
+                }
+                if let Some(p) = v.get("pattern").and_then(Value::as_str) {
+                    self.invalidate_pattern(p);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// An id in a message: a string, or an integer rendered as the key builders render it.
+fn message_id(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| i.to_string())
+            .or_else(|| n.as_f64().and_then(|f| keys::number_id("id", f).ok())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn near() -> NearCache {
+        let n = NearCache::new(Duration::from_secs(5), 3, vec!["SUPER_ADMIN".into()]);
+        n.set_trusted(true);
+        n
+    }
+
+    const SNAP: &str =
+        r#"{"role":"CLERK","modules":["INVENTORY"],"pages":{"items":["view","edit"],"all":["*"]}}"#;
+
+    #[test]
+    fn snapshots_answer_like_the_js_rules() {
+        let s = Snapshot::parse(SNAP.into(), &["SUPER_ADMIN".into()]).unwrap();
+        assert!(s.has_module("INVENTORY"));
+        assert!(!s.has_module("PAYROLL"));
+        assert!(s.has_page("items", "edit"));
+        assert!(!s.has_page("items", "delete"));
+        assert!(s.has_page("all", "delete"));
+        assert!(!s.has_page("other", "view"));
+        let star = Snapshot::parse(r#"{"modules":["*"]}"#.into(), &[]).unwrap();
+        assert!(star.has_module("ANY"));
+        assert!(
+            !star.has_page("p", "view"),
+            "'*' in modules grants modules, not pages"
+        );
+        let sup = Snapshot::parse(
+            r#"{"role":"SUPER_ADMIN","modules":[]}"#.into(),
+            &["SUPER_ADMIN".into()],
+        )
+        .unwrap();
+        assert!(sup.has_module("X") && sup.has_page("p", "a"));
+        assert!(Snapshot::parse("[1]".into(), &[]).is_none());
+        assert!(Snapshot::parse("nope".into(), &[]).is_none());
+    }
+
+    #[test]
+    fn untrusted_means_empty_and_bypassed() {
+        let n = near();
+        n.fill(Kind::User, "1", SNAP, n.generation());
+        assert!(n.get(Kind::User, "1").is_some());
+        n.set_trusted(false);
+        assert!(n.get(Kind::User, "1").is_none());
+        n.fill(Kind::User, "1", SNAP, n.generation());
+        assert!(n.is_empty(), "no fills while untrusted");
+    }
+
+    #[test]
+    fn a_fill_that_raced_an_invalidation_is_refused() {
+        let n = near();
+        let gen = n.generation();
+        n.invalidate_user("1");
+        n.fill(Kind::User, "1", SNAP, gen);
+        assert!(n.get(Kind::User, "1").is_none());
+    }
+
+    #[test]
+    fn bounded_oldest_evicted_first() {
+        let n = near();
+        for id in ["1", "2", "3", "4"] {
+            n.fill(Kind::User, id, SNAP, n.generation());
+        }
+        assert_eq!(n.len(), 3);
+        assert!(n.get(Kind::User, "1").is_none());
+        assert!(n.get(Kind::User, "4").is_some());
+    }
+
+    #[test]
+    fn entries_expire() {
+        let n = NearCache::new(Duration::from_millis(20), 10, vec![]);
+        n.set_trusted(true);
+        n.fill(Kind::User, "1", SNAP, n.generation());
+        assert!(n.get(Kind::User, "1").is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(n.get(Kind::User, "1").is_none());
+    }
+
+    #[test]
+    fn messages_drop_the_matching_entries() {
+        let n = near();
+        let fill = |k, id: &str| n.fill(k, id, SNAP, n.generation());
+        fill(Kind::User, "1");
+        fill(Kind::User, "2");
+        n.apply_message(
+            CH_PERMISSIONS,
+            r#"{"type":"user","userId":1,"origin":"a","ts":1}"#,
+        );
+        assert!(n.get(Kind::User, "1").is_none());
+        assert!(n.get(Kind::User, "2").is_some());
+        fill(Kind::Role, "7");
+        n.apply_message(CH_PERMISSIONS, r#"{"type":"role","roleId":"7"}"#);
+        assert!(
+            n.is_empty(),
+            "a role drops its snapshot and every user snapshot"
+        );
+        fill(Kind::User, "3");
+        n.apply_message(CH_CACHE, r#"{"keys":["perm:user:3","other"]}"#);
+        assert!(n.is_empty());
+        fill(Kind::User, "4");
+        fill(Kind::Role, "4");
+        n.apply_message(CH_CACHE, r#"{"pattern":"perm:user:*"}"#);
+        assert_eq!(n.len(), 1);
+        n.apply_message(CH_SESSIONS, r#"{"type":"user","userId":4}"#);
+        assert_eq!(n.len(), 1, "session messages do not touch permissions");
+        n.apply_message(CH_PERMISSIONS, "garbage");
+        assert!(
+            n.is_empty(),
+            "an unreadable permissions message clears everything"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! permissionCache: the native half, with the near cache in front of the store.
+//!
+//! The hot check is one synchronous call: `permCheckModule(id, userId, module)` answers
+//! true/false from the near cache at once, or returns null after starting the store read,
+//! which is checked here in Rust (only a boolean crosses back) and fills the near cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::Env;
+use napi_derive::napi;
+
+use crate::bridge::{NativeCache, Reply};
+use crate::error::{js, CacheError, CacheResult};
+use crate::keys::{self, JsId};
+use crate::near_cache::{Kind, Snapshot, CH_PERMISSIONS};
+use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
+
+fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
+    let t = ttl_sec.unwrap_or(USER_TTL_MAX_SEC);
+    if !t.is_finite() || !(USER_TTL_MIN_SEC..=USER_TTL_MAX_SEC).contains(&t) {
+        return Err(CacheError::OutOfRange(format!(
+            "a user permissions TTL must be {USER_TTL_MIN_SEC} to {USER_TTL_MAX_SEC} seconds (got {t})"
+        )));
+    }
+    Ok(Duration::from_millis((t * 1000.0).round() as u64))
+}
+
+#[napi]
+impl NativeCache {
+    /// The whole hasModulePermission in one call: true/false at once from the near cache;
+    /// else null is returned and the store read starts, whose reply is true/false (checked in
+    /// Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
+    /// the loader). The read fills the near cache.
+    #[napi]
+    pub fn perm_check_module(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        module: String,
+    ) -> napi::Result<Option<bool>> {
+        self.perm_check(env, id, user_id, move |s| s.has_module(&module))
+    }
+
+    /// hasPagePermission in one call, as [`perm_check_module`](Self::perm_check_module).
+    #[napi]
+    pub fn perm_check_page(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        page: String,
+        action: String,
+    ) -> napi::Result<Option<bool>> {
+        self.perm_check(env, id, user_id, move |s| s.has_page(&page, &action))
+    }
+
+    /// The user's snapshot JSON: returned at once from the near cache, else null is returned
+    /// and the store read starts (reply: JSON or null), filling the near cache.
+    #[napi]
+    pub fn perm_user_get(&self, env: Env, id: u32, user_id: JsId) -> napi::Result<Option<String>> {
+        self.perm_get(env, id, Kind::User, "userId", user_id)
+    }
+
+    #[napi]
+    pub fn perm_role_get(&self, env: Env, id: u32, role_id: JsId) -> napi::Result<Option<String>> {
+        self.perm_get(env, id, Kind::Role, "roleId", role_id)
+    }
+
+    /// Stores a user snapshot for `ttlSec` (60…300, default 300) → true.
+    #[napi]
+    pub fn perm_user_set(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        json: String,
+        ttl_sec: Option<f64>,
+    ) -> napi::Result<()> {
+        let uid = js(&env, keys::id_string("userId", user_id))?;
+        let ttl = js(&env, user_ttl(ttl_sec))?;
+        js(&env, self.check_value("permissions snapshot", &json))?;
+        // The local near copy must not outlive the snapshot it replaces.
+        let near = self.core.pubsub.near.clone();
+        near.invalidate_user(&uid);
+        self.run(id, move |s| async move {
+            s.perm_user_put(&uid, &json, ttl).await?;
+            near.invalidate_user(&uid);
+            Ok(Reply::Bool(true))
+        });
+        Ok(())
+    }
+
+    /// Stores a role snapshot for 5 minutes → true.
+    #[napi]
+    pub fn perm_role_set(
+        &self,
+        env: Env,
+        id: u32,
+        role_id: JsId,
+        json: String,
+    ) -> napi::Result<()> {
+        let rid = js(&env, keys::id_string("roleId", role_id))?;
+        js(&env, self.check_value("permissions snapshot", &json))?;
+        let near = self.core.pubsub.near.clone();
+        near.invalidate_key(&keys::perm_role_key(&rid));
+        self.run(id, move |s| async move {
+            s.perm_role_put(&rid, &json).await?;
+            near.invalidate_key(&keys::perm_role_key(&rid));
+            Ok(Reply::Bool(true))
+        });
+        Ok(())
+    }
+
+    /// Deletes `perm:user:{id}`, drops the local near entry at once, then broadcasts
+    /// `payload` on permissions:invalidate → true if a snapshot was removed.
+    #[napi]
+    pub fn perm_user_remove(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        payload: String,
+    ) -> napi::Result<()> {
+        let uid = js(&env, keys::id_string("userId", user_id))?;
+        js(&env, self.check_value("message", &payload))?;
+        let near = self.core.pubsub.near.clone();
+        near.invalidate_user(&uid);
+        self.run(id, move |s| async move {
+            let removed = s.perm_user_remove(&uid).await?;
+            near.invalidate_user(&uid);
+            s.publish(CH_PERMISSIONS, &payload).await?;
+            Ok(Reply::Bool(removed))
+        });
+        Ok(())
+    }
+
+    /// Deletes `perm:role:{id}`, drops the role and every user snapshot from the local near
+    /// cache, then broadcasts → true if a snapshot was removed.
+    #[napi]
+    pub fn perm_role_remove(
+        &self,
+        env: Env,
+        id: u32,
+        role_id: JsId,
+        payload: String,
+    ) -> napi::Result<()> {
+        let rid = js(&env, keys::id_string("roleId", role_id))?;
+        js(&env, self.check_value("message", &payload))?;
+        let near = self.core.pubsub.near.clone();
+        near.invalidate_role(&rid);
+        self.run(id, move |s| async move {
+            let removed = s.perm_role_remove(&rid).await?;
+            near.invalidate_role(&rid);
+            s.publish(CH_PERMISSIONS, &payload).await?;
+            Ok(Reply::Bool(removed))
+        });
+        Ok(())
+    }
+
+    /// The near cache's state and counters, as JSON.
+    #[napi]
+    pub fn near_cache_stats(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = &self.core.pubsub.near;
+        serde_json::json!({
+            "enabled": n.enabled(),
+            "trusted": n.is_trusted(),
+            "size": n.len(),
+            "max": n.max(),
+            "ttlMs": n.ttl().as_millis() as u64,
+            "hits": n.stats.hits.load(Relaxed),
+            "misses": n.stats.misses.load(Relaxed),
+            "fills": n.stats.fills.load(Relaxed),
+            "refusedFills": n.stats.refused_fills.load(Relaxed),
+            "invalidations": n.stats.invalidations.load(Relaxed),
+        })
+        .to_string()
+    }
+}
+
+impl NativeCache {
+    fn perm_check<F>(
+        &self,
+        env: Env,
+        id: u32,
+        user_id: JsId,
+        check: F,
+    ) -> napi::Result<Option<bool>>
+    where
+        F: FnOnce(&Snapshot) -> bool + Send + 'static,
+    {
+        let uid = js(&env, keys::id_string("userId", user_id))?;
+        let near = self.core.pubsub.near.clone();
+        if let Some(snap) = near.get(Kind::User, &uid) {
+            return Ok(Some(check(&snap)));
+        }
+        let gen = near.generation();
+        self.run(id, move |s| async move {
+            let Some(json) = s.perm_user_get(&uid).await? else {
+                return Ok(Reply::Nil);
+            };
+            // A stored value that is not a snapshot object grants nothing (as in JS).
+            let Some(snap) = near.parse(&json) else {
+                return Ok(Reply::Bool(false));
+            };
+            let snap = Arc::new(snap);
+            near.fill_parsed(Kind::User, &uid, snap.clone(), gen);
+            Ok(Reply::Bool(check(&snap)))
+        });
+        Ok(None)
+    }
+
+    fn perm_get(
+        &self,
+        env: Env,
+        id: u32,
+        kind: Kind,
+        what: &str,
+        raw_id: JsId,
+    ) -> napi::Result<Option<String>> {
+        let pid = js(&env, keys::id_string(what, raw_id))?;
+        let near = self.core.pubsub.near.clone();
+        if let Some(snap) = near.get(kind, &pid) {
+            return Ok(Some(snap.json.clone()));
+        }
+        // Captured before the read is sent: an invalidation in between refuses the fill.
+        let gen = near.generation();
+        self.run(id, move |s| async move {
+            let json = match kind {
+                Kind::User => s.perm_user_get(&pid).await?,
+                Kind::Role => s.perm_role_get(&pid).await?,
+            };
+            if let Some(j) = &json {
+                near.fill(kind, &pid, j, gen);
+            }
+            Ok(Reply::opt_str(json))
+        });
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ttl_is_one_to_five_minutes() {
+        assert_eq!(user_ttl(None).unwrap(), Duration::from_secs(300));
+        assert_eq!(user_ttl(Some(60.0)).unwrap(), Duration::from_secs(60));
+        for bad in [59.0, 301.0, f64::NAN, -1.0] {
+            assert_eq!(user_ttl(Some(bad)).unwrap_err().code(), "ERR_OUT_OF_RANGE");
+        }
+    }
+}

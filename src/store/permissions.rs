@@ -1,0 +1,40 @@
+//! Permission snapshots in the store: `perm:user:{id}` and `perm:role:{id}`, JSON with a TTL.
+//! Each operation is one command, so no script is needed.
+
+use std::time::Duration;
+
+use super::Store;
+use crate::error::CacheResult;
+use crate::keys::{perm_role_key, perm_user_key};
+
+/// User snapshots live 60 s to 5 min (default 5 min); role snapshots 5 min.
+pub const USER_TTL_MIN_SEC: f64 = 60.0;
+pub const USER_TTL_MAX_SEC: f64 = 300.0;
+pub const ROLE_TTL: Duration = Duration::from_secs(300);
+
+impl Store {
+    pub async fn perm_user_get(&self, user_id: &str) -> CacheResult<Option<String>> {
+        self.get(&perm_user_key(user_id)).await
+    }
+
+    pub async fn perm_user_put(&self, user_id: &str, json: &str, ttl: Duration) -> CacheResult<()> {
+        self.set_px(&perm_user_key(user_id), json, ttl).await
+    }
+
+    /// True if a snapshot was removed.
+    pub async fn perm_user_remove(&self, user_id: &str) -> CacheResult<bool> {
+        self.del(&perm_user_key(user_id)).await
+    }
+
+    pub async fn perm_role_get(&self, role_id: &str) -> CacheResult<Option<String>> {
+        self.get(&perm_role_key(role_id)).await
+    }
+
+    pub async fn perm_role_put(&self, role_id: &str, json: &str) -> CacheResult<()> {
+        self.set_px(&perm_role_key(role_id), json, ROLE_TTL).await
+    }
+
+    pub async fn perm_role_remove(&self, role_id: &str) -> CacheResult<bool> {
+        self.del(&perm_role_key(role_id)).await
+    }
+}
