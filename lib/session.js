@@ -105,12 +105,12 @@ class SessionCache {
       },
       (err) => {
         this.ctx.failed('session', err);
-        return this.loadSession(token);
+        return this.loadSession(token, true);
       },
     );
   }
 
-  loadSession(token) {
+  loadSession(token, redisFailed = false) {
     const loader = this.ctx.loader('session');
     if (loader === null) return null;
     const hash = native.hashToken(token);
@@ -120,7 +120,10 @@ class SessionCache {
         const row = await loader(token);
         if (row == null || typeof row !== 'object' || isExpired(row)) return null;
         // A row we cannot cache (bad user id, Redis down) is still the database's answer.
-        await this.setSession(hash, row).catch(() => false);
+        // When Redis just failed, the write is not waited for (no second timeout); otherwise
+        // it is, so that the next call finds the session in the cache.
+        const caching = this.setSession(hash, row).catch(() => false);
+        if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return row;
       })

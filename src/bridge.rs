@@ -25,6 +25,7 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
+use crate::store::pipeline::{encode, Resp};
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.
@@ -39,6 +40,19 @@ pub enum Reply {
 impl Reply {
     pub fn opt_str(v: Option<String>) -> Reply {
         v.map_or(Reply::Nil, Reply::Str)
+    }
+}
+
+/// A GET's reply as a reply to JS: the string, or null.
+fn bulk_or_nil(r: Resp) -> CacheResult<Reply> {
+    match r {
+        Resp::Nil => Ok(Reply::Nil),
+        Resp::Bulk(b) => String::from_utf8(b)
+            .map(Reply::Str)
+            .map_err(|_| CacheError::Redis("stored value is not UTF-8".into())),
+        other => Err(CacheError::Redis(format!(
+            "unexpected reply to GET: {other:?}"
+        ))),
     }
 }
 
@@ -188,6 +202,25 @@ impl NativeCache {
             let r = fut.await;
             core.sink.push(id, r);
         });
+    }
+
+    /// The hot path of a read: a GET of `key` (unprefixed) queued straight on the Redis
+    /// pipeline from the JS thread and answered by its I/O task (no task, future or timer per
+    /// call). False when the back end has no pipeline; then use [`NativeCache::run`].
+    pub(crate) fn get_direct(&self, id: u32, key: &str) -> bool {
+        let Some(store) = &self.core.store else {
+            return false;
+        };
+        let Some(pipeline) = store.pipeline() else {
+            return false;
+        };
+        let full = store.key(key);
+        let core = self.core.clone();
+        pipeline.submit(
+            |b| encode(b, &[b"GET", full.as_bytes()]),
+            Box::new(move |r| core.sink.push(id, r.and_then(bulk_or_nil))),
+        );
+        true
     }
 
     pub(crate) fn check_value(&self, what: &str, value: &str) -> CacheResult<()> {

@@ -42,9 +42,11 @@ impl NativeCache {
     #[napi]
     pub fn session_get(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
         js(&env, keys::check_id("tokenHash", &token_hash))?;
-        self.run(id, move |s| async move {
-            s.session_get(&token_hash).await.map(Reply::opt_str)
-        });
+        if !self.get_direct(id, &keys::session_key(&token_hash)) {
+            self.run(id, move |s| async move {
+                s.session_get(&token_hash).await.map(Reply::opt_str)
+            });
+        }
         Ok(())
     }
 
@@ -53,9 +55,11 @@ impl NativeCache {
     pub fn session_get_by_token(&self, env: Env, id: u32, token: String) -> napi::Result<()> {
         js(&env, check_token(&token))?;
         let hash = keys::hash_token(&token);
-        self.run(id, move |s| async move {
-            s.session_get(&hash).await.map(Reply::opt_str)
-        });
+        if !self.get_direct(id, &keys::session_key(&hash)) {
+            self.run(id, move |s| async move {
+                s.session_get(&hash).await.map(Reply::opt_str)
+            });
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 pub mod lock;
 pub mod memory;
 pub mod permissions;
+pub mod pipeline;
 pub mod pubsub;
 pub mod redis;
 pub mod session;
@@ -58,6 +59,14 @@ impl Store {
             prefix: cfg.key_prefix.clone(),
             max_value_bytes: cfg.max_value_bytes,
         }))
+    }
+
+    /// The pipelined Redis connection, when the back end has one (plain TCP Redis).
+    pub fn pipeline(&self) -> Option<&pipeline::Pipeline> {
+        match &self.backend {
+            Backend::Redis(r) => r.pipeline(),
+            Backend::Memory(_) => None,
+        }
     }
 
     pub fn is_memory(&self) -> bool {

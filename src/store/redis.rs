@@ -1,16 +1,20 @@
-//! The Redis back end: one auto-reconnecting multiplexed connection (redis-rs
-//! `ConnectionManager`), every command bounded by `commandTimeoutMs`, no offline queue.
+//! The Redis back end: every command bounded by `commandTimeoutMs`, no offline queue.
 //!
-//! Concurrent commands share the one connection and are pipelined on it. While the connection
-//! is down, commands fail fast (or at the latest at their timeout) instead of queueing: nothing
-//! is replayed when Redis returns.
+//! Plain TCP (`redis://host:port`) goes through our own [`Pipeline`]: one connection on which
+//! concurrent commands are pipelined with no per-command task, channel or timer. Other
+//! addresses (TLS, Unix sockets) use one auto-reconnecting multiplexed redis-rs
+//! `ConnectionManager`; it also loads scripts after a NOSCRIPT. While a connection is down,
+//! commands fail fast (or at the latest at their timeout) instead of queueing: nothing is
+//! replayed when Redis returns.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::{Cmd, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+
+use super::pipeline::{encode_arg, encode_header, Endpoint, Pipeline, Resp};
 
 use crate::config::{percent_decode, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
@@ -30,6 +34,8 @@ pub struct RedisStore {
     /// any answer from Redis.
     healthy: AtomicBool,
     closed: AtomicBool,
+    /// The fast transport, for plain TCP addresses.
+    pipeline: Option<Pipeline>,
 }
 
 impl RedisStore {
@@ -50,7 +56,28 @@ impl RedisStore {
                 scrub(&e.to_string(), &secrets)
             ))
         })?;
+        let info = client.get_connection_info();
+        let pipeline = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let settings = info.redis_settings();
+                let secrets = secrets.clone();
+                Some(Pipeline::new(
+                    Endpoint {
+                        host: host.clone(),
+                        port: *port,
+                        username: settings.username().map(str::to_string),
+                        password: settings.password().map(str::to_string),
+                        db: settings.db(),
+                    },
+                    command_timeout,
+                    connect_timeout,
+                    Box::new(move |text| scrub(&text, &secrets)),
+                ))
+            }
+            _ => None,
+        };
         Ok(RedisStore {
+            pipeline,
             client,
             manager: Mutex::new(None),
             last_reset: Mutex::new(None),
@@ -63,7 +90,16 @@ impl RedisStore {
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed) && !self.closed.load(Ordering::Relaxed)
+        let link = match &self.pipeline {
+            Some(p) => p.is_healthy(),
+            None => self.healthy.load(Ordering::Relaxed),
+        };
+        link && !self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The fast transport, when the address is plain TCP.
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.pipeline.as_ref()
     }
 
     pub fn command_timeout(&self) -> Duration {
@@ -78,6 +114,9 @@ impl RedisStore {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.manager.lock().take();
+        if let Some(p) = &self.pipeline {
+            p.close();
+        }
     }
 
     /// The shared connection, created lazily (this must run on the Tokio runtime).
@@ -181,6 +220,10 @@ impl RedisStore {
 
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        if let Some(p) = &self.pipeline {
+            let reply = p.request(|b| cmd.write_packed_command(b)).await?;
+            return typed(reply);
+        }
         let mut conn = self.connection()?;
         self.bounded(cmd.query_async(&mut conn)).await
     }
@@ -198,6 +241,27 @@ impl RedisStore {
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
+        if let Some(p) = &self.pipeline {
+            let write = |b: &mut Vec<u8>| {
+                encode_header(b, 3 + keys.len() + args.len());
+                encode_arg(b, b"EVALSHA");
+                encode_arg(b, script.get_hash().as_bytes());
+                encode_arg(b, keys.len().to_string().as_bytes());
+                for k in keys {
+                    encode_arg(b, k.as_bytes());
+                }
+                for a in args {
+                    encode_arg(b, a.as_bytes());
+                }
+            };
+            match p.request(write).await {
+                Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
+                    // First use since Redis started: the managed connection loads the script
+                    // (EVALSHA, then SCRIPT LOAD and EVALSHA on NOSCRIPT).
+                }
+                other => return typed(other?),
+            }
+        }
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(*k);
@@ -207,6 +271,12 @@ impl RedisStore {
         }
         self.eval(&inv).await
     }
+}
+
+/// A pipeline reply as the caller's type.
+fn typed<T: FromRedisValue>(reply: Resp) -> CacheResult<T> {
+    T::from_redis_value(reply.into_value())
+        .map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
 }
 
 fn scrub(text: &str, secrets: &[String]) -> String {
