@@ -4,6 +4,7 @@
 
 const { Cache } = require('./lib/cache');
 const { SessionCache } = require('./lib/session');
+const { RateLimiter } = require('./lib/rate_limit');
 const keys = require('./lib/keys');
 
 // The singletons live on one default instance, configured from REDIS_URL unless configure()
@@ -12,6 +13,7 @@ const defaultCache = new Cache({}, { lazy: true });
 
 module.exports = {
   sessionCache: defaultCache.sessionCache,
+  rateLimiter: defaultCache.rateLimiter,
 
   configure: (options) => {
     defaultCache.configure(options);
@@ -27,4 +29,5 @@ module.exports = {
 
   Cache,
   SessionCache,
+  RateLimiter,
 };

@@ -11,5 +11,6 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod rate_limit;
 pub mod session;
 pub mod store;

@@ -6,6 +6,7 @@
 //! store applies `keyPrefix`.
 
 pub mod memory;
+pub mod rate_limit;
 pub mod redis;
 pub mod session;
 
