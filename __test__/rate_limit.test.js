@@ -1,0 +1,615 @@
+'use strict';
+// rateLimiter against a real redis-server and against memory://: every behaviour of API.md,
+// the Express middleware over real HTTP, and the failure behaviour on real Redis processes.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('crypto');
+const path = require('path');
+const { spawn } = require('child_process');
+const express = require('express');
+const { createCache } = require('..');
+const { BACKENDS } = require('./helpers/backends');
+const { startRedis, freePort, sleep } = require('./helpers/redis');
+
+delete process.env.REDIS_URL; // these tests choose their back end explicitly
+
+const ROOT = path.join(__dirname, '..');
+const uid = () => crypto.randomBytes(6).toString('hex');
+// A fresh IPv4 address per test, so tests never share counters.
+const freshIp = () => Array.from(crypto.randomBytes(4), (b) => String(b)).join('.');
+
+async function rejectsWith(promise, Class, code) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor.name}: ${err && err.message}`);
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+// An Express app on a free loopback port; `close` ends every connection.
+async function serve(app) {
+  const server = await new Promise((resolve, reject) => {
+    const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
+  });
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function call(base, urlPath, { method = 'GET', headers = {} } = {}) {
+  const r = await fetch(base + urlPath, { method, headers });
+  const text = await r.text();
+  let body = text;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  const h = (n) => r.headers.get(n);
+  return {
+    status: r.status,
+    body,
+    limit: h('ratelimit-limit'),
+    remaining: h('ratelimit-remaining'),
+    reset: h('ratelimit-reset'),
+    retryAfter: h('retry-after'),
+  };
+}
+
+const ok = (req, res) => res.json({ ok: true });
+
+for (const [name, make] of BACKENDS) {
+  describe(`rateLimiter on ${name}`, () => {
+    let backend;
+    let cache;
+    let rl;
+
+    before(async () => {
+      backend = await make();
+      cache = createCache({
+        url: backend.url,
+        rateLimits: { '/short': { max: 2, windowSec: 1 }, '/custom': { max: 7, windowSec: 30 } },
+      });
+      rl = cache.rateLimiter;
+    });
+    after(async () => {
+      await cache.shutdown();
+      await backend.close();
+    });
+
+    it('checkLimit counts each hit and answers { allowed, remaining, resetIn, total, limit }', async () => {
+      const ip = freshIp();
+      const first = await rl.checkLimit(ip, '/api/auth/login');
+      assert.deepEqual(first, { allowed: true, remaining: 4, resetIn: 60, total: 1, limit: 5 });
+      for (let i = 2; i <= 5; i++) {
+        const r = await rl.checkLimit(ip, '/api/auth/login');
+        assert.equal(r.allowed, true);
+        assert.equal(r.total, i);
+        assert.equal(r.remaining, 5 - i);
+        assert.ok(r.resetIn >= 59 && r.resetIn <= 60, `resetIn ${r.resetIn}`);
+      }
+      const sixth = await rl.checkLimit(ip, '/api/auth/login');
+      assert.equal(sixth.allowed, false);
+      assert.equal(sixth.total, 6);
+      assert.equal(sixth.remaining, 0);
+      assert.equal(sixth.limit, 5);
+      assert.ok(Number.isInteger(sixth.resetIn) && sixth.resetIn > 0);
+    });
+
+    it('the default limits of the guide apply by endpoint, else the default', async () => {
+      const ip = freshIp();
+      const limitOf = async (e) => (await rl.checkLimit(ip, e)).limit;
+      assert.equal(await limitOf('/api/auth/login'), 5);
+      assert.equal(await limitOf('/api/auth/register'), 3);
+      assert.equal(await limitOf('/api/otp/send'), 3);
+      assert.equal(await limitOf('/api/payments'), 30);
+      assert.equal(await limitOf('/api/anything-else'), 100);
+    });
+
+    it('rateLimits overrides and extends the defaults; the default entry can be replaced', async () => {
+      const ip = freshIp();
+      assert.equal((await rl.checkLimit(ip, '/custom')).limit, 7);
+      assert.equal((await rl.checkLimit(ip, '/api/auth/login')).limit, 5, 'unnamed defaults stay');
+      const c = createCache({ url: backend.url, rateLimits: { default: { max: 2, windowSec: 10 }, '/api/auth/login': { max: 1, windowSec: 10 } } });
+      try {
+        const other = freshIp();
+        const login1 = await c.rateLimiter.checkLimit(other, '/api/auth/login');
+        const login2 = await c.rateLimiter.checkLimit(other, '/api/auth/login');
+        assert.deepEqual([login1.allowed, login2.allowed, login1.limit], [true, false, 1]);
+        const d = await c.rateLimiter.checkLimit(other, '/zzz');
+        assert.equal(d.limit, 2);
+        assert.ok(d.resetIn <= 10);
+      } finally {
+        await c.shutdown();
+      }
+    });
+
+    it('the counter is rate:{ip}:{endpoint} with its window as TTL, and every key it writes has a TTL', async () => {
+      const ip = freshIp();
+      await rl.checkLimit(ip, '/api/auth/login');
+      await rl.checkLimit(ip, '/custom');
+      const keys = (await backend.keys()).filter((k) => k.includes(ip));
+      assert.ok(keys.includes(`rate:${ip}:_api_auth_login`), keys.join());
+      assert.ok(keys.includes(`rate:${ip}:_custom`), keys.join());
+      const login = await backend.pttl(`rate:${ip}:_api_auth_login`);
+      assert.ok(login > 58_000 && login <= 60_000, `pttl ${login}`);
+      const custom = await backend.pttl(`rate:${ip}:_custom`);
+      assert.ok(custom > 28_000 && custom <= 30_000, `pttl ${custom}`);
+      for (const k of keys) {
+        const t = await backend.pttl(k);
+        assert.ok(t > 0 && t <= 60_000, `${k} has pttl ${t}`);
+      }
+    });
+
+    it('a window ends: the counter key expires with it and counting starts again', async () => {
+      const ip = freshIp();
+      assert.equal((await rl.checkLimit(ip, '/short')).allowed, true);
+      assert.equal((await rl.checkLimit(ip, '/short')).allowed, true);
+      const blocked = await rl.checkLimit(ip, '/short');
+      assert.equal(blocked.allowed, false);
+      assert.equal(blocked.resetIn, 1);
+      await sleep(1150);
+      assert.equal(await backend.pttl(`rate:${ip}:_short`), -2, 'no key outlives its window');
+      assert.equal((await backend.keys()).filter((k) => k.includes(ip)).length, 0, 'nor does the index');
+      const again = await rl.checkLimit(ip, '/short');
+      assert.deepEqual([again.allowed, again.total], [true, 1]);
+    });
+
+    it('200 concurrent hits admit exactly the limit', async () => {
+      const ip = freshIp();
+      const results = await Promise.all(Array.from({ length: 200 }, () => rl.checkLimit(ip, '/api/payments')));
+      assert.equal(results.filter((r) => r.allowed).length, 30);
+      assert.deepEqual(results.map((r) => r.total).sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i + 1));
+    });
+
+    it('instances sharing the back end share the counters, and together admit exactly the limit', async () => {
+      const others = Array.from({ length: 4 }, () => createCache({ url: backend.url }));
+      try {
+        const ip = freshIp();
+        const results = await Promise.all(
+          others.flatMap((c) => Array.from({ length: 25 }, () => c.rateLimiter.checkLimit(ip, '/api/payments'))),
+        );
+        assert.equal(results.filter((r) => r.allowed).length, 30);
+        assert.equal((await rl.checkLimit(ip, '/api/payments')).total, 101);
+      } finally {
+        for (const c of others) await c.shutdown();
+      }
+    });
+
+    it('resetLimit removes one counter: 1 when it existed, 0 after; other endpoints stay', async () => {
+      const ip = freshIp();
+      for (let i = 0; i < 6; i++) await rl.checkLimit(ip, '/api/auth/login');
+      await rl.checkLimit(ip, '/custom');
+      assert.equal(await rl.resetLimit(ip, '/api/auth/login'), 1);
+      assert.equal(await rl.resetLimit(ip, '/api/auth/login'), 0);
+      assert.equal(await backend.pttl(`rate:${ip}:_api_auth_login`), -2);
+      const r = await rl.checkLimit(ip, '/api/auth/login');
+      assert.deepEqual([r.allowed, r.total], [true, 1]);
+      assert.equal((await rl.checkLimit(ip, '/custom')).total, 2);
+    });
+
+    it("resetAllLimitsForIp removes that IP's counters only, IPv6 included, and returns how many", async () => {
+      const tag = uid();
+      const v6 = `fd00:${tag.slice(0, 4)}::1`;
+      const v6Longer = `${v6}:2`; // `rate:fd00:…::1:*` would match this one too
+      const v4 = freshIp();
+      const v4Longer = `${v4}5`;
+      for (const ip of [v6, v6Longer, v4, v4Longer]) {
+        await rl.checkLimit(ip, '/api/auth/login');
+        await rl.checkLimit(ip, '/api/payments');
+      }
+      await rl.checkLimit(v6, '/custom');
+      assert.equal(await rl.resetAllLimitsForIp(v6), 3);
+      assert.equal(await rl.resetAllLimitsForIp(v4), 2);
+      assert.equal(await rl.resetAllLimitsForIp(v6), 0);
+      assert.deepEqual(await rl.getIpStatus(v6), {});
+      assert.equal((await rl.checkLimit(v6Longer, '/api/auth/login')).total, 2, 'the other IPv6 address keeps its counter');
+      assert.equal((await rl.checkLimit(v4Longer, '/api/auth/login')).total, 2);
+      const keys = await backend.keys();
+      assert.equal(keys.filter((k) => k === `rate:${v6}:_api_auth_login` || k === `rate:${v4}:_api_payments`).length, 0);
+      assert.ok(keys.includes(`rate:${v6Longer}:_api_payments`));
+    });
+
+    it('getIpStatus lists the live counters with the endpoints as they were given', async () => {
+      const ip = freshIp();
+      for (let i = 0; i < 3; i++) await rl.checkLimit(ip, '/api/auth/login');
+      await rl.checkLimit(ip, '/api/under_score/x');
+      await rl.checkLimit(ip, 'no-slash');
+      const status = await rl.getIpStatus(ip);
+      assert.deepEqual(Object.keys(status).sort(), ['/api/auth/login', '/api/under_score/x', 'no-slash']);
+      assert.deepEqual(status['/api/auth/login'].current, 3);
+      assert.deepEqual(status['/api/auth/login'].limit, 5);
+      assert.ok(status['/api/auth/login'].resetIn >= 59 && status['/api/auth/login'].resetIn <= 60);
+      assert.deepEqual(status['no-slash'], { current: 1, limit: 100, resetIn: 60 });
+      assert.deepEqual(await rl.getIpStatus(freshIp()), {});
+    });
+
+    it('getIpStatus leaves out counters whose window ended or that were reset', async () => {
+      const ip = freshIp();
+      await rl.checkLimit(ip, '/short');
+      await rl.checkLimit(ip, '/custom');
+      await rl.checkLimit(ip, '/api/payments');
+      await rl.resetLimit(ip, '/api/payments');
+      await sleep(1150);
+      assert.deepEqual(Object.keys(await rl.getIpStatus(ip)), ['/custom']);
+    });
+
+    it('bad input is refused with a typed error and writes nothing', async () => {
+      const before = (await backend.keys()).sort();
+      for (const bad of ['', '*', '1.2.3.*', 'a b', 'x\n', '[x]', 'a?', null, undefined, {}, [], 1.5, NaN, true]) {
+        await rejectsWith(rl.checkLimit(bad, '/api/x'), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(rl.resetLimit(bad, '/api/x'), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(rl.resetAllLimitsForIp(bad), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(rl.getIpStatus(bad), TypeError, 'ERR_INVALID_ARG');
+      }
+      for (const bad of ['', '/a*', '/a b', '/[x]', null, 5, {}]) {
+        await rejectsWith(rl.checkLimit('1.2.3.4', bad), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(rl.resetLimit('1.2.3.4', bad), TypeError, 'ERR_INVALID_ARG');
+      }
+      await rejectsWith(rl.checkLimit('x'.repeat(600), '/a'), RangeError, 'ERR_VALUE_TOO_LARGE');
+      await rejectsWith(rl.checkLimit('1.2.3.4', `/${'x'.repeat(600)}`), RangeError, 'ERR_VALUE_TOO_LARGE');
+      assert.deepEqual((await backend.keys()).sort(), before);
+    });
+  });
+}
+
+describe('rateLimiter options', () => {
+  it('bad rateLimits are refused by createCache and configure, which keeps the old ones', async () => {
+    const bad = [
+      [5, TypeError],
+      [[], TypeError],
+      [{ '/x': 5 }, TypeError],
+      [{ '/x': null }, TypeError],
+      [{ '/x': { max: -1, windowSec: 60 } }, RangeError],
+      [{ '/x': { max: 1.5, windowSec: 60 } }, RangeError],
+      [{ '/x': { max: '5', windowSec: 60 } }, RangeError],
+      [{ '/x': { max: 5, windowSec: 0 } }, RangeError],
+      [{ '/x': { max: 5 } }, RangeError],
+      [{ default: { max: 5, windowSec: 604801 } }, RangeError],
+    ];
+    for (const [rateLimits, Class] of bad) {
+      assert.throws(() => createCache({ url: 'memory://', rateLimits }), (e) => e instanceof Class && typeof e.code === 'string', JSON.stringify(rateLimits));
+    }
+    const c = createCache({ url: 'memory://opts', rateLimits: { '/x': { max: 2, windowSec: 60 } } });
+    try {
+      assert.throws(() => c.configure({ url: 'memory://opts2', rateLimits: { '/x': { max: -1, windowSec: 60 } } }), RangeError);
+      assert.equal((await c.rateLimiter.checkLimit(freshIp(), '/x')).limit, 2, 'the old table and back end stay');
+      c.configure({ url: 'memory://opts2', rateLimits: { '/x': { max: 9, windowSec: 60 } } });
+      assert.equal((await c.rateLimiter.checkLimit(freshIp(), '/x')).limit, 9);
+    } finally {
+      await c.shutdown();
+    }
+  });
+
+  it('createLimiter refuses bad options with typed errors', () => {
+    const c = createCache({ url: 'memory://opts3' });
+    const rl = c.rateLimiter;
+    assert.throws(() => rl.createLimiter(null), TypeError);
+    assert.throws(() => rl.createLimiter('x'), TypeError);
+    assert.throws(() => rl.createLimiter({ max: 0.5 }), RangeError);
+    assert.throws(() => rl.createLimiter({ max: 5, windowSec: -1 }), RangeError);
+    assert.throws(() => rl.createLimiter({ max: 5, keyGenerator: 'ip' }), TypeError);
+    assert.throws(() => rl.createLimiter({ max: 5, failClosed: 'yes' }), TypeError);
+    assert.equal(typeof rl.createLimiter({ max: 5, windowSec: 30 }), 'function');
+    c.shutdown();
+  });
+});
+
+for (const [name, make] of BACKENDS) {
+  describe(`rate limit middleware over Express on ${name}`, () => {
+    let backend;
+    let cache;
+    let rl;
+    let http;
+
+    before(async () => {
+      backend = await make();
+      cache = createCache({ url: backend.url });
+      rl = cache.rateLimiter;
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      const auth = express.Router();
+      auth.post('/login', rl.authLimiter, ok);
+      auth.post('/register', rl.strictLimiter, ok);
+      app.use('/api/auth', auth);
+      const custom = rl.createLimiter({ max: 4, windowSec: 30 });
+      app.get('/api/search', custom, ok);
+      app.get('/api/by-user', rl.createLimiter({ max: 2, windowSec: 30, keyGenerator: (req) => req.get('x-user') || 'anon' }), ok);
+      app.get('/api/table', rl.createLimiter(), ok);
+      const global = rl.createLimiter({ max: 10, windowSec: 60 });
+      app.post('/api/double', global, rl.authLimiter, ok);
+      app.get('/api/throws', rl.createLimiter({ max: 5, keyGenerator: () => 'a b' }), ok);
+      app.use((err, req, res, next) => res.status(500).json({ error: err.message, code: err.code }));
+      http = await serve(app);
+    });
+    after(async () => {
+      await http.close();
+      await cache.shutdown();
+      await backend.close();
+    });
+
+    const as = (ip) => ({ headers: { 'x-forwarded-for': ip } });
+
+    it('authLimiter: 5 logins pass with RateLimit-* headers, the 6th gets 429, Retry-After and the JSON error', async () => {
+      const ip = freshIp();
+      for (let i = 1; i <= 5; i++) {
+        const r = await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) });
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.body, { ok: true });
+        assert.equal(r.limit, '5');
+        assert.equal(r.remaining, String(5 - i));
+        assert.ok(Number(r.reset) >= 59 && Number(r.reset) <= 60, `reset ${r.reset}`);
+        assert.equal(r.retryAfter, null);
+      }
+      const blocked = await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) });
+      assert.equal(blocked.status, 429);
+      assert.equal(blocked.limit, '5');
+      assert.equal(blocked.remaining, '0');
+      assert.ok(Number(blocked.retryAfter) >= 1 && Number(blocked.retryAfter) <= 60);
+      assert.deepEqual(blocked.body, { error: 'Too many requests', retryAfter: Number(blocked.retryAfter) });
+      assert.equal((await rl.getIpStatus(ip))['/api/auth/login'].current, 6, 'endpoint = req.baseUrl + req.path');
+    });
+
+    it('strictLimiter allows 3 per 60 s', async () => {
+      const ip = freshIp();
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call(http.base, '/api/auth/register', { method: 'POST', ...as(ip) })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    });
+
+    it('createLimiter({ max, windowSec }) applies its own limit and window', async () => {
+      const ip = freshIp();
+      const rs = [];
+      for (let i = 0; i < 5; i++) rs.push(await call(http.base, '/api/search?q=x', as(ip)));
+      assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 429]);
+      assert.equal(rs[0].limit, '4');
+      assert.ok(Number(rs[0].reset) <= 30 && Number(rs[0].reset) >= 29);
+      const ttl = await backend.pttl(`rate:${ip}:_api_search`);
+      assert.ok(ttl > 28_000 && ttl <= 30_000, `pttl ${ttl}`);
+    });
+
+    it('createLimiter() without max uses the rateLimits table by endpoint', async () => {
+      const r = await call(http.base, '/api/table', as(freshIp()));
+      assert.equal(r.limit, '100');
+    });
+
+    it('the key is req.ip, so trust proxy decides: forwarded clients are counted apart', async () => {
+      const a = freshIp();
+      const b = freshIp();
+      for (let i = 0; i < 4; i++) await call(http.base, '/api/search', as(a));
+      assert.equal((await call(http.base, '/api/search', as(a))).status, 429);
+      assert.equal((await call(http.base, '/api/search', as(b))).status, 200);
+    });
+
+    it('without trust proxy, X-Forwarded-For cannot pick a fresh counter', async () => {
+      const app = express(); // trust proxy off: req.ip is the socket address
+      app.get('/api/nt', rl.createLimiter({ max: 2, windowSec: 30 }), ok);
+      const srv = await serve(app);
+      try {
+        await rl.resetAllLimitsForIp('127.0.0.1');
+        const statuses = [];
+        for (let i = 0; i < 3; i++) statuses.push((await call(srv.base, '/api/nt', as(freshIp()))).status);
+        assert.deepEqual(statuses, [200, 200, 429]);
+        assert.equal((await rl.getIpStatus('127.0.0.1'))['/api/nt'].current, 3);
+      } finally {
+        await rl.resetAllLimitsForIp('127.0.0.1');
+        await srv.close();
+      }
+    });
+
+    it('keyGenerator chooses the key', async () => {
+      const user = `user-${uid()}`;
+      const headers = { 'x-user': user };
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await call(http.base, '/api/by-user', { headers: { ...headers, 'x-forwarded-for': freshIp() } })).status);
+      assert.deepEqual(statuses, [200, 200, 429]);
+      assert.equal((await rl.getIpStatus(user))['/api/by-user'].current, 3);
+    });
+
+    it('case and trailing-slash variants of a route share its counter', async () => {
+      const ip = freshIp();
+      const paths = ['/api/auth/login', '/API/auth/login', '/api/Auth/LOGIN/', '/api/auth/LOGIN', '/api/auth/login', '/Api/auth/login'];
+      const statuses = [];
+      for (const p of paths) statuses.push((await call(http.base, p, { method: 'POST', ...as(ip) })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+      assert.deepEqual(Object.keys(await rl.getIpStatus(ip)), ['/api/auth/login']);
+    });
+
+    it('a request that passes two limiters on one endpoint is counted once, each limiter applying its own max', async () => {
+      const ip = freshIp();
+      const rs = [];
+      for (let i = 0; i < 6; i++) rs.push(await call(http.base, '/api/double', { method: 'POST', ...as(ip) }));
+      assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200, 429]);
+      assert.equal((await rl.getIpStatus(ip))['/api/double'].current, 6);
+    });
+
+    it('an invalid key from keyGenerator goes to the error handler; nothing is written', async () => {
+      const before = (await backend.keys()).sort();
+      const r = await call(http.base, '/api/throws');
+      assert.equal(r.status, 500);
+      assert.equal(r.body.code, 'ERR_INVALID_ARG');
+      assert.deepEqual((await backend.keys()).sort(), before);
+    });
+
+    it('paths with characters an id may not hold are still counted, percent-encoded', async () => {
+      const ip = freshIp();
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      app.use(rl.createLimiter({ max: 1, windowSec: 30 }));
+      app.use(ok);
+      const srv = await serve(app);
+      try {
+        assert.equal((await call(srv.base, '/files/a*b[1]', as(ip))).status, 200);
+        assert.equal((await call(srv.base, '/files/a*b[1]', as(ip))).status, 429);
+        assert.deepEqual(Object.keys(await rl.getIpStatus(ip)), ['/files/a%2Ab%5B1%5D']);
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+}
+
+describe('rate limiting when Redis fails', () => {
+  const hitEndpoint = '/api/auth/login';
+
+  it('without a back end checkLimit fails open; middleware passes, failClosed answers 503', async () => {
+    const c = createCache({});
+    try {
+      const r = await c.rateLimiter.checkLimit('1.2.3.4', hitEndpoint);
+      assert.deepEqual(r, { allowed: true, remaining: 5, resetIn: 60, total: 0, limit: 5 });
+      assert.equal(c.stats().rateLimit.fallbacks, 1);
+      const app = express();
+      app.get('/open', c.rateLimiter.createLimiter({ max: 1 }), ok);
+      app.get('/closed', c.rateLimiter.createLimiter({ max: 1, failClosed: true }), ok);
+      const srv = await serve(app);
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await call(srv.base, '/open')).status, 200);
+        const closed = await call(srv.base, '/closed');
+        assert.equal(closed.status, 503);
+        assert.equal(closed.retryAfter, '1');
+        assert.deepEqual(closed.body, { error: 'Service unavailable', retryAfter: 1 });
+      } finally {
+        await srv.close();
+      }
+      assert.equal(await c.rateLimiter.resetLimit('1.2.3.4', hitEndpoint), 0);
+      assert.equal(await c.rateLimiter.resetAllLimitsForIp('1.2.3.4'), 0);
+      assert.deepEqual(await c.rateLimiter.getIpStatus('1.2.3.4'), {});
+    } finally {
+      await c.shutdown();
+    }
+  });
+
+  it('a refused port: checkLimit fails open and counts the error; failClosed middleware answers 503', async () => {
+    const port = await freePort();
+    const c = createCache({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300 });
+    try {
+      const r = await c.rateLimiter.checkLimit('1.2.3.4', hitEndpoint);
+      assert.equal(r.allowed, true);
+      assert.equal(r.total, 0);
+      assert.ok(c.stats().rateLimit.errors >= 1);
+      const app = express();
+      app.get('/open', c.rateLimiter.authLimiter, ok);
+      app.get('/closed', c.rateLimiter.createLimiter({ max: 100, failClosed: true }), ok);
+      const srv = await serve(app);
+      try {
+        const open = await call(srv.base, '/open');
+        assert.equal(open.status, 200);
+        assert.equal(open.limit, '5');
+        assert.equal((await call(srv.base, '/closed')).status, 503);
+      } finally {
+        await srv.close();
+      }
+    } finally {
+      await c.shutdown();
+    }
+  });
+
+  it('a hung Redis (SIGSTOP): requests are answered by commandTimeoutMs, open or 503 as configured', async () => {
+    const server = await startRedis();
+    const c = createCache({ url: server.url, commandTimeoutMs: 200 });
+    const app = express();
+    app.get('/open', c.rateLimiter.createLimiter({ max: 100 }), ok);
+    app.get('/closed', c.rateLimiter.createLimiter({ max: 100, failClosed: true }), ok);
+    const srv = await serve(app);
+    try {
+      assert.equal((await call(srv.base, '/open')).status, 200);
+      server.pause();
+      const t0 = Date.now();
+      const [open, closed, direct] = await Promise.all([call(srv.base, '/open'), call(srv.base, '/closed'), c.rateLimiter.checkLimit('9.9.9.9', '/x')]);
+      const took = Date.now() - t0;
+      assert.equal(open.status, 200);
+      assert.equal(closed.status, 503);
+      assert.equal(direct.allowed, true);
+      assert.ok(took < 200 + 800, `took ${took} ms`);
+    } finally {
+      server.resume();
+      await srv.close();
+      await c.shutdown();
+      await server.stop();
+    }
+  });
+
+  it('Redis restarted: counting resumes by itself, and the new counters carry their TTL', async () => {
+    const server = await startRedis();
+    const c = createCache({ url: server.url, commandTimeoutMs: 300 });
+    try {
+      assert.equal((await c.rateLimiter.checkLimit('5.5.5.5', hitEndpoint)).total, 1);
+      await server.kill();
+      assert.equal((await c.rateLimiter.checkLimit('5.5.5.5', hitEndpoint)).total, 0, 'down: open, not a throw');
+      await server.start();
+      let total = 0;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 5000 && total === 0) {
+        total = (await c.rateLimiter.checkLimit('5.5.5.5', hitEndpoint)).total;
+        if (total === 0) await sleep(50);
+      }
+      assert.equal(total, 1, 'a fresh Redis starts a fresh window');
+      const ttl = await server.client().pttl('rate:5.5.5.5:_api_auth_login');
+      assert.ok(ttl > 0 && ttl <= 60_000, `pttl ${ttl}`);
+    } finally {
+      await c.shutdown();
+      await server.stop();
+    }
+  });
+});
+
+describe('rate limits across processes', () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('4 processes × 40 concurrent hits on one Redis admit exactly the limit', async () => {
+    const ip = freshIp();
+    const script = `
+      const c = require(${JSON.stringify(ROOT)});
+      c.configure({ url: ${JSON.stringify(server.url)}, rateLimits: { '/mp': { max: 25, windowSec: 60 } } });
+      (async () => {
+        const rs = await Promise.all(Array.from({ length: 40 }, () => c.rateLimiter.checkLimit(${JSON.stringify(ip)}, '/mp')));
+        console.log(JSON.stringify({ allowed: rs.filter((r) => r.allowed).length, errors: c.stats().rateLimit.errors }));
+        await c.shutdown();
+      })();`;
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => {
+        const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+      }),
+    );
+    let allowed = 0;
+    for (const r of runs) {
+      assert.equal(r.code, 0, r.out);
+      const parsed = JSON.parse(r.out);
+      assert.equal(parsed.errors, 0);
+      allowed += parsed.allowed;
+    }
+    assert.equal(allowed, 25);
+    const client = server.client();
+    assert.equal(await client.get(`rate:${ip}:_mp`), '160');
+    assert.ok((await client.pttl(`rate:${ip}:_mp`)) > 0);
+  });
+
+  it('keyPrefix is applied to the counters and to the index', async () => {
+    const c = createCache({ url: server.url, keyPrefix: 'erp:test:' });
+    try {
+      await c.rateLimiter.checkLimit('7.7.7.7', '/api/auth/login');
+      const client = server.client();
+      assert.equal(await client.exists('erp:test:rate:7.7.7.7:_api_auth_login'), 1);
+      assert.equal(await client.exists('rate:7.7.7.7:_api_auth_login'), 0);
+      assert.deepEqual(Object.keys(await c.rateLimiter.getIpStatus('7.7.7.7')), ['/api/auth/login']);
+      assert.equal(await c.rateLimiter.resetAllLimitsForIp('7.7.7.7'), 1);
+      assert.equal(await client.exists('erp:test:rate:7.7.7.7:_api_auth_login'), 0);
+    } finally {
+      await c.shutdown();
+    }
+  });
+});
