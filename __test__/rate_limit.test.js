@@ -613,3 +613,101 @@ describe('rate limits across processes', () => {
     }
   });
 });
+
+// The ERP guide's rate-limiting snippets (sections 3 and 9), run as written through a
+// `./cache` folder whose index.js is the one-line migration (as guide.test.js does).
+function runApp(body, env) {
+  const fs = require('fs');
+  const os = require('os');
+  const { execFile } = require('child_process');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-guide-rate-'));
+  fs.mkdirSync(path.join(dir, 'cache'));
+  fs.writeFileSync(path.join(dir, 'cache', 'index.js'), `module.exports = require(${JSON.stringify(ROOT)});\n`);
+  fs.writeFileSync(path.join(dir, 'app.js'), body);
+  // the app's own `express` dependency
+  const nodePath = path.join(ROOT, 'node_modules');
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['app.js'], { cwd: dir, env: { ...process.env, NODE_PATH: nodePath, ...env }, timeout: 20000 }, (err, stdout, stderr) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve({ code: err ? err.code || 1 : 0, stdout, stderr });
+    });
+  });
+}
+
+const SECTION_3 = `
+const express = require('express');
+const ok = (name) => (req, res) => res.json({ ok: name });
+const authController = { login: ok('login'), register: ok('register') };
+const searchController = { search: ok('search') };
+(async () => {
+const { rateLimiter } = require('./cache');
+
+// Manual check
+const result = await rateLimiter.checkLimit('192.168.1.1', '/api/auth/login');
+// { allowed: true, remaining: 4, resetIn: 55, total: 1, limit: 5 }
+console.log(JSON.stringify(result));
+
+// Express middleware
+const router = require('express').Router();
+
+// Pre-configured limiters
+router.post('/login', rateLimiter.authLimiter, authController.login);
+router.post('/register', rateLimiter.strictLimiter, authController.register);
+
+// Custom limiter
+const customLimiter = rateLimiter.createLimiter({ max: 10, windowSec: 30 });
+router.get('/search', customLimiter, searchController.search);
+
+const app = express();
+app.use('/api/auth', router);
+const server = app.listen(0, '127.0.0.1');
+await new Promise((r) => server.once('listening', r));
+const base = 'http://127.0.0.1:' + server.address().port;
+const statuses = async (method, p, n) => {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push((await fetch(base + p, { method })).status);
+  return out.join(',');
+};
+console.log(await statuses('POST', '/api/auth/login', 5));
+console.log(await statuses('POST', '/api/auth/register', 4));
+console.log(await statuses('GET', '/api/auth/search', 11));
+
+// Section 9: rate limit status for an IP
+const status = await rateLimiter.getIpStatus('192.168.1.1');
+// { '/api/auth/login': { current: 3, limit: 5, resetIn: 45 } }
+console.log(JSON.stringify(status));
+
+// Reset limits (after CAPTCHA success)
+await rateLimiter.resetAllLimitsForIp('192.168.1.1');
+console.log(JSON.stringify(await rateLimiter.getIpStatus('192.168.1.1')));
+
+server.closeAllConnections();
+server.close();
+await require('./cache').shutdown();
+})();
+`;
+
+describe("the ERP guide's rate-limiting snippets run as written", () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  for (const [name, url] of [['redis', null], ['memory', 'memory://']]) {
+    it(`sections 3 and 9 on ${name}`, async () => {
+      const r = await runApp(SECTION_3, { REDIS_URL: url || server.url });
+      assert.equal(r.code, 0, r.stderr);
+      const [result, logins, registers, searches, status, afterReset] = r.stdout.trim().split('\n');
+      assert.deepEqual(JSON.parse(result), { allowed: true, remaining: 4, resetIn: 60, total: 1, limit: 5 });
+      // the app's requests come from 127.0.0.1, the manual check counted 192.168.1.1
+      assert.equal(logins, '200,200,200,200,200');
+      assert.equal(registers, '200,200,200,429');
+      assert.equal(searches, '200,200,200,200,200,200,200,200,200,200,429');
+      assert.deepEqual(JSON.parse(status), { '/api/auth/login': { current: 1, limit: 5, resetIn: 60 } });
+      assert.equal(afterReset, '{}');
+    });
+  }
+});
