@@ -285,6 +285,38 @@ describe('rateLimiter options', () => {
     }
   });
 
+  it('the module singleton rateLimiter (and its authLimiter) follows configure()', async () => {
+    const mod = require('..');
+    const ip = freshIp();
+    mod.configure({ url: 'memory://rl-single-a', rateLimits: { '/api/auth/login': { max: 1, windowSec: 60 } } });
+    const app = express();
+    app.post('/api/auth/login', mod.rateLimiter.authLimiter, ok);
+    const srv = await serve(app);
+    try {
+      assert.equal((await mod.rateLimiter.checkLimit(ip, '/api/auth/login')).limit, 1);
+      assert.equal((await call(srv.base, '/api/auth/login', { method: 'POST' })).limit, '1');
+      mod.configure({ url: 'memory://rl-single-b' });
+      const r = await mod.rateLimiter.checkLimit(ip, '/api/auth/login');
+      assert.deepEqual([r.limit, r.total], [5, 1], 'the default login limit, on the new back end');
+      assert.equal((await call(srv.base, '/api/auth/login', { method: 'POST' })).limit, '5');
+    } finally {
+      await srv.close();
+      await mod.shutdown();
+    }
+  });
+
+  it('stats().rateLimit counts allowed and blocked hits, and fail-open answers as fallbacks', async () => {
+    const c = createCache({ url: 'memory://rl-stats', rateLimits: { '/s': { max: 2, windowSec: 60 } } });
+    try {
+      const ip = freshIp();
+      for (let i = 0; i < 5; i++) await c.rateLimiter.checkLimit(ip, '/s');
+      const s = c.stats().rateLimit;
+      assert.deepEqual([s.allowed, s.blocked, s.fallbacks, s.errors], [2, 3, 0, 0]);
+    } finally {
+      await c.shutdown();
+    }
+  });
+
   it('createLimiter refuses bad options with typed errors', () => {
     const c = createCache({ url: 'memory://opts3' });
     const rl = c.rateLimiter;
