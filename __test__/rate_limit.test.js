@@ -72,7 +72,7 @@ for (const [name, make] of BACKENDS) {
       backend = await make();
       cache = createCache({
         url: backend.url,
-        rateLimits: { '/short': { max: 2, windowSec: 1 }, '/custom': { max: 7, windowSec: 30 } },
+        rateLimits: { '/short': { max: 2, windowSec: 2 }, '/custom': { max: 7, windowSec: 30 } },
       });
       rl = cache.rateLimiter;
     });
@@ -90,7 +90,7 @@ for (const [name, make] of BACKENDS) {
         assert.equal(r.allowed, true);
         assert.equal(r.total, i);
         assert.equal(r.remaining, 5 - i);
-        assert.ok(r.resetIn >= 59 && r.resetIn <= 60, `resetIn ${r.resetIn}`);
+        assert.ok(r.resetIn > 50 && r.resetIn <= 60, `resetIn ${r.resetIn}`);
       }
       const sixth = await rl.checkLimit(ip, '/api/auth/login');
       assert.equal(sixth.allowed, false);
@@ -136,9 +136,9 @@ for (const [name, make] of BACKENDS) {
       assert.ok(keys.includes(`rate:${ip}:_api_auth_login`), keys.join());
       assert.ok(keys.includes(`rate:${ip}:_custom`), keys.join());
       const login = await backend.pttl(`rate:${ip}:_api_auth_login`);
-      assert.ok(login > 58_000 && login <= 60_000, `pttl ${login}`);
+      assert.ok(login > 50_000 && login <= 60_000, `pttl ${login}`);
       const custom = await backend.pttl(`rate:${ip}:_custom`);
-      assert.ok(custom > 28_000 && custom <= 30_000, `pttl ${custom}`);
+      assert.ok(custom > 20_000 && custom <= 30_000, `pttl ${custom}`);
       for (const k of keys) {
         const t = await backend.pttl(k);
         assert.ok(t > 0 && t <= 60_000, `${k} has pttl ${t}`);
@@ -151,8 +151,8 @@ for (const [name, make] of BACKENDS) {
       assert.equal((await rl.checkLimit(ip, '/short')).allowed, true);
       const blocked = await rl.checkLimit(ip, '/short');
       assert.equal(blocked.allowed, false);
-      assert.equal(blocked.resetIn, 1);
-      await sleep(1150);
+      assert.ok(blocked.resetIn >= 1 && blocked.resetIn <= 2, `resetIn ${blocked.resetIn}`);
+      await sleep(2150);
       assert.equal(await backend.pttl(`rate:${ip}:_short`), -2, 'no key outlives its window');
       assert.equal((await backend.keys()).filter((k) => k.includes(ip)).length, 0, 'nor does the index');
       const again = await rl.checkLimit(ip, '/short');
@@ -223,8 +223,9 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual(Object.keys(status).sort(), ['/api/auth/login', '/api/under_score/x', 'no-slash']);
       assert.deepEqual(status['/api/auth/login'].current, 3);
       assert.deepEqual(status['/api/auth/login'].limit, 5);
-      assert.ok(status['/api/auth/login'].resetIn >= 59 && status['/api/auth/login'].resetIn <= 60);
-      assert.deepEqual(status['no-slash'], { current: 1, limit: 100, resetIn: 60 });
+      assert.ok(status['/api/auth/login'].resetIn > 50 && status['/api/auth/login'].resetIn <= 60);
+      assert.deepEqual([status['no-slash'].current, status['no-slash'].limit], [1, 100]);
+      assert.ok(status['no-slash'].resetIn > 50 && status['no-slash'].resetIn <= 60);
       assert.deepEqual(await rl.getIpStatus(freshIp()), {});
     });
 
@@ -234,7 +235,7 @@ for (const [name, make] of BACKENDS) {
       await rl.checkLimit(ip, '/custom');
       await rl.checkLimit(ip, '/api/payments');
       await rl.resetLimit(ip, '/api/payments');
-      await sleep(1150);
+      await sleep(2150);
       assert.deepEqual(Object.keys(await rl.getIpStatus(ip)), ['/custom']);
     });
 
@@ -374,7 +375,7 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual(r.body, { ok: true });
         assert.equal(r.limit, '5');
         assert.equal(r.remaining, String(5 - i));
-        assert.ok(Number(r.reset) >= 59 && Number(r.reset) <= 60, `reset ${r.reset}`);
+        assert.ok(Number(r.reset) > 50 && Number(r.reset) <= 60, `reset ${r.reset}`);
         assert.equal(r.retryAfter, null);
       }
       const blocked = await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) });
@@ -399,9 +400,9 @@ for (const [name, make] of BACKENDS) {
       for (let i = 0; i < 5; i++) rs.push(await call(http.base, '/api/search?q=x', as(ip)));
       assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 429]);
       assert.equal(rs[0].limit, '4');
-      assert.ok(Number(rs[0].reset) <= 30 && Number(rs[0].reset) >= 29);
+      assert.ok(Number(rs[0].reset) <= 30 && Number(rs[0].reset) > 20);
       const ttl = await backend.pttl(`rate:${ip}:_api_search`);
-      assert.ok(ttl > 28_000 && ttl <= 30_000, `pttl ${ttl}`);
+      assert.ok(ttl > 20_000 && ttl <= 30_000, `pttl ${ttl}`);
     });
 
     it('createLimiter() without max uses the rateLimits table by endpoint', async () => {
@@ -738,7 +739,10 @@ describe("the ERP guide's rate-limiting snippets run as written", () => {
       assert.equal(logins, '200,200,200,200,200');
       assert.equal(registers, '200,200,200,429');
       assert.equal(searches, '200,200,200,200,200,200,200,200,200,200,429');
-      assert.deepEqual(JSON.parse(status), { '/api/auth/login': { current: 1, limit: 5, resetIn: 60 } });
+      const st = JSON.parse(status);
+      assert.deepEqual(Object.keys(st), ['/api/auth/login']);
+      assert.deepEqual([st['/api/auth/login'].current, st['/api/auth/login'].limit], [1, 5]);
+      assert.ok(st['/api/auth/login'].resetIn > 50 && st['/api/auth/login'].resetIn <= 60, status);
       assert.equal(afterReset, '{}');
     });
   }
