@@ -14,22 +14,9 @@ pub const MAX_LIMIT: f64 = 1_000_000_000.0;
 /// Longest window accepted: one week, in seconds.
 pub const MAX_WINDOW_SEC: f64 = 604_800.0;
 
-/// `rateHit` answers two numbers in one: `total * HIT_SCALE + resetIn`. `resetIn` (whole
-/// seconds, at most a week = 604 800 < 2^20) is the low part; `total` up to 2^33 keeps the
-/// sum an exact integer of a double. One number crosses the boundary without allocating.
-pub const HIT_SCALE: f64 = 1_048_576.0;
-const MAX_TOTAL: i64 = 1 << 33;
-
 /// Whole seconds left in a window (rounded up: a window with 1 ms left is not over).
 pub fn reset_in(left_ms: i64) -> i64 {
     (left_ms.max(0) + 999) / 1000
-}
-
-/// The packed reply of `rateHit`; see [`HIT_SCALE`].
-pub fn pack_hit(total: i64, left_ms: i64) -> f64 {
-    let total = total.clamp(0, MAX_TOTAL - 1) as f64;
-    let reset = reset_in(left_ms).min(MAX_WINDOW_SEC as i64) as f64;
-    total * HIT_SCALE + reset
 }
 
 fn check_limits(max: f64, window_sec: f64) -> CacheResult<(u64, Duration)> {
@@ -59,7 +46,7 @@ fn ip_endpoint(ip: JsId, endpoint: &str) -> CacheResult<String> {
 #[napi]
 impl NativeCache {
     /// Counts one hit of `ip` on `endpoint` (fixed window of `windowSec`, limit `max`, which is
-    /// recorded for getIpStatus) → `total * 2^20 + resetIn` (see `HIT_SCALE`).
+    /// recorded for getIpStatus) → `[total, ms left in the window]`.
     #[napi]
     pub fn rate_hit(
         &self,
@@ -75,7 +62,7 @@ impl NativeCache {
         self.run(id, move |s| async move {
             s.rate_hit(&ip, &endpoint, max, window)
                 .await
-                .map(|(total, left)| Reply::Num(pack_hit(total, left)))
+                .map(|(total, left)| Reply::Nums(vec![total as f64, left.max(0) as f64]))
         });
         Ok(())
     }
@@ -127,20 +114,13 @@ impl NativeCache {
 mod tests {
     use super::*;
 
-    fn unpack(v: f64) -> (f64, f64) {
-        let reset = v % HIT_SCALE;
-        ((v - reset) / HIT_SCALE, reset)
-    }
-
     #[test]
-    fn a_hit_packs_and_unpacks_exactly() {
-        assert_eq!(unpack(pack_hit(1, 60_000)), (1.0, 60.0));
-        assert_eq!(unpack(pack_hit(0, 0)), (0.0, 0.0));
-        assert_eq!(unpack(pack_hit(5, 1)), (5.0, 1.0));
-        assert_eq!(unpack(pack_hit(5, 59_001)), (5.0, 60.0));
-        let big = MAX_TOTAL - 1;
-        assert_eq!(unpack(pack_hit(big, 604_800_000)), (big as f64, 604_800.0));
-        assert_eq!(unpack(pack_hit(i64::MAX, -5)), (big as f64, 0.0));
+    fn reset_in_rounds_up_to_whole_seconds() {
+        assert_eq!(reset_in(60_000), 60);
+        assert_eq!(reset_in(59_001), 60);
+        assert_eq!(reset_in(1), 1);
+        assert_eq!(reset_in(0), 0);
+        assert_eq!(reset_in(-5), 0);
     }
 
     #[test]
