@@ -57,7 +57,16 @@ async function call(base, urlPath, { method = 'GET', headers = {} } = {}) {
     remaining: h('ratelimit-remaining'),
     reset: h('ratelimit-reset'),
     retryAfter: h('retry-after'),
+    policy: h('ratelimit-policy'),
   };
+}
+
+// Commands a redis-server has executed (INFO commandstats, INFO itself left out).
+async function redisCalls(client) {
+  const info = await client.info('commandstats');
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) if (m[1] !== 'info') n += Number(m[2]);
+  return n;
 }
 
 const ok = (req, res) => res.json({ ok: true });
@@ -239,6 +248,65 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual(Object.keys(await rl.getIpStatus(ip)), ['/custom']);
     });
 
+    it('block cache: once over the limit, further hits in the window are answered in process, with no Redis call', async () => {
+      const ip = freshIp();
+      for (let i = 0; i < 5; i++) assert.equal((await rl.checkLimit(ip, '/api/auth/login')).allowed, true);
+      const first = await rl.checkLimit(ip, '/api/auth/login');
+      assert.deepEqual([first.allowed, first.total], [false, 6], 'the first blocked hit is counted in the store');
+      const client = backend.server ? backend.server.client() : null;
+      const callsBefore = client ? await redisCalls(client) : 0;
+      const cachedBefore = cache.stats().rateLimit.blockCacheHits;
+      const rs = [];
+      for (let i = 0; i < 50; i++) rs.push(await rl.checkLimit(ip, '/api/auth/login'));
+      rs.push(...(await Promise.all(Array.from({ length: 50 }, () => rl.checkLimit(ip, '/api/auth/login')))));
+      if (client) assert.equal(await redisCalls(client), callsBefore, 'no command reached Redis');
+      assert.equal(cache.stats().rateLimit.blockCacheHits - cachedBefore, 100);
+      for (const r of rs) {
+        assert.equal(r.allowed, false);
+        assert.equal(r.remaining, 0);
+        assert.equal(r.limit, 5);
+        assert.ok(r.resetIn >= 1 && r.resetIn <= 60 && r.resetIn <= first.resetIn, `resetIn ${r.resetIn}`);
+      }
+      assert.equal(rs[99].total, 106, 'total keeps counting locally');
+      assert.equal((await rl.getIpStatus(ip))['/api/auth/login'].current, 6, 'the store saw only the hits up to the first blocked one');
+      // another endpoint of the same IP, and the same endpoint of another IP, still go to the store
+      assert.equal((await rl.checkLimit(ip, '/custom')).total, 1);
+      assert.equal((await rl.checkLimit(freshIp(), '/api/auth/login')).total, 1);
+    });
+
+    it('block cache: resetLimit and resetAllLimitsForIp let the IP in again at once', async () => {
+      const ip = freshIp();
+      for (let i = 0; i < 7; i++) await rl.checkLimit(ip, '/api/auth/login');
+      assert.equal((await rl.checkLimit(ip, '/api/auth/login')).allowed, false);
+      assert.equal(await rl.resetLimit(ip, '/api/auth/login'), 1);
+      const again = await rl.checkLimit(ip, '/api/auth/login');
+      assert.deepEqual([again.allowed, again.total], [true, 1]);
+      for (let i = 0; i < 5; i++) await rl.checkLimit(ip, '/api/auth/login');
+      for (let i = 0; i < 4; i++) await rl.checkLimit(ip, '/api/otp/send');
+      assert.equal((await rl.checkLimit(ip, '/api/auth/login')).allowed, false);
+      assert.equal((await rl.checkLimit(ip, '/api/otp/send')).allowed, false);
+      assert.equal(await rl.resetAllLimitsForIp(ip), 2);
+      assert.deepEqual([(await rl.checkLimit(ip, '/api/auth/login')).total, (await rl.checkLimit(ip, '/api/otp/send')).total], [1, 1]);
+    });
+
+    it("block cache: another instance's entry lasts until the window ends, never longer", async () => {
+      const other = createCache({ url: backend.url, rateLimits: { '/short': { max: 2, windowSec: 2 } } });
+      try {
+        const ip = freshIp();
+        for (let i = 0; i < 3; i++) await other.rateLimiter.checkLimit(ip, '/short');
+        assert.equal(await rl.resetAllLimitsForIp(ip), 1, 'reset through this instance');
+        assert.equal((await rl.checkLimit(ip, '/short')).allowed, true, 'this instance lets the IP in');
+        const cached = await other.rateLimiter.checkLimit(ip, '/short');
+        assert.equal(cached.allowed, false, 'the other instance still answers from its block cache');
+        assert.ok(cached.resetIn <= 2);
+        await sleep(2150);
+        const after = await other.rateLimiter.checkLimit(ip, '/short');
+        assert.deepEqual([after.allowed, after.total], [true, 1], 'its window ended: the block is gone');
+      } finally {
+        await other.shutdown();
+      }
+    });
+
     it('bad input is refused with a typed error and writes nothing', async () => {
       const before = (await backend.keys()).sort();
       for (const bad of ['', '*', '1.2.3.*', 'a b', 'x\n', '[x]', 'a?', null, undefined, {}, [], 1.5, NaN, true]) {
@@ -327,6 +395,8 @@ describe('rateLimiter options', () => {
     assert.throws(() => rl.createLimiter({ max: 5, windowSec: -1 }), RangeError);
     assert.throws(() => rl.createLimiter({ max: 5, keyGenerator: 'ip' }), TypeError);
     assert.throws(() => rl.createLimiter({ max: 5, failClosed: 'yes' }), TypeError);
+    assert.throws(() => rl.createLimiter({ max: 5, skip: true }), TypeError);
+    assert.throws(() => rl.createLimiter({ max: 5, handler: {} }), TypeError);
     assert.equal(typeof rl.createLimiter({ max: 5, windowSec: 30 }), 'function');
     c.shutdown();
   });
@@ -466,6 +536,209 @@ for (const [name, make] of BACKENDS) {
       assert.equal(r.status, 500);
       assert.equal(r.body.code, 'ERR_INVALID_ARG');
       assert.deepEqual((await backend.keys()).sort(), before);
+    });
+
+    it('the 6th login in a minute: 429, Retry-After, the JSON body; every response carries the RateLimit headers', async () => {
+      const ip = freshIp();
+      const rs = [];
+      for (let i = 0; i < 8; i++) rs.push(await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) }));
+      assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200, 429, 429, 429]);
+      rs.forEach((r, i) => {
+        assert.equal(r.limit, '5', `response ${i + 1}`);
+        assert.equal(r.remaining, String(Math.max(0, 4 - i)), `response ${i + 1}`);
+        assert.ok(Number(r.reset) >= 1 && Number(r.reset) <= 60, `response ${i + 1}: reset ${r.reset}`);
+        assert.equal(r.policy, '5;w=60', `response ${i + 1}`);
+      });
+      for (const r of rs.slice(5)) {
+        assert.ok(Number(r.retryAfter) >= 1 && Number(r.retryAfter) <= 60);
+        assert.deepEqual(r.body, { error: 'Too many requests', retryAfter: Number(r.retryAfter) });
+      }
+    });
+
+    it('createLimiter({ max: 10, windowSec: 30 }): 10 pass, the 11th is refused, policy 10;w=30', async () => {
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      app.get('/api/ten', rl.createLimiter({ max: 10, windowSec: 30 }), ok);
+      const srv = await serve(app);
+      try {
+        const ip = freshIp();
+        const rs = [];
+        for (let i = 0; i < 11; i++) rs.push(await call(srv.base, '/api/ten', as(ip)));
+        assert.deepEqual(rs.map((r) => r.status), [...Array(10).fill(200), 429]);
+        assert.deepEqual(rs.map((r) => r.remaining), ['9', '8', '7', '6', '5', '4', '3', '2', '1', '0', '0']);
+        for (const r of rs) {
+          assert.equal(r.limit, '10');
+          assert.equal(r.policy, '10;w=30');
+          assert.ok(Number(r.reset) >= 1 && Number(r.reset) <= 30, `reset ${r.reset}`);
+        }
+        assert.ok(Number(rs[10].retryAfter) <= 30);
+        const ttl = await backend.pttl(`rate:${ip}:_api_ten`);
+        assert.ok(ttl > 20_000 && ttl <= 30_000, `pttl ${ttl}`);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('resetAllLimitsForIp lets a blocked client in again at once', async () => {
+      const ip = freshIp();
+      for (let i = 0; i < 5; i++) await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) });
+      assert.equal((await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) })).status, 429);
+      assert.equal((await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) })).status, 429, 'answered by the block cache');
+      assert.equal(await rl.resetAllLimitsForIp(ip), 1);
+      const r = await call(http.base, '/api/auth/login', { method: 'POST', ...as(ip) });
+      assert.deepEqual([r.status, r.remaining], [200, '4']);
+    });
+
+    it('skip(req, res) lets a request through uncounted and without headers; it may be async', async () => {
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      app.get('/api/skip', rl.createLimiter({ max: 1, windowSec: 30, skip: (req) => req.get('x-skip') === 'yes' }), ok);
+      app.get('/api/skip-async', rl.createLimiter({ max: 1, windowSec: 30, skip: async (req) => req.get('x-skip') === 'yes' }), ok);
+      app.get('/api/skip-throws', rl.createLimiter({ max: 1, skip: () => { throw new Error('skip broke'); } }), ok);
+      app.use((err, req, res, next) => res.status(500).json({ error: err.message }));
+      const srv = await serve(app);
+      try {
+        for (const p of ['/api/skip', '/api/skip-async']) {
+          const ip = freshIp();
+          for (let i = 0; i < 3; i++) {
+            const r = await call(srv.base, p, { headers: { 'x-forwarded-for': ip, 'x-skip': 'yes' } });
+            assert.deepEqual([r.status, r.limit, r.policy], [200, null, null], p);
+          }
+          assert.deepEqual(await rl.getIpStatus(ip), {}, `${p}: nothing counted`);
+          assert.equal((await call(srv.base, p, as(ip))).status, 200);
+          assert.equal((await call(srv.base, p, as(ip))).status, 429);
+          assert.equal((await call(srv.base, p, { headers: { 'x-forwarded-for': ip, 'x-skip': 'yes' } })).status, 200, `${p}: skipped even when over`);
+        }
+        const r = await call(srv.base, '/api/skip-throws');
+        assert.deepEqual([r.status, r.body.error], [500, 'skip broke']);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('handler(req, res, next, options) answers a blocked request; message replaces the body', async () => {
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      const seen = [];
+      app.get(
+        '/api/handled',
+        rl.createLimiter({
+          max: 1,
+          windowSec: 30,
+          handler: (req, res, next, options) => {
+            seen.push({ rateLimit: req.rateLimit, statusCode: options.statusCode, max: options.max, windowSec: options.windowSec, next: typeof next });
+            res.status(options.statusCode).json({ custom: true, retryAfter: res.getHeader('Retry-After') });
+          },
+        }),
+        ok,
+      );
+      app.get('/api/msg-object', rl.createLimiter({ max: 1, windowSec: 30, message: { error: 'slow down', code: 'RATE' } }), ok);
+      app.get('/api/msg-string', rl.createLimiter({ max: 1, windowSec: 30, message: 'Too many, try later' }), ok);
+      app.get('/api/msg-fn', rl.createLimiter({ max: 1, windowSec: 30, message: async (req) => ({ error: `limit ${req.rateLimit.limit}` }) }), ok);
+      app.get('/api/handler-throws', rl.createLimiter({ max: 0, windowSec: 30, handler: () => { throw new Error('handler broke'); } }), ok);
+      app.use((err, req, res, next) => res.status(500).json({ error: err.message }));
+      const srv = await serve(app);
+      try {
+        const ip = freshIp();
+        assert.equal((await call(srv.base, '/api/handled', as(ip))).status, 200);
+        const h = await call(srv.base, '/api/handled', as(ip));
+        assert.equal(h.status, 429);
+        assert.equal(h.body.custom, true);
+        assert.equal(h.body.retryAfter, h.retryAfter, 'Retry-After is set before the handler runs');
+        assert.equal(h.limit, '1');
+        assert.equal(seen.length, 1);
+        assert.deepEqual([seen[0].statusCode, seen[0].max, seen[0].windowSec, seen[0].next], [429, 1, 30, 'function']);
+        assert.deepEqual([seen[0].rateLimit.allowed, seen[0].rateLimit.total, seen[0].rateLimit.limit], [false, 2, 1]);
+
+        await call(srv.base, '/api/msg-object', as(ip));
+        const o = await call(srv.base, '/api/msg-object', as(ip));
+        assert.deepEqual([o.status, o.body], [429, { error: 'slow down', code: 'RATE' }]);
+        assert.ok(Number(o.retryAfter) >= 1);
+
+        await call(srv.base, '/api/msg-string', as(ip));
+        const st = await call(srv.base, '/api/msg-string', as(ip));
+        assert.deepEqual([st.status, st.body], [429, 'Too many, try later']);
+
+        await call(srv.base, '/api/msg-fn', as(ip));
+        const f = await call(srv.base, '/api/msg-fn', as(ip));
+        assert.deepEqual([f.status, f.body], [429, { error: 'limit 1' }]);
+
+        const t = await call(srv.base, '/api/handler-throws', as(ip));
+        assert.deepEqual([t.status, t.body], [500, { error: 'handler broke' }]);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('req.rateLimit holds the result for the route handler', async () => {
+      const app = express();
+      app.set('trust proxy', 'loopback');
+      app.get('/api/rl', rl.createLimiter({ max: 3, windowSec: 30 }), (req, res) => res.json(req.rateLimit));
+      const srv = await serve(app);
+      try {
+        const ip = freshIp();
+        const a = await call(srv.base, '/api/rl', as(ip));
+        assert.deepEqual(a.body, { allowed: true, remaining: 2, resetIn: 30, total: 1, limit: 3 });
+        const b = await call(srv.base, '/api/rl', as(ip));
+        assert.deepEqual([b.body.total, b.body.remaining, b.body.limit], [2, 1, 3]);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('X-Forwarded-For with trust proxy off: one warning per limiter, none when a proxy is trusted', async () => {
+      const warnings = [];
+      const onWarning = (w) => {
+        if (w.code === 'BISMAN_RATE_LIMIT_XFF') warnings.push(w);
+      };
+      process.on('warning', onWarning);
+      const c = createCache({ url: backend.url });
+      const plain = express(); // trust proxy off
+      plain.get('/api/w', c.rateLimiter.createLimiter({ max: 100, windowSec: 30 }), ok);
+      plain.get('/api/w2', c.rateLimiter.authLimiter, ok);
+      const trusting = express();
+      trusting.set('trust proxy', 'loopback');
+      const c2 = createCache({ url: backend.url });
+      trusting.get('/api/w', c2.rateLimiter.createLimiter({ max: 100, windowSec: 30 }), ok);
+      const [s1, s2] = [await serve(plain), await serve(trusting)];
+      try {
+        await call(s1.base, '/api/w');
+        await sleep(20);
+        assert.equal(warnings.length, 0, 'no header, no warning');
+        for (let i = 0; i < 3; i++) await call(s1.base, '/api/w', as(freshIp()));
+        await call(s1.base, '/api/w2', as(freshIp()));
+        for (let i = 0; i < 3; i++) await call(s2.base, '/api/w', as(freshIp()));
+        await sleep(20);
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0].message, /trust proxy/);
+      } finally {
+        process.off('warning', onWarning);
+        await s1.close();
+        await s2.close();
+        await c.rateLimiter.resetAllLimitsForIp('127.0.0.1');
+        await c.shutdown();
+        await c2.shutdown();
+      }
+    });
+
+    it('a rotating client-supplied X-Forwarded-For with trust proxy off lands in one bucket', async () => {
+      const c = createCache({ url: backend.url });
+      c.rateLimiter.warnedXff = true; // the warning has its own test
+      const app = express();
+      app.get('/api/rotate', c.rateLimiter.createLimiter({ max: 5, windowSec: 30 }), ok);
+      const srv = await serve(app);
+      try {
+        await c.rateLimiter.resetAllLimitsForIp('127.0.0.1');
+        const statuses = [];
+        for (let i = 0; i < 20; i++) statuses.push((await call(srv.base, '/api/rotate', { headers: { 'x-forwarded-for': `${freshIp()}, ${freshIp()}` } })).status);
+        assert.deepEqual(statuses, [...Array(5).fill(200), ...Array(15).fill(429)]);
+        assert.deepEqual(Object.keys(await c.rateLimiter.getIpStatus('127.0.0.1')), ['/api/rotate']);
+        assert.equal((await backend.keys()).filter((k) => k.endsWith(':_api_rotate')).length, 1, 'one counter in the store');
+      } finally {
+        await c.rateLimiter.resetAllLimitsForIp('127.0.0.1');
+        await srv.close();
+        await c.shutdown();
+      }
     });
 
     it('paths with characters an id may not hold are still counted, percent-encoded', async () => {
