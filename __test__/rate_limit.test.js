@@ -872,36 +872,130 @@ describe('rate limits across processes', () => {
     await server.stop();
   });
 
-  it('4 processes × 40 concurrent hits on one Redis admit exactly the limit', async () => {
-    const ip = freshIp();
+  // A child process running `body` with `c` = the package configured on `url`; its stdout lines
+  // are collected as they come. `lines`, `exited` (a promise of { code, signal, out, err }).
+  function child(url, body, rateLimits = {}) {
     const script = `
       const c = require(${JSON.stringify(ROOT)});
-      c.configure({ url: ${JSON.stringify(server.url)}, rateLimits: { '/mp': { max: 25, windowSec: 60 } } });
-      (async () => {
-        const rs = await Promise.all(Array.from({ length: 40 }, () => c.rateLimiter.checkLimit(${JSON.stringify(ip)}, '/mp')));
-        console.log(JSON.stringify({ allowed: rs.filter((r) => r.allowed).length, errors: c.stats().rateLimit.errors }));
-        await c.shutdown();
-      })();`;
-    const runs = await Promise.all(
-      Array.from({ length: 4 }, () => {
-        const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (out += d));
-        return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
-      }),
-    );
+      c.configure({ url: ${JSON.stringify(url)}, commandTimeoutMs: 500, rateLimits: ${JSON.stringify(rateLimits)} });
+      (async () => { ${body} })().then(() => c.shutdown(), (e) => { console.error(e && e.stack); process.exit(3); });`;
+    const proc = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const ch = { proc, lines: [], out: '', err: '' };
+    proc.stdout.on('data', (d) => {
+      ch.out += d;
+      const parts = ch.out.split('\n');
+      ch.out = parts.pop();
+      ch.lines.push(...parts);
+    });
+    proc.stderr.on('data', (d) => (ch.err += d));
+    ch.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal, err: ch.err })));
+    return ch;
+  }
+
+  async function until(what, cond, ms) {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(10);
+    }
+  }
+
+  it('exactness: 4 processes × 200 concurrent checkLimit on one key with limit 5 admit exactly 5', async () => {
+    const ip = freshIp();
+    const startAt = Date.now() + 2500; // every process is connected and fires at once
+    const body = `
+      await c.ping();
+      await new Promise((r) => setTimeout(r, Math.max(0, ${startAt} - Date.now())));
+      const rs = await Promise.all(Array.from({ length: 200 }, () => c.rateLimiter.checkLimit(${JSON.stringify(ip)}, '/api/auth/login')));
+      console.log(JSON.stringify({ allowed: rs.filter((r) => r.allowed).length, totals: rs.map((r) => r.total), errors: c.stats().rateLimit.errors }));`;
+    const kids = Array.from({ length: 4 }, () => child(server.url, body));
+    const runs = await Promise.all(kids.map((k) => k.exited));
     let allowed = 0;
-    for (const r of runs) {
-      assert.equal(r.code, 0, r.out);
-      const parsed = JSON.parse(r.out);
+    const totals = [];
+    kids.forEach((k, i) => {
+      assert.equal(runs[i].code, 0, runs[i].err);
+      const parsed = JSON.parse(k.lines[0]);
       assert.equal(parsed.errors, 0);
       allowed += parsed.allowed;
-    }
-    assert.equal(allowed, 25);
+      totals.push(...parsed.totals);
+    });
+    assert.equal(allowed, 5, 'exactly the limit, over all processes');
+    assert.deepEqual(totals.sort((a, b) => a - b), Array.from({ length: 800 }, (_, i) => i + 1), 'each hit counted once');
     const client = server.client();
-    assert.equal(await client.get(`rate:${ip}:_mp`), '160');
-    assert.ok((await client.pttl(`rate:${ip}:_mp`)) > 0);
+    assert.equal(await client.get(`rate:${ip}:_api_auth_login`), '800');
+    const ttl = await client.pttl(`rate:${ip}:_api_auth_login`);
+    assert.ok(ttl > 0 && ttl <= 60_000, `pttl ${ttl}`);
+  });
+
+  it('TTL invariant: thousands of random hits, clients SIGKILLed while hitting, one Redis restart: no rate key without a TTL', async () => {
+    const own = await startRedis();
+    const inspect = own.client();
+    // Every rate:* key and every per-IP index key must carry a TTL (PTTL -1 = none; -2 = it
+    // expired between SCAN and PTTL, which is fine).
+    async function keysWithoutTtl() {
+      const keys = [];
+      for (const pattern of ['rate:*', 'rate-ip:*']) {
+        let cursor = '0';
+        let rounds = 0;
+        do {
+          const [next, batch] = await inspect.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          keys.push(...batch);
+        } while (cursor !== '0' && ++rounds < 10000);
+      }
+      const p = inspect.pipeline();
+      for (const k of keys) p.pttl(k);
+      const ttls = keys.length ? (await p.exec()).map(([, t]) => t) : [];
+      return { scanned: keys.length, noTtl: keys.filter((k, i) => ttls[i] === -1) };
+    }
+    const limits = { '/a': { max: 3, windowSec: 1 }, '/b': { max: 50, windowSec: 3 }, '/c': { max: 1, windowSec: 2 } };
+    const body = (n, seed) => `
+      const ips = ['::1', '::1:5', '10.0.0.1', '10.0.0.10', 'fd00::7', 'user-1', 'user-11', '192.168.1.${seed}'];
+      const eps = ['/a', '/b', '/c', '/api/auth/login', '/api/payments', '/d_x', '/d/x', 'no-slash'];
+      const pick = (xs) => xs[Math.floor(Math.random() * xs.length)];
+      const deadline = Date.now() + 20000;
+      let done = 0;
+      while (done < ${n} && Date.now() < deadline) {
+        const batch = [];
+        for (let i = 0; i < 20; i++) {
+          const r = Math.random();
+          const ip = pick(ips);
+          if (r < 0.9) batch.push(c.rateLimiter.checkLimit(ip, pick(eps)));
+          else if (r < 0.94) batch.push(c.rateLimiter.resetLimit(ip, pick(eps)));
+          else if (r < 0.97) batch.push(c.rateLimiter.resetAllLimitsForIp(ip));
+          else batch.push(c.rateLimiter.getIpStatus(ip));
+        }
+        await Promise.all(batch);
+        done += batch.length;
+        console.log(done);
+      }`;
+    const hitsOf = (k) => (k.lines.length ? Number(k.lines[k.lines.length - 1]) : 0);
+    try {
+      // the first two would go on for 20 s: they are killed mid-way, while they are hitting
+      const first = Array.from({ length: 4 }, (_, i) => child(own.url, body(i < 2 ? 1e9 : 2000, i + 1), limits));
+      await until('the first clients to get going', () => hitsOf(first[0]) >= 300 && hitsOf(first[1]) >= 300, 20000);
+      first[0].proc.kill('SIGKILL');
+      first[1].proc.kill('SIGKILL');
+      const killed = await Promise.all([first[0].exited, first[1].exited]);
+      assert.deepEqual(killed.map((k) => k.signal), ['SIGKILL', 'SIGKILL']);
+      const mid = await keysWithoutTtl();
+      assert.ok(mid.scanned > 0, 'there are counters to check');
+      assert.deepEqual(mid.noTtl, [], 'after the kills');
+      // Redis restarts under the two survivors, and two new clients join
+      await own.restart();
+      const second = Array.from({ length: 2 }, (_, i) => child(own.url, body(1500, i + 10), limits));
+      const ends = await Promise.all([first[2], first[3], ...second].map((k) => k.exited));
+      for (const e of ends) assert.equal(e.code, 0, e.err);
+      const total = [...first, ...second].reduce((n, k) => n + hitsOf(k), 0);
+      const after = await keysWithoutTtl();
+      console.log(`# TTL invariant: ${total} operations, 2 clients SIGKILLed, 1 Redis restart; ${mid.scanned} + ${after.scanned} keys scanned, none without a TTL`);
+      assert.ok(total >= 3000, `thousands of operations (${total})`);
+      assert.ok(second.every((k) => hitsOf(k) === 1500), 'the clients after the restart all finished their hits');
+      assert.ok(after.scanned > 0);
+      assert.deepEqual(after.noTtl, [], 'after the restart');
+    } finally {
+      await own.stop();
+    }
   });
 
   it('keyPrefix is applied to the counters and to the index', async () => {
