@@ -7,6 +7,7 @@ const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const path = require('path');
 const { spawn } = require('child_process');
+const { performance } = require('perf_hooks');
 const express = require('express');
 const { createCache } = require('..');
 const { BACKENDS } = require('./helpers/backends');
@@ -831,6 +832,65 @@ describe('rate limiting when Redis fails', () => {
       assert.equal(closed.status, 503);
       assert.equal(direct.allowed, true);
       assert.ok(took < 200 + 800, `took ${took} ms`);
+    } finally {
+      server.resume();
+      await srv.close();
+      await c.shutdown();
+      await server.stop();
+    }
+  });
+
+  it('Redis down (killed, then hung): open passes, failClosed answers 503, each decision within commandTimeoutMs + 50 ms', async () => {
+    const T = 200;
+    const server = await startRedis();
+    const c = createCache({ url: server.url, commandTimeoutMs: T });
+    const app = express();
+    app.set('trust proxy', 'loopback');
+    app.post('/api/auth/login', c.rateLimiter.authLimiter, ok);
+    app.get('/open', c.rateLimiter.createLimiter({ max: 100 }), ok);
+    app.get('/closed', c.rateLimiter.createLimiter({ max: 100, failClosed: true }), ok);
+    const srv = await serve(app);
+    const timed = async (p, opts) => {
+      const t0 = performance.now();
+      const r = await call(srv.base, p, opts);
+      return { ...r, ms: performance.now() - t0 };
+    };
+    const blockedIp = freshIp();
+    try {
+      assert.equal((await timed('/open')).status, 200);
+      assert.equal((await timed('/closed')).status, 200);
+      for (let i = 0; i < 5; i++) await timed('/api/auth/login', { method: 'POST', headers: { 'x-forwarded-for': blockedIp } });
+      assert.equal((await timed('/api/auth/login', { method: 'POST', headers: { 'x-forwarded-for': blockedIp } })).status, 429);
+      for (const mode of ['killed', 'hung']) {
+        if (mode === 'killed') {
+          await server.kill();
+        } else {
+          await server.start();
+          const t0 = Date.now();
+          while (Date.now() - t0 < 5000 && (await c.rateLimiter.checkLimit(freshIp(), '/x')).total === 0) await sleep(50);
+          assert.equal((await timed('/closed')).status, 200, 'Redis is back');
+          server.pause();
+        }
+        const rs = [];
+        for (let round = 0; round < 5; round++) {
+          const batch = await Promise.all([
+            timed('/open', { headers: { 'x-forwarded-for': freshIp() } }),
+            timed('/closed', { headers: { 'x-forwarded-for': freshIp() } }),
+            timed('/api/auth/login', { method: 'POST', headers: { 'x-forwarded-for': freshIp() } }),
+          ]);
+          assert.deepEqual(batch.map((r) => r.status), [200, 503, 200], `${mode}, round ${round}`);
+          assert.deepEqual(batch[1].body, { error: 'Service unavailable', retryAfter: 1 });
+          rs.push(...batch);
+        }
+        if (mode === 'killed') {
+          const b = await timed('/api/auth/login', { method: 'POST', headers: { 'x-forwarded-for': blockedIp } });
+          assert.equal(b.status, 429, 'a client already over its limit stays blocked (block cache) while Redis is down');
+          rs.push(b);
+        }
+        const max = Math.max(...rs.map((r) => r.ms));
+        console.log(`# Redis ${mode}: ${rs.length} decisions, slowest ${max.toFixed(1)} ms (commandTimeoutMs ${T})`);
+        assert.ok(max <= T + 50, `Redis ${mode}: slowest decision ${max.toFixed(1)} ms > ${T + 50} ms`);
+      }
     } finally {
       server.resume();
       await srv.close();
