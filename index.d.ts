@@ -65,7 +65,9 @@ export interface IpLimitStatus {
   resetIn: number;
 }
 
-/** `(req, res, next)`: Express middleware (it also works on plain node:http requests). */
+/** `(req, res, next)`: Express middleware (it also works on plain node:http requests). It sets
+ * `req.rateLimit` (a {@link RateLimitResult}) and the headers `RateLimit-Policy` (`5;w=60`),
+ * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every counted response. */
 export type RateLimitMiddleware = (req: any, res: any, next: (err?: unknown) => void) => void;
 
 export interface CreateLimiterOptions {
@@ -78,6 +80,24 @@ export interface CreateLimiterOptions {
   keyGenerator?: (req: any) => string | number | Promise<string | number>;
   /** Answer 503 instead of letting requests pass when Redis fails (default false: fail-open). */
   failClosed?: boolean;
+  /** True (or a promise of true) lets the request through uncounted, without headers. */
+  skip?: (req: any, res: any) => boolean | Promise<boolean>;
+  /** Answers a blocked request instead of the 429 JSON (headers and Retry-After are already set;
+   * `req.rateLimit` holds the result). */
+  handler?: (req: any, res: any, next: (err?: unknown) => void, options: RateLimitHandlerOptions) => unknown;
+  /** The 429 body instead of `{ error: 'Too many requests', retryAfter }`: a string is sent as
+   * text, anything else as JSON; a function computes it. */
+  message?: unknown | ((req: any, res: any) => unknown | Promise<unknown>);
+}
+
+/** What `handler` receives as its 4th argument. */
+export interface RateLimitHandlerOptions extends CreateLimiterOptions {
+  max: number;
+  limit: number;
+  windowSec: number;
+  windowMs: number;
+  statusCode: 429;
+  message: unknown;
 }
 
 export declare class RateLimiter {
@@ -131,6 +151,8 @@ export interface RateLimitStats extends ServiceStats {
   /** Hits answered allowed / blocked (429 or, failing closed, 503). */
   allowed: number;
   blocked: number;
+  /** Blocked hits answered by the in-process block cache, with no Redis call. */
+  blockCacheHits: number;
 }
 
 export interface Stats {
