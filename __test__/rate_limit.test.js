@@ -387,6 +387,28 @@ describe('rateLimiter options', () => {
     }
   });
 
+  it('the block cache is bounded: expired entries go first, then the oldest clients', () => {
+    const { BlockCache } = require('../lib/rate_limit');
+    const b = new BlockCache(10);
+    const now = performance.now();
+    for (let i = 0; i < 5; i++) b.set(`old${i}`, '/e', now - 1, 6); // already expired
+    for (let i = 0; i < 5; i++) b.set(`ip${i}`, '/e', now + 60_000, 6);
+    assert.equal(b.size, 10);
+    b.set('ip5', '/e', now + 60_000, 6);
+    assert.equal(b.size, 6, 'the expired ones went');
+    assert.ok(b.get('ip0', '/e', now), 'live entries stay');
+    for (let i = 6; i < 40; i++) b.set(`ip${i}`, '/e', now + 60_000, 6);
+    assert.ok(b.size <= 10, `size ${b.size}`);
+    assert.ok(b.get('ip39', '/e', now), 'the newest client is kept');
+    assert.equal(b.get('ip0', '/e', now), undefined, 'the oldest went');
+    b.set('ip39', '/f', now + 1000, 9);
+    b.deleteIp('ip39');
+    assert.equal(b.get('ip39', '/e', now), undefined);
+    assert.equal(b.get('ip39', '/f', now), undefined);
+    b.clear();
+    assert.equal(b.size, 0);
+  });
+
   it('createLimiter refuses bad options with typed errors', () => {
     const c = createCache({ url: 'memory://opts3' });
     const rl = c.rateLimiter;
@@ -892,10 +914,9 @@ describe('rate limiting when Redis fails', () => {
         assert.ok(max <= T + 50, `Redis ${mode}: slowest decision ${max.toFixed(1)} ms > ${T + 50} ms`);
       }
     } finally {
-      server.resume();
       await srv.close();
       await c.shutdown();
-      await server.stop();
+      await server.stop(); // resumes a paused server first
     }
   });
 
