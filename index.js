@@ -7,6 +7,7 @@ const { SessionCache } = require('./lib/session');
 const { DistributedLock } = require('./lib/lock');
 const { PermissionCache } = require('./lib/permissions');
 const { PubSub } = require('./lib/pubsub');
+const { RateLimiter } = require('./lib/rate_limit');
 const keys = require('./lib/keys');
 
 // The singletons live on one default instance, configured from REDIS_URL unless configure()
@@ -18,6 +19,7 @@ module.exports = {
   distributedLock: defaultCache.distributedLock,
   permissionCache: defaultCache.permissionCache,
   pubsub: defaultCache.pubsub,
+  rateLimiter: defaultCache.rateLimiter,
 
   configure: (options) => {
     defaultCache.configure(options);
@@ -36,4 +38,5 @@ module.exports = {
   DistributedLock,
   PermissionCache,
   PubSub,
+  RateLimiter,
 };

@@ -6,18 +6,21 @@ const { SessionCache } = require('./session');
 const { DistributedLock } = require('./lock');
 const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
+const { RateLimiter, parseRateLimits } = require('./rate_limit');
 const keys = require('./keys');
 
 class Cache {
   // `lazy`: validate and build the native side on first use (the module's default instance,
   // created at require time from REDIS_URL); otherwise now, so bad options throw here.
   constructor(options, { lazy = false } = {}) {
+    const rateLimits = parseRateLimits(options && options.rateLimits);
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
     this.sessionCache = new SessionCache(this.ctx);
     this.distributedLock = new DistributedLock(this.ctx);
     this.permissionCache = new PermissionCache(this.ctx);
     this.pubsub = new PubSub(this.ctx);
+    this.rateLimiter = new RateLimiter(this.ctx, rateLimits);
   }
 
   // The top-level session shortcuts of the module, on every instance.
@@ -31,9 +34,11 @@ class Cache {
 
   // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.
   configure(options) {
+    const rateLimits = parseRateLimits(options && options.rateLimits); // validated before the swap
     this.ctx.reconfigure(options);
     // A subscription follows the instance to its new back end.
     if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
+    this.rateLimiter.setLimits(rateLimits);
     return this;
   }
 

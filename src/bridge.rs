@@ -35,6 +35,8 @@ pub enum Reply {
     Num(f64),
     Str(String),
     Strs(Vec<String>),
+    /// A few numbers at once (a JS array of numbers): no JSON for a flat numeric answer.
+    Nums(Vec<f64>),
 }
 
 impl Reply {
@@ -80,6 +82,7 @@ unsafe fn reply_to_js(env: sys::napi_env, r: Reply) -> napi::Result<sys::napi_va
             Reply::Num(n) => f64::to_napi_value(env, n),
             Reply::Str(s) => String::to_napi_value(env, s),
             Reply::Strs(v) => Vec::<String>::to_napi_value(env, v),
+            Reply::Nums(v) => Vec::<f64>::to_napi_value(env, v),
         }
     }
 }

@@ -80,6 +80,13 @@ pub fn rate_key(ip: &str, endpoint: &str) -> String {
     format!("rate:{ip}:{}", endpoint.replace('/', "_"))
 }
 
+/// The per-IP index of rate counters (a hash: endpoint as given → its limit), so that one IP's
+/// counters can be listed and removed exactly: a `rate:{ip}:*` pattern would also match other
+/// IPv6 addresses (`rate:::1:*` matches `::1:2`). Outside `rate:` so it can never equal a counter.
+pub fn rate_ip_key(ip: &str) -> String {
+    format!("rate-ip:{ip}")
+}
+
 pub fn lock_key(resource: &str, id: &str) -> String {
     format!("lock:{resource}:{id}")
 }
@@ -138,6 +145,7 @@ mod tests {
             "rate:1.2.3.4:_api_auth_login"
         );
         assert_eq!(lock_key("task", "99"), "lock:task:99");
+        assert_eq!(rate_ip_key("::1"), "rate-ip:::1");
     }
 
     #[test]

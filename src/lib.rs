@@ -15,5 +15,6 @@ pub mod lock;
 pub mod near_cache;
 pub mod permissions;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod session;
 pub mod store;

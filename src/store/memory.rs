@@ -16,6 +16,7 @@ use crate::error::{CacheError, CacheResult};
 pub enum MemVal {
     Str(String),
     Set(HashSet<String>),
+    Hash(HashMap<String, String>),
 }
 
 pub struct Entry {
@@ -74,6 +75,19 @@ impl MemData {
             key.to_string(),
             Entry {
                 val: MemVal::Str(val),
+                expires_at: ttl.map(|d| Instant::now() + d),
+            },
+        );
+    }
+
+    /// Stores any value at `key` (replacing what was there), for service helpers that build
+    /// their own types (hashes, counters).
+    pub fn put(&mut self, key: &str, val: MemVal, ttl: Option<Duration>) {
+        self.wrote();
+        self.map.insert(
+            key.to_string(),
+            Entry {
+                val,
                 expires_at: ttl.map(|d| Instant::now() + d),
             },
         );

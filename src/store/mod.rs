@@ -10,6 +10,7 @@ pub mod memory;
 pub mod permissions;
 pub mod pipeline;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod redis;
 pub mod session;
 

@@ -1,0 +1,492 @@
+'use strict';
+// rateLimiter: fixed-window limits per IP and endpoint (counted atomically in Redis, one script
+// per hit), an in-process block cache in front of it, and the Express middleware built on them.
+
+const { performance } = require('perf_hooks');
+const { typeError, rangeError, checkIdType, checkString } = require('./errors');
+
+const MAX_LIMIT = 1e9;
+const MAX_WINDOW_SEC = 604800;
+
+const DEFAULT_LIMITS = Object.freeze({
+  '/api/auth/login': Object.freeze({ max: 5, windowSec: 60 }),
+  '/api/auth/register': Object.freeze({ max: 3, windowSec: 60 }),
+  '/api/otp/send': Object.freeze({ max: 3, windowSec: 60 }),
+  '/api/payments': Object.freeze({ max: 30, windowSec: 60 }),
+  default: Object.freeze({ max: 100, windowSec: 60 }),
+});
+const LOGIN = '/api/auth/login';
+const STRICT = Object.freeze({ max: 3, windowSec: 60 });
+
+// The hits one request already made, per counter: a request that passes several limiters on
+// the same IP and endpoint (an app-wide one and authLimiter, say) is counted once, and each
+// limiter applies its own max to that count.
+const HITS = Symbol('bisman.rateLimit.hits');
+
+function checkLimitSpec(spec, name) {
+  if (spec === null || typeof spec !== 'object') {
+    throw typeError(`${name} must be an object { max, windowSec }`);
+  }
+  const { max, windowSec } = spec;
+  if (!Number.isInteger(max) || max < 0 || max > MAX_LIMIT) {
+    throw rangeError(`${name}.max must be a whole number from 0 to ${MAX_LIMIT} (got ${max})`);
+  }
+  if (!Number.isInteger(windowSec) || windowSec < 1 || windowSec > MAX_WINDOW_SEC) {
+    throw rangeError(`${name}.windowSec must be a whole number of seconds from 1 to ${MAX_WINDOW_SEC} (got ${windowSec})`);
+  }
+  return Object.freeze({ max, windowSec });
+}
+
+// The `rateLimits` option merged over the defaults → Map(endpoint → { max, windowSec }).
+function parseRateLimits(raw) {
+  const table = new Map(Object.entries(DEFAULT_LIMITS));
+  if (raw == null) return table;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw typeError('rateLimits must be an object { [endpoint]: { max, windowSec }, default? }');
+  }
+  for (const [endpoint, spec] of Object.entries(raw)) {
+    table.set(endpoint, checkLimitSpec(spec, `rateLimits[${JSON.stringify(endpoint)}]`));
+  }
+  return table;
+}
+
+// A counted hit ({ total, leftMs }) → the answer of checkLimit for a limit of `max`.
+function resultOf(hit, max) {
+  const { total } = hit;
+  return { allowed: total <= max, remaining: Math.max(0, max - total), resetIn: Math.ceil(hit.leftMs / 1000), total, limit: max };
+}
+
+// The in-process block cache: once a client is over its limit on an endpoint, further hits in
+// that window are answered from here, with no Redis call, until the window ends (or the limit
+// is reset through this instance). ip → Map(endpoint → { until, total }); `until` is on the
+// monotonic clock and never later than the window's end in Redis (it is measured from when the
+// hit was sent). Bounded: when full, expired entries go, then the oldest clients.
+const BLOCK_CACHE_MAX = 100000;
+
+class BlockCache {
+  constructor(max = BLOCK_CACHE_MAX) {
+    this.max = max;
+    this.byIp = new Map();
+    this.size = 0;
+  }
+
+  // → the live entry of (ip, endpoint), or undefined.
+  get(ip, endpoint, now) {
+    const eps = this.byIp.get(ip);
+    if (eps === undefined) return undefined;
+    const e = eps.get(endpoint);
+    if (e === undefined) return undefined;
+    if (e.until > now) return e;
+    this.delete(ip, endpoint);
+    return undefined;
+  }
+
+  set(ip, endpoint, until, total) {
+    let eps = this.byIp.get(ip);
+    const e = eps && eps.get(endpoint);
+    if (e !== undefined) {
+      e.until = until;
+      e.total = Math.max(e.total, total);
+      return;
+    }
+    if (this.size >= this.max) this.evict(performance.now());
+    eps = this.byIp.get(ip);
+    if (eps === undefined) {
+      eps = new Map();
+      this.byIp.set(ip, eps);
+    }
+    eps.set(endpoint, { until, total });
+    this.size++;
+  }
+
+  delete(ip, endpoint) {
+    const eps = this.byIp.get(ip);
+    if (eps !== undefined && eps.delete(endpoint)) {
+      this.size--;
+      if (eps.size === 0) this.byIp.delete(ip);
+    }
+  }
+
+  deleteIp(ip) {
+    const eps = this.byIp.get(ip);
+    if (eps !== undefined) {
+      this.size -= eps.size;
+      this.byIp.delete(ip);
+    }
+  }
+
+  clear() {
+    this.byIp.clear();
+    this.size = 0;
+  }
+
+  // Drops expired entries, then the oldest clients until a tenth of the room is free. A dropped
+  // entry only costs its client's next hit one Redis call.
+  evict(now) {
+    for (const [ip, eps] of this.byIp) {
+      for (const [endpoint, e] of eps) if (e.until <= now) this.delete(ip, endpoint);
+    }
+    for (const ip of this.byIp.keys()) {
+      if (this.size < this.max * 0.9) break;
+      this.deleteIp(ip);
+    }
+  }
+}
+
+// Nothing could be counted: the request passes (fail-open).
+function openResult(lim) {
+  return { allowed: true, remaining: lim.max, resetIn: lim.windowSec, total: 0, limit: lim.max };
+}
+
+// Characters an id may not hold (rejected by the native check), spelled as %XX in endpoints.
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\s*?[\]\u0000-\u001f\u007f-\u009f]/g;
+const pctEncode = (c) => Array.from(Buffer.from(c), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+const MAX_ENDPOINT_BYTES = 400;
+
+// The endpoint a request counts against: req.baseUrl + req.path, spelled the way Express
+// matches routes, so that `/API/auth/login/` cannot open a second counter next to
+// `/api/auth/login` (lower-cased unless the app enables 'case sensitive routing'; trailing
+// slashes dropped). Characters an id may not hold are percent-encoded, and very long paths
+// are cut (they then share a counter, which only makes the limit stricter).
+function endpointOf(req) {
+  let path = req.path;
+  if (typeof path !== 'string') {
+    const url = typeof req.url === 'string' ? req.url : '/';
+    const q = url.indexOf('?');
+    path = q === -1 ? url : url.slice(0, q);
+  }
+  let e = (typeof req.baseUrl === 'string' ? req.baseUrl : '') + path;
+  while (e.length > 1 && e.endsWith('/')) e = e.slice(0, -1);
+  if (e === '') e = '/';
+  const app = req.app;
+  if (!(app && typeof app.enabled === 'function' && app.enabled('case sensitive routing'))) e = e.toLowerCase();
+  e = e.replace(UNSAFE, pctEncode);
+  if (Buffer.byteLength(e) > MAX_ENDPOINT_BYTES) e = Buffer.from(e).subarray(0, MAX_ENDPOINT_BYTES).toString();
+  return e;
+}
+
+// req.ip, so that Express's `trust proxy` setting decides; the socket address without Express.
+function clientIp(req) {
+  const ip = req.ip != null ? req.ip : req.socket && req.socket.remoteAddress;
+  return ip == null || ip === '' ? 'unknown' : ip;
+}
+
+// True when the request carries X-Forwarded-For but the app does not trust any proxy: req.ip is
+// then the socket address and the header is ignored (right when the header is a client's lie,
+// wrong when the app really sits behind a proxy and forgot `app.set('trust proxy', …)`).
+function untrustedForwardedFor(req) {
+  const h = req.headers;
+  if (!h || h['x-forwarded-for'] === undefined) return false;
+  const app = req.app;
+  if (!app || typeof app.get !== 'function') return true;
+  return !app.get('trust proxy');
+}
+
+const XFF_WARNING =
+  'X-Forwarded-For arrived but Express\'s "trust proxy" is off: rate limits count the socket address ' +
+  '(the proxy\'s, if there is one) and ignore the header. Behind a reverse proxy, set ' +
+  'app.set(\'trust proxy\', …) to the proxy\'s address or hop count.';
+
+function setHeader(res, name, value) {
+  if (!res.headersSent) res.setHeader(name, String(value));
+}
+
+// A string is sent as it is, anything else as JSON.
+function send(res, status, body) {
+  if (typeof res.status === 'function' && typeof res.json === 'function') {
+    if (typeof body === 'string') res.status(status).send(body);
+    else res.status(status).json(body);
+    return;
+  }
+  res.statusCode = status;
+  if (typeof body === 'string') {
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end(body);
+  } else {
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(body));
+  }
+}
+
+class RateLimiter {
+  constructor(ctx, limits = parseRateLimits(ctx.options.rateLimits)) {
+    this.ctx = ctx;
+    this.stats = ctx.stats.rateLimit;
+    this.stats.allowed = 0;
+    this.stats.blocked = 0;
+    this.stats.blockCacheHits = 0;
+    this.limits = limits;
+    this.blocks = new BlockCache();
+    this.warnedXff = false;
+    // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
+    // configure() changes it), and 3 per 60 s.
+    this.authLimiter = this.middleware(() => this.limitFor(LOGIN), {});
+    this.strictLimiter = this.middleware(() => STRICT, {});
+  }
+
+  // Replaces the limit table (configure() calls this with an already validated table). The
+  // back end may have changed with it, so the block cache starts empty.
+  setLimits(limits) {
+    this.limits = limits;
+    this.blocks.clear();
+  }
+
+  // → { max, windowSec } for an endpoint: its entry in `rateLimits`, else `default`.
+  limitFor(endpoint) {
+    return this.limits.get(endpoint) || this.limits.get('default');
+  }
+
+  // A hit answered by the block cache ({ total, leftMs, cached: true }), or undefined when the
+  // client is not known to be over `lim.max` here (then the hit must go to the store).
+  cachedHit(ip, endpoint, lim) {
+    const now = performance.now();
+    const e = this.blocks.get(String(ip), endpoint, now);
+    if (e === undefined || e.total < lim.max) return undefined;
+    e.total++;
+    this.stats.blockCacheHits++;
+    return { total: e.total, leftMs: e.until - now, cached: true };
+  }
+
+  // One hit counted in the store → { total, leftMs, at }, or null when the back end failed
+  // (counted as an error). `at` is when the hit was sent, on the monotonic clock.
+  hit(ip, endpoint, lim) {
+    const at = performance.now();
+    return this.ctx.op(
+      (n, id) => n.rateHit(id, ip, endpoint, lim.max, lim.windowSec),
+      (v) => ({ total: v[0], leftMs: v[1], at }),
+      this.ctx.soft('rateLimit', null),
+    );
+  }
+
+  // A hit (or null: the back end failed) → the answer for `lim`, counted in stats; a hit from
+  // the store that is over the limit enters the block cache for the rest of its window.
+  tally(ip, endpoint, hit, lim) {
+    if (hit === null) {
+      this.stats.fallbacks++;
+      return openResult(lim);
+    }
+    const r = resultOf(hit, lim.max);
+    if (r.allowed) {
+      this.stats.allowed++;
+    } else {
+      this.stats.blocked++;
+      if (!hit.cached && hit.leftMs > 0) this.blocks.set(String(ip), endpoint, hit.at + hit.leftMs, hit.total);
+    }
+    return r;
+  }
+
+  // → { allowed, remaining, resetIn, total, limit }. Fails open when Redis fails.
+  checkLimit(ip, endpoint) {
+    let lim;
+    try {
+      checkIdType(ip, 'ip');
+      checkString(endpoint, 'endpoint');
+      lim = this.limitFor(endpoint);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const cached = this.cachedHit(ip, endpoint, lim);
+    if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, cached, lim));
+    return this.hit(ip, endpoint, lim).then((h) => this.tally(ip, endpoint, h, lim));
+  }
+
+  // → 1 if the counter of ip on endpoint existed and was removed, else 0. The block cache of
+  // this instance forgets it at once (and again when the store answers, in case a hit that was
+  // in flight during the reset put it back).
+  resetLimit(ip, endpoint) {
+    const forget = () => this.blocks.delete(String(ip), endpoint);
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(ip, 'ip');
+        checkString(endpoint, 'endpoint');
+        n.rateReset(id, ip, endpoint);
+        forget();
+      },
+      (removed) => {
+        forget();
+        return removed ? 1 : 0;
+      },
+      (err) => {
+        forget();
+        return this.ctx.soft('rateLimit', 0)(err);
+      },
+    );
+  }
+
+  // → the number of this IP's counters removed (never another IP's); its block-cache entries
+  // on this instance go too.
+  resetAllLimitsForIp(ip) {
+    const forget = () => this.blocks.deleteIp(String(ip));
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(ip, 'ip');
+        n.rateResetIp(id, ip);
+        forget();
+      },
+      (n) => {
+        forget();
+        return n;
+      },
+      (err) => {
+        forget();
+        return this.ctx.soft('rateLimit', 0)(err);
+      },
+    );
+  }
+
+  // → { [endpoint]: { current, limit, resetIn } } for the IP's live counters ({} when Redis fails).
+  getIpStatus(ip) {
+    return this.ctx.op(
+      (n, id) => {
+        checkIdType(ip, 'ip');
+        n.rateIpStatus(id, ip);
+      },
+      JSON.parse,
+      this.ctx.soft('rateLimit', {}),
+    );
+  }
+
+  // Express middleware (express-rate-limit's conventions where they apply):
+  //   max, windowSec  a fixed limit (windowSec defaults to 60, max to 100); with neither, each
+  //                   endpoint's limit from `rateLimits`
+  //   keyGenerator(req) → the client key (default req.ip; may return a promise)
+  //   skip(req, res) → true to let the request through uncounted (may return a promise)
+  //   handler(req, res, next, options) answers a blocked request instead of the 429 JSON
+  //   message          the body of the 429 instead of { error, retryAfter } (string: sent as
+  //                    text; function (req, res) → the body, may return a promise)
+  //   failClosed       answer 503 when Redis fails instead of letting the request pass
+  createLimiter(options = {}) {
+    if (options === null || typeof options !== 'object') throw typeError('createLimiter options must be an object');
+    const { max, windowSec, keyGenerator, skip, handler, message, failClosed = false } = options;
+    for (const [name, fn] of [
+      ['keyGenerator', keyGenerator],
+      ['skip', skip],
+      ['handler', handler],
+    ]) {
+      if (fn != null && typeof fn !== 'function') throw typeError(`${name} must be a function`);
+    }
+    if (typeof failClosed !== 'boolean') throw typeError('failClosed must be a boolean');
+    let resolve;
+    if (max === undefined && windowSec === undefined) {
+      resolve = (endpoint) => this.limitFor(endpoint);
+    } else {
+      const fixed = checkLimitSpec({ max: max === undefined ? DEFAULT_LIMITS.default.max : max, windowSec: windowSec === undefined ? 60 : windowSec }, 'createLimiter');
+      resolve = () => fixed;
+    }
+    return this.middleware(resolve, { keyGenerator, skip, handler, message, failClosed });
+  }
+
+  warnForwardedFor() {
+    if (this.warnedXff) return;
+    this.warnedXff = true;
+    process.emitWarning(XFF_WARNING, { code: 'BISMAN_RATE_LIMIT_XFF' });
+  }
+
+  // Sets the headers and answers a blocked request (a promise when a handler or a message
+  // function answers); true when the request may pass.
+  respond(req, res, next, ip, endpoint, hit, lim, opts) {
+    if (hit === null && opts.failClosed) {
+      this.stats.blocked++;
+      setHeader(res, 'Retry-After', 1);
+      send(res, 503, { error: 'Service unavailable', retryAfter: 1 });
+      return false;
+    }
+    const r = this.tally(ip, endpoint, hit, lim);
+    req.rateLimit = r;
+    setHeader(res, 'RateLimit-Policy', `${lim.max};w=${lim.windowSec}`);
+    setHeader(res, 'RateLimit-Limit', r.limit);
+    setHeader(res, 'RateLimit-Remaining', r.remaining);
+    setHeader(res, 'RateLimit-Reset', r.resetIn);
+    if (r.allowed) return true;
+    const retryAfter = Math.max(1, r.resetIn);
+    setHeader(res, 'Retry-After', retryAfter);
+    const { handler, message } = opts;
+    if (handler) {
+      const options = Object.freeze({ ...opts.given, max: lim.max, limit: lim.max, windowSec: lim.windowSec, windowMs: lim.windowSec * 1000, statusCode: 429, message: message === undefined ? { error: 'Too many requests', retryAfter } : message });
+      return Promise.resolve(handler(req, res, next, options)).then(() => false);
+    }
+    if (message === undefined) {
+      send(res, 429, { error: 'Too many requests', retryAfter });
+      return false;
+    }
+    if (typeof message === 'function') {
+      return Promise.resolve(message(req, res)).then((body) => {
+        send(res, 429, body);
+        return false;
+      });
+    }
+    send(res, 429, message);
+    return false;
+  }
+
+  middleware(resolve, { keyGenerator, skip, handler, message, failClosed = false }) {
+    const limiter = this;
+    const opts = { handler, message, failClosed, given: { keyGenerator, skip, handler, message, failClosed } };
+    const count = (req, res, next) => {
+      let endpoint;
+      let lim;
+      let key;
+      try {
+        endpoint = endpointOf(req);
+        lim = resolve(endpoint);
+        if (keyGenerator) {
+          key = keyGenerator(req);
+        } else {
+          key = clientIp(req);
+          if (!limiter.warnedXff && untrustedForwardedFor(req)) limiter.warnForwardedFor();
+        }
+      } catch (err) {
+        next(err);
+        return undefined;
+      }
+      return Promise.resolve(key)
+        .then((ip) => {
+          checkIdType(ip, 'rate limit key');
+          let hits = req[HITS];
+          if (hits === undefined) {
+            hits = new Map();
+            req[HITS] = hits;
+          }
+          const memo = `${ip}\n${endpoint}`;
+          let pending = hits.get(memo);
+          if (pending === undefined) {
+            const cached = limiter.cachedHit(ip, endpoint, lim);
+            pending = cached !== undefined ? Promise.resolve(cached) : limiter.hit(ip, endpoint, lim);
+            hits.set(memo, pending);
+          }
+          return pending.then((h) => ({ ip, h }));
+        })
+        .then(({ ip, h }) => limiter.respond(req, res, next, ip, endpoint, h, lim, opts))
+        .then(
+          (pass) => pass,
+          (err) => {
+            next(err);
+            return false;
+          },
+        )
+        .then((pass) => {
+          if (pass) next();
+        });
+    };
+    return function rateLimitMiddleware(req, res, next) {
+      if (!skip) {
+        count(req, res, next);
+        return;
+      }
+      let skipped;
+      try {
+        skipped = skip(req, res);
+      } catch (err) {
+        next(err);
+        return;
+      }
+      Promise.resolve(skipped).then((yes) => {
+        if (yes) next();
+        else count(req, res, next);
+      }, next);
+    };
+  }
+}
+
+module.exports = { RateLimiter, parseRateLimits, endpointOf, DEFAULT_LIMITS, BlockCache };

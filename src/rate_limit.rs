@@ -1,0 +1,147 @@
+//! rateLimiter: the native half. Fixed-window counters, counted atomically in the store.
+
+use std::time::Duration;
+
+use napi::Env;
+use napi_derive::napi;
+
+use crate::bridge::{NativeCache, Reply};
+use crate::error::{js, CacheError, CacheResult};
+use crate::keys::{self, JsId};
+
+/// Largest `max` accepted.
+pub const MAX_LIMIT: f64 = 1_000_000_000.0;
+/// Longest window accepted: one week, in seconds.
+pub const MAX_WINDOW_SEC: f64 = 604_800.0;
+
+/// Whole seconds left in a window (rounded up: a window with 1 ms left is not over).
+pub fn reset_in(left_ms: i64) -> i64 {
+    (left_ms.max(0) + 999) / 1000
+}
+
+fn check_limits(max: f64, window_sec: f64) -> CacheResult<(u64, Duration)> {
+    if !max.is_finite() || max.fract() != 0.0 || !(0.0..=MAX_LIMIT).contains(&max) {
+        return Err(CacheError::OutOfRange(format!(
+            "max must be a whole number from 0 to {MAX_LIMIT} (got {max})"
+        )));
+    }
+    if !window_sec.is_finite()
+        || window_sec.fract() != 0.0
+        || !(1.0..=MAX_WINDOW_SEC).contains(&window_sec)
+    {
+        return Err(CacheError::OutOfRange(format!(
+            "windowSec must be a whole number of seconds from 1 to {MAX_WINDOW_SEC} (got {window_sec})"
+        )));
+    }
+    Ok((max as u64, Duration::from_secs(window_sec as u64)))
+}
+
+/// Validates an (ip, endpoint) pair: both become part of a key.
+fn ip_endpoint(ip: JsId, endpoint: &str) -> CacheResult<String> {
+    let ip = keys::id_string("ip", ip)?;
+    keys::check_id("endpoint", endpoint)?;
+    Ok(ip)
+}
+
+#[napi]
+impl NativeCache {
+    /// Counts one hit of `ip` on `endpoint` (fixed window of `windowSec`, limit `max`, which is
+    /// recorded for getIpStatus) → `[total, ms left in the window]`.
+    #[napi]
+    pub fn rate_hit(
+        &self,
+        env: Env,
+        id: u32,
+        ip: JsId,
+        endpoint: String,
+        max: f64,
+        window_sec: f64,
+    ) -> napi::Result<()> {
+        let ip = js(&env, ip_endpoint(ip, &endpoint))?;
+        let (max, window) = js(&env, check_limits(max, window_sec))?;
+        self.run(id, move |s| async move {
+            s.rate_hit(&ip, &endpoint, max, window)
+                .await
+                .map(|(total, left)| Reply::Nums(vec![total as f64, left.max(0) as f64]))
+        });
+        Ok(())
+    }
+
+    /// Removes the counter of `ip` on `endpoint` → true if it existed.
+    #[napi]
+    pub fn rate_reset(&self, env: Env, id: u32, ip: JsId, endpoint: String) -> napi::Result<()> {
+        let ip = js(&env, ip_endpoint(ip, &endpoint))?;
+        self.run(id, move |s| async move {
+            s.rate_reset(&ip, &endpoint).await.map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// Removes every counter of `ip` → how many existed.
+    #[napi]
+    pub fn rate_reset_ip(&self, env: Env, id: u32, ip: JsId) -> napi::Result<()> {
+        let ip = js(&env, keys::id_string("ip", ip))?;
+        self.run(id, move |s| async move {
+            s.rate_reset_ip(&ip).await.map(|n| Reply::Num(n as f64))
+        });
+        Ok(())
+    }
+
+    /// The live counters of `ip` → JSON `{ [endpoint]: { current, limit, resetIn } }`.
+    #[napi]
+    pub fn rate_ip_status(&self, env: Env, id: u32, ip: JsId) -> napi::Result<()> {
+        let ip = js(&env, keys::id_string("ip", ip))?;
+        self.run(id, move |s| async move {
+            let rows = s.rate_ip_status(&ip).await?;
+            let mut out = serde_json::Map::with_capacity(rows.len());
+            for r in rows {
+                out.insert(
+                    r.endpoint,
+                    serde_json::json!({
+                        "current": r.current,
+                        "limit": r.limit,
+                        "resetIn": reset_in(r.left_ms),
+                    }),
+                );
+            }
+            Ok(Reply::Str(serde_json::Value::Object(out).to_string()))
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_in_rounds_up_to_whole_seconds() {
+        assert_eq!(reset_in(60_000), 60);
+        assert_eq!(reset_in(59_001), 60);
+        assert_eq!(reset_in(1), 1);
+        assert_eq!(reset_in(0), 0);
+        assert_eq!(reset_in(-5), 0);
+    }
+
+    #[test]
+    fn limits_are_range_checked() {
+        assert!(check_limits(5.0, 60.0).is_ok());
+        assert!(check_limits(0.0, 1.0).is_ok());
+        for (max, w) in [
+            (-1.0, 60.0),
+            (1.5, 60.0),
+            (f64::NAN, 60.0),
+            (5.0, 0.0),
+            (5.0, 0.5),
+            (5.0, MAX_WINDOW_SEC + 1.0),
+            (MAX_LIMIT + 1.0, 60.0),
+            (5.0, f64::INFINITY),
+        ] {
+            assert_eq!(
+                check_limits(max, w).unwrap_err().code(),
+                "ERR_OUT_OF_RANGE",
+                "{max} {w}"
+            );
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Rate-limit operations of the store: fixed-window counters `rate:{ip}:{endpoint}`, plus a
+//! per-IP index (`rate-ip:{ip}`, endpoint as given → its limit) so that an IP's counters can be
+//! listed and removed exactly. One script (Redis) or one critical section (memory) each.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use ::redis::Script;
+
+use super::memory::{Entry, MemData, MemVal};
+use super::{Backend, Store};
+use crate::error::{CacheError, CacheResult};
+use crate::keys::{rate_ip_key, rate_key};
+
+static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
+static RESET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rate_reset.lua")));
+static RESET_IP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rate_reset_ip.lua")));
+static IP_STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rate_ip_status.lua")));
+
+/// One live counter of an IP, as `getIpStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateStatus {
+    pub endpoint: String,
+    pub limit: i64,
+    pub current: i64,
+    pub left_ms: i64,
+}
+
+fn not_an_integer() -> CacheError {
+    CacheError::Redis("ERR value is not an integer or out of range".into())
+}
+
+fn wrong_type() -> CacheError {
+    CacheError::Redis("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+}
+
+/// INCR with the window's TTL set when the counter is created (or found without one):
+/// → (hits, ms left, whether this hit started the window).
+fn mem_incr(d: &mut MemData, key: &str, window: Duration) -> CacheResult<(i64, i64, bool)> {
+    let window_ms = window.as_millis() as i64;
+    match d.entry(key) {
+        None => {
+            d.put(key, MemVal::Str("1".into()), Some(window));
+            Ok((1, window_ms, true))
+        }
+        Some(Entry {
+            val: MemVal::Str(s),
+            expires_at,
+        }) => {
+            let n = s
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| n.checked_add(1))
+                .ok_or_else(not_an_integer)?;
+            *s = n.to_string();
+            match expires_at {
+                Some(t) => Ok((
+                    n,
+                    t.saturating_duration_since(Instant::now()).as_millis() as i64,
+                    false,
+                )),
+                None => {
+                    *expires_at = Some(Instant::now() + window);
+                    Ok((n, window_ms, true))
+                }
+            }
+        }
+        Some(_) => Err(wrong_type()),
+    }
+}
+
+/// HSET; a new hash is created without expiry, as in Redis: callers set its TTL.
+fn mem_hset(d: &mut MemData, key: &str, field: &str, value: &str) -> CacheResult<()> {
+    if d.entry(key).is_none() {
+        d.put(key, MemVal::Hash(HashMap::new()), None);
+    }
+    match d.entry(key) {
+        Some(Entry {
+            val: MemVal::Hash(h),
+            ..
+        }) => {
+            h.insert(field.to_string(), value.to_string());
+            Ok(())
+        }
+        _ => Err(wrong_type()),
+    }
+}
+
+fn mem_hgetall(d: &mut MemData, key: &str) -> CacheResult<Vec<(String, String)>> {
+    match d.entry(key) {
+        None => Ok(Vec::new()),
+        Some(Entry {
+            val: MemVal::Hash(h),
+            ..
+        }) => Ok(h.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Some(_) => Err(wrong_type()),
+    }
+}
+
+/// HDEL; an emptied hash is removed, as in Redis.
+fn mem_hdel(d: &mut MemData, key: &str, field: &str) -> CacheResult<()> {
+    let now_empty = match d.entry(key) {
+        None => return Ok(()),
+        Some(Entry {
+            val: MemVal::Hash(h),
+            ..
+        }) => {
+            h.remove(field);
+            h.is_empty()
+        }
+        Some(_) => return Err(wrong_type()),
+    };
+    if now_empty {
+        d.del(key);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Counts one hit of `ip` on `endpoint` in a fixed window of `window`; the first hit of a
+    /// window sets the counter's TTL and records `endpoint` (with `limit`) in the IP's index.
+    /// → (hits in this window including this one, ms left in the window).
+    pub async fn rate_hit(
+        &self,
+        ip: &str,
+        endpoint: &str,
+        limit: u64,
+        window: Duration,
+    ) -> CacheResult<(i64, i64)> {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        let window_ms = (window.as_millis() as u64).max(1);
+        match &self.backend {
+            Backend::Redis(r) => {
+                let (w, l) = (window_ms.to_string(), limit.to_string());
+                r.script::<(i64, i64)>(&HIT, &[&key, &index], &[&w, endpoint, &l])
+                    .await
+            }
+            Backend::Memory(m) => m.with(|d| {
+                let window = Duration::from_millis(window_ms);
+                let (n, left, started) = mem_incr(d, &key, window)?;
+                if started {
+                    mem_hset(d, &index, endpoint, &limit.to_string())?;
+                    if d.pttl(&index) < left {
+                        d.pexpire(&index, Duration::from_millis(left.max(1) as u64));
+                    }
+                }
+                Ok((n, left))
+            }),
+        }
+    }
+
+    /// Removes the counter of `ip` on `endpoint`; true if it existed.
+    pub async fn rate_reset(&self, ip: &str, endpoint: &str) -> CacheResult<bool> {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&RESET, &[&key, &index], &[endpoint])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                let existed = d.del(&key);
+                mem_hdel(d, &index, endpoint)?;
+                Ok(existed)
+            }),
+        }
+    }
+
+    /// Removes every counter of `ip` (and only of `ip`); returns how many existed.
+    pub async fn rate_reset_ip(&self, ip: &str) -> CacheResult<u32> {
+        let index = self.key(&rate_ip_key(ip));
+        let counters = self.key(&rate_key(ip, ""));
+        match &self.backend {
+            Backend::Redis(r) => r.script::<u32>(&RESET_IP, &[&index], &[&counters]).await,
+            Backend::Memory(m) => m.with(|d| {
+                let mut n = 0;
+                for (endpoint, _) in mem_hgetall(d, &index)? {
+                    if d.del(&self.key(&rate_key(ip, &endpoint))) {
+                        n += 1;
+                    }
+                }
+                d.del(&index);
+                Ok(n)
+            }),
+        }
+    }
+
+    /// The live counters of `ip`; index entries of expired or reset counters are pruned.
+    pub async fn rate_ip_status(&self, ip: &str) -> CacheResult<Vec<RateStatus>> {
+        let index = self.key(&rate_ip_key(ip));
+        let counters = self.key(&rate_key(ip, ""));
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<Vec<(String, i64, i64, i64)>>(&IP_STATUS, &[&index], &[&counters])
+                .await
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|(endpoint, limit, current, left_ms)| RateStatus {
+                            endpoint,
+                            limit,
+                            current,
+                            left_ms,
+                        })
+                        .collect()
+                }),
+            Backend::Memory(m) => m.with(|d| {
+                let mut out = Vec::new();
+                for (endpoint, limit) in mem_hgetall(d, &index)? {
+                    let key = self.key(&rate_key(ip, &endpoint));
+                    let current = d.get_str(&key)?.and_then(|s| s.parse::<i64>().ok());
+                    let left_ms = d.pttl(&key);
+                    match current {
+                        Some(current) if left_ms > 0 => out.push(RateStatus {
+                            endpoint,
+                            limit: limit.parse().unwrap_or(0),
+                            current,
+                            left_ms,
+                        }),
+                        _ => mem_hdel(d, &index, &endpoint)?,
+                    }
+                }
+                Ok(out)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_counts_within_its_window_and_always_has_a_ttl() {
+        let mut d = MemData::default();
+        let w = Duration::from_secs(60);
+        assert_eq!(mem_incr(&mut d, "c", w).unwrap().0, 1);
+        assert!(!mem_incr(&mut d, "c", w).unwrap().2);
+        let (n, left, _) = mem_incr(&mut d, "c", w).unwrap();
+        assert_eq!(n, 3);
+        assert!(left > 59_000 && left <= 60_000, "{left}");
+        assert!(d.pttl("c") > 0);
+    }
+
+    #[test]
+    fn a_counter_found_without_ttl_gets_one() {
+        let mut d = MemData::default();
+        d.set_str("c", "7".into(), None);
+        let (n, left, started) = mem_incr(&mut d, "c", Duration::from_secs(5)).unwrap();
+        assert_eq!((n, left, started), (8, 5000, true));
+        assert!(d.pttl("c") > 0);
+    }
+
+    #[test]
+    fn a_non_integer_is_an_error_not_a_panic() {
+        let mut d = MemData::default();
+        d.set_str("c", "x".into(), Some(Duration::from_secs(5)));
+        assert!(mem_incr(&mut d, "c", Duration::from_secs(5)).is_err());
+        d.set_str("m", i64::MAX.to_string(), Some(Duration::from_secs(5)));
+        assert!(mem_incr(&mut d, "m", Duration::from_secs(5)).is_err());
+        d.sadd("s", "a").unwrap();
+        assert!(mem_incr(&mut d, "s", Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn hashes_behave_like_redis_hashes() {
+        let mut d = MemData::default();
+        mem_hset(&mut d, "h", "a", "1").unwrap();
+        mem_hset(&mut d, "h", "a", "2").unwrap();
+        assert_eq!(
+            mem_hgetall(&mut d, "h").unwrap(),
+            vec![("a".into(), "2".into())]
+        );
+        mem_hdel(&mut d, "h", "a").unwrap();
+        assert!(!d.exists("h"), "an emptied hash is removed");
+        d.set_str("s", "v".into(), None);
+        assert!(mem_hset(&mut d, "s", "a", "1").is_err());
+    }
+}
