@@ -5,27 +5,8 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { execFile } = require('child_process');
 const { startRedis } = require('./helpers/redis');
-
-const ROOT = path.join(__dirname, '..');
-
-function runApp(body, env) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-guide-'));
-  fs.mkdirSync(path.join(dir, 'cache'));
-  fs.writeFileSync(path.join(dir, 'cache', 'index.js'), `module.exports = require(${JSON.stringify(ROOT)});\n`);
-  fs.writeFileSync(path.join(dir, 'app.js'), body);
-  return new Promise((resolve) => {
-    const started = Date.now();
-    execFile(process.execPath, ['app.js'], { cwd: dir, env: { ...process.env, ...env }, timeout: 20000 }, (err, stdout, stderr) => {
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code: err ? err.code || 1 : 0, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+const { runApp } = require('./helpers/guide');
 
 const SETUP = `
 require('./cache').configure({

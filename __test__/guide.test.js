@@ -4,27 +4,8 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { execFile } = require('child_process');
 const { startRedis } = require('./helpers/redis');
-
-const ROOT = path.join(__dirname, '..');
-
-// Writes an app folder with cache/index.js = require('@bisman/cache') (by path) and runs `body`.
-function runApp(body, env) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-guide-'));
-  fs.mkdirSync(path.join(dir, 'cache'));
-  fs.writeFileSync(path.join(dir, 'cache', 'index.js'), `module.exports = require(${JSON.stringify(ROOT)});\n`);
-  fs.writeFileSync(path.join(dir, 'app.js'), body);
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['app.js'], { cwd: dir, env: { ...process.env, ...env }, timeout: 20000 }, (err, stdout, stderr) => {
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code: err ? err.code || 1 : 0, stdout, stderr });
-    });
-  });
-}
+const { runApp } = require('./helpers/guide');
 
 const SECTION_1 = `
 const { sessionCache } = require('./cache');

@@ -12,6 +12,7 @@ const express = require('express');
 const { createCache } = require('..');
 const { BACKENDS } = require('./helpers/backends');
 const { startRedis, freePort, sleep } = require('./helpers/redis');
+const { runApp } = require('./helpers/guide');
 
 delete process.env.REDIS_URL; // these tests choose their back end explicitly
 
@@ -1094,26 +1095,6 @@ describe('rate limits across processes', () => {
     }
   });
 });
-
-// The ERP guide's rate-limiting snippets (sections 3 and 9), run as written through a
-// `./cache` folder whose index.js is the one-line migration (as guide.test.js does).
-function runApp(body, env) {
-  const fs = require('fs');
-  const os = require('os');
-  const { execFile } = require('child_process');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-guide-rate-'));
-  fs.mkdirSync(path.join(dir, 'cache'));
-  fs.writeFileSync(path.join(dir, 'cache', 'index.js'), `module.exports = require(${JSON.stringify(ROOT)});\n`);
-  fs.writeFileSync(path.join(dir, 'app.js'), body);
-  // the app's own `express` dependency
-  const nodePath = path.join(ROOT, 'node_modules');
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['app.js'], { cwd: dir, env: { ...process.env, NODE_PATH: nodePath, ...env }, timeout: 20000 }, (err, stdout, stderr) => {
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code: err ? err.code || 1 : 0, stdout, stderr });
-    });
-  });
-}
 
 const SECTION_3 = `
 const express = require('express');
