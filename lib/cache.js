@@ -8,6 +8,7 @@ const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
 const { RateLimiter, parseRateLimits } = require('./rate_limit');
 const keys = require('./keys');
+const { metrics, collect, CONTENT_TYPE } = require('./metrics');
 
 class Cache {
   // `lazy`: validate and build the native side on first use (the module's default instance,
@@ -66,6 +67,16 @@ class Cache {
     return out;
   }
 
+  // Prometheus text of this instance's counters (see lib/metrics.js and the README).
+  metrics() {
+    return metrics(this);
+  }
+
+  // The same counters as data: [{ name, type, help, samples: [[suffix, labels, value]] }].
+  collectMetrics() {
+    return collect(this).map(({ name, type, help, samples }) => ({ name, type, help, samples }));
+  }
+
   // Closes every connection; afterwards nothing of this instance keeps Node alive. A later
   // call connects again.
   shutdown() {
@@ -76,5 +87,7 @@ class Cache {
 
 // Key builders and hashToken are the same pure functions on every instance.
 Object.assign(Cache.prototype, keys);
+
+Cache.prototype.metricsContentType = CONTENT_TYPE;
 
 module.exports = { Cache };
