@@ -373,6 +373,8 @@ export interface MetricFamily {
   name: string;
   type: 'counter' | 'gauge' | 'summary';
   help: string;
+  /** The label names its samples carry (e.g. `['service']`, `['endpoint', 'decision']`). */
+  labelNames: string[];
   samples: Array<[suffix: string, labels: Record<string, string>, value: number]>;
 }
 

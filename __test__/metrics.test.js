@@ -126,6 +126,7 @@ for (const [name, make] of BACKENDS) {
       for (const f of families) {
         assert.match(f.name, /^bisman_cache_/);
         for (const [suffix, labels, value] of f.samples) {
+          assert.deepEqual(Object.keys(labels), f.labelNames, f.name);
           const l = Object.entries(labels).map(([k, v]) => `${k}="${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',');
           assert.equal(text.get(`${f.name}${suffix}${l ? `{${l}}` : ''}`), value);
           n++;
@@ -145,6 +146,33 @@ describe('metrics() without a back end', () => {
       assert.equal(m.get('bisman_cache_enabled'), 0);
       assert.equal(m.get('bisman_cache_fallbacks_total{service="session"}'), 1);
       assert.equal(metricsContentType, 'text/plain; version=0.0.4; charset=utf-8');
+    } finally {
+      await cache.shutdown();
+    }
+  });
+});
+
+describe('metrics in prom-client (examples/prom-client.js, the README recipe)', () => {
+  it("registers every family in a prom-client registry with the cache's live values", async () => {
+    const client = require('prom-client');
+    const { registerCacheMetrics } = require('../examples/prom-client');
+    const cache = createCache({ url: `memory://p${uid()}` });
+    try {
+      const registry = new client.Registry();
+      registerCacheMetrics(client, cache, registry);
+      await cache.rateLimiter.checkLimit('1.2.3.4', '/api/auth/login');
+      const lock = await cache.distributedLock.acquire('task', 1);
+      assert.equal(lock.acquired, true);
+      const text = await registry.metrics();
+      const ours = parse(cache.metrics());
+      const theirs = parse(text);
+      assert.equal(theirs.get('bisman_cache_ratelimit_decisions_total{endpoint="/api/auth/login",decision="allowed"}'), 1);
+      assert.equal(theirs.get('bisman_cache_lock_acquired_total'), 1);
+      for (const [k, v] of ours) assert.equal(theirs.get(k), v, k);
+      assert.match(text, /^# TYPE bisman_cache_hits_total counter$/m);
+      // a later scrape sees later values
+      await cache.rateLimiter.checkLimit('1.2.3.4', '/api/auth/login');
+      assert.equal(parse(await registry.metrics()).get('bisman_cache_ratelimit_decisions_total{endpoint="/api/auth/login",decision="allowed"}'), 2);
     } finally {
       await cache.shutdown();
     }

@@ -72,9 +72,9 @@ class Cache {
     return metrics(this);
   }
 
-  // The same counters as data: [{ name, type, help, samples: [[suffix, labels, value]] }].
+  // The same counters as data: [{ name, type, help, labelNames, samples: [[suffix, labels, value]] }].
   collectMetrics() {
-    return collect(this).map(({ name, type, help, samples }) => ({ name, type, help, samples }));
+    return collect(this).map(({ name, type, help, labelNames, samples }) => ({ name, type, help, labelNames, samples }));
   }
 
   // Closes every connection; afterwards nothing of this instance keeps Node alive. A later

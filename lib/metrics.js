@@ -11,10 +11,11 @@ const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 class Family {
-  constructor(name, type, help) {
+  constructor(name, type, help, labelNames) {
     this.name = name;
     this.type = type;
     this.help = help;
+    this.labelNames = labelNames;
     this.samples = [];
   }
 
@@ -34,22 +35,22 @@ class Family {
   }
 }
 
-// The families as plain data ({ name, type, help, samples: [[suffix, labels, value]] }), so a
-// prom-client collector can reuse them; `metrics()` renders them.
+// The families as plain data ({ name, type, help, labelNames, samples: [[suffix, labels, value]] }),
+// so a prom-client collector can reuse them; `metrics()` renders them.
 function collect(cache) {
   const s = cache.stats();
   const f = [];
-  const fam = (name, type, help) => {
-    const x = new Family(`bisman_cache_${name}`, type, help);
+  const fam = (name, type, help, labelNames = []) => {
+    const x = new Family(`bisman_cache_${name}`, type, help, labelNames);
     f.push(x);
     return x;
   };
 
-  const hits = fam('hits_total', 'counter', 'Reads answered from the cache (near cache or Redis), by service.');
-  const misses = fam('misses_total', 'counter', 'Reads the cache could not answer, by service.');
-  const fallbacks = fam('fallbacks_total', 'counter', 'Answers that did not come from the cache, by service: database loads (sessions, permissions) or fail-open decisions (rate limits).');
-  const loaderCalls = fam('loader_calls_total', 'counter', 'Calls of the database loaders, by service.');
-  const errors = fam('errors_total', 'counter', 'Operations that failed on the back end (Redis down, slow or disabled), by service.');
+  const hits = fam('hits_total', 'counter', 'Reads answered from the cache (near cache or Redis), by service.', ['service']);
+  const misses = fam('misses_total', 'counter', 'Reads the cache could not answer, by service.', ['service']);
+  const fallbacks = fam('fallbacks_total', 'counter', 'Answers that did not come from the cache, by service: database loads (sessions, permissions) or fail-open decisions (rate limits).', ['service']);
+  const loaderCalls = fam('loader_calls_total', 'counter', 'Calls of the database loaders, by service.', ['service']);
+  const errors = fam('errors_total', 'counter', 'Operations that failed on the back end (Redis down, slow or disabled), by service.', ['service']);
   for (const service of SERVICES) {
     const x = s[service] || {};
     hits.add({ service }, x.hits);
@@ -59,7 +60,7 @@ function collect(cache) {
     errors.add({ service }, x.errors);
   }
 
-  const decisions = fam('ratelimit_decisions_total', 'counter', 'Rate-limit decisions by endpoint: allowed, blocked (429, or 503 failing closed) or fail_open (Redis failed, the request passed).');
+  const decisions = fam('ratelimit_decisions_total', 'counter', 'Rate-limit decisions by endpoint: allowed, blocked (429, or 503 failing closed) or fail_open (Redis failed, the request passed).', ['endpoint', 'decision']);
   for (const [endpoint, d] of cache.rateLimiter.decisions) {
     decisions.add({ endpoint, decision: 'allowed' }, d.allowed);
     decisions.add({ endpoint, decision: 'blocked' }, d.blocked);
