@@ -378,6 +378,22 @@ export interface MetricFamily {
   samples: Array<[suffix: string, labels: Record<string, string>, value: number]>;
 }
 
+export type ServiceName = 'session' | 'permission' | 'rateLimit' | 'lock' | 'pubsub';
+
+/** The events of a cache instance (and of the module's default instance), for logging. */
+export interface CacheEvents {
+  /** A back-end failure (Redis down, slow, refused) that a call of `service` absorbed by
+   * falling back; one per failed operation. Listening never changes what the call answers. */
+  error: [err: Error & { code?: string }, service: ServiceName];
+  /** `'open'`: the back end became unavailable (isEnabled() false, reads go to the loaders);
+   * `'closed'`: it is back. Polled every 100 ms while someone listens. */
+  circuit: [event: { state: 'open' | 'closed' }];
+  /** The back end answers again after being down. */
+  reconnect: [];
+}
+
+export type CacheListener<E extends keyof CacheEvents> = (...args: CacheEvents[E]) => void;
+
 export interface KeyBuilders {
   sessionKey(tokenHash: Id): string;
   sessionUserKey(userId: Id): string;
@@ -406,6 +422,10 @@ export declare class Cache implements KeyBuilders {
   collectMetrics(): MetricFamily[];
   /** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
   readonly metricsContentType: string;
+  on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  listenerCount(event: keyof CacheEvents): number;
   shutdown(): Promise<void>;
   getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
   invalidateSession(tokenHash: string): Promise<boolean>;
@@ -432,6 +452,10 @@ export declare function stats(): Stats;
 export declare function metrics(): string;
 export declare function collectMetrics(): MetricFamily[];
 export declare const metricsContentType: string;
+/** Listens to an event of the default instance ('error', 'circuit', 'reconnect'). */
+export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
 export declare function shutdown(): Promise<void>;
 export declare function getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
 export declare function invalidateSession(tokenHash: string): Promise<boolean>;

@@ -32,6 +32,19 @@ module.exports = {
   collectMetrics: () => defaultCache.collectMetrics(),
   metricsContentType: defaultCache.metricsContentType,
   shutdown: () => defaultCache.shutdown(),
+  // Events of the default instance: 'error' (err, service), 'circuit' ({ state }), 'reconnect'.
+  on: (event, listener) => {
+    defaultCache.on(event, listener);
+    return module.exports;
+  },
+  once: (event, listener) => {
+    defaultCache.once(event, listener);
+    return module.exports;
+  },
+  off: (event, listener) => {
+    defaultCache.off(event, listener);
+    return module.exports;
+  },
   getSessionWithFallback: (token) => defaultCache.getSessionWithFallback(token),
   invalidateSession: (tokenHash) => defaultCache.invalidateSession(tokenHash),
   ...keys,

@@ -8,15 +8,20 @@ const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
 const { RateLimiter, parseRateLimits } = require('./rate_limit');
 const keys = require('./keys');
+const { EventEmitter } = require('events');
 const { metrics, collect, CONTENT_TYPE } = require('./metrics');
+const { attachEvents } = require('./events');
 
-class Cache {
+// An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
+class Cache extends EventEmitter {
   // `lazy`: validate and build the native side on first use (the module's default instance,
   // created at require time from REDIS_URL); otherwise now, so bad options throw here.
   constructor(options, { lazy = false } = {}) {
+    super();
     const rateLimits = parseRateLimits(options && options.rateLimits);
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
+    attachEvents(this);
     this.sessionCache = new SessionCache(this.ctx);
     this.distributedLock = new DistributedLock(this.ctx);
     this.permissionCache = new PermissionCache(this.ctx);

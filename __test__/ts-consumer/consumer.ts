@@ -16,6 +16,9 @@ import {
   metrics,
   collectMetrics,
   metricsContentType,
+  on,
+  once,
+  off,
   shutdown,
   getSessionWithFallback,
   invalidateSession,
@@ -48,6 +51,7 @@ import {
   type PubSubStatus,
   type IpLimitStatus,
   type Source,
+  type ServiceName,
 } from '@bisman/cache';
 
 const options: CacheOptions = {
@@ -190,6 +194,16 @@ async function health(): Promise<void> {
   await shutdown();
   void [h.pong, enabled, waits, text, families[0]?.samples, ct, keys, fromInstance];
 }
+
+// Events for logging.
+on('error', (err, service: ServiceName) => console.warn(`cache ${service}: ${err.code} ${err.message}`));
+on('circuit', ({ state }) => console.warn(`cache circuit ${state === 'open' ? 'open' : 'closed'}`));
+once('reconnect', () => console.info('cache reconnected'));
+const onErr = (err: Error): void => void err;
+other.on('error', onErr).off('error', onErr);
+// @ts-expect-error no such event
+on('connect', () => undefined);
+void off;
 
 // The middleware are Express RequestHandlers.
 const auth: RequestHandler = rateLimiter.authLimiter;
