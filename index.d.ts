@@ -240,6 +240,8 @@ export declare class DistributedLock {
   acquireTaskLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquireApprovalLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquirePaymentLock(id: Id, options?: LockOptions): Promise<LockResult>;
+}
+
 export interface NearCacheStats {
   enabled: boolean;
   /** True only while the pub/sub subscription is confirmed. */
@@ -339,15 +341,58 @@ export interface RateLimitStats extends ServiceStats {
   blockCacheHits: number;
 }
 
+export interface LockStats extends ServiceStats {
+  /** Attempts retried after waiting (busy lock or back-end failure). */
+  waits: number;
+  /** Locks found lost while their holder ran. */
+  lost: number;
+}
+
+export interface PubSubStats extends ServiceStats {
+  messages: number;
+  handlerErrors: number;
+  /** Delivery lag of received messages (receive time − sender `ts`), in ms. */
+  lagMsSum: number;
+  lagMsMax: number;
+  lagSamples: number;
+}
+
 export interface Stats {
   session: ServiceStats;
   permission: ServiceStats;
   rateLimit: RateLimitStats;
-  lock: ServiceStats;
-  pubsub: ServiceStats & { messages: number; handlerErrors: number };
+  lock: LockStats;
+  pubsub: PubSubStats;
   inFlight: number;
   enabled: boolean;
 }
+
+/** One Prometheus metric family of {@link Cache.collectMetrics}: samples are
+ * `[nameSuffix, labels, value]` (suffix `''`, or `'_sum'`/`'_count'` for summaries). */
+export interface MetricFamily {
+  name: string;
+  type: 'counter' | 'gauge' | 'summary';
+  help: string;
+  /** The label names its samples carry (e.g. `['service']`, `['endpoint', 'decision']`). */
+  labelNames: string[];
+  samples: Array<[suffix: string, labels: Record<string, string>, value: number]>;
+}
+
+export type ServiceName = 'session' | 'permission' | 'rateLimit' | 'lock' | 'pubsub';
+
+/** The events of a cache instance (and of the module's default instance), for logging. */
+export interface CacheEvents {
+  /** A back-end failure (Redis down, slow, refused) that a call of `service` absorbed by
+   * falling back; one per failed operation. Listening never changes what the call answers. */
+  error: [err: Error & { code?: string }, service: ServiceName];
+  /** `'open'`: the back end became unavailable (isEnabled() false, reads go to the loaders);
+   * `'closed'`: it is back. Polled every 100 ms while someone listens. */
+  circuit: [event: { state: 'open' | 'closed' }];
+  /** The back end answers again after being down. */
+  reconnect: [];
+}
+
+export type CacheListener<E extends keyof CacheEvents> = (...args: CacheEvents[E]) => void;
 
 export interface KeyBuilders {
   sessionKey(tokenHash: Id): string;
@@ -371,6 +416,16 @@ export declare class Cache implements KeyBuilders {
   ping(): Promise<PingResult>;
   isEnabled(): boolean;
   stats(): Stats;
+  /** Prometheus text (exposition format 0.0.4) of this instance's counters. */
+  metrics(): string;
+  /** The same counters as data, e.g. for a prom-client collector. */
+  collectMetrics(): MetricFamily[];
+  /** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
+  readonly metricsContentType: string;
+  on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  listenerCount(event: keyof CacheEvents): number;
   shutdown(): Promise<void>;
   getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
   invalidateSession(tokenHash: string): Promise<boolean>;
@@ -393,6 +448,14 @@ export declare function createCache(options?: CacheOptions): Cache;
 export declare function ping(): Promise<PingResult>;
 export declare function isEnabled(): boolean;
 export declare function stats(): Stats;
+/** Prometheus text (exposition format 0.0.4) of the default instance's counters. */
+export declare function metrics(): string;
+export declare function collectMetrics(): MetricFamily[];
+export declare const metricsContentType: string;
+/** Listens to an event of the default instance ('error', 'circuit', 'reconnect'). */
+export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
 export declare function shutdown(): Promise<void>;
 export declare function getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
 export declare function invalidateSession(tokenHash: string): Promise<boolean>;

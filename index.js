@@ -28,7 +28,23 @@ module.exports = {
   ping: () => defaultCache.ping(),
   isEnabled: () => defaultCache.isEnabled(),
   stats: () => defaultCache.stats(),
+  metrics: () => defaultCache.metrics(),
+  collectMetrics: () => defaultCache.collectMetrics(),
+  metricsContentType: defaultCache.metricsContentType,
   shutdown: () => defaultCache.shutdown(),
+  // Events of the default instance: 'error' (err, service), 'circuit' ({ state }), 'reconnect'.
+  on: (event, listener) => {
+    defaultCache.on(event, listener);
+    return module.exports;
+  },
+  once: (event, listener) => {
+    defaultCache.once(event, listener);
+    return module.exports;
+  },
+  off: (event, listener) => {
+    defaultCache.off(event, listener);
+    return module.exports;
+  },
   getSessionWithFallback: (token) => defaultCache.getSessionWithFallback(token),
   invalidateSession: (tokenHash) => defaultCache.invalidateSession(tokenHash),
   ...keys,

@@ -8,14 +8,20 @@ const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
 const { RateLimiter, parseRateLimits } = require('./rate_limit');
 const keys = require('./keys');
+const { EventEmitter } = require('events');
+const { metrics, collect, CONTENT_TYPE } = require('./metrics');
+const { attachEvents } = require('./events');
 
-class Cache {
+// An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
+class Cache extends EventEmitter {
   // `lazy`: validate and build the native side on first use (the module's default instance,
   // created at require time from REDIS_URL); otherwise now, so bad options throw here.
   constructor(options, { lazy = false } = {}) {
+    super();
     const rateLimits = parseRateLimits(options && options.rateLimits);
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
+    attachEvents(this);
     this.sessionCache = new SessionCache(this.ctx);
     this.distributedLock = new DistributedLock(this.ctx);
     this.permissionCache = new PermissionCache(this.ctx);
@@ -66,6 +72,16 @@ class Cache {
     return out;
   }
 
+  // Prometheus text of this instance's counters (see lib/metrics.js and the README).
+  metrics() {
+    return metrics(this);
+  }
+
+  // The same counters as data: [{ name, type, help, labelNames, samples: [[suffix, labels, value]] }].
+  collectMetrics() {
+    return collect(this).map(({ name, type, help, labelNames, samples }) => ({ name, type, help, labelNames, samples }));
+  }
+
   // Closes every connection; afterwards nothing of this instance keeps Node alive. A later
   // call connects again.
   shutdown() {
@@ -76,5 +92,7 @@ class Cache {
 
 // Key builders and hashToken are the same pure functions on every instance.
 Object.assign(Cache.prototype, keys);
+
+Cache.prototype.metricsContentType = CONTENT_TYPE;
 
 module.exports = { Cache };

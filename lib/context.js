@@ -121,6 +121,7 @@ class Context {
   failed(service, err) {
     if (!isBackendFailure(err)) throw err;
     this.stats[service].errors++;
+    if (this.onBackendFailure !== undefined) this.onBackendFailure(service, err);
   }
 
   // One loader call per key at a time: concurrent misses share its promise.

@@ -94,6 +94,9 @@ class DistributedLock {
   constructor(ctx) {
     this.ctx = ctx;
     this.stats = ctx.stats.lock;
+    // metrics(): attempts that had to wait for another try, and locks found lost while held.
+    this.stats.waits = 0;
+    this.stats.lost = 0;
   }
 
   // One attempt → { acquired: true, owner, fence, ttl } | { acquired: false, heldBy, ttl, ttlMs }
@@ -131,6 +134,7 @@ class DistributedLock {
       if (r.acquired || r.code === 'ECACHEDISABLED' || r.code === 'ECLOSED') return [r, sent];
       const t = now();
       if (n >= o.retries && !(deadline > t)) return [r, sent];
+      this.stats.waits++;
       let delay = jitter(o.retryDelayMs);
       if (deadline > t) delay = Math.min(delay, deadline - t);
       await sleep(delay);
@@ -265,7 +269,9 @@ class DistributedLock {
     let stopped = false;
 
     const lose = (why) => {
-      if (!ctrl.signal.aborted) ctrl.abort(lockLost(resource, id, why));
+      if (ctrl.signal.aborted) return;
+      this.stats.lost++;
+      ctrl.abort(lockLost(resource, id, why));
     };
     const schedule = (ms) => {
       if (!stopped && !ctrl.signal.aborted) timer = setTimeout(tick, ms);

@@ -27,6 +27,10 @@ class PubSub extends EventEmitter {
     this.stats = ctx.stats.pubsub;
     this.stats.messages = 0;
     this.stats.handlerErrors = 0;
+    // metrics(): delivery lag (receive time − the sender's `ts`, wall clocks of two nodes).
+    this.stats.lagMsSum = 0;
+    this.stats.lagMsMax = 0;
+    this.stats.lagSamples = 0;
     this.handlers = new Map(CHANNELS.map((c) => [c, new Set()]));
     this.wanted = false;
     // Called from Rust through a weak threadsafe function, one message at a time.
@@ -72,6 +76,12 @@ class PubSub extends EventEmitter {
       data = JSON.parse(payload);
     } catch {
       data = payload;
+    }
+    if (data !== null && typeof data === 'object' && typeof data.ts === 'number') {
+      const lag = Math.max(0, Date.now() - data.ts);
+      this.stats.lagMsSum += lag;
+      this.stats.lagSamples++;
+      if (lag > this.stats.lagMsMax) this.stats.lagMsMax = lag;
     }
     for (const handler of [...set]) {
       try {

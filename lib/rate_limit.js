@@ -62,6 +62,7 @@ function resultOf(hit, max) {
 // monotonic clock and never later than the window's end in Redis (it is measured from when the
 // hit was sent). Bounded: when full, expired entries go, then the oldest clients.
 const BLOCK_CACHE_MAX = 100000;
+const DECISION_ENDPOINTS_MAX = 1000;
 
 class BlockCache {
   constructor(max = BLOCK_CACHE_MAX) {
@@ -216,6 +217,9 @@ class RateLimiter {
     this.stats.allowed = 0;
     this.stats.blocked = 0;
     this.stats.blockCacheHits = 0;
+    // Decisions per endpoint for metrics(): endpoint → { allowed, blocked, failOpen }. Bounded:
+    // past DECISION_ENDPOINTS_MAX distinct endpoints the rest count under 'other'.
+    this.decisions = new Map();
     this.limits = limits;
     this.blocks = new BlockCache();
     this.warnedXff = false;
@@ -264,16 +268,33 @@ class RateLimiter {
   tally(ip, endpoint, hit, lim) {
     if (hit === null) {
       this.stats.fallbacks++;
+      this.decided(endpoint).failOpen++;
       return openResult(lim);
     }
     const r = resultOf(hit, lim.max);
     if (r.allowed) {
       this.stats.allowed++;
+      this.decided(endpoint).allowed++;
     } else {
       this.stats.blocked++;
+      this.decided(endpoint).blocked++;
       if (!hit.cached && hit.leftMs > 0) this.blocks.set(String(ip), endpoint, hit.at + hit.leftMs, hit.total);
     }
     return r;
+  }
+
+  // The decision counters of an endpoint (metrics()).
+  decided(endpoint) {
+    let d = this.decisions.get(endpoint);
+    if (d === undefined) {
+      if (this.decisions.size >= DECISION_ENDPOINTS_MAX) endpoint = 'other';
+      d = this.decisions.get(endpoint);
+      if (d === undefined) {
+        d = { allowed: 0, blocked: 0, failOpen: 0 };
+        this.decisions.set(endpoint, d);
+      }
+    }
+    return d;
   }
 
   // → { allowed, remaining, resetIn, total, limit }. Fails open when Redis fails.
@@ -388,6 +409,7 @@ class RateLimiter {
   respond(req, res, next, ip, endpoint, hit, lim, opts) {
     if (hit === null && opts.failClosed) {
       this.stats.blocked++;
+      this.decided(endpoint).blocked++;
       setHeader(res, 'Retry-After', 1);
       send(res, 503, { error: 'Service unavailable', retryAfter: 1 });
       return false;

@@ -1,0 +1,108 @@
+'use strict';
+// metrics(): the counters of one cache instance as Prometheus text (exposition format 0.0.4),
+// built from stats() and the services' own counters. No dependency: serve it from a /metrics
+// route, or hand it to prom-client through a custom collector (README "Metrics").
+
+const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
+
+// Label values are escaped as the exposition format requires (\\, \" and \n).
+const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+class Family {
+  constructor(name, type, help, labelNames) {
+    this.name = name;
+    this.type = type;
+    this.help = help;
+    this.labelNames = labelNames;
+    this.samples = [];
+  }
+
+  add(labels, value, suffix = '') {
+    this.samples.push([suffix, labels, num(value)]);
+    return this;
+  }
+
+  render() {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    for (const [suffix, labels, value] of this.samples) {
+      const keys = Object.keys(labels);
+      const l = keys.length === 0 ? '' : `{${keys.map((k) => `${k}="${esc(labels[k])}"`).join(',')}}`;
+      lines.push(`${this.name}${suffix}${l} ${value}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+// The families as plain data ({ name, type, help, labelNames, samples: [[suffix, labels, value]] }),
+// so a prom-client collector can reuse them; `metrics()` renders them.
+function collect(cache) {
+  const s = cache.stats();
+  const f = [];
+  const fam = (name, type, help, labelNames = []) => {
+    const x = new Family(`bisman_cache_${name}`, type, help, labelNames);
+    f.push(x);
+    return x;
+  };
+
+  const hits = fam('hits_total', 'counter', 'Reads answered from the cache (near cache or Redis), by service.', ['service']);
+  const misses = fam('misses_total', 'counter', 'Reads the cache could not answer, by service.', ['service']);
+  const fallbacks = fam('fallbacks_total', 'counter', 'Answers that did not come from the cache, by service: database loads (sessions, permissions) or fail-open decisions (rate limits).', ['service']);
+  const loaderCalls = fam('loader_calls_total', 'counter', 'Calls of the database loaders, by service.', ['service']);
+  const errors = fam('errors_total', 'counter', 'Operations that failed on the back end (Redis down, slow or disabled), by service.', ['service']);
+  for (const service of SERVICES) {
+    const x = s[service] || {};
+    hits.add({ service }, x.hits);
+    misses.add({ service }, x.misses);
+    fallbacks.add({ service }, x.fallbacks);
+    loaderCalls.add({ service }, x.loaderCalls);
+    errors.add({ service }, x.errors);
+  }
+
+  const decisions = fam('ratelimit_decisions_total', 'counter', 'Rate-limit decisions by endpoint: allowed, blocked (429, or 503 failing closed) or fail_open (Redis failed, the request passed).', ['endpoint', 'decision']);
+  for (const [endpoint, d] of cache.rateLimiter.decisions) {
+    decisions.add({ endpoint, decision: 'allowed' }, d.allowed);
+    decisions.add({ endpoint, decision: 'blocked' }, d.blocked);
+    decisions.add({ endpoint, decision: 'fail_open' }, d.failOpen);
+  }
+  fam('ratelimit_block_cache_hits_total', 'counter', 'Blocked hits answered by the in-process block cache without a Redis call.').add({}, s.rateLimit.blockCacheHits);
+
+  fam('lock_acquired_total', 'counter', 'Lock attempts granted.').add({}, s.lock.hits);
+  fam('lock_busy_total', 'counter', 'Lock attempts refused because another owner held the lock.').add({}, s.lock.misses);
+  fam('lock_waits_total', 'counter', 'Lock attempts retried after waiting (busy lock or back-end failure).').add({}, s.lock.waits);
+  fam('lock_lost_total', 'counter', 'Locks found lost while their holder ran (the AbortSignal of withLock fired).').add({}, s.lock.lost);
+
+  const ps = s.pubsub;
+  fam('pubsub_messages_total', 'counter', 'Invalidation messages received by this node.').add({}, ps.messages);
+  fam('pubsub_handler_errors_total', 'counter', 'onMessage handlers that threw or rejected.').add({}, ps.handlerErrors);
+  fam('pubsub_lag_milliseconds', 'summary', 'Delivery lag of received messages (receive time minus the sender timestamp).')
+    .add({}, ps.lagMsSum, '_sum')
+    .add({}, ps.lagSamples, '_count');
+  fam('pubsub_lag_max_milliseconds', 'gauge', 'Largest delivery lag seen.').add({}, ps.lagMsMax);
+  const b = cache.ctx.bridgeInstance;
+  const status = cache.pubsub.status();
+  fam('pubsub_subscribed', 'gauge', '1 while the invalidation subscription is confirmed.').add({}, status.connected ? 1 : 0);
+  fam('pubsub_resubscribes_total', 'counter', 'Times the subscriber resubscribed after a reconnect.').add({}, status.resubscribes);
+  fam('pubsub_dropped_total', 'counter', 'Messages dropped by the subscriber.').add({}, status.dropped);
+
+  if (b !== null) {
+    const near = cache.permissionCache.nearCacheStats();
+    fam('near_cache_hits_total', 'counter', 'Permission reads answered from process memory.').add({}, near.hits);
+    fam('near_cache_misses_total', 'counter', 'Permission reads the near cache could not answer.').add({}, near.misses);
+    fam('near_cache_size', 'gauge', 'Permission snapshots held in process memory.').add({}, near.size);
+    fam('near_cache_trusted', 'gauge', '1 while the near cache may answer (subscription healthy).').add({}, near.trusted ? 1 : 0);
+  }
+
+  fam('enabled', 'gauge', '1 while the cache is enabled and Redis is not known to be down (the circuit is closed); 0 while reads fall back to the loaders.').add({}, s.enabled ? 1 : 0);
+  fam('in_flight', 'gauge', 'Operations waiting on the back end.').add({}, s.inFlight);
+  return f;
+}
+
+function metrics(cache) {
+  return `${collect(cache)
+    .map((x) => x.render())
+    .join('\n')}\n`;
+}
+
+module.exports = { metrics, collect, CONTENT_TYPE: 'text/plain; version=0.0.4; charset=utf-8' };
