@@ -54,6 +54,7 @@ async function seed(backend, keys) {
     for (const k of keys) native.memoryStoreSet(name, k, 'v', 600_000);
     return;
   }
+  if (backend.seed) return backend.seed(keys);
   const c = backend.server.client();
   for (let i = 0; i < keys.length; i += 1000) {
     const p = c.pipeline();

@@ -4,6 +4,7 @@
 
 const crypto = require('crypto');
 const native = require('../../binding.js');
+const Redis = require('ioredis');
 const { startRedis } = require('./redis');
 
 async function redisBackend() {
@@ -43,9 +44,88 @@ async function memoryBackend() {
   };
 }
 
-const BACKENDS = [
-  ['redis', redisBackend],
-  ['memory', memoryBackend],
-];
+// Redis Cluster (3 primaries, 3 replicas) and Sentinel (1 primary, 1 replica, 3 sentinels),
+// reached with the URL forms `redis+cluster://h:p,h:p…` and `redis+sentinel://h:p,…/name`.
+// `server` is an object whose client() is a topology-aware ioredis client.
+async function clusterBackend() {
+  const { startCluster } = require('./topologies');
+  const cluster = await startCluster();
+  const clients = [];
+  const client = () => {
+    const c = new Redis.Cluster(cluster.urls.map((u) => ({ host: '127.0.0.1', port: Number(u.split(':').pop()) })), { redisOptions: { maxRetriesPerRequest: 1 } });
+    c.on('error', () => {});
+    clients.push(c);
+    return c;
+  };
+  const inspect = client();
+  return {
+    name: 'cluster',
+    url: `redis+cluster://${cluster.urls.map((u) => u.slice('redis://'.length)).join(',')}`,
+    cluster,
+    server: null,
+    topology: { client },
+    keys: () => cluster.keys(),
+    pttl: (key) => inspect.pttl(key),
+    smembers: (key) => inspect.smembers(key),
+    // one SET per key: keys of different slots cannot share a pipeline on a cluster
+    seed: async (keys) => {
+      for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((k) => inspect.set(k, 'v', 'EX', 600)));
+    },
+    flush: () => cluster.flush(),
+    close: async () => {
+      for (const c of clients) c.disconnect();
+      await cluster.stop();
+    },
+  };
+}
 
-module.exports = { BACKENDS, redisBackend, memoryBackend };
+async function sentinelBackend() {
+  const { startSentinel } = require('./topologies');
+  const setup = await startSentinel();
+  const clients = [];
+  const client = () => {
+    const c = new Redis({ sentinels: setup.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: setup.masterName, maxRetriesPerRequest: 1 });
+    c.on('error', () => {});
+    clients.push(c);
+    return c;
+  };
+  const inspect = client();
+  return {
+    name: 'sentinel',
+    url: `redis+sentinel://${setup.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${setup.masterName}`,
+    setup,
+    // the primary, found through the sentinels (ioredis' own Sentinel support)
+    server: { client },
+    topology: { client },
+    keys: async () => {
+      const out = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await inspect.scan(cursor, 'COUNT', 1000);
+        cursor = next;
+        out.push(...batch);
+      } while (cursor !== '0');
+      return out;
+    },
+    pttl: (key) => inspect.pttl(key),
+    smembers: (key) => inspect.smembers(key),
+    flush: () => inspect.flushall(),
+    close: async () => {
+      for (const c of clients) c.disconnect();
+      await setup.stop();
+    },
+  };
+}
+
+// `BISMAN_TOPOLOGY=cluster|sentinel` (npm run test:topologies) runs the behavioural suites on
+// that topology instead.
+const TOPOLOGIES = { cluster: clusterBackend, sentinel: sentinelBackend };
+const topology = process.env.BISMAN_TOPOLOGY;
+const BACKENDS = topology && TOPOLOGIES[topology]
+  ? [[topology, TOPOLOGIES[topology]]]
+  : [
+    ['redis', redisBackend],
+    ['memory', memoryBackend],
+  ];
+
+module.exports = { BACKENDS, redisBackend, memoryBackend, clusterBackend, sentinelBackend };

@@ -1,0 +1,182 @@
+'use strict';
+// Failover on real topologies: a Redis Cluster primary killed (its replica promoted), and a
+// Sentinel failover (SENTINEL FAILOVER). Operations and subscriptions must resume within 5 s
+// of the promotion; a lock held through the failover is not granted twice while its holder
+// lives (or the test reports it). Part of `npm run test:topologies`.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('crypto');
+const { createCache } = require('../..');
+const { sleep } = require('../helpers/redis');
+const { clusterBackend, sentinelBackend } = require('../helpers/backends');
+
+const uid = () => crypto.randomBytes(8).toString('hex');
+const RESUME_BOUND_MS = 5000;
+
+// Polls `op` every 25 ms until it succeeds → ms waited (bounded).
+async function resumeAfter(op, boundMs = 15000) {
+  const t0 = Date.now();
+  let last;
+  while (Date.now() - t0 < boundMs) {
+    try {
+      if (await op()) return Date.now() - t0;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(25);
+  }
+  throw new Error(`did not resume within ${boundMs} ms${last ? `: ${last.message}` : ''}`);
+}
+
+// A session write then read of a fresh key: the whole path works again.
+const roundTrip = (cache) => async () => {
+  const h = uid();
+  if (!(await cache.sessionCache.setSession(h, { user_id: 1 }))) return false;
+  const got = await cache.sessionCache.getSession(h);
+  return got !== null && got.user_id === 1;
+};
+
+// Holds a lock through `during()` with withLock (watchdog); a contender tries to acquire it
+// every 20 ms meanwhile → { secondGrants, holderLost }.
+async function lockThrough(holder, contender, during) {
+  const id = uid();
+  let secondGrants = 0;
+  let holderLost = false;
+  let stop = false;
+  const contend = (async () => {
+    while (!stop) {
+      try {
+        const r = await contender.distributedLock.acquire('failover', id, { ttlSec: 2 });
+        if (r.acquired) {
+          secondGrants++;
+          await contender.distributedLock.release('failover', id, r.owner).catch(() => {});
+        }
+      } catch {}
+      await sleep(20);
+    }
+  })();
+  try {
+    await holder.distributedLock.withLock('failover', id, async ({ signal }) => {
+      signal.addEventListener('abort', () => { holderLost = true; });
+      await during();
+    }, { ttlSec: 3 });
+  } catch (err) {
+    if (err.code !== 'ELOCKED') holderLost = true;
+  } finally {
+    stop = true;
+    await contend;
+  }
+  return { secondGrants, holderLost };
+}
+
+describe('Redis Cluster: a primary killed', () => {
+  let backend;
+  let cache;
+  let other;
+  before(async () => {
+    backend = await clusterBackend();
+    cache = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
+    other = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
+  });
+  after(async () => {
+    await cache.shutdown();
+    await other.shutdown();
+    await backend.close();
+  });
+
+  it('operations on the dead primary\'s slots resume within 5 s of the promotion; subscriptions keep delivering; a held lock is not granted twice', async () => {
+    assert.equal(await cache.pubsub.subscribe(), true);
+    assert.ok(await roundTrip(cache)());
+    // a key on the primary we kill
+    const h = uid();
+    await cache.sessionCache.setSession(h, { user_id: 7 });
+    const victim = await backend.cluster.primaryOf(`session:${h}`);
+    let promotedAfterMs = 0;
+    let resumedMs = 0;
+    const locks = await lockThrough(cache, other, async () => {
+      const killed = await backend.cluster.killPrimary(victim);
+      promotedAfterMs = killed.promotedAfterMs;
+      // a write and a read on the killed primary's slots (sessions written before may be lost:
+      // asynchronous replication)
+      resumedMs = await resumeAfter(async () => {
+        const k = uid();
+        await cache.sessionCache.setSession(h, { user_id: 7, k });
+        const got = await cache.sessionCache.getSession(h);
+        return got !== null && got.k === k;
+      });
+    });
+    console.log(`# cluster: replica promoted ${promotedAfterMs} ms after the kill; operations on its slots resumed ${resumedMs} ms after the promotion`);
+    assert.ok(resumedMs <= RESUME_BOUND_MS, `resumed after ${resumedMs} ms`);
+    assert.ok(await roundTrip(cache)());
+
+    let got = null;
+    const nonce = uid();
+    const off = cache.pubsub.onMessage('cache:invalidate', (m) => { if (m.nonce === nonce) got = m; });
+    const subMs = await resumeAfter(async () => {
+      await other.pubsub.publishCacheInvalidation({ keys: [], nonce });
+      await sleep(50);
+      return got !== null;
+    });
+    off();
+    console.log(`# cluster: a message published after the failover was received ${subMs} ms after the first try`);
+    assert.ok(subMs <= RESUME_BOUND_MS);
+
+    console.log(`# cluster: lock held through the failover: ${locks.secondGrants} second grant(s) while the holder lived (holder lost it: ${locks.holderLost})`);
+    if (!locks.holderLost) assert.equal(locks.secondGrants, 0, 'no second grant while the holder still held the lock');
+  });
+});
+
+describe('Redis Sentinel: SENTINEL FAILOVER', () => {
+  let backend;
+  let cache;
+  let other;
+  before(async () => {
+    backend = await sentinelBackend();
+    cache = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
+    other = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
+  });
+  after(async () => {
+    await cache.shutdown();
+    await other.shutdown();
+    await backend.close();
+  });
+
+  it('operations and subscriptions resume within 5 s after the switch; a held lock is not granted twice', async () => {
+    assert.equal(await cache.pubsub.subscribe(), true);
+    assert.ok(await roundTrip(cache)());
+    const before = cache.pubsub.status().resubscribes;
+    let switched;
+    let resumedMs = 0;
+    const locks = await lockThrough(cache, other, async () => {
+      switched = await backend.setup.failover();
+      resumedMs = await resumeAfter(roundTrip(cache));
+    });
+    console.log(`# sentinel: failover ${switched.from} → ${switched.to} seen by the sentinels ${switched.switchedAfterMs} ms after SENTINEL FAILOVER; operations resumed ${resumedMs} ms after that`);
+    assert.ok(resumedMs <= RESUME_BOUND_MS, `resumed after ${resumedMs} ms`);
+
+    // the subscriber ends up on the new primary and receives what is published there
+    const subMs = await resumeAfter(async () => cache.pubsub.isConnected() && cache.pubsub.status().resubscribes > before);
+    let got = null;
+    const nonce = uid();
+    const off = cache.pubsub.onMessage('cache:invalidate', (m) => { if (m.nonce === nonce) got = m; });
+    const msgMs = await resumeAfter(async () => {
+      await other.pubsub.publishCacheInvalidation({ keys: [], nonce });
+      await sleep(50);
+      return got !== null;
+    });
+    off();
+    console.log(`# sentinel: resubscribed ${subMs} ms after operations resumed; a message published on the new primary arrived ${msgMs} ms after the first try`);
+    assert.ok(subMs <= RESUME_BOUND_MS && msgMs <= RESUME_BOUND_MS);
+
+    // the writes now land on the new primary
+    const h = uid();
+    await cache.sessionCache.setSession(h, { user_id: 3 });
+    const c = backend.topology.client();
+    assert.ok(await c.get(`session:${h}`));
+    assert.equal(await backend.setup.primaryPort(), switched.to);
+
+    console.log(`# sentinel: lock held through the failover: ${locks.secondGrants} second grant(s) while the holder lived (holder lost it: ${locks.holderLost})`);
+    if (!locks.holderLost) assert.equal(locks.secondGrants, 0, 'no second grant while the holder still held the lock');
+  });
+});
