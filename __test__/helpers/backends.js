@@ -47,9 +47,11 @@ async function memoryBackend() {
 // Redis Cluster (3 primaries, 3 replicas) and Sentinel (1 primary, 1 replica, 3 sentinels),
 // reached with the URL forms `redis+cluster://h:p,h:p…` and `redis+sentinel://h:p,…/name`.
 // `server` is an object whose client() is a topology-aware ioredis client.
-async function clusterBackend() {
+// The behavioural suites use slow failure detection (a loaded 2-core machine must not fail
+// over by mistake); the failover tests ask for fast detection.
+async function clusterBackend({ nodeTimeoutMs = 5000 } = {}) {
   const { startCluster } = require('./topologies');
-  const cluster = await startCluster();
+  const cluster = await startCluster({ nodeTimeoutMs });
   const clients = [];
   const client = () => {
     const c = new Redis.Cluster(cluster.urls.map((u) => ({ host: '127.0.0.1', port: Number(u.split(':').pop()) })), { redisOptions: { maxRetriesPerRequest: 1 } });
@@ -79,9 +81,9 @@ async function clusterBackend() {
   };
 }
 
-async function sentinelBackend() {
+async function sentinelBackend({ downAfterMs = 5000 } = {}) {
   const { startSentinel } = require('./topologies');
-  const setup = await startSentinel();
+  const setup = await startSentinel({ downAfterMs });
   const clients = [];
   const client = () => {
     const c = new Redis({ sentinels: setup.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: setup.masterName, maxRetriesPerRequest: 1 });
@@ -94,8 +96,9 @@ async function sentinelBackend() {
     name: 'sentinel',
     url: `redis+sentinel://${setup.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${setup.masterName}`,
     setup,
-    // the primary, found through the sentinels (ioredis' own Sentinel support)
-    server: { client },
+    // the primary at start (the behavioural suites run no failover): direct clients to it,
+    // which MONITOR needs (ioredis' Sentinel mode does not support it)
+    server: setup.servers[0],
     topology: { client },
     keys: async () => {
       const out = [];
@@ -122,7 +125,7 @@ async function sentinelBackend() {
 const TOPOLOGIES = { cluster: clusterBackend, sentinel: sentinelBackend };
 const topology = process.env.BISMAN_TOPOLOGY;
 const BACKENDS = topology && TOPOLOGIES[topology]
-  ? [[topology, TOPOLOGIES[topology]]]
+  ? [[topology, () => TOPOLOGIES[topology]()]]
   : [
     ['redis', redisBackend],
     ['memory', memoryBackend],

@@ -37,36 +37,36 @@ const roundTrip = (cache) => async () => {
   return got !== null && got.user_id === 1;
 };
 
-// Holds a lock through `during()` with withLock (watchdog); a contender tries to acquire it
-// every 20 ms meanwhile → { secondGrants, holderLost }.
-async function lockThrough(holder, contender, during) {
-  const id = uid();
+// Holds a lock through `during()` with withLock (watchdog; a TTL longer than the outage, so
+// that it cannot simply expire); once it is held, a contender tries to acquire it every 20 ms
+// → { secondGrants, holderLost }. An error of `during` is rethrown.
+async function lockThrough(holder, contender, id, during) {
   let secondGrants = 0;
   let holderLost = false;
   let stop = false;
-  const contend = (async () => {
-    while (!stop) {
-      try {
-        const r = await contender.distributedLock.acquire('failover', id, { ttlSec: 2 });
-        if (r.acquired) {
-          secondGrants++;
-          await contender.distributedLock.release('failover', id, r.owner).catch(() => {});
-        }
-      } catch {}
-      await sleep(20);
-    }
-  })();
-  try {
-    await holder.distributedLock.withLock('failover', id, async ({ signal }) => {
-      signal.addEventListener('abort', () => { holderLost = true; });
+  let contend = Promise.resolve();
+  await holder.distributedLock.withLock('failover', id, async ({ signal }) => {
+    signal.addEventListener('abort', () => { holderLost = true; });
+    contend = (async () => {
+      while (!stop) {
+        try {
+          const r = await contender.distributedLock.acquire('failover', id, { ttlSec: 2 });
+          if (r.acquired) {
+            if (!holderLost) secondGrants++;
+            await contender.distributedLock.release('failover', id, r.owner).catch(() => {});
+          }
+        } catch {}
+        await sleep(20);
+      }
+    })();
+    try {
       await during();
-    }, { ttlSec: 3 });
-  } catch (err) {
-    if (err.code !== 'ELOCKED') holderLost = true;
-  } finally {
-    stop = true;
-    await contend;
-  }
+      await sleep(500); // the contender keeps trying on the new primary
+    } finally {
+      stop = true;
+      await contend;
+    }
+  }, { ttlSec: 15 });
   return { secondGrants, holderLost };
 }
 
@@ -75,7 +75,7 @@ describe('Redis Cluster: a primary killed', () => {
   let cache;
   let other;
   before(async () => {
-    backend = await clusterBackend();
+    backend = await clusterBackend({ nodeTimeoutMs: 1000 });
     cache = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
     other = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
   });
@@ -92,9 +92,16 @@ describe('Redis Cluster: a primary killed', () => {
     const h = uid();
     await cache.sessionCache.setSession(h, { user_id: 7 });
     const victim = await backend.cluster.primaryOf(`session:${h}`);
+    // a lock whose key (and fence key, same slot) lives on that primary too
+    let lockId = null;
+    for (let i = 0; i < 200 && lockId === null; i++) {
+      const id = uid();
+      if ((await backend.cluster.primaryOf(`lock:failover:${id}`)) === victim) lockId = id;
+    }
+    assert.ok(lockId !== null, 'found a lock key on the victim primary');
     let promotedAfterMs = 0;
     let resumedMs = 0;
-    const locks = await lockThrough(cache, other, async () => {
+    const locks = await lockThrough(cache, other, lockId, async () => {
       const killed = await backend.cluster.killPrimary(victim);
       promotedAfterMs = killed.promotedAfterMs;
       // a write and a read on the killed primary's slots (sessions written before may be lost:
@@ -132,7 +139,7 @@ describe('Redis Sentinel: SENTINEL FAILOVER', () => {
   let cache;
   let other;
   before(async () => {
-    backend = await sentinelBackend();
+    backend = await sentinelBackend({ downAfterMs: 1000 });
     cache = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
     other = createCache({ url: backend.url, commandTimeoutMs: 500, connectTimeoutMs: 1000 });
   });
@@ -148,7 +155,7 @@ describe('Redis Sentinel: SENTINEL FAILOVER', () => {
     const before = cache.pubsub.status().resubscribes;
     let switched;
     let resumedMs = 0;
-    const locks = await lockThrough(cache, other, async () => {
+    const locks = await lockThrough(cache, other, uid(), async () => {
       switched = await backend.setup.failover();
       resumedMs = await resumeAfter(roundTrip(cache));
     });

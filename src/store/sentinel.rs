@@ -95,7 +95,7 @@ impl SentinelStore {
             .current
             .lock()
             .as_ref()
-            .is_some_and(|c| c.store.is_healthy())
+            .is_none_or(|c| c.store.is_healthy())
     }
 
     pub fn close(&self) {
