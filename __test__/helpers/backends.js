@@ -60,8 +60,10 @@ async function clusterBackend({ nodeTimeoutMs = 5000 } = {}) {
     return c;
   };
   const inspect = client();
-  return {
+  const backend = {
     name: 'cluster',
+    // CROSSSLOT errors a test provoked on purpose (to show that the count works)
+    deliberateCrossslot: 0,
     url: `redis+cluster://${cluster.urls.map((u) => u.slice('redis://'.length)).join(',')}`,
     cluster,
     server: null,
@@ -74,11 +76,20 @@ async function clusterBackend({ nodeTimeoutMs = 5000 } = {}) {
       for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((k) => inspect.set(k, 'v', 'EX', 600)));
     },
     flush: () => cluster.flush(),
+    // every suite on the cluster must end with 0 CROSSSLOT errors on every node
     close: async () => {
-      for (const c of clients) c.disconnect();
-      await cluster.stop();
+      let crossslot;
+      try {
+        crossslot = await cluster.errorCount('CROSSSLOT');
+      } finally {
+        for (const c of clients) c.disconnect();
+        await cluster.stop();
+      }
+      crossslot -= backend.deliberateCrossslot;
+      if (crossslot !== 0) throw new Error(`the cluster answered ${crossslot} CROSSSLOT error(s)`);
     },
   };
+  return backend;
 }
 
 async function sentinelBackend({ downAfterMs = 5000 } = {}) {

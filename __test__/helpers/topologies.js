@@ -149,6 +149,17 @@ class Cluster {
     for (const port of await this.primaries()) await ask(port, 'FLUSHALL');
   }
 
+  // How many replies with this error prefix (e.g. CROSSSLOT) the live nodes have sent.
+  async errorCount(prefix) {
+    let n = 0;
+    for (const node of this.nodes) {
+      if (!node.proc) continue;
+      const m = new RegExp(`^errorstat_${prefix}:count=(\\d+)`, 'm').exec(await ask(node.port, 'INFO', 'errorstats'));
+      if (m) n += Number(m[1]);
+    }
+    return n;
+  }
+
   async stop() {
     for (const n of this.nodes) await n.stop();
     live.delete(this);

@@ -85,6 +85,15 @@ describe('Redis Cluster: a primary killed', () => {
     await backend.close();
   });
 
+  it('the CROSSSLOT count that every cluster suite checks at its end does count such errors', async () => {
+    const { ask } = require('../helpers/topologies');
+    const before = await backend.cluster.errorCount('CROSSSLOT');
+    const [port] = await backend.cluster.primaries();
+    await assert.rejects(ask(port, 'MSET', 'a', '1', 'b', '2'), /CROSSSLOT/);
+    backend.deliberateCrossslot++;
+    assert.equal(await backend.cluster.errorCount('CROSSSLOT'), before + 1);
+  });
+
   it('operations on the dead primary\'s slots resume within 5 s of the promotion; subscriptions keep delivering; a held lock is not granted twice', async () => {
     assert.equal(await cache.pubsub.subscribe(), true);
     assert.ok(await roundTrip(cache)());
