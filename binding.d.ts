@@ -144,6 +144,11 @@ export interface NativeOptions {
   nearCacheMax?: number
   /** Roles that grant everything (default `['SUPER_ADMIN']`). */
   superRoles?: Array<string>
+  /** Redis Cluster: seed node URLs (`redis://host:port`); exclusive with `url`/`sentinel`. */
+  cluster?: Array<string>
+  /** Redis Sentinel: the monitored primary's name and the sentinels' URLs. */
+  sentinelMasterName?: string
+  sentinelNodes?: Array<string>
 }
 
 export declare function permRoleKey(roleId: JsId): string

@@ -31,6 +31,10 @@ export interface PermissionSnapshot {
 export interface CacheOptions {
   /** `redis://…`, `rediss://…`, `memory://[name]`; default `process.env.REDIS_URL`; unset: disabled. */
   url?: string;
+  /** Redis Cluster: seed node URLs `['redis://h:7000', …]` (instead of `url`). */
+  cluster?: string[];
+  /** Redis Sentinel: the monitored primary's name and the sentinels' URLs (instead of `url`). */
+  sentinel?: { masterName: string; nodes: string[] };
   /** Prepended to every key, e.g. `'erp:prod:'`. */
   keyPrefix?: string;
   /** Names this node in lock owners and pub/sub messages (default: the host name). */

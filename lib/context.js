@@ -23,9 +23,62 @@ function defaultNodeId() {
   return os.hostname().replace(/[\s:*?[\]]/g, '-') || 'node';
 }
 
+// `cluster: ['redis://h:p', …]` and `sentinel: { masterName, nodes: ['redis://h:p', …] }`: the
+// shapes are checked here, the URLs natively (a URL never appears in an error).
+function checkNodeList(list, name) {
+  if (!Array.isArray(list) || list.length === 0 || list.some((u) => typeof u !== 'string')) {
+    throw typeError(`${name} must be a non-empty array of redis:// URL strings`);
+  }
+}
+
+// The URL forms: `redis+cluster://[user:pass@]h:p,h:p…` and
+// `redis+sentinel://h:p,h:p…/masterName` (the value never appears in an error).
+function topologyFromUrl(url) {
+  const m = /^redis\+(cluster|sentinel):\/\/([^/?#]*)(?:\/([^/?#]*))?$/.exec(url.trim());
+  if (!m) throw typeError('a redis+cluster:// or redis+sentinel:// URL must be scheme://host:port,host:port…[/masterName] (the value is not shown)');
+  const [, kind, authority, name] = m;
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+  const nodes = (at >= 0 ? authority.slice(at + 1) : authority).split(',').filter((h) => h !== '').map((h) => `redis://${userinfo}${h}`);
+  if (kind === 'cluster') {
+    if (name) throw typeError('a redis+cluster:// URL has no path (the value is not shown)');
+    return { cluster: nodes };
+  }
+  return { sentinel: { masterName: name || '', nodes } };
+}
+
+function normalizeTopology(options) {
+  const fromEnv = options.url === undefined && options.cluster === undefined && options.sentinel === undefined;
+  const url = options.url !== undefined ? options.url : fromEnv ? process.env.REDIS_URL : undefined;
+  if (typeof url === 'string' && /^redis\+(cluster|sentinel):\/\//.test(url.trim())) {
+    if (options.cluster !== undefined || options.sentinel !== undefined) throw typeError('give only one of url, cluster and sentinel');
+    options = { ...options, url: undefined, ...topologyFromUrl(url) };
+  }
+  const { cluster, sentinel } = options;
+  if (cluster === undefined && sentinel === undefined) return {};
+  const given = [options.url !== undefined, cluster !== undefined, sentinel !== undefined].filter(Boolean).length;
+  if (given > 1) throw typeError('give only one of url, cluster and sentinel');
+  if (cluster !== undefined) {
+    checkNodeList(cluster, 'cluster');
+    return { cluster: [...cluster] };
+  }
+  if (sentinel === null || typeof sentinel !== 'object') {
+    throw typeError('sentinel must be an object { masterName, nodes }');
+  }
+  if (typeof sentinel.masterName !== 'string' || sentinel.masterName === '') {
+    throw typeError('sentinel.masterName must be a non-empty string');
+  }
+  checkNodeList(sentinel.nodes, 'sentinel.nodes');
+  return { sentinel: { masterName: sentinel.masterName, nodes: [...sentinel.nodes] } };
+}
+
 function normalizeOptions(options) {
   if (options == null) options = {};
   if (typeof options !== 'object') throw typeError('options must be an object');
+  const topology = normalizeTopology(options);
+  if (topology.cluster || topology.sentinel) {
+    return { ...normalizeOptions({ ...options, cluster: undefined, sentinel: undefined, url: '' }), ...topology, url: undefined };
+  }
   const url = options.url !== undefined ? options.url : process.env.REDIS_URL;
   if (url != null && typeof url !== 'string') throw typeError('url must be a string');
   const loaders = options.loaders || {};
@@ -53,6 +106,9 @@ class Context {
       const o = this.options;
       this.bridgeInstance = new Bridge({
         url: o.url,
+        cluster: o.cluster,
+        sentinelMasterName: o.sentinel ? o.sentinel.masterName : undefined,
+        sentinelNodes: o.sentinel ? o.sentinel.nodes : undefined,
         keyPrefix: o.keyPrefix,
         commandTimeoutMs: o.commandTimeoutMs,
         connectTimeoutMs: o.connectTimeoutMs,

@@ -22,6 +22,11 @@ pub struct NativeOptions {
     pub near_cache_max: Option<f64>,
     /// Roles that grant everything (default `['SUPER_ADMIN']`).
     pub super_roles: Option<Vec<String>>,
+    /// Redis Cluster: seed node URLs (`redis://host:port`); exclusive with `url`/`sentinel`.
+    pub cluster: Option<Vec<String>>,
+    /// Redis Sentinel: the monitored primary's name and the sentinels' URLs.
+    pub sentinel_master_name: Option<String>,
+    pub sentinel_nodes: Option<Vec<String>>,
 }
 
 /// Where the data lives.
@@ -30,6 +35,13 @@ pub enum Backend {
     /// Instances naming the same memory store share its data, as nodes share one Redis.
     Memory(String),
     Redis(RedisTarget),
+    /// Redis Cluster through its seed nodes.
+    Cluster(Vec<RedisTarget>),
+    /// A primary found through Redis Sentinel.
+    Sentinel {
+        master_name: String,
+        nodes: Vec<RedisTarget>,
+    },
 }
 
 /// A Redis URL with its password kept apart, so that every error can be scrubbed of it.
@@ -102,10 +114,73 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A list of `redis://` node URLs (cluster seeds or sentinels): 1 to 64, no TLS, no secrets
+/// echoed.
+fn node_list(what: &str, urls: &[String]) -> CacheResult<Vec<RedisTarget>> {
+    if urls.is_empty() || urls.len() > 64 {
+        return Err(CacheError::InvalidArg(format!(
+            "{what} must list 1 to 64 redis:// node URLs (got {})",
+            urls.len()
+        )));
+    }
+    urls.iter()
+        .map(|u| {
+            let u = u.trim();
+            let rest = u.strip_prefix("redis://").ok_or_else(|| {
+                CacheError::InvalidArg(format!(
+                    "every {what} URL must start with redis:// (the value is not shown)"
+                ))
+            })?;
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let port_ok = host
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return Err(CacheError::InvalidArg(format!(
+                    "every {what} URL must be redis://host:port (the value is not shown)"
+                )));
+            }
+            Ok(RedisTarget {
+                url: u.to_string(),
+                password: password_of(u),
+            })
+        })
+        .collect()
+}
+
+/// The back end named by `cluster` or `sentinel`, if either is given (only one of `url`,
+/// `cluster`, `sentinel` may be).
+fn topology(o: &NativeOptions) -> CacheResult<Option<Backend>> {
+    let url = o.url.as_deref().is_some_and(|u| !u.trim().is_empty());
+    let sentinel = o.sentinel_master_name.is_some() || o.sentinel_nodes.is_some();
+    if [url, o.cluster.is_some(), sentinel]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        > 1
+    {
+        return Err(CacheError::InvalidArg(
+            "give only one of url, cluster and sentinel".into(),
+        ));
+    }
+    if let Some(nodes) = &o.cluster {
+        return Ok(Some(Backend::Cluster(node_list("cluster", nodes)?)));
+    }
+    if sentinel {
+        let master_name = o.sentinel_master_name.clone().unwrap_or_default();
+        keys::check_id("sentinel.masterName", &master_name)?;
+        let nodes = node_list("sentinel.nodes", o.sentinel_nodes.as_deref().unwrap_or(&[]))?;
+        return Ok(Some(Backend::Sentinel { master_name, nodes }));
+    }
+    Ok(None)
+}
+
 impl Config {
     pub fn from_options(o: NativeOptions) -> CacheResult<Config> {
-        let backend =
-            match o.url.as_deref().map(str::trim) {
+        let backend = match topology(&o)? {
+            Some(b) => b,
+            None => match o.url.as_deref().map(str::trim) {
                 None | Some("") => Backend::Disabled,
                 Some(u) if u.starts_with("memory://") => {
                     let name = &u["memory://".len()..];
@@ -122,7 +197,8 @@ impl Config {
                     "url must start with redis://, rediss:// or memory:// (the value is not shown)"
                         .into(),
                 )),
-            };
+            },
+        };
         let key_prefix = o.key_prefix.unwrap_or_default();
         if !key_prefix.is_empty() {
             keys::check_id("keyPrefix", &key_prefix)?;
@@ -201,6 +277,60 @@ mod tests {
             password: Some("pw".into()),
         };
         assert!(!format!("{t:?}").contains("pw"));
+    }
+
+    #[test]
+    fn cluster_and_sentinel_options_are_validated() {
+        let c = Config::from_options(NativeOptions {
+            cluster: Some(vec![
+                "redis://127.0.0.1:7000".into(),
+                "redis://h:7001".into(),
+            ]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(c.backend, Backend::Cluster(n) if n.len() == 2));
+        let s = Config::from_options(NativeOptions {
+            sentinel_master_name: Some("m".into()),
+            sentinel_nodes: Some(vec!["redis://127.0.0.1:26379".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            matches!(s.backend, Backend::Sentinel { master_name, nodes } if master_name == "m" && nodes.len() == 1)
+        );
+        for bad in [
+            NativeOptions {
+                cluster: Some(vec![]),
+                ..Default::default()
+            },
+            NativeOptions {
+                cluster: Some(vec!["http://:pw@h:1".into()]),
+                ..Default::default()
+            },
+            NativeOptions {
+                cluster: Some(vec!["redis://:pw@h".into()]),
+                ..Default::default()
+            },
+            NativeOptions {
+                url: Some("redis://h:1".into()),
+                cluster: Some(vec!["redis://h:1".into()]),
+                ..Default::default()
+            },
+            NativeOptions {
+                sentinel_master_name: Some("m".into()),
+                ..Default::default()
+            },
+            NativeOptions {
+                sentinel_master_name: Some("".into()),
+                sentinel_nodes: Some(vec!["redis://h:1".into()]),
+                ..Default::default()
+            },
+        ] {
+            let e = Config::from_options(bad).err().unwrap();
+            assert_eq!(e.code(), "ERR_INVALID_ARG");
+            assert!(!e.to_string().contains("pw"));
+        }
     }
 
     #[test]

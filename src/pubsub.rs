@@ -246,7 +246,11 @@ async fn supervise(
                     link.resubscribes.fetch_add(1, Ordering::Relaxed);
                 }
                 link.connected.send_replace(true);
-                pump(ps, r.command_timeout(), store.prefix(), &near, &tx, &link).await;
+                tokio::select! {
+                    _ = pump(ps, r.command_timeout(), store.prefix(), &near, &tx, &link) => {}
+                    // Sentinel: the primary moved; resubscribe there
+                    _ = r.primary_changed() => {}
+                }
                 // The link is gone: from this instant nothing answers from the near cache.
                 near.set_trusted(false);
                 link.connected.send_replace(false);

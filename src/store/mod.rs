@@ -5,6 +5,8 @@
 //! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
 //! store applies `keyPrefix`.
 
+pub mod cluster;
+pub mod cluster_ops;
 pub mod lock;
 pub mod memory;
 pub mod permissions;
@@ -12,7 +14,9 @@ pub mod pipeline;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod redis;
+pub mod sentinel;
 pub mod session;
+pub mod topology;
 
 use std::time::Duration;
 
@@ -54,6 +58,30 @@ impl Store {
                 cfg.command_timeout,
                 cfg.connect_timeout,
             )?)),
+            BackendConfig::Cluster(nodes) => {
+                let c =
+                    cluster::ClusterStore::new(nodes, cfg.command_timeout, cfg.connect_timeout)?;
+                Backend::Redis(Box::new(RedisStore::with_topology(
+                    topology::Topology::Cluster(Box::new(c)),
+                    &nodes[0],
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                )?))
+            }
+            BackendConfig::Sentinel { master_name, nodes } => {
+                let s = sentinel::SentinelStore::new(
+                    master_name,
+                    nodes,
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                )?;
+                Backend::Redis(Box::new(RedisStore::with_topology(
+                    topology::Topology::Sentinel(s),
+                    &nodes[0],
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                )?))
+            }
         };
         Ok(Some(Store {
             backend,

@@ -103,6 +103,10 @@ impl Store {
     pub async fn publish(&self, channel: &str, payload: &str) -> CacheResult<u32> {
         self.check_value("message", payload)?;
         let ch = self.key(channel);
+        if let Some(c) = self.cluster() {
+            let home = self.key(crate::pubsub::CHANNELS[0]);
+            return c.publish(&home, &ch, payload).await;
+        }
         match &self.backend {
             Backend::Redis(r) => {
                 r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(payload))
@@ -131,6 +135,9 @@ impl Store {
     /// how many were removed. Never KEYS: Redis keeps serving between the steps.
     pub async fn delete_pattern(&self, pattern: &str) -> CacheResult<u64> {
         let full = format!("{}{}", glob_escape(self.prefix()), pattern);
+        if let Some(c) = self.cluster() {
+            return self.cluster_delete_pattern(c, &full).await;
+        }
         match &self.backend {
             Backend::Redis(r) => {
                 let started = Instant::now();

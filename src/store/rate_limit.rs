@@ -134,6 +134,11 @@ impl Store {
         let key = self.key(&rate_key(ip, endpoint));
         let index = self.key(&rate_ip_key(ip));
         let window_ms = (window.as_millis() as u64).max(1);
+        if let Some(c) = self.cluster() {
+            return self
+                .cluster_rate_hit(c, ip, endpoint, limit, window_ms)
+                .await;
+        }
         match &self.backend {
             Backend::Redis(r) => {
                 let (w, l) = (window_ms.to_string(), limit.to_string());
@@ -156,6 +161,9 @@ impl Store {
 
     /// Removes the counter of `ip` on `endpoint`; true if it existed.
     pub async fn rate_reset(&self, ip: &str, endpoint: &str) -> CacheResult<bool> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_rate_reset(c, ip, endpoint).await;
+        }
         let key = self.key(&rate_key(ip, endpoint));
         let index = self.key(&rate_ip_key(ip));
         match &self.backend {
@@ -173,6 +181,9 @@ impl Store {
 
     /// Removes every counter of `ip` (and only of `ip`); returns how many existed.
     pub async fn rate_reset_ip(&self, ip: &str) -> CacheResult<u32> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_rate_reset_ip(c, ip).await;
+        }
         let index = self.key(&rate_ip_key(ip));
         let counters = self.key(&rate_key(ip, ""));
         match &self.backend {
@@ -192,6 +203,9 @@ impl Store {
 
     /// The live counters of `ip`; index entries of expired or reset counters are pruned.
     pub async fn rate_ip_status(&self, ip: &str) -> CacheResult<Vec<RateStatus>> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_rate_ip_status(c, ip).await;
+        }
         let index = self.key(&rate_ip_key(ip));
         let counters = self.key(&rate_key(ip, ""));
         match &self.backend {

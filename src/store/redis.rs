@@ -15,6 +15,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 
 use super::pipeline::{encode_arg, encode_header, Endpoint, Pipeline, Resp};
+use super::topology::Topology;
 
 use crate::config::{percent_decode, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
@@ -36,6 +37,8 @@ pub struct RedisStore {
     closed: AtomicBool,
     /// The fast transport, for plain TCP addresses.
     pipeline: Option<Pipeline>,
+    /// Redis Cluster or Sentinel: every command goes there instead.
+    topology: Option<Box<Topology>>,
 }
 
 impl RedisStore {
@@ -86,10 +89,47 @@ impl RedisStore {
             connect_timeout,
             healthy: AtomicBool::new(true),
             closed: AtomicBool::new(false),
+            topology: None,
         })
     }
 
+    /// A store on a cluster or behind sentinels; `first` is one of its node URLs (only used
+    /// to validate it).
+    pub fn with_topology(
+        topology: Topology,
+        first: &RedisTarget,
+        command_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> CacheResult<RedisStore> {
+        let mut s = RedisStore::new(first, command_timeout, connect_timeout)?;
+        if let Some(p) = s.pipeline.take() {
+            p.close();
+        }
+        s.topology = Some(Box::new(topology));
+        Ok(s)
+    }
+
+    /// Resolves when a pub/sub connection made before must move to another server (the
+    /// primary behind the sentinels changed); never on other back ends.
+    pub async fn primary_changed(&self) {
+        match self.topology.as_deref() {
+            Some(Topology::Sentinel(s)) => s.primary_changed().await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// The cluster back end, when this store is on Redis Cluster.
+    pub fn cluster(&self) -> Option<&super::cluster::ClusterStore> {
+        match self.topology.as_deref() {
+            Some(Topology::Cluster(c)) => Some(c.as_ref()),
+            _ => None,
+        }
+    }
+
     pub fn is_healthy(&self) -> bool {
+        if let Some(t) = &self.topology {
+            return t.is_healthy() && !self.closed.load(Ordering::Relaxed);
+        }
         let link = match &self.pipeline {
             Some(p) => p.is_healthy(),
             None => self.healthy.load(Ordering::Relaxed),
@@ -116,6 +156,9 @@ impl RedisStore {
         self.manager.lock().take();
         if let Some(p) = &self.pipeline {
             p.close();
+        }
+        if let Some(t) = &self.topology {
+            t.close();
         }
     }
 
@@ -200,6 +243,20 @@ impl RedisStore {
     /// prefixed), within `connectTimeoutMs`. It does not touch the health of the shared
     /// connection: the subscriber supervises its own link.
     pub async fn subscriber(&self, channels: &[String]) -> CacheResult<redis::aio::PubSub> {
+        if let Some(t) = &self.topology {
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(CacheError::Closed);
+            }
+            return t.subscriber(channels).await;
+        }
+        self.standalone_subscriber(channels).await
+    }
+
+    /// [`RedisStore::subscriber`] on this one server (what a topology calls).
+    pub async fn standalone_subscriber(
+        &self,
+        channels: &[String],
+    ) -> CacheResult<redis::aio::PubSub> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
         }
@@ -220,6 +277,14 @@ impl RedisStore {
 
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        if let Some(t) = &self.topology {
+            return t.query(cmd).await;
+        }
+        self.standalone_query(cmd).await
+    }
+
+    /// [`RedisStore::query`] on this one server (what a topology calls).
+    pub async fn standalone_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
         if let Some(p) = &self.pipeline {
             let reply = p.request(|b| cmd.write_packed_command(b)).await?;
             return typed(reply);
@@ -236,6 +301,19 @@ impl RedisStore {
 
     /// Convenience for scripts: keys and string arguments.
     pub async fn script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> CacheResult<T> {
+        if let Some(t) = &self.topology {
+            return t.script(script, keys, args).await;
+        }
+        self.standalone_script(script, keys, args).await
+    }
+
+    /// [`RedisStore::script`] on this one server (what a topology calls).
+    pub async fn standalone_script<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],

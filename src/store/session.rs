@@ -50,6 +50,11 @@ impl Store {
         let set = user_id.map(|u| self.key(&session_user_key(u)));
         let session_prefix = self.key("session:");
         let ttl_ms = (ttl.as_millis() as u64).max(1);
+        if let Some(c) = self.cluster() {
+            return self
+                .cluster_session_put(c, hash, json, ttl_ms, user_id)
+                .await;
+        }
         match &self.backend {
             Backend::Redis(r) => {
                 let mut keys = vec![key.as_str()];
@@ -83,6 +88,9 @@ impl Store {
 
     /// Removes a session and takes it out of its user's set; true if it existed.
     pub async fn session_remove(&self, hash: &str) -> CacheResult<bool> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_session_remove(c, hash).await;
+        }
         let key = self.key(&session_key(hash));
         let set_prefix = self.key("session:user:");
         match &self.backend {
@@ -105,6 +113,9 @@ impl Store {
 
     /// Removes every session of a user, atomically; returns how many existed.
     pub async fn session_remove_user(&self, user_id: &str) -> CacheResult<u32> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_session_remove_user(c, user_id).await;
+        }
         let set = self.key(&session_user_key(user_id));
         let session_prefix = self.key("session:");
         match &self.backend {
@@ -127,6 +138,9 @@ impl Store {
 
     /// The token hashes of a user's live sessions (expired members are pruned).
     pub async fn session_list_user(&self, user_id: &str) -> CacheResult<Vec<String>> {
+        if let Some(c) = self.cluster() {
+            return self.cluster_session_list_user(c, user_id).await;
+        }
         let set = self.key(&session_user_key(user_id));
         let session_prefix = self.key("session:");
         match &self.backend {

@@ -1,0 +1,263 @@
+//! The store operations that a single Redis runs as one multi-key script, split for Redis
+//! Cluster, where the documented key names put their keys in different slots (no hash tag is
+//! possible without renaming keys the ERP already reads). Each part is a single-key command or
+//! script, so each part is atomic, and the parts are ordered so that the whole stays safe:
+//!
+//! - `setSession`: the user's set first (SADD + TTL raise), then the session (SET PX). A
+//!   failure in between leaves a set member without a session, which every reader filters out
+//!   (and `listUserSessions` prunes); never a session its user's set does not name, which
+//!   `removeUserSessions` would miss.
+//! - `invalidateSession`: GETDEL of the session, then SREM from the set it names.
+//! - `removeUserSessions`: SMEMBERS, DEL of each session, then SREM of exactly those members
+//!   (a session added meanwhile stays indexed), repeated until the set is empty (bounded).
+//! - `listUserSessions`: SMEMBERS, EXISTS of each session, SREM of the dead ones.
+//! - `rate hit`: the IP's index entry first (cluster_rate_index.lua), then the counter
+//!   (cluster_rate_count.lua, INCR + TTL in one script: exactness and the TTL invariant hold).
+//! - `resetLimit`: DEL of the counter, then HDEL of its index entry.
+//! - `resetAllLimitsForIp`: HKEYS of the index, DEL of each counter, HDEL of exactly those
+//!   entries. `getIpStatus`: HGETALL, GET+PTTL of each counter, HDEL of dead entries.
+//! - `invalidatePattern`: SCAN + UNLINK on every primary.
+//!
+//! Locks need no split: the fence key is hash-tagged to its lock key's slot.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use ::redis::Script;
+
+use super::cluster::ClusterStore;
+use super::rate_limit::RateStatus;
+use super::session::user_of;
+use super::Store;
+use crate::error::{CacheError, CacheResult};
+use crate::keys::{rate_ip_key, rate_key, session_key, session_user_key};
+
+static SESSION_INDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_session_index.lua")));
+static RATE_INDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_index.lua")));
+static RATE_COUNT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_count.lua")));
+static COUNTER_STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_counter_status.lua")));
+
+/// `removeUserSessions` passes at most this many times over a set that keeps refilling.
+const MAX_PASSES: usize = 100;
+/// Keys asked of each SCAN step, keys per UNLINK, and the bounds of a pattern delete.
+const SCAN_COUNT: usize = 1000;
+const UNLINK_BATCH: usize = 500;
+const PATTERN_DEADLINE: Duration = Duration::from_secs(30);
+const MAX_SCAN_STEPS: usize = 1_000_000;
+
+fn cmd(name: &str) -> ::redis::Cmd {
+    ::redis::cmd(name)
+}
+
+impl Store {
+    /// The cluster back end, when the store is on Redis Cluster.
+    pub fn cluster(&self) -> Option<&ClusterStore> {
+        match &self.backend {
+            super::Backend::Redis(r) => r.cluster(),
+            _ => None,
+        }
+    }
+
+    pub(crate) async fn cluster_session_put(
+        &self,
+        c: &ClusterStore,
+        hash: &str,
+        json: &str,
+        ttl_ms: u64,
+        user_id: Option<&str>,
+    ) -> CacheResult<()> {
+        let ttl_s = ttl_ms.to_string();
+        if let Some(u) = user_id {
+            let set = self.key(&session_user_key(u));
+            c.script::<i64>(&SESSION_INDEX, &[&set], &[hash, &ttl_s])
+                .await?;
+        }
+        let key = self.key(&session_key(hash));
+        c.query::<()>(cmd("SET").arg(&key).arg(json).arg("PX").arg(ttl_ms))
+            .await
+    }
+
+    pub(crate) async fn cluster_session_remove(
+        &self,
+        c: &ClusterStore,
+        hash: &str,
+    ) -> CacheResult<bool> {
+        let key = self.key(&session_key(hash));
+        let Some(json) = c.query::<Option<String>>(cmd("GETDEL").arg(&key)).await? else {
+            return Ok(false);
+        };
+        if let Some(uid) = user_of(&json) {
+            let set = self.key(&session_user_key(&uid));
+            c.query::<i64>(cmd("SREM").arg(&set).arg(hash)).await?;
+        }
+        Ok(true)
+    }
+
+    pub(crate) async fn cluster_session_remove_user(
+        &self,
+        c: &ClusterStore,
+        user_id: &str,
+    ) -> CacheResult<u32> {
+        let set = self.key(&session_user_key(user_id));
+        let mut n = 0u32;
+        for _ in 0..MAX_PASSES {
+            let members: Vec<String> = c.query(cmd("SMEMBERS").arg(&set)).await?;
+            if members.is_empty() {
+                return Ok(n);
+            }
+            for m in &members {
+                let k = self.key(&session_key(m));
+                n += c.query::<u32>(cmd("DEL").arg(&k)).await?;
+            }
+            c.query::<i64>(cmd("SREM").arg(&set).arg(&members)).await?;
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn cluster_session_list_user(
+        &self,
+        c: &ClusterStore,
+        user_id: &str,
+    ) -> CacheResult<Vec<String>> {
+        let set = self.key(&session_user_key(user_id));
+        let members: Vec<String> = c.query(cmd("SMEMBERS").arg(&set)).await?;
+        let mut live = Vec::with_capacity(members.len());
+        let mut dead = Vec::new();
+        for m in members {
+            let k = self.key(&session_key(&m));
+            if c.query::<i64>(cmd("EXISTS").arg(&k)).await? == 1 {
+                live.push(m);
+            } else {
+                dead.push(m);
+            }
+        }
+        if !dead.is_empty() {
+            c.query::<i64>(cmd("SREM").arg(&set).arg(&dead)).await?;
+        }
+        Ok(live)
+    }
+
+    pub(crate) async fn cluster_rate_hit(
+        &self,
+        c: &ClusterStore,
+        ip: &str,
+        endpoint: &str,
+        limit: u64,
+        window_ms: u64,
+    ) -> CacheResult<(i64, i64)> {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        let (w, l) = (window_ms.to_string(), limit.to_string());
+        c.script::<i64>(&RATE_INDEX, &[&index], &[endpoint, &l, &w])
+            .await?;
+        c.script::<(i64, i64)>(&RATE_COUNT, &[&key], &[&w]).await
+    }
+
+    pub(crate) async fn cluster_rate_reset(
+        &self,
+        c: &ClusterStore,
+        ip: &str,
+        endpoint: &str,
+    ) -> CacheResult<bool> {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        let n: i64 = c.query(cmd("DEL").arg(&key)).await?;
+        c.query::<i64>(cmd("HDEL").arg(&index).arg(endpoint))
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn cluster_rate_reset_ip(
+        &self,
+        c: &ClusterStore,
+        ip: &str,
+    ) -> CacheResult<u32> {
+        let index = self.key(&rate_ip_key(ip));
+        let endpoints: Vec<String> = c.query(cmd("HKEYS").arg(&index)).await?;
+        let mut n = 0u32;
+        for e in &endpoints {
+            let k = self.key(&rate_key(ip, e));
+            n += c.query::<u32>(cmd("DEL").arg(&k)).await?;
+        }
+        if !endpoints.is_empty() {
+            c.query::<i64>(cmd("HDEL").arg(&index).arg(&endpoints))
+                .await?;
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn cluster_rate_ip_status(
+        &self,
+        c: &ClusterStore,
+        ip: &str,
+    ) -> CacheResult<Vec<RateStatus>> {
+        let index = self.key(&rate_ip_key(ip));
+        let flat: Vec<(String, String)> = c.query(cmd("HGETALL").arg(&index)).await?;
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        for (endpoint, limit) in flat {
+            let k = self.key(&rate_key(ip, &endpoint));
+            let (hits, left): (Option<i64>, i64) = c.script(&COUNTER_STATUS, &[&k], &[]).await?;
+            match hits {
+                Some(current) if left > 0 => out.push(RateStatus {
+                    limit: limit.parse().unwrap_or(0),
+                    endpoint,
+                    current,
+                    left_ms: left,
+                }),
+                _ => dead.push(endpoint),
+            }
+        }
+        if !dead.is_empty() {
+            c.query::<i64>(cmd("HDEL").arg(&index).arg(&dead)).await?;
+        }
+        Ok(out)
+    }
+
+    /// SCAN + UNLINK of `full` (prefix applied, escaped) on every primary.
+    pub(crate) async fn cluster_delete_pattern(
+        &self,
+        c: &ClusterStore,
+        full: &str,
+    ) -> CacheResult<u64> {
+        let started = Instant::now();
+        let mut removed: u64 = 0;
+        for node in c.primaries().await? {
+            let mut cursor: u64 = 0;
+            let mut done = false;
+            for _ in 0..MAX_SCAN_STEPS {
+                let (next, found): (u64, Vec<String>) = c
+                    .query_on(
+                        &node,
+                        cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(full)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT),
+                    )
+                    .await?;
+                for chunk in found.chunks(UNLINK_BATCH) {
+                    // redis-rs splits a multi-key UNLINK by slot: no CROSSSLOT
+                    removed += c.query::<u64>(cmd("UNLINK").arg(chunk)).await?;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    done = true;
+                    break;
+                }
+                if started.elapsed() > PATTERN_DEADLINE {
+                    break;
+                }
+            }
+            if !done {
+                return Err(CacheError::Timeout(started.elapsed().as_millis() as u64));
+            }
+        }
+        Ok(removed)
+    }
+}

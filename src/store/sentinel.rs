@@ -1,0 +1,267 @@
+//! The Sentinel back end: a standalone primary found through Redis Sentinel (redis-rs
+//! `sentinel`), reached with the ordinary [`RedisStore`] (our pipelined transport).
+//!
+//! The primary's address is re-resolved through the sentinels
+//! - every [`WATCH_EVERY`] in the background, so a failover is followed even when nothing fails
+//!   (a demoted primary keeps answering reads as a replica);
+//! - at once after a connection failure, a timeout or a `READONLY` error.
+//!
+//! When the address changes, the store for the new primary replaces the old one, which is
+//! closed after one command timeout (its in-flight commands end first). A command that failed
+//! with `READONLY` was not applied, so it is retried once on the new primary; any other failed
+//! command is not replayed (the house rule: no offline queue, nothing replayed).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use napi::bindgen_prelude::spawn;
+use parking_lot::Mutex;
+use redis::sentinel::Sentinel;
+use redis::{Cmd, ConnectionAddr, FromRedisValue, Script};
+use tokio::sync::Notify;
+
+use super::redis::RedisStore;
+use crate::config::RedisTarget;
+use crate::error::{CacheError, CacheResult};
+
+/// How often the background watcher asks the sentinels for the primary.
+pub const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+struct Current {
+    host: String,
+    port: u16,
+    store: Arc<RedisStore>,
+}
+
+pub struct Inner {
+    sentinel: tokio::sync::Mutex<Sentinel>,
+    master_name: String,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    current: Mutex<Option<Current>>,
+    closed: AtomicBool,
+    watching: AtomicBool,
+    wake: Notify,
+    /// Bumped at every switch to a new primary (the pub/sub supervisor reconnects on it).
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+pub struct SentinelStore {
+    inner: Arc<Inner>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> CacheError {
+    CacheError::Unavailable(format!("Sentinel: {e}"))
+}
+
+/// A failure after which the primary may have moved.
+fn moved(e: &CacheError) -> bool {
+    match e {
+        CacheError::Unavailable(_) | CacheError::Timeout(_) => true,
+        CacheError::Redis(text) => text.contains("READONLY"),
+        _ => false,
+    }
+}
+
+impl SentinelStore {
+    pub fn new(
+        master_name: &str,
+        nodes: &[RedisTarget],
+        command_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> CacheResult<SentinelStore> {
+        let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+        let sentinel = Sentinel::build(urls).map_err(|_| {
+            CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into())
+        })?;
+        Ok(SentinelStore {
+            inner: Arc::new(Inner {
+                sentinel: tokio::sync::Mutex::new(sentinel),
+                master_name: master_name.to_string(),
+                command_timeout,
+                connect_timeout,
+                current: Mutex::new(None),
+                closed: AtomicBool::new(false),
+                watching: AtomicBool::new(false),
+                wake: Notify::new(),
+                generation: tokio::sync::watch::Sender::new(0),
+            }),
+        })
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.inner
+            .current
+            .lock()
+            .as_ref()
+            .is_none_or(|c| c.store.is_healthy())
+    }
+
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        if let Some(c) = self.inner.current.lock().take() {
+            c.store.close();
+        }
+    }
+
+    /// The primary's store (resolved through the sentinels when none is known yet).
+    async fn store(&self) -> CacheResult<Arc<RedisStore>> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        self.watch();
+        if let Some(c) = self.inner.current.lock().as_ref() {
+            return Ok(c.store.clone());
+        }
+        self.inner.resolve().await
+    }
+
+    /// Starts the background watcher once (it must start on the runtime).
+    fn watch(&self) {
+        if self.inner.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        spawn(watcher(weak));
+    }
+
+    /// Runs `op` on the primary; after a failure that may mean a failover, asks the watcher to
+    /// re-resolve, and after `READONLY` (nothing was applied) retries once on the new primary.
+    async fn on_primary<T, F, Fut>(&self, op: F) -> CacheResult<T>
+    where
+        F: Fn(Arc<RedisStore>) -> Fut,
+        Fut: std::future::Future<Output = CacheResult<T>>,
+    {
+        let store = self.store().await?;
+        match op(store.clone()).await {
+            Err(e) if moved(&e) => {
+                let readonly = matches!(&e, CacheError::Redis(_));
+                if !readonly {
+                    self.inner.wake.notify_one();
+                    return Err(e);
+                }
+                match self.inner.resolve().await {
+                    Ok(next) if !Arc::ptr_eq(&next, &store) => op(next).await,
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        self.on_primary(|s| async move { s.standalone_query(cmd).await })
+            .await
+    }
+
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> CacheResult<T> {
+        self.on_primary(|s| async move { s.standalone_script(script, keys, args).await })
+            .await
+    }
+
+    /// Resolves when the primary changes after this call (a subscriber connected before must
+    /// move: a demoted primary may not be told of its demotion for seconds, and meanwhile it
+    /// hears nothing published on the new one).
+    pub async fn primary_changed(&self) {
+        let mut rx = self.inner.generation.subscribe();
+        rx.borrow_and_update();
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A pub/sub connection to the current primary (resolved afresh: the supervisor calls
+    /// this after its link dropped, which is what a failover does to it).
+    pub async fn subscriber(&self, channels: &[String]) -> CacheResult<redis::aio::PubSub> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        self.watch();
+        let store = match self.inner.resolve().await {
+            Ok(s) => s,
+            Err(_) => self.store().await?,
+        };
+        store.standalone_subscriber(channels).await
+    }
+}
+
+impl Inner {
+    /// Asks the sentinels for the primary (bounded by connectTimeoutMs) and switches to it if
+    /// it moved → the current primary's store.
+    async fn resolve(&self) -> CacheResult<Arc<RedisStore>> {
+        let client = {
+            let mut sentinel = self.sentinel.lock().await;
+            let ask = sentinel.async_master_for(&self.master_name, None);
+            match tokio::time::timeout(self.connect_timeout, ask).await {
+                Err(_) => return Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
+                Ok(Err(e)) => return Err(unavailable(e)),
+                Ok(Ok(c)) => c,
+            }
+        };
+        let (host, port) = match client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(h, p) => (h.clone(), *p),
+            _ => return Err(unavailable("the primary's address is not plain TCP")),
+        };
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        let mut cur = self.current.lock();
+        if let Some(c) = cur.as_ref() {
+            if c.host == host && c.port == port {
+                return Ok(c.store.clone());
+            }
+        }
+        let target = RedisTarget {
+            url: format!("redis://{}:{port}", bracket(&host)),
+            password: None,
+        };
+        let store = Arc::new(RedisStore::new(
+            &target,
+            self.command_timeout,
+            self.connect_timeout,
+        )?);
+        let old = cur.replace(Current {
+            host,
+            port,
+            store: store.clone(),
+        });
+        drop(cur);
+        self.generation.send_modify(|g| *g += 1);
+        if let Some(old) = old {
+            // Commands in flight on the old primary end (or time out) first.
+            let grace = self.command_timeout;
+            spawn(async move {
+                tokio::time::sleep(grace).await;
+                old.store.close();
+            });
+        }
+        Ok(store)
+    }
+}
+
+/// IPv6 hosts go in brackets in a URL.
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+async fn watcher(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let _ = inner.resolve().await;
+        let _ = tokio::time::timeout(WATCH_EVERY, inner.wake.notified()).await;
+    }
+}
