@@ -414,6 +414,7 @@ function markdown(R) {
     }
     L.push('');
     L.push(`Ratio to the better baseline: ${e.rpsRatio.toFixed(2)}× requests/s, ${e.p99Ratio.toFixed(2)}× p99.`);
+    if (e.none) L.push(`The app without any cache (stubs) runs at ${(e.none.rps / e[e.best].rps).toFixed(2)}× the better baseline's requests/s: the most any cache could reach here.`);
     L.push('');
   }
   if (R.rss) {
