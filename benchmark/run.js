@@ -1,6 +1,6 @@
 'use strict';
-// `npm run bench`: runs every benchmark file in benchmark/ (not this one, not lib/ or
-// baseline/) one after the other, each in its own Node process so none disturbs the next.
+// `npm run bench:micro`: runs every single-service benchmark file in benchmark/ (not this one, not lib/ or
+// baseline/, nor suite.js, which is `npm run bench`) one after the other, each in its own Node process so none disturbs the next.
 // Arguments are passed on to each benchmark (e.g. `npm run bench -- --quick`).
 // Exits non-zero if any benchmark fails; each is bounded in time.
 
@@ -12,7 +12,7 @@ const PER_BENCHMARK_LIMIT_MS = 30 * 60 * 1000;
 
 const files = fs
   .readdirSync(__dirname)
-  .filter((f) => f.endsWith('.js') && f !== path.basename(__filename))
+  .filter((f) => f.endsWith('.js') && f !== path.basename(__filename) && f !== 'suite.js')
   .sort();
 
 function runOne(file, args) {

@@ -25,7 +25,7 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
-use crate::store::pipeline::{encode, Resp};
+use crate::store::pipeline::{encode, Resp, ScriptCall};
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.
@@ -47,10 +47,15 @@ impl Reply {
 
 /// A GET's reply as a reply to JS: the string, or null.
 fn bulk_or_nil(r: Resp) -> CacheResult<Reply> {
+    bulk_opt(r).map(Reply::opt_str)
+}
+
+/// A GET's reply: the string, or none.
+pub(crate) fn bulk_opt(r: Resp) -> CacheResult<Option<String>> {
     match r {
-        Resp::Nil => Ok(Reply::Nil),
+        Resp::Nil => Ok(None),
         Resp::Bulk(b) => String::from_utf8(b)
-            .map(Reply::Str)
+            .map(Some)
             .map_err(|_| CacheError::Redis("stored value is not UTF-8".into())),
         other => Err(CacheError::Redis(format!(
             "unexpected reply to GET: {other:?}"
@@ -211,18 +216,60 @@ impl NativeCache {
     /// pipeline from the JS thread and answered by its I/O task (no task, future or timer per
     /// call). False when the back end has no pipeline; then use [`NativeCache::run`].
     pub(crate) fn get_direct(&self, id: u32, key: &str) -> bool {
-        let Some(store) = &self.core.store else {
-            return false;
-        };
-        let Some(pipeline) = store.pipeline() else {
+        self.get_direct_with(id, key, |r| r.and_then(bulk_or_nil))
+    }
+
+    /// [`get_direct`](Self::get_direct) with the reply decoded by `on_reply` (on the I/O task;
+    /// it must not block). Sends (true) exactly when [`direct_store`](Self::direct_store) is
+    /// some.
+    pub(crate) fn get_direct_with<F>(&self, id: u32, key: &str, on_reply: F) -> bool
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let Some(store) = self.direct_store() else {
             return false;
         };
         let full = store.key(key);
+        self.cmd_direct(id, &[b"GET", full.as_bytes()], on_reply)
+    }
+
+    /// One command (`args` as sent: keys already prefixed) queued straight on the pipeline;
+    /// `on_reply` decodes its reply on the I/O task (it must not block). Sends (true) exactly
+    /// when [`direct_store`](Self::direct_store) is some.
+    pub(crate) fn cmd_direct<F>(&self, id: u32, args: &[&[u8]], on_reply: F) -> bool
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
+            return false;
+        };
         let core = self.core.clone();
         pipeline.submit(
-            |b| encode(b, &[b"GET", full.as_bytes()]),
-            Box::new(move |r| core.sink.push(id, r.and_then(bulk_or_nil))),
+            |b| encode(b, args),
+            Box::new(move |r| core.sink.push(id, on_reply(r))),
         );
+        true
+    }
+
+    /// The store when it has the pipelined transport (plain TCP Redis): the back end on
+    /// which the direct paths below work.
+    pub(crate) fn direct_store(&self) -> Option<&Arc<Store>> {
+        self.core.store.as_ref().filter(|s| s.pipeline().is_some())
+    }
+
+    /// The hot path of a script: `call` (built by the store, see [`ScriptCall`]) is queued
+    /// as EVALSHA straight from the JS thread; `on_reply` turns the reply into the answer on
+    /// the I/O task (it must not block). NOSCRIPT is handled by the pipeline (one EVAL).
+    /// False when the back end has no pipeline; then use [`NativeCache::run`].
+    pub(crate) fn script_direct<F>(&self, id: u32, call: ScriptCall, on_reply: F) -> bool
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
+            return false;
+        };
+        let core = self.core.clone();
+        pipeline.submit_script(call, Box::new(move |r| core.sink.push(id, on_reply(r))));
         true
     }
 

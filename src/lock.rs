@@ -11,7 +11,7 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::store::lock::Acquired;
+use crate::store::lock::{lock_acquire_reply, lock_release_reply, Acquired};
 use crate::store::Store;
 
 /// Longest lock TTL accepted: one day (a longer job keeps a shorter lock alive with `extend`).
@@ -81,6 +81,31 @@ async fn clean_phantom(store: Arc<Store>, resource: String, id: String, owner: S
     }
 }
 
+/// An acquire's answer: `['1', owner, fence]` or `['0', holder, pttlMs]`; after a failure
+/// that may have applied, the phantom lock is cleaned up in the background.
+fn acquired_reply(
+    r: CacheResult<Acquired>,
+    store: Arc<Store>,
+    resource: String,
+    lock_id: String,
+    owner: String,
+) -> CacheResult<Reply> {
+    match r {
+        Ok(Acquired::Granted { fence }) => {
+            Ok(Reply::Strs(vec!["1".into(), owner, fence.to_string()]))
+        }
+        Ok(Acquired::Busy { holder, pttl_ms }) => {
+            Ok(Reply::Strs(vec!["0".into(), holder, pttl_ms.to_string()]))
+        }
+        Err(e) => {
+            if may_have_applied(&e) {
+                spawn(clean_phantom(store, resource, lock_id, owner));
+            }
+            Err(e)
+        }
+    }
+}
+
 #[napi]
 impl NativeCache {
     /// Tries once to take `lock:{resource}:{id}` for `ttlMs` with a new owner token →
@@ -98,21 +123,17 @@ impl NativeCache {
         let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
         let ttl = js(&env, check_ttl(ttl_ms))?;
         let owner = js(&env, new_owner(&node_id))?;
+        if let Some(s) = self.direct_store() {
+            let call = s.lock_acquire_call(&resource, &lock_id, &owner, ttl);
+            let s = s.clone();
+            self.script_direct(id, call, move |r| {
+                acquired_reply(r.and_then(lock_acquire_reply), s, resource, lock_id, owner)
+            });
+            return Ok(());
+        }
         self.run(id, move |s| async move {
-            match s.lock_acquire(&resource, &lock_id, &owner, ttl).await {
-                Ok(Acquired::Granted { fence }) => {
-                    Ok(Reply::Strs(vec!["1".into(), owner, fence.to_string()]))
-                }
-                Ok(Acquired::Busy { holder, pttl_ms }) => {
-                    Ok(Reply::Strs(vec!["0".into(), holder, pttl_ms.to_string()]))
-                }
-                Err(e) => {
-                    if may_have_applied(&e) {
-                        spawn(clean_phantom(s.clone(), resource, lock_id, owner));
-                    }
-                    Err(e)
-                }
-            }
+            let r = s.lock_acquire(&resource, &lock_id, &owner, ttl).await;
+            acquired_reply(r, s, resource, lock_id, owner)
         });
         Ok(())
     }
@@ -129,6 +150,13 @@ impl NativeCache {
     ) -> napi::Result<()> {
         let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
         js(&env, keys::check_id("owner", &owner))?;
+        if let Some(s) = self.direct_store() {
+            let call = s.lock_release_call(&resource, &lock_id, &owner);
+            self.script_direct(id, call, |r| {
+                r.and_then(lock_release_reply).map(Reply::Bool)
+            });
+            return Ok(());
+        }
         self.run(id, move |s| async move {
             s.lock_release(&resource, &lock_id, &owner)
                 .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::bridge::{NativeCache, Reply};
+use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 use crate::near_cache::{Kind, Snapshot, CH_PERMISSIONS};
@@ -197,17 +197,27 @@ impl NativeCache {
             return Ok(Some(check(&snap)));
         }
         let gen = near.generation();
-        self.run(id, move |s| async move {
-            let Some(json) = s.perm_user_get(&uid).await? else {
-                return Ok(Reply::Nil);
+        // The answer to the stored snapshot (JSON or none), filling the near cache.
+        let answer = move |json: Option<String>, uid: &str| {
+            let Some(json) = json else {
+                return Reply::Nil;
             };
             // A stored value that is not a snapshot object grants nothing (as in JS).
             let Some(snap) = near.parse(&json) else {
-                return Ok(Reply::Bool(false));
+                return Reply::Bool(false);
             };
             let snap = Arc::new(snap);
-            near.fill_parsed(Kind::User, &uid, snap.clone(), gen);
-            Ok(Reply::Bool(check(&snap)))
+            near.fill_parsed(Kind::User, uid, snap.clone(), gen);
+            Reply::Bool(check(&snap))
+        };
+        if self.direct_store().is_some() {
+            let key = keys::perm_user_key(&uid);
+            self.get_direct_with(id, &key, move |r| Ok(answer(bulk_opt(r?)?, &uid)));
+            return Ok(None);
+        }
+        self.run(id, move |s| async move {
+            let json = s.perm_user_get(&uid).await?;
+            Ok(answer(json, &uid))
         });
         Ok(None)
     }
@@ -227,6 +237,20 @@ impl NativeCache {
         }
         // Captured before the read is sent: an invalidation in between refuses the fill.
         let gen = near.generation();
+        if self.direct_store().is_some() {
+            let key = match kind {
+                Kind::User => keys::perm_user_key(&pid),
+                Kind::Role => keys::perm_role_key(&pid),
+            };
+            self.get_direct_with(id, &key, move |r| {
+                let json = bulk_opt(r?)?;
+                if let Some(j) = &json {
+                    near.fill(kind, &pid, j, gen);
+                }
+                Ok(Reply::opt_str(json))
+            });
+            return Ok(None);
+        }
         self.run(id, move |s| async move {
             let json = match kind {
                 Kind::User => s.perm_user_get(&pid).await?,

@@ -32,6 +32,7 @@ use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 use crate::near_cache::{NearCache, CH_CACHE, CH_PERMISSIONS, CH_SESSIONS};
 use crate::store::memory::{MemDeliver, MemoryStore};
+use crate::store::pipeline::decode;
 use crate::store::{Backend, Store};
 
 pub const CHANNELS: [&str; 3] = [CH_PERMISSIONS, CH_SESSIONS, CH_CACHE];
@@ -397,6 +398,15 @@ impl NativeCache {
         let ch = js(&env, channel_of(&channel))?;
         js(&env, self.check_value("message", &payload))?;
         self.core.pubsub.near.apply_message(ch, &payload);
+        if let Some(s) = self.direct_store() {
+            let full = s.key(ch);
+            self.cmd_direct(
+                id,
+                &[b"PUBLISH", full.as_bytes(), payload.as_bytes()],
+                |r| decode::<u32>(r?).map(|n| Reply::Num(n as f64)),
+            );
+            return Ok(());
+        }
         self.run(id, move |s| async move {
             s.publish(ch, &payload).await.map(|n| Reply::Num(n as f64))
         });

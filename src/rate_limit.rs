@@ -8,6 +8,7 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
+use crate::store::rate_limit::rate_hit_reply;
 
 /// Largest `max` accepted.
 pub const MAX_LIMIT: f64 = 1_000_000_000.0;
@@ -59,6 +60,14 @@ impl NativeCache {
     ) -> napi::Result<()> {
         let ip = js(&env, ip_endpoint(ip, &endpoint))?;
         let (max, window) = js(&env, check_limits(max, window_sec))?;
+        if let Some(s) = self.direct_store() {
+            let call = s.rate_hit_call(&ip, &endpoint, max, window);
+            self.script_direct(id, call, |r| {
+                let (total, left) = rate_hit_reply(r?)?;
+                Ok(Reply::Nums(vec![total as f64, left.max(0) as f64]))
+            });
+            return Ok(());
+        }
         self.run(id, move |s| async move {
             s.rate_hit(&ip, &endpoint, max, window)
                 .await

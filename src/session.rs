@@ -87,6 +87,11 @@ impl NativeCache {
         }
         js(&env, self.check_value("session data", &json))?;
         let ttl = Duration::from_millis(ttl_ms as u64);
+        if let Some(s) = self.direct_store() {
+            let call = s.session_put_call(&token_hash, &json, ttl, user_id.as_deref());
+            self.script_direct(id, call, |r| r.map(|_| Reply::Bool(true)));
+            return Ok(());
+        }
         self.run(id, move |s| async move {
             s.session_put(&token_hash, &json, ttl, user_id.as_deref())
                 .await

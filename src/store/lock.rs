@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::{Script, Value};
 
+use super::pipeline::{decode, Lua, Resp, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{lock_fence_key, lock_key};
@@ -14,6 +15,10 @@ static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_acquire.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_release.lua")));
+static ACQUIRE_LUA: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/lock_acquire.lua")));
+static RELEASE_LUA: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/lock_release.lua")));
 static EXTEND: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_extend.lua")));
 static STATUS: LazyLock<Script> =
@@ -81,7 +86,41 @@ fn parse_acquire(reply: &[Value]) -> CacheResult<Acquired> {
     }
 }
 
+/// The reply of [`Store::lock_acquire_call`].
+pub fn lock_acquire_reply(r: Resp) -> CacheResult<Acquired> {
+    parse_acquire(&decode::<Vec<Value>>(r)?)
+}
+
+/// The reply of [`Store::lock_release_call`]: true if the owner held the lock.
+pub fn lock_release_reply(r: Resp) -> CacheResult<bool> {
+    decode::<i64>(r).map(|n| n > 0)
+}
+
 impl Store {
+    /// [`lock_acquire`](Self::lock_acquire) as one script call for the pipelined transport.
+    pub fn lock_acquire_call(
+        &self,
+        resource: &str,
+        id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> ScriptCall {
+        let (key, fence_key) = self.lock_keys(resource, id);
+        let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
+        let fence_ttl = (FENCE_TTL.as_millis() as u64).to_string();
+        ScriptCall::new(
+            &ACQUIRE_LUA,
+            &[&key, &fence_key],
+            &[owner, &ttl_ms, &fence_ttl],
+        )
+    }
+
+    /// [`lock_release`](Self::lock_release) as one script call for the pipelined transport.
+    pub fn lock_release_call(&self, resource: &str, id: &str, owner: &str) -> ScriptCall {
+        let (key, _) = self.lock_keys(resource, id);
+        ScriptCall::new(&RELEASE_LUA, &[&key], &[owner])
+    }
+
     /// The lock key as stored and its fence counter key.
     fn lock_keys(&self, resource: &str, id: &str) -> (String, String) {
         let key = self.key(&lock_key(resource, id));

@@ -237,23 +237,29 @@ impl Pipeline {
             let shared = self.shared.clone();
             *self.task.lock() = Some(spawn(io_loop(shared)));
         }
-        let deadline = Instant::now() + self.shared.command_timeout;
-        let was_empty = {
-            let mut out = self.shared.out.lock();
-            let was_empty = out.queue.is_empty();
-            let start = out.buf.len();
-            write(&mut out.buf);
-            let len = out.buf.len() - start;
-            out.queue.push_back(Pending {
-                done: Some(done),
-                deadline,
-                len,
-            });
-            was_empty
-        };
-        if was_empty {
-            self.shared.notify.notify_one();
-        }
+        enqueue(&self.shared, write, done);
+    }
+
+    /// Queues one script call as EVALSHA. On NOSCRIPT (first use since Redis started, or
+    /// after SCRIPT FLUSH) it is sent once more as EVAL with the script's source, which also
+    /// caches the script in Redis for the EVALSHAs that follow. `done` gets the final reply.
+    pub fn submit_script(&self, call: ScriptCall, done: Done) {
+        let call = Arc::new(call);
+        let again = call.clone();
+        let shared = self.shared.clone();
+        self.submit(
+            |b| call.write(b, false),
+            Box::new(move |r| match r {
+                Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
+                    if shared.closed.load(Ordering::Relaxed) {
+                        done(Err(CacheError::Closed));
+                    } else {
+                        enqueue(&shared, |b| again.write(b, true), done);
+                    }
+                }
+                r => done(r),
+            }),
+        );
     }
 
     /// Runs one command and waits for its reply.
@@ -274,7 +280,89 @@ impl Pipeline {
         if let Some(t) = self.task.lock().take() {
             t.abort();
         }
-        fail_all(&mut self.shared.out.lock().queue, || CacheError::Closed);
+        fail_outbox(&self.shared, || CacheError::Closed);
+    }
+}
+
+/// A Lua script as the pipeline sends it: its source (for EVAL after a NOSCRIPT) and SHA-1.
+pub struct Lua {
+    src: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    pub fn new(src: &'static str) -> Lua {
+        Lua {
+            src,
+            sha: redis::Script::new(src).get_hash().to_string(),
+        }
+    }
+}
+
+/// One script call, encoded once: `numkeys key… arg…` kept for a possible EVAL re-send.
+pub struct ScriptCall {
+    lua: &'static Lua,
+    argc: usize,
+    tail: Vec<u8>,
+}
+
+impl ScriptCall {
+    pub fn new(lua: &'static Lua, keys: &[&str], args: &[&str]) -> ScriptCall {
+        let size: usize = keys.iter().chain(args).map(|a| a.len() + 16).sum();
+        let mut tail = Vec::with_capacity(size + 8);
+        let mut numkeys = Vec::with_capacity(4);
+        push_decimal(&mut numkeys, keys.len());
+        encode_arg(&mut tail, &numkeys);
+        for a in keys.iter().chain(args) {
+            encode_arg(&mut tail, a.as_bytes());
+        }
+        ScriptCall {
+            lua,
+            argc: 3 + keys.len() + args.len(),
+            tail,
+        }
+    }
+
+    fn write(&self, b: &mut Vec<u8>, eval: bool) {
+        encode_header(b, self.argc);
+        if eval {
+            encode_arg(b, b"EVAL");
+            encode_arg(b, self.lua.src.as_bytes());
+        } else {
+            encode_arg(b, b"EVALSHA");
+            encode_arg(b, self.lua.sha.as_bytes());
+        }
+        b.extend_from_slice(&self.tail);
+    }
+}
+
+/// A reply as the caller's type (for replies decoded on the I/O task).
+pub fn decode<T: redis::FromRedisValue>(reply: Resp) -> CacheResult<T> {
+    T::from_redis_value(reply.into_value())
+        .map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
+}
+
+/// Appends a command to the outbox (the I/O task is running) and wakes the I/O task if the
+/// outbox was empty.
+fn enqueue(shared: &Shared, write: impl FnOnce(&mut Vec<u8>), done: Done) {
+    {
+        let deadline = Instant::now() + shared.command_timeout;
+        let was_empty = {
+            let mut out = shared.out.lock();
+            let was_empty = out.queue.is_empty();
+            let start = out.buf.len();
+            write(&mut out.buf);
+            let len = out.buf.len() - start;
+            out.queue.push_back(Pending {
+                done: Some(done),
+                deadline,
+                len,
+            });
+            was_empty
+        };
+        if was_empty {
+            shared.notify.notify_one();
+        }
     }
 }
 
@@ -290,6 +378,18 @@ fn fail_all(queue: &mut VecDeque<Pending>, err: impl Fn() -> CacheError) {
             done(Err(err()));
         }
     }
+}
+
+/// Fails every queued command and drops its bytes with it: bytes left in the outbox without
+/// their command would be sent after the next connect and shift every reply onto the wrong
+/// caller. The callbacks run outside the outbox lock.
+fn fail_outbox(shared: &Shared, err: impl Fn() -> CacheError) {
+    let mut queue = {
+        let mut out = shared.out.lock();
+        out.buf.clear();
+        std::mem::take(&mut out.queue)
+    };
+    fail_all(&mut queue, err);
 }
 
 impl Outbox {
@@ -390,7 +490,7 @@ async fn io_loop(shared: Arc<Shared>) {
     loop {
         if shared.closed.load(Ordering::Relaxed) {
             fail_all(&mut inflight, || CacheError::Closed);
-            fail_all(&mut shared.out.lock().queue, || CacheError::Closed);
+            fail_outbox(&shared, || CacheError::Closed);
             return;
         }
         let Some(stream) = conn.as_mut() else {
@@ -400,7 +500,7 @@ async fn io_loop(shared: Arc<Shared>) {
                 continue;
             }
             if last_failure.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
-                fail_all(&mut shared.out.lock().queue, || {
+                fail_outbox(&shared, || {
                     CacheError::Unavailable("Redis is not reachable (retrying shortly)".into())
                 });
                 continue;
@@ -429,13 +529,13 @@ async fn io_loop(shared: Arc<Shared>) {
                 Ok(Err(e)) => {
                     shared.healthy.store(false, Ordering::Relaxed);
                     last_failure = Some(Instant::now());
-                    fail_all(&mut shared.out.lock().queue, || e.clone());
+                    fail_outbox(&shared, || e.clone());
                 }
                 Err(_) => {
                     shared.healthy.store(false, Ordering::Relaxed);
                     last_failure = Some(Instant::now());
                     let ms = shared.connect_timeout.as_millis();
-                    fail_all(&mut shared.out.lock().queue, || {
+                    fail_outbox(&shared, || {
                         CacheError::Unavailable(format!("connect timed out after {ms} ms"))
                     });
                 }
@@ -519,6 +619,7 @@ async fn io_loop(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
 
     #[test]
     fn encodes_commands_as_resp() {
@@ -569,6 +670,26 @@ mod tests {
         ] {
             assert_eq!(parse(partial).unwrap(), None, "{partial:?}");
         }
+    }
+
+    #[test]
+    fn a_script_call_is_evalsha_then_eval_with_the_same_arguments() {
+        static LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new("return 1"));
+        let call = ScriptCall::new(&LUA, &["k"], &["a", "bc"]);
+        let mut b = Vec::new();
+        call.write(&mut b, false);
+        let sha = LUA.sha.clone();
+        let expected = format!(
+            "*6\r\n$7\r\nEVALSHA\r\n$40\r\n{sha}\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$2\r\nbc\r\n"
+        );
+        assert_eq!(String::from_utf8(b).unwrap(), expected);
+        let mut b = Vec::new();
+        call.write(&mut b, true);
+        assert_eq!(
+            b,
+            b"*6\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$2\r\nbc\r\n"
+        );
+        assert_eq!(sha.len(), 40);
     }
 
     #[test]

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 
 use super::memory::{Entry, MemData, MemVal};
+use super::pipeline::{decode, Lua, Resp, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{rate_ip_key, rate_key};
 
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
+static HIT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/rate_hit.lua")));
 static RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/rate_reset.lua")));
 static RESET_IP: LazyLock<Script> =
@@ -120,7 +122,28 @@ fn mem_hdel(d: &mut MemData, key: &str, field: &str) -> CacheResult<()> {
     Ok(())
 }
 
+/// The reply of [`Store::rate_hit_call`]: (hits, ms left).
+pub fn rate_hit_reply(r: Resp) -> CacheResult<(i64, i64)> {
+    decode(r)
+}
+
 impl Store {
+    /// [`rate_hit`](Self::rate_hit) as one script call for the pipelined transport
+    /// (`NativeCache::script_direct`); its reply decodes with [`rate_hit_reply`].
+    pub fn rate_hit_call(
+        &self,
+        ip: &str,
+        endpoint: &str,
+        limit: u64,
+        window: Duration,
+    ) -> ScriptCall {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        let window_ms = (window.as_millis() as u64).max(1);
+        let (w, l) = (window_ms.to_string(), limit.to_string());
+        ScriptCall::new(&HIT_LUA, &[&key, &index], &[&w, endpoint, &l])
+    }
+
     /// Counts one hit of `ip` on `endpoint` in a fixed window of `window`; the first hit of a
     /// window sets the counter's TTL and records `endpoint` (with `limit`) in the IP's index.
     /// → (hits in this window including this one, ms left in the window).

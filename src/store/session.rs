@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use ::redis::Script;
 
+use super::pipeline::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::CacheResult;
 use crate::keys::{session_key, session_user_key};
 
 static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_put.lua")));
+static PUT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/session_put.lua")));
 static REMOVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_remove.lua")));
 static REMOVE_USER: LazyLock<Script> =
@@ -36,6 +38,24 @@ pub fn user_of(json: &str) -> Option<String> {
 }
 
 impl Store {
+    /// [`session_put`](Self::session_put) as one script call for the pipelined transport
+    /// (the value's size is checked by the caller first); any reply means success.
+    pub fn session_put_call(
+        &self,
+        hash: &str,
+        json: &str,
+        ttl: Duration,
+        user_id: Option<&str>,
+    ) -> ScriptCall {
+        let key = self.key(&session_key(hash));
+        let set = user_id.map(|u| self.key(&session_user_key(u)));
+        let session_prefix = self.key("session:");
+        let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
+        let mut keys = vec![key.as_str()];
+        keys.extend(set.as_deref());
+        ScriptCall::new(&PUT_LUA, &keys, &[json, &ttl_ms, hash, &session_prefix])
+    }
+
     /// Stores `json` at `session:{hash}` for `ttl` and adds `hash` to the user's set, whose TTL
     /// is raised to at least `ttl`; expired members of the set are pruned on the way.
     pub async fn session_put(

@@ -1,0 +1,481 @@
+#!/usr/bin/env node
+'use strict';
+// `npm run bench`: @bisman/cache against the plain-JS ioredis baseline (benchmark/baseline/),
+// both on the same fresh redis-server, in the same run:
+//   1. per operation, at 1 and at 256 calls in flight: ours, baseline with ioredis
+//      auto-pipelining, baseline without; the rounds alternate between the three so machine
+//      noise hits all alike; median of ROUNDS rounds; ratio = ours / the better baseline;
+//   2. end to end: the guide's section 8 chain (rate limiter + session + permission) in an
+//      Express app (its own process) under autocannon, 100 connections, alternating, median;
+//   3. memory: RSS before and after 1,000,000 session reads (each in its own process).
+// Writes BENCHMARKS.md and benchmark/ratios.svg (the chart shown in the README).
+//
+//   node benchmark/suite.js [--quick] [--rounds 5] [--ms 600] [--express-sec 10]
+//
+// Every loop is bounded in count and time; the whole run takes about 6 minutes.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn, execFileSync } = require('child_process');
+const { createCache, hashToken } = require('..');
+const { createBaseline } = require('./baseline');
+const { startBenchRedis } = require('./lib/redis');
+
+const ROOT = path.join(__dirname, '..');
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const arg = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const QUICK = flag('quick');
+const ROUNDS = arg('rounds', QUICK ? 3 : 5);
+const ROUND_MS = arg('ms', QUICK ? 250 : 600);
+const MAX_OPS_PER_ROUND = 2_000_000;
+const EXPRESS_SEC = arg('express-sec', QUICK ? 3 : 10);
+const EXPRESS_ROUNDS = arg('express-rounds', QUICK ? 1 : 5);
+const RSS_READS = arg('rss-reads', QUICK ? 100_000 : 1_000_000);
+const TOKENS = 1000;
+const USERS = 1000;
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
+const snapshot = (i) => ({
+  role: 'CLERK',
+  modules: ['INVENTORY', 'REPORTS', 'SALES', 'PURCHASING', `M${i % 7}`],
+  pages: { 'inventory-items': ['view', 'edit'], dashboard: ['*'], reports: ['view'] },
+});
+const token = (i) => `bench-token-${i}-${'x'.repeat(40)}`;
+const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
+
+// Keeps `inFlight` calls of `op(i)` outstanding for ROUND_MS (at most MAX_OPS_PER_ROUND calls)
+// → calls per second.
+async function round(op, inFlight) {
+  const until = Date.now() + ROUND_MS;
+  let done = 0;
+  let next = 0;
+  const lane = async () => {
+    while (Date.now() < until && done < MAX_OPS_PER_ROUND) {
+      // 16 calls per clock read: Date.now() is not free at millions of calls per second
+      for (let k = 0; k < 16; k++) {
+        await op(next++);
+        done++;
+      }
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+function operations(ours, oursFar, base) {
+  const S = ours.sessionCache;
+  const hashes = Array.from({ length: TOKENS }, (_, i) => hashToken(token(i)));
+  const tokens = Array.from({ length: TOKENS }, (_, i) => token(i));
+  const data = Array.from({ length: TOKENS }, (_, i) => sessionData(i));
+  let lockSeq = 0;
+  const check = (r, expected) => {
+    if (r !== expected) throw new Error(`unexpected answer ${JSON.stringify(r)}`);
+  };
+  const sessionOk = (s) => {
+    if (s === null || s.source !== 'cache') throw new Error('session miss in the hit benchmark');
+  };
+  return [
+    {
+      name: 'session hit (getSessionWithFallback)',
+      key: 'sessionHit',
+      ours: async (i) => sessionOk(await S.getSessionWithFallback(tokens[i % TOKENS])),
+      base: (b) => async (i) => sessionOk(await b.sessionCache.getSessionWithFallback(tokens[i % TOKENS])),
+    },
+    {
+      name: 'setSession',
+      key: 'setSession',
+      ours: async (i) => check(await S.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
+      base: (b) => async (i) => check(await b.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
+    },
+    {
+      name: 'checkLimit',
+      key: 'checkLimit',
+      ours: async (i) => check((await ours.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search')).allowed, true),
+      base: (b) => async (i) => check((await b.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search')).allowed, true),
+    },
+    {
+      name: 'hasModulePermission, near cache on',
+      key: 'permNear',
+      ours: async (i) => check(await ours.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
+      base: (b) => async (i) => check(await b.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
+    },
+    {
+      name: 'hasModulePermission, near cache off',
+      key: 'permFar',
+      ours: async (i) => check(await oursFar.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
+      base: (b) => async (i) => check(await b.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
+    },
+    {
+      name: 'acquire + release',
+      key: 'lock',
+      ours: async () => {
+        const id = lockSeq++ % 100000;
+        const l = await ours.distributedLock.acquire('bench', id, { ttlSec: 30 });
+        if (!l.acquired) throw new Error('lock not acquired');
+        check(await ours.distributedLock.release('bench', id, l.owner), true);
+      },
+      base: (b) => async () => {
+        const id = lockSeq++ % 100000;
+        const l = await b.distributedLock.acquire('bench-base', id, { ttlSec: 30 });
+        if (!l.acquired) throw new Error('lock not acquired');
+        check(await b.distributedLock.release('bench-base', id, l.owner), true);
+      },
+    },
+    {
+      name: 'publishSessionInvalidation',
+      key: 'publish',
+      ours: (i) => ours.pubsub.publishSessionInvalidation({ sessionId: hashes[i % TOKENS] }),
+      base: (b) => (i) => b.pubsub.publish('sessions:invalidate', { sessionId: hashes[i % TOKENS] }),
+    },
+  ];
+}
+
+async function perOperation(url) {
+  const ours = createCache({ url, rateLimits, nodeId: 'bench' });
+  const oursFar = createCache({ url, rateLimits, nodeId: 'bench', nearCacheTtlMs: 0 });
+  const baseAp = createBaseline(url, { autoPipelining: true, rateLimits });
+  const baseNo = createBaseline(url, { autoPipelining: false, rateLimits });
+  await Promise.all([baseAp.ready(), baseNo.ready()]);
+  if (!(await ours.pubsub.subscribe())) throw new Error('our pub/sub did not subscribe');
+  await Promise.all([baseAp.pubsub.subscribe(), baseNo.pubsub.subscribe()]);
+  // one subscriber each way, both reading every published message
+  for (let i = 0; i < TOKENS; i++) await ours.sessionCache.setSession(hashToken(token(i)), sessionData(i));
+  for (let i = 0; i < USERS; i++) await ours.permissionCache.setUserPermissions(i, snapshot(i));
+
+  const ops = operations(ours, oursFar, baseAp);
+  const rows = [];
+  // The harness's own ceiling: an op that only awaits an already-resolved promise.
+  const empty = async () => true;
+  const ceiling = {};
+  for (const inFlight of [1, 256]) {
+    const xs = [];
+    for (let r = 0; r < ROUNDS; r++) xs.push(await round(empty, inFlight));
+    ceiling[inFlight] = median(xs);
+  }
+  rows.ceiling = ceiling;
+  console.log(`harness ceiling (await of a resolved promise): ${fmtOps(ceiling[1])} at 1 in flight, ${fmtOps(ceiling[256])} at 256`);
+  try {
+    for (const op of ops) {
+      for (const inFlight of [1, 256]) {
+        const series = {
+          ours: op.ours,
+          ioredisAuto: op.base(baseAp),
+          ioredis: op.base(baseNo),
+        };
+        const results = { ours: [], ioredisAuto: [], ioredis: [] };
+        for (const f of Object.values(series)) await round(f, inFlight); // warm-up
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const [k, f] of Object.entries(series)) results[k].push(await round(f, inFlight));
+        }
+        const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+        const best = Math.max(m.ioredisAuto, m.ioredis);
+        const row = { op: op.name, key: op.key, inFlight, ...m, ratio: m.ours / best };
+        rows.push(row);
+        console.log(
+          `${op.name.padEnd(38)} ${String(inFlight).padStart(3)} in flight: ours ${fmtOps(m.ours)}, ioredis+auto ${fmtOps(m.ioredisAuto)}, ioredis ${fmtOps(
+            m.ioredis,
+          )} → ${row.ratio.toFixed(2)}×`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all([ours.shutdown(), oursFar.shutdown()]);
+    baseAp.close();
+    baseNo.close();
+  }
+  return rows;
+}
+
+const fmtOps = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n / 1000)}k`);
+
+// ---- end to end: Express + autocannon ------------------------------------------------------
+
+function startApp(impl, url) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'express_app.js'), impl, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the ${impl} app did not start within 15 s`));
+    }, 15000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ port: Number(m[1]), stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the ${impl} app exited (${code})`));
+    });
+  });
+}
+
+async function cannon(port, duration = EXPRESS_SEC) {
+  const autocannon = require('autocannon');
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/api/inventory/items`,
+    connections: 100,
+    duration,
+    headers: { authorization: `Bearer ${token(7)}` },
+  });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`autocannon saw ${r.non2xx} non-2xx answers and ${r.errors} errors`);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+// The data the chain reads (snapshots live 5 minutes: write them afresh before every round).
+async function seedExpress(url) {
+  const c = createCache({ url });
+  try {
+    await c.sessionCache.setSession(hashToken(token(7)), sessionData(7));
+    await c.permissionCache.setUserPermissions(7, snapshot(7));
+  } finally {
+    await c.shutdown();
+  }
+}
+
+async function express(url) {
+  const impls = ['ours', 'ioredisAuto', 'ioredis', 'none'];
+  const results = Object.fromEntries(impls.map((k) => [k, []]));
+  for (let r = 0; r < EXPRESS_ROUNDS; r++) {
+    for (const impl of impls) {
+      await seedExpress(url);
+      const app = await startApp(impl, url);
+      try {
+        await cannon(app.port, 2).catch(() => null); // 2 s warm-up (JIT, connections)
+        results[impl].push(await cannon(app.port));
+      } finally {
+        await app.stop();
+      }
+      const last = results[impl][results[impl].length - 1];
+      console.log(`express ${impl.padEnd(12)} round ${r + 1}: ${Math.round(last.rps)} req/s, p50 ${last.p50} ms, p99 ${last.p99} ms`);
+    }
+  }
+  const out = {};
+  for (const impl of impls) {
+    out[impl] = {
+      rps: median(results[impl].map((x) => x.rps)),
+      p50: median(results[impl].map((x) => x.p50)),
+      p99: median(results[impl].map((x) => x.p99)),
+    };
+  }
+  const best = out.ioredisAuto.rps >= out.ioredis.rps ? 'ioredisAuto' : 'ioredis';
+  out.best = best;
+  out.rpsRatio = out.ours.rps / out[best].rps;
+  out.p99Ratio = out.ours.p99 / out[best].p99;
+  return out;
+}
+
+// ---- memory: RSS around 1,000,000 session reads, each implementation in its own process ---
+
+function rssChild(impl, url) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', __filename, '--rss-child', impl, url, String(RSS_READS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180000);
+    child.stdout.on('data', (d) => (out += d));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch {
+        reject(new Error(`RSS run of ${impl} failed (exit ${code}): ${out}`));
+      }
+    });
+  });
+}
+
+async function rssMain(impl, url, reads) {
+  const cache = impl === 'ours' ? createCache({ url }) : createBaseline(url, { autoPipelining: true });
+  if (cache.ready) await cache.ready();
+  const get = impl === 'ours' ? (t) => cache.sessionCache.getSessionWithFallback(t) : (t) => cache.getSessionWithFallback(t);
+  const tokens = Array.from({ length: TOKENS }, (_, i) => token(i));
+  for (let i = 0; i < 2000; i++) await get(tokens[i % TOKENS]);
+  global.gc();
+  const before = process.memoryUsage().rss;
+  let n = 0;
+  const until = Date.now() + 150000;
+  const lane = async () => {
+    while (n < reads && Date.now() < until) {
+      n++;
+      const s = await get(tokens[n % TOKENS]);
+      if (s === null) throw new Error('session miss');
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: 256 }, lane));
+  const secs = (Date.now() - t0) / 1000;
+  const afterNoGc = process.memoryUsage().rss;
+  global.gc();
+  const after = process.memoryUsage().rss;
+  if (impl === 'ours') await cache.shutdown();
+  else cache.close();
+  console.log(JSON.stringify({ impl, reads: n, secs, before, afterNoGc, after }));
+}
+
+// ---- output --------------------------------------------------------------------------------
+
+const TARGETS = [
+  { label: 'session hit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'sessionHit' && r.inFlight === 256).ratio, min: 2.0 },
+  { label: 'checkLimit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'checkLimit' && r.inFlight === 256).ratio, min: 2.0 },
+  { label: 'hasModulePermission (near cache), 256 in flight', get: (R) => R.rows.find((r) => r.key === 'permNear' && r.inFlight === 256).ratio, min: 20 },
+  { label: 'acquire + release, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'lock' && r.inFlight === 256).ratio, min: 1.5 },
+  { label: 'Express chain, requests/s', get: (R) => R.express && R.express.rpsRatio, min: 1.3 },
+  { label: 'Express chain, p99 latency (lower is better)', get: (R) => R.express && R.express.p99Ratio, max: 0.75 },
+];
+
+function svg(rows) {
+  const bars = rows.map((r) => ({ label: `${r.op} (${r.inFlight})`, v: r.ratio }));
+  const W = 760;
+  const left = 300;
+  const barH = 18;
+  const gap = 6;
+  const top = 40;
+  const H = top + bars.length * (barH + gap) + 40;
+  // log scale: ratios span 0.5× to 30×
+  const lo = Math.log10(0.25);
+  const hi = Math.log10(Math.max(40, ...bars.map((b) => b.v * 1.2)));
+  const x = (v) => left + ((Math.log10(Math.max(v, 0.25)) - lo) / (hi - lo)) * (W - left - 60);
+  const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">@bisman/cache ÷ best plain-JS ioredis baseline (ops/s, log scale; calls in flight)</text>`,
+  ];
+  for (const t of [0.5, 1, 2, 5, 10, 20]) {
+    parts.push(`<line x1="${x(t)}" x2="${x(t)}" y1="${top - 6}" y2="${H - 30}" stroke="${t === 1 ? '#000' : '#ddd'}"/>`);
+    parts.push(`<text x="${x(t)}" y="${H - 15}" text-anchor="middle">${t}×</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = top + i * (barH + gap);
+    const color = b.v >= 1 ? '#2b7bb9' : '#d9534f';
+    parts.push(`<text x="${left - 8}" y="${y + barH - 5}" text-anchor="end">${esc(b.label)}</text>`);
+    parts.push(`<rect x="${x(1)}" y="${y}" width="${Math.max(1, x(b.v) - x(1))}" height="${barH}" fill="${color}"/>`);
+    if (b.v < 1) parts.push(`<rect x="${x(b.v)}" y="${y}" width="${x(1) - x(b.v)}" height="${barH}" fill="${color}"/>`);
+    parts.push(`<text x="${Math.max(x(b.v), x(1)) + 4}" y="${y + barH - 5}">${b.v.toFixed(2)}×</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+function machine(redisVersion) {
+  const cpus = os.cpus();
+  let kernel = os.release();
+  return [
+    `- CPU: ${cpus[0] ? cpus[0].model.trim() : 'unknown'}, ${cpus.length} logical cores (shared with other work while measured: expect noise)`,
+    `- memory: ${Math.round(os.totalmem() / 2 ** 30)} GiB; OS: ${os.type()} ${kernel} (${os.arch()})`,
+    `- Node.js ${process.version}; redis-server ${redisVersion || '?'} (fresh, loopback, no persistence); ioredis ${require('ioredis/package.json').version}`,
+  ].join('\n');
+}
+
+function markdown(R) {
+  const L = [];
+  L.push('# Benchmarks');
+  L.push('');
+  L.push('Generated by `npm run bench` (`benchmark/suite.js`); do not edit by hand.');
+  L.push('');
+  L.push(`Measured ${R.date}. Machine:`);
+  L.push('');
+  L.push(machine(R.redisVersion));
+  L.push('');
+  L.push(
+    'The baseline (`benchmark/baseline/`) is the same API in plain JavaScript on ioredis 5 (Lua for the limiter and the lock, SHA-256 token keys, a subscriber connection), run with and without `enableAutoPipelining`; the ratio is ours divided by the better of the two. Every series runs against the same redis-server in the same run; rounds alternate between the series; each figure is the median of ' +
+      `${R.rounds} rounds of ${R.roundMs} ms.`,
+  );
+  L.push('');
+  L.push('![ratios](benchmark/ratios.svg)');
+  L.push('');
+  L.push('## Per operation (ops/s)');
+  L.push('');
+  L.push('| operation | in flight | @bisman/cache | ioredis + autopipelining | ioredis | ratio |');
+  L.push('|---|---:|---:|---:|---:|---:|');
+  if (R.rows.ceiling) L.push(`| *(the harness alone: await of a resolved promise)* | 1 / 256 | ${fmtOps(R.rows.ceiling[1])} / ${fmtOps(R.rows.ceiling[256])} | | | |`);
+  for (const r of R.rows) L.push(`| ${r.op} | ${r.inFlight} | ${fmtOps(r.ours)} | ${fmtOps(r.ioredisAuto)} | ${fmtOps(r.ioredis)} | ${r.ratio.toFixed(2)}× |`);
+  L.push('');
+  if (R.express) {
+    const e = R.express;
+    L.push(`## Express, guide section 8 chain (rate limiter + session + permission)`);
+    L.push('');
+    L.push(`autocannon, 100 connections, ${R.expressSec} s per round, median of ${R.expressRounds} rounds; app in its own process.`);
+    L.push('');
+    L.push('| implementation | requests/s | p50 ms | p99 ms |');
+    L.push('|---|---:|---:|---:|');
+    for (const k of ['ours', 'ioredisAuto', 'ioredis', 'none']) {
+      L.push(`| ${{ ours: '@bisman/cache', ioredisAuto: 'baseline, ioredis + autopipelining', ioredis: 'baseline, ioredis', none: 'no cache at all (stubs: the ceiling)' }[k]} | ${Math.round(e[k].rps)} | ${e[k].p50} | ${e[k].p99} |`);
+    }
+    L.push('');
+    L.push(`Ratio to the better baseline: ${e.rpsRatio.toFixed(2)}× requests/s, ${e.p99Ratio.toFixed(2)}× p99.`);
+    if (e.none) L.push(`The app without any cache (stubs) runs at ${(e.none.rps / e[e.best].rps).toFixed(2)}× the better baseline's requests/s: the most any cache could reach here.`);
+    L.push('');
+  }
+  if (R.rss) {
+    L.push(`## Memory: RSS around ${RSS_READS.toLocaleString('en')} session reads (256 in flight)`);
+    L.push('');
+    L.push('| implementation | RSS before | RSS after (before GC) | RSS after GC | reads/s |');
+    L.push('|---|---:|---:|---:|---:|');
+    const mb = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    for (const r of R.rss) L.push(`| ${r.impl === 'ours' ? '@bisman/cache' : 'baseline, ioredis + autopipelining'} | ${mb(r.before)} | ${mb(r.afterNoGc)} | ${mb(r.after)} | ${fmtOps(r.reads / r.secs)} |`);
+    L.push('');
+  }
+  L.push('## Targets (issue 8)');
+  L.push('');
+  L.push('| target | measured | met |');
+  L.push('|---|---:|:---:|');
+  for (const t of TARGETS) {
+    const v = t.get(R);
+    if (v == null) continue;
+    const met = t.min != null ? v >= t.min : v <= t.max;
+    L.push(`| ${t.label}: ${t.min != null ? `≥ ${t.min}×` : `≤ ${t.max}×`} | ${v.toFixed(2)}× | ${met ? 'yes' : '**no**'} |`);
+  }
+  L.push('');
+  if (R.notes) L.push(R.notes);
+  return L.join('\n') + '\n';
+}
+
+async function main() {
+  const server = await startBenchRedis();
+  const started = Date.now();
+  const R = { date: new Date().toISOString().replace(/\..*/, ' UTC'), redisVersion: server.version, rounds: ROUNDS, roundMs: ROUND_MS, expressSec: EXPRESS_SEC, expressRounds: EXPRESS_ROUNDS };
+  try {
+    console.log(`per operation: ${ROUNDS} rounds of ${ROUND_MS} ms per series`);
+    R.rows = await perOperation(server.url);
+    if (!flag('no-express')) {
+      console.log(`\nExpress chain: autocannon 100 connections × ${EXPRESS_SEC} s, ${EXPRESS_ROUNDS} rounds`);
+      R.express = await express(server.url);
+    }
+    if (!flag('no-rss')) {
+      console.log(`\nRSS around ${RSS_READS} session reads`);
+      R.rss = [await rssChild('ours', server.url), await rssChild('baseline', server.url)];
+      for (const r of R.rss) console.log(`${r.impl}: ${(r.before / 2 ** 20).toFixed(1)} MiB → ${(r.after / 2 ** 20).toFixed(1)} MiB after GC (${r.reads} reads in ${r.secs} s)`);
+    }
+  } finally {
+    await server.stop();
+  }
+  const notesFile = path.join(__dirname, 'NOTES.md');
+  if (fs.existsSync(notesFile)) R.notes = fs.readFileSync(notesFile, 'utf8');
+  fs.writeFileSync(path.join(__dirname, 'ratios.svg'), svg(R.rows));
+  if (!flag('no-write')) fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), markdown(R));
+  console.log('\n' + markdown(R));
+  console.log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; wrote BENCHMARKS.md and benchmark/ratios.svg`);
+}
+
+if (argv[0] === '--rss-child') {
+  rssMain(argv[1], argv[2], Number(argv[3])).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
