@@ -3,7 +3,7 @@
 // the near cache (src/near_cache.rs) in front of Redis for the hot checks.
 
 const { typeError, checkIdType, checkString } = require('./errors');
-const { buildMessage } = require('./pubsub');
+const { invalidatePermissions } = require('./pubsub');
 
 const DEFAULT_SUPER_ROLES = Object.freeze(['SUPER_ADMIN']);
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -215,14 +215,7 @@ class PermissionCache {
   // → true if a snapshot was removed. Drops the local near copy at once and broadcasts on
   // permissions:invalidate, so every node drops its copy when the message arrives.
   invalidateUserPermissions(userId) {
-    return this.ctx.op(
-      (n, id) => {
-        checkIdType(userId, 'userId');
-        n.permUserRemove(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
-      },
-      undefined,
-      this.ctx.soft('permission', false),
-    );
+    return invalidatePermissions(this.ctx, 'user', userId, 'permission');
   }
 
   // ---- role snapshots -------------------------------------------------------------------
@@ -288,14 +281,7 @@ class PermissionCache {
   // → true if a snapshot was removed; every node drops the role and all user snapshots
   // from its near cache.
   invalidateRolePermissions(roleId) {
-    return this.ctx.op(
-      (n, id) => {
-        checkIdType(roleId, 'roleId');
-        n.permRoleRemove(id, roleId, buildMessage(this.ctx, { type: 'role', roleId }));
-      },
-      undefined,
-      this.ctx.soft('permission', false),
-    );
+    return invalidatePermissions(this.ctx, 'role', roleId, 'permission');
   }
 
   // The near cache's state: { enabled, trusted, size, max, ttlMs, hits, misses, fills, … }.

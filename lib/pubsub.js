@@ -133,25 +133,11 @@ class PubSub extends EventEmitter {
   // The convenience invalidations delete in Redis, then broadcast; each answers what its
   // non-broadcasting counterpart answers (true if removed / how many removed).
   invalidateUserPermissions(userId) {
-    return this.ctx.op(
-      (n, id) => {
-        checkIdType(userId, 'userId');
-        n.permUserRemove(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
-      },
-      undefined,
-      this.ctx.soft('pubsub', false),
-    );
+    return invalidatePermissions(this.ctx, 'user', userId, 'pubsub');
   }
 
   invalidateRolePermissions(roleId) {
-    return this.ctx.op(
-      (n, id) => {
-        checkIdType(roleId, 'roleId');
-        n.permRoleRemove(id, roleId, buildMessage(this.ctx, { type: 'role', roleId }));
-      },
-      undefined,
-      this.ctx.soft('pubsub', false),
-    );
+    return invalidatePermissions(this.ctx, 'role', roleId, 'pubsub');
   }
 
   // `sessionId` is the token hash the session is stored under.
@@ -214,4 +200,23 @@ class PubSub extends EventEmitter {
   }
 }
 
-module.exports = { PubSub, CHANNELS, buildMessage };
+// Deletes a user or role permission snapshot, drops it from the local near cache at once and
+// broadcasts on permissions:invalidate, so every node drops its copy when the message arrives
+// → true if a snapshot was removed. `service` names the stats bucket a failure counts in.
+function invalidatePermissions(ctx, kind, id, service) {
+  return ctx.op(
+    (n, opId) => {
+      if (kind === 'user') {
+        checkIdType(id, 'userId');
+        n.permUserRemove(opId, id, buildMessage(ctx, { type: 'user', userId: id }));
+      } else {
+        checkIdType(id, 'roleId');
+        n.permRoleRemove(opId, id, buildMessage(ctx, { type: 'role', roleId: id }));
+      }
+    },
+    undefined,
+    ctx.soft(service, false),
+  );
+}
+
+module.exports = { PubSub, CHANNELS, buildMessage, invalidatePermissions };
