@@ -194,6 +194,20 @@ describe('health and failure on a real Redis', () => {
     await c.shutdown();
   });
 
+  it('rediss:// to a plaintext server fails with an error (no hang, no plaintext fallback)', async () => {
+    const c = createCache({ url: `rediss://127.0.0.1:${server.port}`, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    const t0 = Date.now();
+    const p = await c.ping();
+    assert.equal(p.pong, null);
+    assert.equal(p.enabled, false);
+    assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
+    assert.equal(await c.sessionCache.setSession('tls-h', { user_id: 1 }), false);
+    const plain = createCache({ url: server.url });
+    assert.equal(await plain.sessionCache.getSession('tls-h'), null, 'nothing reached the server');
+    await plain.shutdown();
+    await c.shutdown();
+  });
+
   it('a hung Redis (SIGSTOP): calls return by commandTimeoutMs and the loader answers', async () => {
     const hung = await startRedis();
     const c = createCache({ url: hung.url, commandTimeoutMs: 200, loaders: { session: async () => ({ user_id: 5 }) } });

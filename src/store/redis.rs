@@ -53,6 +53,9 @@ impl RedisStore {
             .flat_map(|p| [p.clone(), percent_decode(p)])
             .filter(|s| !s.is_empty())
             .collect();
+        if target.url.starts_with("rediss://") {
+            install_tls_provider();
+        }
         let client = redis::Client::open(target.url.as_str()).map_err(|e| {
             CacheError::InvalidArg(format!(
                 "invalid Redis URL (the URL is not shown): {}",
@@ -349,6 +352,16 @@ impl RedisStore {
         }
         self.eval(&inv).await
     }
+}
+
+/// Installs rustls' ring crypto provider for the process, once (redis-rs enables rustls with
+/// no provider, and rustls would panic on the first TLS handshake). A provider the host
+/// process installed first is kept.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// A pipeline reply as the caller's type.
