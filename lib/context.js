@@ -159,6 +159,20 @@ class Context {
     return early === undefined ? b.wait(id, onValue, onError) : Promise.resolve(early);
   }
 
+  // An onValue handler for `op` on a read of JSON: counts the hit or miss of `service` and
+  // answers the parsed value, or null.
+  hitCounter(service) {
+    const stats = this.stats[service];
+    return (json) => {
+      if (json === null) {
+        stats.misses++;
+        return null;
+      }
+      stats.hits++;
+      return JSON.parse(json);
+    };
+  }
+
   // An onError handler for `op`: a back-end failure is counted and answered with `value`.
   soft(service, value) {
     return (err) => {

@@ -76,14 +76,7 @@ class PermissionCache {
   constructor(ctx) {
     this.ctx = ctx;
     this.stats = ctx.stats.permission;
-    this.countHit = (json) => {
-      if (json === null) {
-        this.stats.misses++;
-        return null;
-      }
-      this.stats.hits++;
-      return JSON.parse(json);
-    };
+    this.countHit = ctx.hitCounter('permission');
   }
 
   get superRoles() {

@@ -35,14 +35,7 @@ class SessionCache {
   constructor(ctx) {
     this.ctx = ctx;
     this.stats = ctx.stats.session;
-    this.countHit = (json) => {
-      if (json === null) {
-        this.stats.misses++;
-        return null;
-      }
-      this.stats.hits++;
-      return JSON.parse(json);
-    };
+    this.countHit = ctx.hitCounter('session');
   }
 
   // → true, or false when the session has already expired or could not be stored.
