@@ -13,10 +13,21 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeCache {
   /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
   constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
-  /** PING → "PONG". */
+  /**
+   * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
+   * outcome feeds the breaker: a health check sees (and brings about) the recovery.
+   */
   ping(id: number): void
-  /** False while disabled, shut down, or while Redis is known to be down. */
+  /**
+   * False while disabled, shut down, while Redis is known to be down, or while the
+   * circuit is not closed.
+   */
   isEnabled(): boolean
+  /**
+   * The circuit breaker: "closed", "open" or "half-open" ("closed" for memory:// and when
+   * disabled).
+   */
+  circuitState(): string
   /** True when a back end is configured (even if it is down right now). */
   isConfigured(): boolean
   /** The configured key prefix. */
@@ -149,6 +160,17 @@ export interface NativeOptions {
   /** Redis Sentinel: the monitored primary's name and the sentinels' URLs. */
   sentinelMasterName?: string
   sentinelNodes?: Array<string>
+  /**
+   * Circuit breaker: consecutive link failures that open it (default 5; 0 disables it),
+   * and how long Redis is then skipped (default 1000 ms).
+   */
+  circuitThreshold?: number
+  circuitCooldownMs?: number
+  /**
+   * PEM of the CA that signs the server's certificate (`rediss://` only; the façade reads
+   * a path into PEM). Without it the public web PKI roots are trusted.
+   */
+  tlsCa?: string
 }
 
 export declare function permRoleKey(roleId: JsId): string

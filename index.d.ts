@@ -45,6 +45,19 @@ export interface CacheOptions {
   connectTimeoutMs?: number;
   /** Largest value stored, in bytes (default 512 KiB). */
   maxValueBytes?: number;
+  /** Circuit breaker: consecutive timeouts/connection errors after which Redis is skipped
+   * (calls fail at once with `ECIRCUITOPEN` and fall back) — default 5; 0 disables it. */
+  circuitThreshold?: number;
+  /** How long Redis is skipped once the circuit opens, before one probe (default 1000). */
+  circuitCooldownMs?: number;
+  /** Endpoints whose limits hold per process while Redis is down (the in-process "insurance"
+   * limiter): `true` (default) = `/api/auth/login`, `/api/auth/register`, `/api/otp/send`;
+   * `false` = none (plain fail-open); or an array of endpoints. */
+  rateLimitInsurance?: boolean | string[];
+  /** `rediss://` only: `ca` = the PEM (string or Buffer) or the path of the CA that signs the
+   * server's certificate; it is then the only root trusted. A TLS URL never falls back to
+   * plaintext. */
+  tls?: { ca?: string | Buffer };
   loaders?: Loaders;
   /** Near cache of permission snapshots: TTL in ms, 0 … 60000 (default 5000; 0 disables). */
   nearCacheTtlMs?: number;
@@ -98,6 +111,10 @@ export interface CreateLimiterOptions {
   windowSec?: number;
   /** The client key (default `req.ip`, so Express's `trust proxy` decides). */
   keyGenerator?: (req: any) => string | number | Promise<string | number>;
+  /** While Redis fails, count this limiter's hits in an in-process window (the "insurance"
+   * limiter: each process stays within `max`) instead of failing open (default false; always on
+   * for `authLimiter`/`strictLimiter` and the endpoints of `rateLimitInsurance`). */
+  insured?: boolean;
   /** Answer 503 instead of letting requests pass when Redis fails (default false: fail-open). */
   failClosed?: boolean;
   /** True (or a promise of true) lets the request through uncounted, without headers. */
@@ -327,6 +344,8 @@ export interface PingResult {
   ms: number;
   enabled: boolean;
   error?: string;
+  /** The circuit breaker after this ping (a successful ping closes it). */
+  circuit: 'closed' | 'open' | 'half-open';
 }
 
 export interface ServiceStats {
@@ -343,6 +362,8 @@ export interface RateLimitStats extends ServiceStats {
   blocked: number;
   /** Blocked hits answered by the in-process block cache, with no Redis call. */
   blockCacheHits: number;
+  /** Hits decided by the in-process insurance limiter while Redis failed. */
+  insured: number;
 }
 
 export interface LockStats extends ServiceStats {
@@ -369,6 +390,8 @@ export interface Stats {
   pubsub: PubSubStats;
   inFlight: number;
   enabled: boolean;
+  /** The circuit breaker in front of Redis (read without a round trip). */
+  circuit: 'closed' | 'open' | 'half-open';
 }
 
 /** One Prometheus metric family of {@link Cache.collectMetrics}: samples are

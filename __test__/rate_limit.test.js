@@ -815,7 +815,8 @@ describe('rate limiting when Redis fails', () => {
 
   it('a refused port: checkLimit fails open and counts the error; failClosed middleware answers 503', async () => {
     const port = await freePort();
-    const c = createCache({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300 });
+    // plain fail-open (the auth endpoints' insurance limiter is tested in failure_policy.test.js)
+    const c = createCache({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300, rateLimitInsurance: false });
     try {
       const r = await c.rateLimiter.checkLimit('1.2.3.4', hitEndpoint);
       assert.equal(r.allowed, true);
@@ -923,7 +924,7 @@ describe('rate limiting when Redis fails', () => {
 
   it('Redis restarted: counting resumes by itself, and the new counters carry their TTL', async () => {
     const server = await startRedis();
-    const c = createCache({ url: server.url, commandTimeoutMs: 300 });
+    const c = createCache({ url: server.url, commandTimeoutMs: 300, rateLimitInsurance: false });
     try {
       assert.equal((await c.rateLimiter.checkLimit('5.5.5.5', hitEndpoint)).total, 1);
       await server.kill();

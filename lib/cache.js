@@ -6,7 +6,7 @@ const { SessionCache } = require('./session');
 const { DistributedLock } = require('./lock');
 const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
-const { RateLimiter, parseRateLimits } = require('./rate_limit');
+const { RateLimiter, parseRateLimits, parseInsurance } = require('./rate_limit');
 const keys = require('./keys');
 const { EventEmitter } = require('events');
 const { metrics, collect, CONTENT_TYPE } = require('./metrics');
@@ -19,6 +19,7 @@ class Cache extends EventEmitter {
   constructor(options, { lazy = false } = {}) {
     super();
     const rateLimits = parseRateLimits(options && options.rateLimits);
+    parseInsurance(options && options.rateLimitInsurance); // validated now
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
     attachEvents(this);
@@ -41,21 +42,29 @@ class Cache extends EventEmitter {
   // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.
   configure(options) {
     const rateLimits = parseRateLimits(options && options.rateLimits); // validated before the swap
+    const insured = parseInsurance(options && options.rateLimitInsurance);
     this.ctx.reconfigure(options);
     // A subscription follows the instance to its new back end.
     if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
     this.rateLimiter.setLimits(rateLimits);
+    this.rateLimiter.setInsurance(insured);
     return this;
   }
 
-  // → { pong: 'PONG', ms, enabled: true } or { pong: null, ms, enabled: false, error }.
+  // → { pong: 'PONG', ms, enabled: true, circuit } or { pong: null, ms, enabled: false, error,
+  // circuit }. PING always goes to Redis, even while the circuit breaker is open (its success
+  // closes it); `circuit` is 'closed' | 'open' | 'half-open' after it.
   ping() {
     const started = process.hrtime.bigint();
     const ms = () => Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
+    const circuit = () => {
+      const b = this.ctx.bridgeInstance;
+      return b === null ? 'closed' : b.native.circuitState();
+    };
     return this.ctx.op(
       (n, id) => n.ping(id),
-      (pong) => ({ pong, ms: ms(), enabled: true }),
-      (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message }),
+      (pong) => ({ pong, ms: ms(), enabled: true, circuit: circuit() }),
+      (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message, circuit: circuit() }),
     );
   }
 
@@ -69,6 +78,7 @@ class Cache extends EventEmitter {
     const b = this.ctx.bridgeInstance;
     out.inFlight = b === null ? 0 : b.pending.size;
     out.enabled = b === null ? false : b.native.isEnabled();
+    out.circuit = b === null ? 'closed' : b.native.circuitState();
     return out;
   }
 

@@ -7,6 +7,7 @@ const os = require('os');
 const { Bridge } = require('./bridge');
 const { typeError, isBackendFailure } = require('./errors');
 const { nearCacheOptions } = require('./permissions');
+const { tlsCaOf } = require('./tls');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -113,6 +114,9 @@ class Context {
         commandTimeoutMs: o.commandTimeoutMs,
         connectTimeoutMs: o.connectTimeoutMs,
         maxValueBytes: o.maxValueBytes,
+        circuitThreshold: o.circuitThreshold,
+        circuitCooldownMs: o.circuitCooldownMs,
+        tlsCa: tlsCaOf(o.tls),
         ...nearCacheOptions(o),
       });
     }

@@ -14,7 +14,7 @@ function rangeError(message, code = 'ERR_OUT_OF_RANGE') {
 }
 
 // Failures of Redis (or of the connection to it), as opposed to bad input.
-const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED']);
+const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL']);
 
 function isBackendFailure(err) {
   return err != null && BACKEND_CODES.has(err.code);

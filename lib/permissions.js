@@ -32,9 +32,18 @@ function checkSnapshot(s) {
   if (s === null || typeof s !== 'object' || Array.isArray(s)) {
     throw typeError('a permissions snapshot must be an object { role?, modules: string[], pages: { [page]: string[] } }');
   }
-  if (s.modules !== undefined && !Array.isArray(s.modules)) throw typeError('snapshot.modules must be an array of strings');
-  if (s.pages !== undefined && (s.pages === null || typeof s.pages !== 'object' || Array.isArray(s.pages))) {
-    throw typeError('snapshot.pages must be an object of string arrays');
+  if (s.modules !== undefined && !(Array.isArray(s.modules) && s.modules.every((m) => typeof m === 'string'))) {
+    throw typeError('snapshot.modules must be an array of strings');
+  }
+  if (s.pages !== undefined) {
+    if (s.pages === null || typeof s.pages !== 'object' || Array.isArray(s.pages)) {
+      throw typeError('snapshot.pages must be an object of string arrays');
+    }
+    for (const [page, list] of Object.entries(s.pages)) {
+      if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
+        throw typeError(`snapshot.pages[${JSON.stringify(page).slice(0, 100)}] must be an array of strings`);
+      }
+    }
   }
 }
 
@@ -129,12 +138,14 @@ class PermissionCache {
       },
       (err) => {
         this.ctx.failed('permission', err);
-        return this.loadUser(userId, role);
+        return this.loadUser(userId, role, true);
       },
     );
   }
 
-  loadUser(userId, role) {
+  // `redisFailed`: the read just failed, so the write-back is not waited for (a hung Redis
+  // must not cost the caller a second commandTimeoutMs).
+  loadUser(userId, role, redisFailed = false) {
     const loader = this.ctx.loader('userPermissions');
     if (loader === null) return null;
     return this.ctx
@@ -143,7 +154,8 @@ class PermissionCache {
         const snap = await loader(userId, role == null ? undefined : role);
         if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
         // A snapshot we cannot cache (Redis down, bad shape) is still the database's answer.
-        await this.setUserPermissions(userId, snap).catch(() => false);
+        const caching = this.setUserPermissions(userId, snap).catch(() => false);
+        if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return JSON.stringify(snap);
       })
@@ -169,7 +181,7 @@ class PermissionCache {
       (allowed) => this.checked(allowed, userId, (s) => allowsModule(s, module, this.superRoles)),
       (err) => {
         this.ctx.failed('permission', err);
-        return Promise.resolve(this.loadUser(userId)).then((s) => allowsModule(s, module, this.superRoles));
+        return Promise.resolve(this.loadUser(userId, undefined, true)).then((s) => allowsModule(s, module, this.superRoles));
       },
     );
   }
@@ -190,7 +202,7 @@ class PermissionCache {
       (allowed) => this.checked(allowed, userId, (s) => allowsPage(s, page, action, this.superRoles)),
       (err) => {
         this.ctx.failed('permission', err);
-        return Promise.resolve(this.loadUser(userId)).then((s) => allowsPage(s, page, action, this.superRoles));
+        return Promise.resolve(this.loadUser(userId, undefined, true)).then((s) => allowsPage(s, page, action, this.superRoles));
       },
     );
   }
@@ -250,12 +262,12 @@ class PermissionCache {
       },
       (err) => {
         this.ctx.failed('permission', err);
-        return this.loadRole(roleId);
+        return this.loadRole(roleId, true);
       },
     );
   }
 
-  loadRole(roleId) {
+  loadRole(roleId, redisFailed = false) {
     const loader = this.ctx.loader('rolePermissions');
     if (loader === null) return null;
     return this.ctx
@@ -263,7 +275,8 @@ class PermissionCache {
         this.stats.loaderCalls++;
         const snap = await loader(roleId);
         if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
-        await this.setRolePermissions(roleId, snap).catch(() => false);
+        const caching = this.setRolePermissions(roleId, snap).catch(() => false);
+        if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return JSON.stringify(snap);
       })

@@ -134,6 +134,58 @@ class BlockCache {
   }
 }
 
+// The "insurance" limiter: while Redis fails, hits on the auth endpoints are counted here, in
+// this process, in fixed windows of the same { max, windowSec }, so each process stays within
+// `max` (N processes: at most N × max across the cluster) instead of failing wide open where
+// brute force hurts most. Bounded like the block cache.
+const INSURANCE_MAX = 100000;
+const DEFAULT_INSURED = Object.freeze(['/api/auth/login', '/api/auth/register', '/api/otp/send']);
+
+// The `rateLimitInsurance` option → { on, endpoints }: `true`/undefined = the auth endpoints,
+// an array = those endpoints, `false` = off (plain fail-open everywhere, the insured
+// middlewares included).
+function parseInsurance(raw) {
+  if (raw === undefined || raw === null || raw === true) return { on: true, endpoints: new Set(DEFAULT_INSURED) };
+  if (raw === false) return { on: false, endpoints: new Set() };
+  if (!Array.isArray(raw) || !raw.every((e) => typeof e === 'string' && e !== '')) {
+    throw typeError('rateLimitInsurance must be true, false or an array of endpoint strings');
+  }
+  return { on: true, endpoints: new Set(raw) };
+}
+
+class InsuranceLimiter {
+  constructor(max = INSURANCE_MAX) {
+    this.max = max;
+    this.windows = new Map(); // `${endpoint}\n${ip}` → { end, total }
+  }
+
+  // One hit → { total, leftMs } in this process's window.
+  hit(ip, endpoint, lim) {
+    const now = performance.now();
+    const key = `${endpoint}\n${ip}`;
+    let w = this.windows.get(key);
+    if (w === undefined || w.end <= now) {
+      if (w === undefined && this.windows.size >= this.max) this.evict(now);
+      w = { end: now + lim.windowSec * 1000, total: 0 };
+      this.windows.set(key, w);
+    }
+    w.total++;
+    return { total: w.total, leftMs: w.end - now, cached: true };
+  }
+
+  evict(now) {
+    for (const [k, w] of this.windows) if (w.end <= now) this.windows.delete(k);
+    for (const k of this.windows.keys()) {
+      if (this.windows.size < this.max * 0.9) break;
+      this.windows.delete(k);
+    }
+  }
+
+  clear() {
+    this.windows.clear();
+  }
+}
+
 // Nothing could be counted: the request passes (fail-open).
 function openResult(lim) {
   return { allowed: true, remaining: lim.max, resetIn: lim.windowSec, total: 0, limit: lim.max };
@@ -222,11 +274,14 @@ class RateLimiter {
     this.decisions = new Map();
     this.limits = limits;
     this.blocks = new BlockCache();
+    this.insurance = new InsuranceLimiter();
+    this.insured = parseInsurance(ctx.options.rateLimitInsurance);
+    this.stats.insured = 0;
     this.warnedXff = false;
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
-    this.authLimiter = this.middleware(() => this.limitFor(LOGIN), {});
-    this.strictLimiter = this.middleware(() => STRICT, {});
+    this.authLimiter = this.middleware(() => this.limitFor(LOGIN), { insured: true });
+    this.strictLimiter = this.middleware(() => STRICT, { insured: true });
   }
 
   // Replaces the limit table (configure() calls this with an already validated table). The
@@ -234,6 +289,12 @@ class RateLimiter {
   setLimits(limits) {
     this.limits = limits;
     this.blocks.clear();
+  }
+
+  // Replaces the insurance settings (configure() calls this with validated ones).
+  setInsurance(insured) {
+    this.insured = insured;
+    this.insurance.clear();
   }
 
   // → { max, windowSec } for an endpoint: its entry in `rateLimits`, else `default`.
@@ -265,11 +326,23 @@ class RateLimiter {
 
   // A hit (or null: the back end failed) → the answer for `lim`, counted in stats; a hit from
   // the store that is over the limit enters the block cache for the rest of its window.
-  tally(ip, endpoint, hit, lim) {
+  tally(ip, endpoint, hit, lim, insured = false) {
     if (hit === null) {
       this.stats.fallbacks++;
-      this.decided(endpoint).failOpen++;
-      return openResult(lim);
+      const insure = this.insured.on && (insured || this.insured.endpoints.has(endpoint));
+      // Plain fail-open, unless Redis failed on an insured (auth) endpoint; a cache configured
+      // without a back end is disabled on purpose and fails open too.
+      if (!insure || !this.ctx.bridge.native.isConfigured()) {
+        this.decided(endpoint).failOpen++;
+        return openResult(lim);
+      }
+      // The in-process insurance window decides.
+      this.stats.insured++;
+      const r = resultOf(this.insurance.hit(String(ip), endpoint, lim), lim.max);
+      if (r.allowed) this.stats.allowed++;
+      else this.stats.blocked++;
+      this.decided(endpoint)[r.allowed ? 'allowed' : 'blocked']++;
+      return r;
     }
     const r = resultOf(hit, lim.max);
     if (r.allowed) {
@@ -379,7 +452,7 @@ class RateLimiter {
   //   failClosed       answer 503 when Redis fails instead of letting the request pass
   createLimiter(options = {}) {
     if (options === null || typeof options !== 'object') throw typeError('createLimiter options must be an object');
-    const { max, windowSec, keyGenerator, skip, handler, message, failClosed = false } = options;
+    const { max, windowSec, keyGenerator, skip, handler, message, failClosed = false, insured = false } = options;
     for (const [name, fn] of [
       ['keyGenerator', keyGenerator],
       ['skip', skip],
@@ -388,6 +461,7 @@ class RateLimiter {
       if (fn != null && typeof fn !== 'function') throw typeError(`${name} must be a function`);
     }
     if (typeof failClosed !== 'boolean') throw typeError('failClosed must be a boolean');
+    if (typeof insured !== 'boolean') throw typeError('insured must be a boolean');
     let resolve;
     if (max === undefined && windowSec === undefined) {
       resolve = (endpoint) => this.limitFor(endpoint);
@@ -395,7 +469,7 @@ class RateLimiter {
       const fixed = checkLimitSpec({ max: max === undefined ? DEFAULT_LIMITS.default.max : max, windowSec: windowSec === undefined ? 60 : windowSec }, 'createLimiter');
       resolve = () => fixed;
     }
-    return this.middleware(resolve, { keyGenerator, skip, handler, message, failClosed });
+    return this.middleware(resolve, { keyGenerator, skip, handler, message, failClosed, insured });
   }
 
   warnForwardedFor() {
@@ -414,7 +488,7 @@ class RateLimiter {
       send(res, 503, { error: 'Service unavailable', retryAfter: 1 });
       return false;
     }
-    const r = this.tally(ip, endpoint, hit, lim);
+    const r = this.tally(ip, endpoint, hit, lim, opts.insured);
     req.rateLimit = r;
     setHeader(res, 'RateLimit-Policy', `${lim.max};w=${lim.windowSec}`);
     setHeader(res, 'RateLimit-Limit', r.limit);
@@ -442,9 +516,9 @@ class RateLimiter {
     return false;
   }
 
-  middleware(resolve, { keyGenerator, skip, handler, message, failClosed = false }) {
+  middleware(resolve, { keyGenerator, skip, handler, message, failClosed = false, insured = false }) {
     const limiter = this;
-    const opts = { handler, message, failClosed, given: { keyGenerator, skip, handler, message, failClosed } };
+    const opts = { handler, message, failClosed, insured, given: { keyGenerator, skip, handler, message, failClosed } };
     const count = (req, res, next) => {
       let endpoint;
       let lim;
@@ -511,4 +585,4 @@ class RateLimiter {
   }
 }
 
-module.exports = { RateLimiter, parseRateLimits, endpointOf, DEFAULT_LIMITS, BlockCache };
+module.exports = { RateLimiter, parseRateLimits, parseInsurance, endpointOf, DEFAULT_LIMITS, BlockCache, InsuranceLimiter };

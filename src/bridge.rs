@@ -143,6 +143,60 @@ pub struct Core {
     pub pubsub: PubSubState,
 }
 
+impl Core {
+    /// Feeds the outcome of a direct-path command to the circuit breaker (on the I/O task).
+    fn record_outcome<T>(&self, r: &CacheResult<T>) {
+        if let Some(c) = self.store.as_ref().and_then(|s| s.circuit()) {
+            c.record(r);
+        }
+    }
+}
+
+/// Where an answer goes: the instance's sink (a test can use its own).
+trait Deliver {
+    fn deliver(&self, id: u32, r: CacheResult<Reply>);
+}
+
+impl Deliver for Arc<Core> {
+    fn deliver(&self, id: u32, r: CacheResult<Reply>) {
+        self.sink.push(id, r);
+    }
+}
+
+/// The promise of operation `id`, settled exactly once: by [`Settle::answer`], or, if the
+/// guard is dropped unanswered (the operation panicked on a worker or the I/O task, or its
+/// task or callback was dropped), with `ERR_CACHE_INTERNAL`, a back-end failure: the caller
+/// falls back instead of waiting forever.
+struct Settle<D: Deliver = Arc<Core>> {
+    to: D,
+    id: u32,
+    answered: bool,
+}
+
+impl<D: Deliver> Settle<D> {
+    fn new(to: D, id: u32) -> Settle<D> {
+        Settle {
+            to,
+            id,
+            answered: false,
+        }
+    }
+
+    fn answer(mut self, r: CacheResult<Reply>) {
+        self.answered = true;
+        self.to.deliver(self.id, r);
+    }
+}
+
+impl<D: Deliver> Drop for Settle<D> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let err = CacheError::Internal("the operation ended without an answer");
+            self.to.deliver(self.id, Err(err));
+        }
+    }
+}
+
 /// One cache instance: its back end and its delivery channel to JS.
 #[napi]
 pub struct NativeCache {
@@ -206,9 +260,10 @@ impl NativeCache {
                 return;
             }
         }
+        let settle = Settle::new(core, id);
         spawn(async move {
             let r = fut.await;
-            core.sink.push(id, r);
+            settle.answer(r);
         });
     }
 
@@ -243,12 +298,33 @@ impl NativeCache {
         let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
             return false;
         };
-        let core = self.core.clone();
+        if self.refused_by_circuit(id) {
+            return true;
+        }
+        let settle = Settle::new(self.core.clone(), id);
         pipeline.submit(
             |b| encode(b, args),
-            Box::new(move |r| core.sink.push(id, on_reply(r))),
+            Box::new(move |r| {
+                settle.to.record_outcome(&r);
+                settle.answer(on_reply(r))
+            }),
         );
         true
+    }
+
+    /// True when the circuit breaker skips Redis: `id` is then answered `ECIRCUITOPEN`
+    /// (through the sink, like any answer) and nothing is sent.
+    fn refused_by_circuit(&self, id: u32) -> bool {
+        let open = self
+            .core
+            .store
+            .as_ref()
+            .and_then(|s| s.circuit())
+            .is_some_and(|c| c.admit() == crate::health::Admit::Refuse);
+        if open {
+            self.core.sink.push(id, Err(CacheError::CircuitOpen));
+        }
+        open
     }
 
     /// The store when it has the pipelined transport (plain TCP Redis): the back end on
@@ -268,12 +344,63 @@ impl NativeCache {
         let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
             return false;
         };
-        let core = self.core.clone();
-        pipeline.submit_script(call, Box::new(move |r| core.sink.push(id, on_reply(r))));
+        if self.refused_by_circuit(id) {
+            return true;
+        }
+        let settle = Settle::new(self.core.clone(), id);
+        pipeline.submit_script(
+            call,
+            Box::new(move |r| {
+                settle.to.record_outcome(&r);
+                settle.answer(on_reply(r))
+            }),
+        );
         true
     }
 
     pub(crate) fn check_value(&self, what: &str, value: &str) -> CacheResult<()> {
         crate::store::check_value(self.core.max_value_bytes, what, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Answers(Arc<Mutex<Vec<(u32, CacheResult<Reply>)>>>);
+
+    impl Deliver for Answers {
+        fn deliver(&self, id: u32, r: CacheResult<Reply>) {
+            self.0.lock().push((id, r));
+        }
+    }
+
+    #[test]
+    fn an_operation_that_panics_is_still_answered_once_with_an_internal_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let answers = Answers::default();
+        let settle = Settle::new(answers.clone(), 7);
+        let task = rt.spawn(async move {
+            let _keep = &settle;
+            panic!("a bug inside an operation");
+        });
+        assert!(rt.block_on(task).is_err());
+        let got = answers.0.lock();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 7);
+        assert!(matches!(got[0].1, Err(CacheError::Internal(_))));
+        assert!(got[0].1.as_ref().err().unwrap().is_backend_failure());
+    }
+
+    #[test]
+    fn an_answered_operation_is_answered_exactly_once() {
+        let answers = Answers::default();
+        Settle::new(answers.clone(), 3).answer(Ok(Reply::Bool(true)));
+        let got = answers.0.lock();
+        assert_eq!(got.len(), 1);
+        assert!(matches!(got[0].1, Ok(Reply::Bool(true))));
     }
 }

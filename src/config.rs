@@ -27,6 +27,13 @@ pub struct NativeOptions {
     /// Redis Sentinel: the monitored primary's name and the sentinels' URLs.
     pub sentinel_master_name: Option<String>,
     pub sentinel_nodes: Option<Vec<String>>,
+    /// Circuit breaker: consecutive link failures that open it (default 5; 0 disables it),
+    /// and how long Redis is then skipped (default 1000 ms).
+    pub circuit_threshold: Option<f64>,
+    pub circuit_cooldown_ms: Option<f64>,
+    /// PEM of the CA that signs the server's certificate (`rediss://` only; the façade reads
+    /// a path into PEM). Without it the public web PKI roots are trusted.
+    pub tls_ca: Option<String>,
 }
 
 /// Where the data lives.
@@ -62,6 +69,9 @@ pub struct Config {
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_value_bytes: usize,
+    pub circuit_threshold: u32,
+    pub circuit_cooldown: Duration,
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 pub const DEFAULT_COMMAND_TIMEOUT_MS: f64 = 1000.0;
@@ -212,7 +222,35 @@ impl Config {
                 "maxValueBytes must be a whole number from 1 to 536870912 (got {max_value_bytes})"
             )));
         }
+        let circuit_threshold = o.circuit_threshold.unwrap_or(5.0);
+        if !circuit_threshold.is_finite()
+            || circuit_threshold.fract() != 0.0
+            || !(0.0..=1_000_000.0).contains(&circuit_threshold)
+        {
+            return Err(CacheError::OutOfRange(format!(
+                "circuitThreshold must be a whole number from 0 (off) to 1000000 (got {circuit_threshold})"
+            )));
+        }
+        let tls_ca = match o.tls_ca {
+            None => None,
+            Some(pem) => {
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(CacheError::InvalidArg(
+                        "tls.ca must be a PEM certificate (or the path of one)".into(),
+                    ));
+                }
+                if !matches!(&backend, Backend::Redis(t) if t.url.starts_with("rediss://")) {
+                    return Err(CacheError::InvalidArg(
+                        "tls.ca needs a rediss:// URL (TLS); it is refused with any other".into(),
+                    ));
+                }
+                Some(pem.into_bytes())
+            }
+        };
         Ok(Config {
+            tls_ca,
+            circuit_threshold: circuit_threshold as u32,
+            circuit_cooldown: millis("circuitCooldownMs", o.circuit_cooldown_ms, 1000.0)?,
             backend,
             key_prefix,
             command_timeout: millis(

@@ -28,6 +28,13 @@ pub enum CacheError {
     /// `shutdown()` was called on this instance.
     #[error("cache instance is shut down")]
     Closed,
+    /// The circuit breaker is open: Redis failed repeatedly and is skipped for a cool-down.
+    #[error("Redis is skipped for a cool-down after repeated failures (circuit open)")]
+    CircuitOpen,
+    /// An operation ended without an answer (a bug: it panicked, or its task was dropped).
+    /// Treated like a back-end failure, so the caller falls back instead of waiting forever.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 pub type CacheResult<T> = std::result::Result<T, CacheError>;
@@ -49,6 +56,8 @@ impl CacheError {
             CacheError::Unavailable(_) => "ECACHEUNAVAILABLE",
             CacheError::Redis(_) => "ERR_REDIS",
             CacheError::Closed => "ECLOSED",
+            CacheError::CircuitOpen => "ECIRCUITOPEN",
+            CacheError::Internal(_) => "ERR_CACHE_INTERNAL",
         }
     }
 
@@ -61,6 +70,8 @@ impl CacheError {
                 | CacheError::Unavailable(_)
                 | CacheError::Redis(_)
                 | CacheError::Closed
+                | CacheError::CircuitOpen
+                | CacheError::Internal(_)
         )
     }
 

@@ -7,8 +7,10 @@ const native = require('../../binding.js');
 const Redis = require('ioredis');
 const { startRedis } = require('./redis');
 
+// BISMAN_REDIS_ACL=1: the suites run as the least-privilege user of ./acl.js (default user
+// off); the inspection client stays an admin.
 async function redisBackend() {
-  const server = await startRedis();
+  const server = process.env.BISMAN_REDIS_ACL === '1' ? await require('./acl').startAclRedis() : await startRedis();
   const client = server.client();
   return {
     name: 'redis',

@@ -26,7 +26,7 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolves once a TCP connect to the port succeeds and PING answers PONG (bounded).
-async function waitReady(port, password, timeoutMs = 10000) {
+async function waitReady(port, password, timeoutMs = 10000, username = undefined) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await new Promise((resolve) => {
@@ -35,7 +35,8 @@ async function waitReady(port, password, timeoutMs = 10000) {
       sock.setTimeout(500, () => { sock.destroy(); resolve(false); });
       sock.on('error', () => resolve(false));
       sock.on('connect', () => {
-        sock.write(password ? `AUTH ${password}\r\nPING\r\n` : 'PING\r\n');
+        const auth = username ? `AUTH ${username} ${password}\r\n` : `AUTH ${password}\r\n`;
+        sock.write(password ? `${auth}PING\r\n` : 'PING\r\n');
       });
       sock.on('data', (d) => {
         buf += d;
@@ -50,16 +51,21 @@ async function waitReady(port, password, timeoutMs = 10000) {
 }
 
 class RedisServer {
-  constructor(port, args, password) {
+  // `username`/`password`: the admin the test helpers use. `app`: { user, pass } — then `url`
+  // authenticates as that (least-privilege) user instead.
+  constructor(port, args, password, { username, app } = {}) {
     this.port = port;
     this.args = args;
     this.password = password;
+    this.username = username;
+    this.app = app;
     this.proc = null;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-redis-'));
     this.clients = [];
   }
 
   get url() {
+    if (this.app) return `redis://${encodeURIComponent(this.app.user)}:${encodeURIComponent(this.app.pass)}@127.0.0.1:${this.port}`;
     return this.password ? `redis://:${this.password}@127.0.0.1:${this.port}` : `redis://127.0.0.1:${this.port}`;
   }
 
@@ -67,19 +73,19 @@ class RedisServer {
     const args = [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning',
-      ...(this.password ? ['--requirepass', this.password] : []),
+      ...(this.password && !this.username ? ['--requirepass', this.password] : []),
       ...this.args,
     ];
     this.proc = spawn('redis-server', args, { stdio: 'ignore' });
     this.proc.on('error', () => {});
     servers.add(this);
-    await waitReady(this.port, this.password);
+    await waitReady(this.port, this.password, 10000, this.username);
     return this;
   }
 
   // A plain ioredis client to inspect the server (DBSIZE, SCAN, PTTL…).
   client() {
-    const c = new Redis({ port: this.port, host: '127.0.0.1', password: this.password, lazyConnect: false, maxRetriesPerRequest: 1 });
+    const c = new Redis({ port: this.port, host: '127.0.0.1', username: this.username, password: this.password, lazyConnect: false, maxRetriesPerRequest: 1 });
     c.on('error', () => {});
     this.clients.push(c);
     return c;
@@ -114,9 +120,9 @@ class RedisServer {
   }
 }
 
-async function startRedis({ args = [], password } = {}) {
+async function startRedis({ args = [], password, username, app } = {}) {
   const port = await freePort();
-  return new RedisServer(port, args, password).start();
+  return new RedisServer(port, args, password, { username, app }).start();
 }
 
 function redisAvailable() {

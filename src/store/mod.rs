@@ -50,23 +50,31 @@ pub struct Store {
 impl Store {
     /// `None` when the configuration has no back end (the cache is disabled).
     pub fn from_config(cfg: &Config) -> CacheResult<Option<Store>> {
+        let circuit = || crate::health::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
         let backend = match &cfg.backend {
             BackendConfig::Disabled => return Ok(None),
             BackendConfig::Memory(name) => Backend::Memory(MemoryStore::named(name)),
-            BackendConfig::Redis(target) => Backend::Redis(Box::new(RedisStore::new(
-                target,
-                cfg.command_timeout,
-                cfg.connect_timeout,
-            )?)),
+            BackendConfig::Redis(target) => Backend::Redis(Box::new(
+                RedisStore::new_with_tls(
+                    target,
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                    cfg.tls_ca.as_deref(),
+                )?
+                .with_circuit(circuit()),
+            )),
             BackendConfig::Cluster(nodes) => {
                 let c =
                     cluster::ClusterStore::new(nodes, cfg.command_timeout, cfg.connect_timeout)?;
-                Backend::Redis(Box::new(RedisStore::with_topology(
-                    topology::Topology::Cluster(Box::new(c)),
-                    &nodes[0],
-                    cfg.command_timeout,
-                    cfg.connect_timeout,
-                )?))
+                Backend::Redis(Box::new(
+                    RedisStore::with_topology(
+                        topology::Topology::Cluster(Box::new(c)),
+                        &nodes[0],
+                        cfg.command_timeout,
+                        cfg.connect_timeout,
+                    )?
+                    .with_circuit(circuit()),
+                ))
             }
             BackendConfig::Sentinel { master_name, nodes } => {
                 let s = sentinel::SentinelStore::new(
@@ -75,12 +83,15 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                 )?;
-                Backend::Redis(Box::new(RedisStore::with_topology(
-                    topology::Topology::Sentinel(s),
-                    &nodes[0],
-                    cfg.command_timeout,
-                    cfg.connect_timeout,
-                )?))
+                Backend::Redis(Box::new(
+                    RedisStore::with_topology(
+                        topology::Topology::Sentinel(s),
+                        &nodes[0],
+                        cfg.command_timeout,
+                        cfg.connect_timeout,
+                    )?
+                    .with_circuit(circuit()),
+                ))
             }
         };
         Ok(Some(Store {
@@ -110,6 +121,19 @@ impl Store {
         }
     }
 
+    /// The circuit breaker in front of Redis (none for memory://).
+    pub fn circuit(&self) -> Option<&crate::health::Circuit> {
+        match &self.backend {
+            Backend::Redis(r) => Some(r.circuit()),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    pub fn circuit_state(&self) -> crate::health::CircuitState {
+        self.circuit()
+            .map_or(crate::health::CircuitState::Closed, |c| c.state())
+    }
+
     pub fn close(&self) {
         if let Backend::Redis(r) = &self.backend {
             r.close();
@@ -135,7 +159,7 @@ impl Store {
 
     pub async fn ping(&self) -> CacheResult<String> {
         match &self.backend {
-            Backend::Redis(r) => r.query(&::redis::cmd("PING")).await,
+            Backend::Redis(r) => r.ping().await,
             Backend::Memory(_) => Ok("PONG".to_string()),
         }
     }

@@ -19,6 +19,7 @@ use super::topology::Topology;
 
 use crate::config::{percent_decode, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
+use crate::health::{Admit, Circuit};
 
 /// A manager whose connection failed for a reason it does not retry by itself (auth, TLS,
 /// timeout of the handshake) is replaced, at most this often.
@@ -39,6 +40,8 @@ pub struct RedisStore {
     pipeline: Option<Pipeline>,
     /// Redis Cluster or Sentinel: every command goes there instead.
     topology: Option<Box<Topology>>,
+    /// Skips Redis for a cool-down after repeated link failures (see [`Circuit`]).
+    circuit: Circuit,
 }
 
 impl RedisStore {
@@ -46,6 +49,17 @@ impl RedisStore {
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
+    ) -> CacheResult<RedisStore> {
+        Self::new_with_tls(target, command_timeout, connect_timeout, None)
+    }
+
+    /// As [`RedisStore::new`]; `tls_ca` (PEM) is the only root trusted for a `rediss://`
+    /// server. A TLS URL never falls back to plaintext.
+    pub fn new_with_tls(
+        target: &RedisTarget,
+        command_timeout: Duration,
+        connect_timeout: Duration,
+        tls_ca: Option<&[u8]>,
     ) -> CacheResult<RedisStore> {
         let secrets: Vec<String> = target
             .password
@@ -56,7 +70,17 @@ impl RedisStore {
         if target.url.starts_with("rediss://") {
             install_tls_provider();
         }
-        let client = redis::Client::open(target.url.as_str()).map_err(|e| {
+        let client = match tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                target.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            ),
+            None => redis::Client::open(target.url.as_str()),
+        }
+        .map_err(|e| {
             CacheError::InvalidArg(format!(
                 "invalid Redis URL (the URL is not shown): {}",
                 scrub(&e.to_string(), &secrets)
@@ -93,6 +117,7 @@ impl RedisStore {
             healthy: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             topology: None,
+            circuit: Circuit::new(Circuit::DEFAULT_THRESHOLD, Circuit::DEFAULT_COOLDOWN),
         })
     }
 
@@ -127,6 +152,35 @@ impl RedisStore {
             Some(Topology::Cluster(c)) => Some(c.as_ref()),
             _ => None,
         }
+    }
+
+    /// Replaces the default circuit breaker.
+    pub fn with_circuit(mut self, circuit: Circuit) -> RedisStore {
+        self.circuit = circuit;
+        self
+    }
+
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+
+    /// `ECIRCUITOPEN` while the breaker skips Redis.
+    fn admit(&self) -> CacheResult<()> {
+        match self.circuit.admit() {
+            Admit::Refuse => Err(CacheError::CircuitOpen),
+            Admit::Pass | Admit::Probe => Ok(()),
+        }
+    }
+
+    /// PING, past the breaker (health checks must see the recovery); its outcome feeds it.
+    pub async fn ping(&self) -> CacheResult<String> {
+        let ping = ::redis::cmd("PING");
+        let r = match &self.topology {
+            Some(t) => t.query(&ping).await,
+            None => self.standalone_query(&ping).await,
+        };
+        self.circuit.record(&r);
+        r
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -278,15 +332,18 @@ impl RedisStore {
         }
     }
 
-    /// Runs one command.
+    /// Runs one command (refused at once while the circuit is open).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        if let Some(t) = &self.topology {
-            return t.query(cmd).await;
-        }
-        self.standalone_query(cmd).await
+        self.admit()?;
+        let r = match &self.topology {
+            Some(t) => t.query(cmd).await,
+            None => self.standalone_query(cmd).await,
+        };
+        self.circuit.record(&r);
+        r
     }
 
-    /// [`RedisStore::query`] on this one server (what a topology calls).
+    /// [`RedisStore::query`] on this one server, past the breaker (what a topology calls).
     pub async fn standalone_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
         if let Some(p) = &self.pipeline {
             let reply = p.request(|b| cmd.write_packed_command(b)).await?;
@@ -302,20 +359,24 @@ impl RedisStore {
         self.bounded(inv.invoke_async(&mut conn)).await
     }
 
-    /// Convenience for scripts: keys and string arguments.
+    /// Convenience for scripts: keys and string arguments (refused at once while the circuit
+    /// is open).
     pub async fn script<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        if let Some(t) = &self.topology {
-            return t.script(script, keys, args).await;
-        }
-        self.standalone_script(script, keys, args).await
+        self.admit()?;
+        let r = match &self.topology {
+            Some(t) => t.script(script, keys, args).await,
+            None => self.standalone_script(script, keys, args).await,
+        };
+        self.circuit.record(&r);
+        r
     }
 
-    /// [`RedisStore::script`] on this one server (what a topology calls).
+    /// [`RedisStore::script`] on this one server, past the breaker (what a topology calls).
     pub async fn standalone_script<T: FromRedisValue>(
         &self,
         script: &Script,
