@@ -147,6 +147,8 @@ pub struct Core {
 #[napi]
 pub struct NativeCache {
     pub(crate) core: Arc<Core>,
+    /// `nearCacheWords()` was called (it hands the shared words out once).
+    pub(crate) words_handed_out: AtomicBool,
 }
 
 #[napi]
@@ -180,6 +182,7 @@ impl NativeCache {
                 sink: Sink { queue, deliver },
                 pubsub: PubSubState::new(near),
             }),
+            words_handed_out: AtomicBool::new(false),
         })
     }
 }
