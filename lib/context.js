@@ -7,6 +7,7 @@ const os = require('os');
 const { Bridge } = require('./bridge');
 const { typeError, isBackendFailure } = require('./errors');
 const { nearCacheOptions } = require('./permissions');
+const { NearL1 } = require('./near_l1');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -97,6 +98,8 @@ class Context {
   constructor(options) {
     this.options = normalizeOptions(options);
     this.bridgeInstance = null;
+    // The JS near cache of the current bridge (lib/near_l1.js), or null.
+    this.nearL1 = null;
     this.stats = newStats();
     this.flights = new Map();
   }
@@ -115,6 +118,7 @@ class Context {
         maxValueBytes: o.maxValueBytes,
         ...nearCacheOptions(o),
       });
+      this.nearL1 = NearL1.create(this.bridgeInstance.native);
     }
     return this.bridgeInstance;
   }
@@ -129,6 +133,7 @@ class Context {
     const old = this.bridgeInstance;
     this.options = next;
     this.bridgeInstance = null;
+    this.nearL1 = null;
     try {
       this.ensureBridge();
     } finally {
@@ -141,6 +146,7 @@ class Context {
       this.bridgeInstance.close();
       this.bridgeInstance = null;
     }
+    this.nearL1 = null;
     this.flights.clear();
   }
 
