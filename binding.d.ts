@@ -45,7 +45,7 @@ export declare class NativeCache {
    *   by its finalizer, and the near cache owns another. Neither side ever reaches the
    *   memory through the other's handle, so whichever goes first, the memory outlives
    *   every access. External backing stores are never moved by V8; if JS detaches the
-   *   buffer, the façade's reads see no generation and it falls back to the native path.
+   *   buffer, the façade's reads fail, and it falls back to the native path for good.
    * - Data races: Rust only writes, with atomic read-modify-writes/stores; the façade only
    *   reads, with `Atomics.load` (an atomic 32-bit load, `ldar`/`mov` on arm64/x86-64), on
    *   naturally aligned 32-bit words. Nothing reads or writes them non-atomically.
