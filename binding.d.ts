@@ -46,6 +46,34 @@ export declare class NativeCache {
   /** The holder → `[owner, pttlMs]`, or `[]` when the lock is free. */
   lockStatus(id: number, resource: JsId, lockId: JsId): void
   /**
+   * The near cache's [`SharedWords`] as an 8-byte ArrayBuffer whose memory *is* those words
+   * (not a copy), for the JS near cache to read with `Atomics.load`; handed out once per
+   * instance (a second call, or a runtime that refuses external buffers, gets null and
+   * the JS near cache stays off).
+   *
+   * Why this is sound:
+   * - Lifetime: the words live in an `Arc`; the ArrayBuffer owns one count of it, released
+   *   by its finalizer, and the near cache owns another. Neither side ever reaches the
+   *   memory through the other's handle, so whichever goes first, the memory outlives
+   *   every access. External backing stores are never moved by V8; if JS detaches the
+   *   buffer, the façade's reads fail, and it falls back to the native path for good.
+   * - Data races: Rust only writes, with atomic read-modify-writes/stores; the façade only
+   *   reads, with `Atomics.load` (an atomic 32-bit load, `ldar`/`mov` on arm64/x86-64), on
+   *   naturally aligned 32-bit words. Nothing reads or writes them non-atomically.
+   * - A copy would be unsound (JS would read a frozen generation): napi-rs'
+   *   `ArrayBuffer::from_external` silently copies where external buffers are not allowed
+   *   (Electron), so this calls N-API directly and gives up on any status but ok. Node also
+   *   forbids two external buffers over one region: hence once per instance.
+   */
+  nearCacheWords(): ArrayBuffer | null
+  /**
+   * The near cache's snapshot of a user, if it holds a live one (no store read). For the
+   * JS near cache, which keeps what this returns until its generation moves or `ttlMs`.
+   */
+  permUserNear(userId: JsId): NearSnapshot | null
+  /** [`perm_user_near`](Self::perm_user_near) for a role. */
+  permRoleNear(roleId: JsId): NearSnapshot | null
+  /**
    * The whole hasModulePermission in one call: true/false at once from the near cache;
    * else null is returned and the store read starts, whose reply is true/false (checked in
    * Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
@@ -171,6 +199,15 @@ export interface NativeOptions {
    * a path into PEM). Without it the public web PKI roots are trusted.
    */
   tlsCa?: string
+}
+
+/** A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`). */
+export interface NearSnapshot {
+  json: string
+  /** How long the entry has left to live here: the JS copy must not outlive it. */
+  ttlMs: number
+  /** The role is a super role (decided here, so JS and Rust never disagree). */
+  isSuper: boolean
 }
 
 export declare function permRoleKey(roleId: JsId): string

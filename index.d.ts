@@ -267,14 +267,18 @@ export interface NearCacheStats {
   enabled: boolean;
   /** True only while the pub/sub subscription is confirmed. */
   trusted: boolean;
+  /** Snapshots held by the native near cache. */
   size: number;
   max: number;
   ttlMs: number;
+  /** Answers from process memory (both layers: the JS copy and the native near cache). */
   hits: number;
   misses: number;
   fills: number;
   refusedFills: number;
   invalidations: number;
+  /** The JS-side copy in front of it: live entries, and the answers it gave with no native call. */
+  l1: { size: number; hits: number };
 }
 
 export declare class PermissionCache {

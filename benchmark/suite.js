@@ -11,6 +11,9 @@
 // Writes BENCHMARKS.md and benchmark/ratios.svg (the chart shown in the README).
 //
 //   node benchmark/suite.js [--quick] [--rounds 5] [--ms 600] [--express-sec 10]
+//   BENCH_ONLY=permNear,permFar node benchmark/suite.js   only these per-operation rows (keys
+//     below); no Express, no RSS, and nothing written (a partial run must not replace
+//     BENCHMARKS.md or the chart)
 //
 // Every loop is bounded in count and time; the whole run takes about 6 minutes.
 
@@ -38,6 +41,7 @@ const EXPRESS_ROUNDS = arg('express-rounds', QUICK ? 1 : 5);
 const RSS_READS = arg('rss-reads', QUICK ? 100_000 : 1_000_000);
 const TOKENS = 1000;
 const USERS = 1000;
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((k) => k.trim()).filter(Boolean)) : null;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
@@ -149,7 +153,8 @@ async function perOperation(url) {
   for (let i = 0; i < TOKENS; i++) await ours.sessionCache.setSession(hashToken(token(i)), sessionData(i));
   for (let i = 0; i < USERS; i++) await ours.permissionCache.setUserPermissions(i, snapshot(i));
 
-  const ops = operations(ours, oursFar, baseAp);
+  const ops = operations(ours, oursFar, baseAp).filter((op) => ONLY === null || ONLY.has(op.key));
+  if (ONLY !== null && ops.length === 0) throw new Error(`BENCH_ONLY names no operation (keys: ${operations(ours, oursFar, baseAp).map((op) => op.key).join(', ')})`);
   const rows = [];
   // The harness's own ceiling: an op that only awaits an already-resolved promise.
   const empty = async () => true;
@@ -325,10 +330,10 @@ async function rssMain(impl, url, reads) {
 // ---- output --------------------------------------------------------------------------------
 
 const TARGETS = [
-  { label: 'session hit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'sessionHit' && r.inFlight === 256).ratio, min: 2.0 },
-  { label: 'checkLimit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'checkLimit' && r.inFlight === 256).ratio, min: 2.0 },
-  { label: 'hasModulePermission (near cache), 256 in flight', get: (R) => R.rows.find((r) => r.key === 'permNear' && r.inFlight === 256).ratio, min: 20 },
-  { label: 'acquire + release, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'lock' && r.inFlight === 256).ratio, min: 1.5 },
+  { label: 'session hit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'sessionHit' && r.inFlight === 256)?.ratio, min: 2.0 },
+  { label: 'checkLimit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'checkLimit' && r.inFlight === 256)?.ratio, min: 2.0 },
+  { label: 'hasModulePermission (near cache), 256 in flight', get: (R) => R.rows.find((r) => r.key === 'permNear' && r.inFlight === 256)?.ratio, min: 20 },
+  { label: 'acquire + release, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'lock' && r.inFlight === 256)?.ratio, min: 1.5 },
   { label: 'Express chain, requests/s', get: (R) => R.express && R.express.rpsRatio, min: 1.3 },
   { label: 'Express chain, p99 latency (lower is better)', get: (R) => R.express && R.express.p99Ratio, max: 0.75 },
 ];
@@ -448,11 +453,11 @@ async function main() {
   try {
     console.log(`per operation: ${ROUNDS} rounds of ${ROUND_MS} ms per series`);
     R.rows = await perOperation(server.url);
-    if (!flag('no-express')) {
+    if (ONLY === null && !flag('no-express')) {
       console.log(`\nExpress chain: autocannon 100 connections × ${EXPRESS_SEC} s, ${EXPRESS_ROUNDS} rounds`);
       R.express = await express(server.url);
     }
-    if (!flag('no-rss')) {
+    if (ONLY === null && !flag('no-rss')) {
       console.log(`\nRSS around ${RSS_READS} session reads`);
       R.rss = [await rssChild('ours', server.url), await rssChild('baseline', server.url)];
       for (const r of R.rss) console.log(`${r.impl}: ${(r.before / 2 ** 20).toFixed(1)} MiB → ${(r.after / 2 ** 20).toFixed(1)} MiB after GC (${r.reads} reads in ${r.secs} s)`);
@@ -462,6 +467,11 @@ async function main() {
   }
   const notesFile = path.join(__dirname, 'NOTES.md');
   if (fs.existsSync(notesFile)) R.notes = fs.readFileSync(notesFile, 'utf8');
+  if (ONLY !== null) {
+    console.log('\n' + markdown(R));
+    console.log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; BENCH_ONLY=${[...ONLY].join(',')}: a partial run, nothing written`);
+    return;
+  }
   fs.writeFileSync(path.join(__dirname, 'ratios.svg'), svg(R.rows));
   if (!flag('no-write')) fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), markdown(R));
   console.log('\n' + markdown(R));

@@ -8,6 +8,7 @@ const { Bridge } = require('./bridge');
 const { typeError, isBackendFailure } = require('./errors');
 const { nearCacheOptions } = require('./permissions');
 const { tlsCaOf } = require('./tls');
+const { NearL1 } = require('./near_l1');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -98,6 +99,8 @@ class Context {
   constructor(options) {
     this.options = normalizeOptions(options);
     this.bridgeInstance = null;
+    // The JS near cache of the current bridge (lib/near_l1.js), or null.
+    this.nearL1 = null;
     this.stats = newStats();
     this.flights = new Map();
   }
@@ -119,6 +122,7 @@ class Context {
         tlsCa: tlsCaOf(o.tls),
         ...nearCacheOptions(o),
       });
+      this.nearL1 = NearL1.create(this.bridgeInstance.native);
     }
     return this.bridgeInstance;
   }
@@ -133,6 +137,7 @@ class Context {
     const old = this.bridgeInstance;
     this.options = next;
     this.bridgeInstance = null;
+    this.nearL1 = null;
     try {
       this.ensureBridge();
     } finally {
@@ -145,6 +150,7 @@ class Context {
       this.bridgeInstance.close();
       this.bridgeInstance = null;
     }
+    this.nearL1 = null;
     this.flights.clear();
   }
 

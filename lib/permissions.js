@@ -4,6 +4,7 @@
 
 const { typeError, checkIdType, checkString } = require('./errors');
 const { invalidatePermissions } = require('./pubsub');
+const { hasModule, hasPage } = require('./near_l1');
 
 const DEFAULT_SUPER_ROLES = Object.freeze(['SUPER_ADMIN']);
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -92,13 +93,42 @@ class PermissionCache {
     return this.ctx.options.superRoles || DEFAULT_SUPER_ROLES;
   }
 
+  // ---- the JS near cache (lib/near_l1.js) ------------------------------------------------
+  // A hit there answers with no native call at all. On a miss, the call copies the Rust near
+  // cache's snapshot (if it holds one) before anything else, then goes on as before.
+
+  l1User(userId) {
+    const l1 = this.ctx.nearL1;
+    return l1 === null ? undefined : l1.get(l1.users, userId);
+  }
+
+  l1Role(roleId) {
+    const l1 = this.ctx.nearL1;
+    return l1 === null ? undefined : l1.get(l1.roles, roleId);
+  }
+
+  // Inside `op` (after the argument checks): throws what the native side throws for a bad id.
+  fillUser(userId) {
+    const l1 = this.ctx.nearL1;
+    return l1 === null ? undefined : l1.fillUser(userId);
+  }
+
+  fillRole(roleId) {
+    const l1 = this.ctx.nearL1;
+    return l1 === null ? undefined : l1.fillRole(roleId);
+  }
+
   // ---- user snapshots -------------------------------------------------------------------
 
   // → the cached snapshot or null (cache only: near cache, then Redis).
   getUserPermissions(userId) {
+    const hit = this.l1User(userId);
+    if (hit !== undefined) return Promise.resolve(this.countHit(hit.json));
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
+        const l1 = this.fillUser(userId);
+        if (l1 !== undefined) return this.countHit(l1.json);
         const near = n.permUserGet(id, userId);
         if (near !== null) return this.countHit(near);
       },
@@ -125,10 +155,16 @@ class PermissionCache {
   // → { ...snapshot, source: 'cache' | 'database' } or null; a miss (or a Redis failure)
   // asks loaders.userPermissions(userId, role), once for all concurrent callers.
   getUserPermissionsWithFallback(userId, role) {
+    if (role == null || typeof role === 'string' || typeof role === 'number') {
+      const hit = this.l1User(userId);
+      if (hit !== undefined) return Promise.resolve(withSource(this.countHit(hit.json), 'cache'));
+    }
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
         if (role != null) checkIdType(role, 'role');
+        const l1 = this.fillUser(userId);
+        if (l1 !== undefined) return withSource(this.countHit(l1.json), 'cache');
         const near = n.permUserGet(id, userId);
         if (near !== null) return withSource(this.countHit(near), 'cache');
       },
@@ -163,15 +199,28 @@ class PermissionCache {
       .then((json) => (json === null ? null : withSource(JSON.parse(json), 'database')));
   }
 
-  // → boolean. The hot path is one synchronous native call: it answers from the near cache
-  // when it holds a trusted snapshot (then only Promise.resolve is added); otherwise it starts
-  // the Redis read, checked in Rust (true/false arrive, no JSON), and only a snapshot missing
-  // from Redis (or Redis failing) goes to the loader.
+  // → boolean. The hot path is no native call at all: the JS near cache's answer. Else one
+  // synchronous native call: it answers from the Rust near cache when it holds a trusted
+  // snapshot (then only Promise.resolve is added); otherwise it starts the Redis read, checked
+  // in Rust (true/false arrive, no JSON), and only a snapshot missing from Redis (or Redis
+  // failing) goes to the loader.
   hasModulePermission(userId, module) {
+    if (typeof module === 'string') {
+      const hit = this.l1User(userId);
+      if (hit !== undefined) {
+        this.stats.hits++;
+        return Promise.resolve(hasModule(hit, module));
+      }
+    }
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
         checkString(module, 'module');
+        const l1 = this.fillUser(userId);
+        if (l1 !== undefined) {
+          this.stats.hits++;
+          return hasModule(l1, module);
+        }
         const near = n.permCheckModule(id, userId, module);
         if (near !== null) {
           this.stats.hits++;
@@ -188,11 +237,23 @@ class PermissionCache {
 
   // → boolean: the page's list holds `action` or '*', or the user's role is a super role.
   hasPagePermission(userId, page, action) {
+    if (typeof page === 'string' && typeof action === 'string') {
+      const hit = this.l1User(userId);
+      if (hit !== undefined) {
+        this.stats.hits++;
+        return Promise.resolve(hasPage(hit, page, action));
+      }
+    }
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
         checkString(page, 'page');
         checkString(action, 'action');
+        const l1 = this.fillUser(userId);
+        if (l1 !== undefined) {
+          this.stats.hits++;
+          return hasPage(l1, page, action);
+        }
         const near = n.permCheckPage(id, userId, page, action);
         if (near !== null) {
           this.stats.hits++;
@@ -226,9 +287,13 @@ class PermissionCache {
   // ---- role snapshots -------------------------------------------------------------------
 
   getRolePermissions(roleId) {
+    const hit = this.l1Role(roleId);
+    if (hit !== undefined) return Promise.resolve(this.countHit(hit.json));
     return this.ctx.op(
       (n, id) => {
         checkIdType(roleId, 'roleId');
+        const l1 = this.fillRole(roleId);
+        if (l1 !== undefined) return this.countHit(l1.json);
         const near = n.permRoleGet(id, roleId);
         if (near !== null) return this.countHit(near);
       },
@@ -250,9 +315,13 @@ class PermissionCache {
   }
 
   getRolePermissionsWithFallback(roleId) {
+    const hit = this.l1Role(roleId);
+    if (hit !== undefined) return Promise.resolve(withSource(this.countHit(hit.json), 'cache'));
     return this.ctx.op(
       (n, id) => {
         checkIdType(roleId, 'roleId');
+        const l1 = this.fillRole(roleId);
+        if (l1 !== undefined) return withSource(this.countHit(l1.json), 'cache');
         const near = n.permRoleGet(id, roleId);
         if (near !== null) return withSource(this.countHit(near), 'cache');
       },
@@ -290,9 +359,15 @@ class PermissionCache {
     return invalidatePermissions(this.ctx, 'role', roleId, 'permission');
   }
 
-  // The near cache's state: { enabled, trusted, size, max, ttlMs, hits, misses, fills, … }.
+  // The near cache's state: { enabled, trusted, size, max, ttlMs, hits, misses, fills, …,
+  // l1: { size, hits } }. `hits` counts the answers of both layers; `size` and the rest are
+  // the Rust layer's (the JS layer holds copies of its entries, l1.size of them).
   nearCacheStats() {
-    return JSON.parse(this.ctx.bridge.native.nearCacheStats());
+    const s = JSON.parse(this.ctx.bridge.native.nearCacheStats());
+    const l1 = this.ctx.nearL1;
+    s.l1 = { size: l1 === null ? 0 : l1.size(), hits: l1 === null ? 0 : l1.hits };
+    s.hits += s.l1.hits;
+    return s;
   }
 }
 

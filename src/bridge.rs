@@ -201,6 +201,8 @@ impl<D: Deliver> Drop for Settle<D> {
 #[napi]
 pub struct NativeCache {
     pub(crate) core: Arc<Core>,
+    /// `nearCacheWords()` was called (it hands the shared words out once).
+    pub(crate) words_handed_out: AtomicBool,
 }
 
 #[napi]
@@ -234,6 +236,7 @@ impl NativeCache {
                 sink: Sink { queue, deliver },
                 pubsub: PubSubState::new(near),
             }),
+            words_handed_out: AtomicBool::new(false),
         })
     }
 }

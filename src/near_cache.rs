@@ -9,9 +9,19 @@
 //! Every invalidation bumps a generation counter under the lock. A fill captures the
 //! generation before it reads Redis and is refused if the generation moved meanwhile, so a
 //! read that raced with an invalidation never re-inserts the value the invalidation removed.
+//!
+//! The façade keeps a second, smaller near cache in JS (`lib/near_l1.js`) so that a hit never
+//! crosses N-API. It has no way to hear invalidations of its own: instead it reads two words
+//! of [`SharedWords`] that this cache updates, the JS generation (bumped, under the lock,
+//! together with the Rust generation: by every invalidation and every change of trust, on
+//! whichever thread applies it: the subscriber task the moment a message arrives, or the JS
+//! thread for local invalidations) and the trusted flag. A JS entry remembers the generation
+//! read before the native call that returned its snapshot, and is answered from only while
+//! that generation is still current. So whatever invalidates here voids every JS entry at the
+//! same instant, with no message to JS in between.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +130,12 @@ impl Snapshot {
         self.is_super || self.all_modules || self.modules.contains(module)
     }
 
+    /// The role is one of the super roles (the JS near cache takes this answer as is, so the
+    /// two never disagree on how a numeric role is spelled).
+    pub fn is_super(&self) -> bool {
+        self.is_super
+    }
+
     pub fn has_page(&self, page: &str, action: &str) -> bool {
         self.is_super
             || self
@@ -176,6 +192,20 @@ impl Inner {
     }
 }
 
+/// The memory JS reads on every hit of its own near cache (`lib/near_l1.js`), as an
+/// `Int32Array` over an external ArrayBuffer (see `NativeCache::near_cache_words`): word 0 is
+/// the JS generation, word 1 is 1 while trusted. Only Rust writes it, always atomically and
+/// under the near cache's lock; JS only reads it, with `Atomics.load`.
+///
+/// The 32-bit generation wraps; a JS entry could be revived only if exactly 2^32
+/// invalidations happened within one near TTL (at most 60 s), which cannot happen.
+#[repr(C)]
+#[derive(Default)]
+pub struct SharedWords {
+    pub gen: AtomicU32,
+    pub trusted: AtomicU32,
+}
+
 #[derive(Default)]
 pub struct NearStats {
     pub hits: AtomicU64,
@@ -192,6 +222,8 @@ pub struct NearCache {
     inner: Mutex<Inner>,
     trusted: AtomicBool,
     gen: AtomicU64,
+    /// Shared with JS; kept alive by this Arc and by the ArrayBuffer's own clone.
+    words: Arc<SharedWords>,
     pub stats: NearStats,
 }
 
@@ -204,6 +236,7 @@ impl NearCache {
             inner: Mutex::new(Inner::default()),
             trusted: AtomicBool::new(false),
             gen: AtomicU64::new(0),
+            words: Arc::new(SharedWords::default()),
             stats: NearStats::default(),
         }
     }
@@ -251,9 +284,44 @@ impl NearCache {
     /// every entry goes and every fill in flight is refused.
     pub fn set_trusted(&self, trusted: bool) {
         let mut inner = self.inner.lock();
-        self.gen.fetch_add(1, Ordering::AcqRel);
+        self.bump();
         inner.clear();
         self.trusted.store(trusted, Ordering::Release);
+        self.words
+            .trusted
+            .store(u32::from(trusted), Ordering::SeqCst);
+    }
+
+    /// Moves both generations on (call it with the lock held): every fill in flight is
+    /// refused and every JS entry is void from this instant.
+    fn bump(&self) {
+        self.gen.fetch_add(1, Ordering::AcqRel);
+        self.words.gen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The words JS reads (see [`SharedWords`]).
+    pub fn shared_words(&self) -> Arc<SharedWords> {
+        self.words.clone()
+    }
+
+    /// For the JS near cache: the live snapshot and how long it has left to live, if the
+    /// cache is trusted and holds one. Counts a hit, never a miss (a miss goes on to the full
+    /// check, which counts it).
+    pub fn peek(&self, kind: Kind, id: &str) -> Option<(Arc<Snapshot>, Duration)> {
+        if !self.enabled() || !self.is_trusted() {
+            return None;
+        }
+        let inner = self.inner.lock();
+        let item = match kind {
+            Kind::User => inner.users.get(id),
+            Kind::Role => inner.roles.get(id),
+        }?;
+        let left = item.expires.checked_duration_since(Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        Some((item.snap.clone(), left))
     }
 
     /// The live snapshot, if the cache is trusted and holds one.
@@ -327,7 +395,7 @@ impl NearCache {
 
     fn invalidate(&self, f: impl FnOnce(&mut Inner)) {
         let mut inner = self.inner.lock();
-        self.gen.fetch_add(1, Ordering::AcqRel);
+        self.bump();
         f(&mut inner);
         self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
     }
@@ -493,6 +561,64 @@ mod tests {
         n.invalidate_user("1");
         n.fill(Kind::User, "1", SNAP, gen);
         assert!(n.get(Kind::User, "1").is_none());
+    }
+
+    #[test]
+    fn the_js_words_move_with_every_invalidation_and_change_of_trust() {
+        let n = NearCache::new(Duration::from_secs(5), 10, vec![]);
+        let w = n.shared_words();
+        let gen = || w.gen.load(Ordering::SeqCst);
+        let trusted = || w.trusted.load(Ordering::SeqCst);
+        assert_eq!(trusted(), 0);
+        let last = std::cell::Cell::new(gen());
+        let moved = |what: &str| {
+            let now = gen();
+            assert_ne!(now, last.get(), "{what} must move the JS generation");
+            last.set(now);
+        };
+        n.set_trusted(true);
+        assert_eq!(trusted(), 1);
+        moved("trust");
+        n.fill(Kind::User, "1", SNAP, n.generation());
+        assert_eq!(gen(), last.get(), "a fill is no invalidation");
+        n.invalidate_user("1");
+        moved("a user invalidation");
+        n.invalidate_role("1");
+        moved("a role invalidation");
+        n.invalidate_key("perm:user:2");
+        moved("a key invalidation");
+        n.invalidate_pattern("perm:*");
+        moved("a pattern invalidation");
+        n.clear();
+        moved("clear");
+        n.apply_message(CH_PERMISSIONS, r#"{"type":"user","userId":3}"#);
+        moved("a permissions message");
+        n.apply_message(CH_CACHE, r#"{"keys":["anything"]}"#);
+        moved("a cache message");
+        n.apply_message(CH_SESSIONS, r#"{"type":"user","userId":3}"#);
+        assert_eq!(
+            gen(),
+            last.get(),
+            "session messages do not touch permissions"
+        );
+        n.set_trusted(false);
+        assert_eq!(trusted(), 0);
+        moved("distrust");
+    }
+
+    #[test]
+    fn peek_answers_a_live_entry_with_its_time_left_and_counts_no_miss() {
+        let n = near();
+        assert!(n.peek(Kind::User, "1").is_none());
+        assert_eq!(n.stats.misses.load(Ordering::Relaxed), 0);
+        n.fill(Kind::User, "1", SNAP, n.generation());
+        let (snap, left) = n.peek(Kind::User, "1").unwrap();
+        assert!(snap.has_module("INVENTORY"));
+        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(4));
+        assert_eq!(n.stats.hits.load(Ordering::Relaxed), 1);
+        assert!(n.peek(Kind::Role, "1").is_none());
+        n.set_trusted(false);
+        assert!(n.peek(Kind::User, "1").is_none());
     }
 
     #[test]

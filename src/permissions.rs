@@ -4,16 +4,20 @@
 //! true/false from the near cache at once, or returns null after starting the store read,
 //! which is checked here in Rust (only a boolean crosses back) and fills the near cache.
 
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::Env;
+use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue};
+use napi::{sys, Env};
 use napi_derive::napi;
 
 use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::near_cache::{Kind, Snapshot, CH_PERMISSIONS};
+use crate::near_cache::{Kind, SharedWords, Snapshot, CH_PERMISSIONS};
 use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
 
 fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
@@ -26,8 +30,88 @@ fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
     Ok(Duration::from_millis((t * 1000.0).round() as u64))
 }
 
+/// A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`).
+#[napi(object)]
+pub struct NearSnapshot {
+    pub json: String,
+    /// How long the entry has left to live here: the JS copy must not outlive it.
+    pub ttl_ms: f64,
+    /// The role is a super role (decided here, so JS and Rust never disagree).
+    pub is_super: bool,
+}
+
+/// Releases the ArrayBuffer's count of the shared words (N-API finalizer).
+unsafe extern "C" fn release_words(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the pointer `Arc::into_raw` gave in `near_cache_words`, released
+    // exactly once, here.
+    drop(unsafe { Arc::from_raw(hint as *const SharedWords) });
+}
+
 #[napi]
 impl NativeCache {
+    /// The near cache's [`SharedWords`] as an 8-byte ArrayBuffer whose memory *is* those words
+    /// (not a copy), for the JS near cache to read with `Atomics.load`; handed out once per
+    /// instance (a second call, or a runtime that refuses external buffers, gets null and
+    /// the JS near cache stays off).
+    ///
+    /// Why this is sound:
+    /// - Lifetime: the words live in an `Arc`; the ArrayBuffer owns one count of it, released
+    ///   by its finalizer, and the near cache owns another. Neither side ever reaches the
+    ///   memory through the other's handle, so whichever goes first, the memory outlives
+    ///   every access. External backing stores are never moved by V8; if JS detaches the
+    ///   buffer, the façade's reads fail, and it falls back to the native path for good.
+    /// - Data races: Rust only writes, with atomic read-modify-writes/stores; the façade only
+    ///   reads, with `Atomics.load` (an atomic 32-bit load, `ldar`/`mov` on arm64/x86-64), on
+    ///   naturally aligned 32-bit words. Nothing reads or writes them non-atomically.
+    /// - A copy would be unsound (JS would read a frozen generation): napi-rs'
+    ///   `ArrayBuffer::from_external` silently copies where external buffers are not allowed
+    ///   (Electron), so this calls N-API directly and gives up on any status but ok. Node also
+    ///   forbids two external buffers over one region: hence once per instance.
+    #[napi(ts_return_type = "ArrayBuffer | null")]
+    pub fn near_cache_words(&self, env: Env) -> napi::Result<Option<ArrayBuffer<'_>>> {
+        if cfg!(target_family = "wasm") || self.words_handed_out.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let words = self.core.pubsub.near.shared_words();
+        let data = Arc::as_ptr(&words) as *mut c_void;
+        let hint = Arc::into_raw(words) as *mut c_void;
+        let mut value = ptr::null_mut();
+        // SAFETY: `data` points to `size_of::<SharedWords>()` bytes that stay valid until
+        // `release_words` runs (it holds a count of the Arc, passed as `hint`).
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env.raw(),
+                data,
+                std::mem::size_of::<SharedWords>(),
+                Some(release_words),
+                hint,
+                &mut value,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // No buffer was made, so the finalizer will never run: release the count here.
+            drop(unsafe { Arc::from_raw(hint as *const SharedWords) });
+            return Ok(None);
+        }
+        // SAFETY: `value` is the ArrayBuffer just created in this env.
+        Ok(Some(unsafe {
+            ArrayBuffer::from_napi_value(env.raw(), value)?
+        }))
+    }
+
+    /// The near cache's snapshot of a user, if it holds a live one (no store read). For the
+    /// JS near cache, which keeps what this returns until its generation moves or `ttlMs`.
+    #[napi]
+    pub fn perm_user_near(&self, env: Env, user_id: JsId) -> napi::Result<Option<NearSnapshot>> {
+        self.perm_near(env, Kind::User, "userId", user_id)
+    }
+
+    /// [`perm_user_near`](Self::perm_user_near) for a role.
+    #[napi]
+    pub fn perm_role_near(&self, env: Env, role_id: JsId) -> napi::Result<Option<NearSnapshot>> {
+        self.perm_near(env, Kind::Role, "roleId", role_id)
+    }
+
     /// The whole hasModulePermission in one call: true/false at once from the near cache;
     /// else null is returned and the store read starts, whose reply is true/false (checked in
     /// Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
@@ -181,6 +265,26 @@ impl NativeCache {
 }
 
 impl NativeCache {
+    fn perm_near(
+        &self,
+        env: Env,
+        kind: Kind,
+        what: &str,
+        raw_id: JsId,
+    ) -> napi::Result<Option<NearSnapshot>> {
+        let pid = js(&env, keys::id_string(what, raw_id))?;
+        Ok(self
+            .core
+            .pubsub
+            .near
+            .peek(kind, &pid)
+            .map(|(snap, left)| NearSnapshot {
+                json: snap.json.clone(),
+                ttl_ms: left.as_secs_f64() * 1000.0,
+                is_super: snap.is_super(),
+            }))
+    }
+
     fn perm_check<F>(
         &self,
         env: Env,
