@@ -130,8 +130,9 @@ for (const [name, make] of BACKENDS) {
           CLERK,
           { role: 7, modules: [] },
           { role: 'BOSS' },
-          { modules: ['*'], pages: { p: ['*'], q: 'view', r: [1, 'view'] } },
-          { role: 'CLERK', modules: ['A', 5, null], pages: JSON.parse('{"__proto__":["view"]}') },
+          // (malformed snapshots, e.g. a page list that is not an array, are refused on write)
+          { modules: ['*'], pages: { p: ['*'], q: [], r: ['1', 'view'] } },
+          { role: 'CLERK', modules: ['A', '5', ''], pages: JSON.parse('{"__proto__":["view"]}') },
           {},
         ];
         const questions = [
