@@ -27,10 +27,12 @@ class Bridge {
 
   // The promise of operation `id`. `onValue(v)` maps the raw reply (it may return a promise);
   // `onError(err)`, when given, turns a failure into a value (the fallback path).
-  wait(id, onValue, onError) {
+  // `arg` is handed to both as their second argument: hot callers pass handlers made once
+  // and their per-call state in `arg`, instead of making closures on every call.
+  wait(id, onValue, onError, arg) {
     if (this.pending.size === 0) this.keepAlive.ref();
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onValue, onError });
+      this.pending.set(id, { resolve, reject, onValue, onError, arg });
     });
   }
 
@@ -45,8 +47,8 @@ class Bridge {
       if (p === undefined) continue;
       pending.delete(id);
       try {
-        if (!failed) p.resolve(p.onValue === undefined ? value : p.onValue(value));
-        else if (p.onError !== undefined) p.resolve(p.onError(value));
+        if (!failed) p.resolve(p.onValue === undefined ? value : p.onValue(value, p.arg));
+        else if (p.onError !== undefined) p.resolve(p.onError(value, p.arg));
         else p.reject(value);
       } catch (err) {
         p.reject(err);

@@ -169,6 +169,20 @@ class Context {
     return early === undefined ? b.wait(id, onValue, onError) : Promise.resolve(early);
   }
 
+  // `op` for hot paths: `start(n, id, arg)`, `onValue(value, arg)` and `onError(err, arg)` are
+  // made once by the caller; the call's own state travels in `arg` (no closures per call).
+  opArg(start, arg, onValue, onError) {
+    let b, id, early;
+    try {
+      b = this.bridge;
+      id = b.nextId();
+      early = start(b.native, id, arg);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return early === undefined ? b.wait(id, onValue, onError, arg) : Promise.resolve(early);
+  }
+
   // An onValue handler for `op` on a read of JSON: counts the hit or miss of `service` and
   // answers the parsed value, or null.
   hitCounter(service) {

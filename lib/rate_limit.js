@@ -51,6 +51,11 @@ function parseRateLimits(raw) {
 }
 
 // A counted hit ({ total, leftMs }) → the answer of checkLimit for a limit of `max`.
+// checkLimit's native call; `q` is { ip, endpoint, lim, at }.
+function startHit(n, id, q) {
+  n.rateHit(id, q.ip, q.endpoint, q.lim.max, q.lim.windowSec);
+}
+
 function resultOf(hit, max) {
   const { total } = hit;
   return { allowed: total <= max, remaining: Math.max(0, max - total), resetIn: Math.ceil(hit.leftMs / 1000), total, limit: max };
@@ -278,6 +283,10 @@ class RateLimiter {
     this.insured = parseInsurance(ctx.options.rateLimitInsurance);
     this.stats.insured = 0;
     this.warnedXff = false;
+    // checkLimit's answer handlers, made once: q is { ip, endpoint, lim, at }.
+    const soft = ctx.soft('rateLimit', null);
+    this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, { total: v[0], leftMs: v[1], at: q.at }, q.lim);
+    this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, soft(err), q.lim);
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
     this.authLimiter = this.middleware(() => this.limitFor(LOGIN), { insured: true });
@@ -317,6 +326,7 @@ class RateLimiter {
   // (counted as an error). `at` is when the hit was sent, on the monotonic clock.
   hit(ip, endpoint, lim) {
     const at = performance.now();
+    // (checkLimit does the same in one step, with startHit/tallyHit/tallyFailure)
     return this.ctx.op(
       (n, id) => n.rateHit(id, ip, endpoint, lim.max, lim.windowSec),
       (v) => ({ total: v[0], leftMs: v[1], at }),
@@ -382,7 +392,9 @@ class RateLimiter {
     }
     const cached = this.cachedHit(ip, endpoint, lim);
     if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, cached, lim));
-    return this.hit(ip, endpoint, lim).then((h) => this.tally(ip, endpoint, h, lim));
+    // One native operation whose answer is tallied in place: no closure and no second promise
+    // per call (the hot path of every request).
+    return this.ctx.opArg(startHit, { ip, endpoint, lim, at: performance.now() }, this.tallyHit, this.tallyFailure);
   }
 
   // → 1 if the counter of ip on endpoint existed and was removed, else 0. The block cache of

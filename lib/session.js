@@ -36,6 +36,21 @@ class SessionCache {
     this.ctx = ctx;
     this.stats = ctx.stats.session;
     this.countHit = ctx.hitCounter('session');
+    // getSessionWithFallback's handlers, made once (the hot path makes no closure per call).
+    this.fallbackStart = (n, id, token) => {
+      checkString(token, 'token');
+      n.sessionGetByToken(id, token);
+    };
+    this.fallbackValue = (json, token) => {
+      const data = this.countHit(json);
+      if (data === null) return this.loadSession(token);
+      data.source = 'cache';
+      return data;
+    };
+    this.fallbackError = (err, token) => {
+      this.ctx.failed('session', err);
+      return this.loadSession(token, true);
+    };
   }
 
   // → true, or false when the session has already expired or could not be stored.
@@ -85,22 +100,7 @@ class SessionCache {
   // natively; on a miss (or when Redis fails) loaders.session(token) is asked once for all
   // concurrent callers.
   getSessionWithFallback(token) {
-    return this.ctx.op(
-      (n, id) => {
-        checkString(token, 'token');
-        n.sessionGetByToken(id, token);
-      },
-      (json) => {
-        const data = this.countHit(json);
-        if (data === null) return this.loadSession(token);
-        data.source = 'cache';
-        return data;
-      },
-      (err) => {
-        this.ctx.failed('session', err);
-        return this.loadSession(token, true);
-      },
-    );
+    return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
 
   loadSession(token, redisFailed = false) {
