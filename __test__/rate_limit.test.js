@@ -450,6 +450,8 @@ for (const [name, make] of BACKENDS) {
       const global = rl.createLimiter({ max: 10, windowSec: 60 });
       app.post('/api/double', global, rl.authLimiter, ok);
       app.get('/api/throws', rl.createLimiter({ max: 5, keyGenerator: () => 'a b' }), ok);
+      app.get('/api/async-key', rl.createLimiter({ max: 2, windowSec: 30, keyGenerator: async (req) => req.get('x-user') }), ok);
+      app.get('/api/async-key-fails', rl.createLimiter({ max: 2, keyGenerator: () => Promise.reject(Object.assign(new Error('no tenant'), { code: 'E_TENANT' })) }), ok);
       app.use((err, req, res, next) => res.status(500).json({ error: err.message, code: err.code }));
       http = await serve(app);
     });
@@ -552,6 +554,19 @@ for (const [name, make] of BACKENDS) {
       for (let i = 0; i < 6; i++) rs.push(await call(http.base, '/api/double', { method: 'POST', ...as(ip) }));
       assert.deepEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200, 429]);
       assert.equal((await rl.getIpStatus(ip))['/api/double'].current, 6);
+    });
+
+    it('a keyGenerator that answers with a promise: its key is counted; a rejected one goes to the error handler', async () => {
+      const user = `user-${uid()}`;
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await call(http.base, '/api/async-key', { headers: { 'x-user': user, 'x-forwarded-for': freshIp() } })).status);
+      assert.deepEqual(statuses, [200, 200, 429]);
+      assert.equal((await rl.getIpStatus(user))['/api/async-key'].current, 3);
+      const before = (await backend.keys()).sort();
+      const r = await call(http.base, '/api/async-key-fails');
+      assert.equal(r.status, 500);
+      assert.equal(r.body.code, 'E_TENANT');
+      assert.deepEqual((await backend.keys()).sort(), before);
     });
 
     it('an invalid key from keyGenerator goes to the error handler; nothing is written', async () => {

@@ -548,34 +548,50 @@ class RateLimiter {
         next(err);
         return undefined;
       }
-      return Promise.resolve(key)
-        .then((ip) => {
-          checkIdType(ip, 'rate limit key');
-          let hits = req[HITS];
-          if (hits === undefined) {
-            hits = new Map();
-            req[HITS] = hits;
-          }
-          const memo = `${ip}\n${endpoint}`;
-          let pending = hits.get(memo);
-          if (pending === undefined) {
-            const cached = limiter.cachedHit(ip, endpoint, lim);
-            pending = cached !== undefined ? Promise.resolve(cached) : limiter.hit(ip, endpoint, lim);
-            hits.set(memo, pending);
-          }
-          return pending.then((h) => ({ ip, h }));
-        })
-        .then(({ ip, h }) => limiter.respond(req, res, next, ip, endpoint, h, lim, opts))
-        .then(
-          (pass) => pass,
-          (err) => {
-            next(err);
-            return false;
-          },
-        )
-        .then((pass) => {
-          if (pass) next();
-        });
+      // The hit of (ip, endpoint) for this request: one per request even if the same limiter
+      // runs twice on it (app.use and a route).
+      const hitOf = (ip) => {
+        checkIdType(ip, 'rate limit key');
+        let hits = req[HITS];
+        if (hits === undefined) {
+          hits = new Map();
+          req[HITS] = hits;
+        }
+        const memo = `${ip}\n${endpoint}`;
+        let pending = hits.get(memo);
+        if (pending === undefined) {
+          const cached = limiter.cachedHit(ip, endpoint, lim);
+          pending = cached !== undefined ? Promise.resolve(cached) : limiter.hit(ip, endpoint, lim);
+          hits.set(memo, pending);
+        }
+        return pending;
+      };
+      // Headers, then next() or the 429 (a handler or message function may answer later).
+      const finish = (ip, h) => {
+        let pass;
+        try {
+          pass = limiter.respond(req, res, next, ip, endpoint, h, lim, opts);
+        } catch (err) {
+          next(err);
+          return;
+        }
+        if (pass === true) next();
+        else if (pass !== false) Promise.resolve(pass).then((yes) => yes && next(), next);
+      };
+      const run = (ip) => {
+        let pending;
+        try {
+          pending = hitOf(ip);
+        } catch (err) {
+          next(err);
+          return undefined;
+        }
+        return pending.then((h) => finish(ip, h), next);
+      };
+      // A key known now (req.ip, or a keyGenerator that answered at once) goes straight on:
+      // one promise, the hit's, between the request and next().
+      if (key === null || (typeof key !== 'object' && typeof key !== 'function')) return run(key);
+      return Promise.resolve(key).then(run, next);
     };
     return function rateLimitMiddleware(req, res, next) {
       if (!skip) {

@@ -1,0 +1,98 @@
+'use strict';
+// Where the CPU goes: one implementation, one operation, N calls in flight for a few seconds on
+// a fresh redis-server, then ops/s and the CPU of every thread of this process and of
+// redis-server (from /proc, in ticks per second: 100 = one core busy).
+//
+//   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|checkLimit> [secs=6] [inFlight=256]
+//
+// base = the ioredis baseline with autopipelining, baseNo = without. Linux only. Every loop is
+// bounded by time (1 s of warm-up, then `secs`).
+
+const fs = require('fs');
+const { createCache, hashToken } = require('..');
+const { createBaseline } = require('./baseline');
+const { startRedis } = require('../__test__/helpers/redis');
+
+const [impl = 'ours', what = 'sessionHit', secs = '6', inFlight = '256'] = process.argv.slice(2);
+const N = Number(inFlight);
+const TOKENS = 1000;
+const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
+
+// pid → { 'name#tid': utime + stime in ticks }
+function cpu(pid) {
+  const out = {};
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out[`${name}#${tid}`] = Number(f[11]) + Number(f[12]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+function perSecond(before, after, secs) {
+  return Object.entries(after)
+    .map(([k, v]) => [k, Math.round((v - (before[k] || 0)) / secs)])
+    .filter(([, v]) => v > 1);
+}
+
+async function main() {
+  if (!['ours', 'base', 'baseNo'].includes(impl) || !['sessionHit', 'checkLimit'].includes(what)) {
+    throw new Error('usage: node benchmark/cpu.js <ours|base|baseNo> <sessionHit|checkLimit> [secs] [inFlight]');
+  }
+  const server = await startRedis();
+  const c = impl === 'ours' ? createCache({ url: server.url, rateLimits }) : createBaseline(server.url, { autoPipelining: impl === 'base', rateLimits });
+  if (c.ready) await c.ready();
+  const tokens = Array.from({ length: TOKENS }, (_, i) => `bench-token-${i}-${'x'.repeat(40)}`);
+  const seed = createCache({ url: server.url });
+  for (let i = 0; i < TOKENS; i++) {
+    await seed.sessionCache.setSession(hashToken(tokens[i]), { user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
+  }
+  const op =
+    what === 'sessionHit'
+      ? (i) => c.sessionCache.getSessionWithFallback(tokens[i % TOKENS])
+      : (i) => c.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search');
+  let next = 0;
+  let done = 0;
+  const lanes = async (ms) => {
+    const until = Date.now() + ms;
+    const lane = async () => {
+      while (Date.now() < until) {
+        for (let k = 0; k < 16; k++) {
+          await op(next++);
+          done++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: N }, lane));
+  };
+  await lanes(1000); // warm-up
+  const redisPid = server.proc.pid;
+  const a = cpu(process.pid);
+  const ra = cpu(redisPid);
+  const t0 = process.hrtime.bigint();
+  done = 0;
+  await lanes(Number(secs) * 1000);
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  const b = cpu(process.pid);
+  const rb = cpu(redisPid);
+  console.log(
+    `${impl} ${what}, ${N} in flight: ${Math.round(done / dt / 1000)}k ops/s; CPU in ticks/s (100 = one core): node ${JSON.stringify(perSecond(a, b, dt))}, redis-server ${JSON.stringify(perSecond(ra, rb, dt))}`,
+  );
+  await seed.shutdown();
+  if (c.shutdown) await c.shutdown();
+  else c.close();
+  await server.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
