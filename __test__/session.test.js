@@ -52,6 +52,16 @@ for (const [name, make] of BACKENDS) {
       assert.ok((await backend.keys()).includes(`session:${h}`));
     });
 
+    it('non-ASCII data comes back exactly (ASCII replies take a one-byte fast path)', async () => {
+      const h = uid();
+      const data = { user_id: 7, name: 'Zoë Ørsted 日本 😀', note: 'latin1 ÿ and \u0000 and \u2028', ascii: 'plain' };
+      assert.equal(await cache.sessionCache.setSession(h, data), true);
+      assert.deepEqual(await cache.sessionCache.getSession(h), data);
+      const plain = uid();
+      assert.equal(await cache.sessionCache.setSession(plain, { user_id: 8, name: 'plain ascii ~' }), true);
+      assert.deepEqual(await cache.sessionCache.getSession(plain), { user_id: 8, name: 'plain ascii ~' });
+    });
+
     it('the TTL is one hour at most, and the time left to expires_at when sooner', async () => {
       const far = uid();
       await cache.sessionCache.setSession(far, { user_id: 1, expires_at: new Date(Date.now() + 86400_000).toISOString() });

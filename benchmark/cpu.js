@@ -3,7 +3,7 @@
 // a fresh redis-server, then ops/s and the CPU of every thread of this process and of
 // redis-server (from /proc, in ticks per second: 100 = one core busy).
 //
-//   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|checkLimit> [secs=6] [inFlight=256]
+//   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|setSession|checkLimit|lock> [secs=6] [inFlight=256]
 //
 // base = the ioredis baseline with autopipelining, baseNo = without. Linux only. Every loop is
 // bounded by time (1 s of warm-up, then `secs`).
@@ -17,6 +17,8 @@ const [impl = 'ours', what = 'sessionHit', secs = '6', inFlight = '256'] = proce
 const N = Number(inFlight);
 const TOKENS = 1000;
 const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
+const OPS = ['sessionHit', 'setSession', 'checkLimit', 'lock'];
+const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
 
 // pid → { 'name#tid': utime + stime in ticks }
 function cpu(pid) {
@@ -41,8 +43,8 @@ function perSecond(before, after, secs) {
 }
 
 async function main() {
-  if (!['ours', 'base', 'baseNo'].includes(impl) || !['sessionHit', 'checkLimit'].includes(what)) {
-    throw new Error('usage: node benchmark/cpu.js <ours|base|baseNo> <sessionHit|checkLimit> [secs] [inFlight]');
+  if (!['ours', 'base', 'baseNo'].includes(impl) || !OPS.includes(what)) {
+    throw new Error(`usage: node benchmark/cpu.js <ours|base|baseNo> <${OPS.join('|')}> [secs] [inFlight]`);
   }
   const server = await startRedis();
   const c = impl === 'ours' ? createCache({ url: server.url, rateLimits }) : createBaseline(server.url, { autoPipelining: impl === 'base', rateLimits });
@@ -50,12 +52,22 @@ async function main() {
   const tokens = Array.from({ length: TOKENS }, (_, i) => `bench-token-${i}-${'x'.repeat(40)}`);
   const seed = createCache({ url: server.url });
   for (let i = 0; i < TOKENS; i++) {
-    await seed.sessionCache.setSession(hashToken(tokens[i]), { user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
+    await seed.sessionCache.setSession(hashToken(tokens[i]), sessionData(i));
   }
-  const op =
-    what === 'sessionHit'
-      ? (i) => c.sessionCache.getSessionWithFallback(tokens[i % TOKENS])
-      : (i) => c.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search');
+  const hashes = tokens.map(hashToken);
+  const data = tokens.map((t, i) => sessionData(i));
+  const ops = {
+    sessionHit: (i) => c.sessionCache.getSessionWithFallback(tokens[i % TOKENS]),
+    setSession: (i) => c.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]),
+    checkLimit: (i) => c.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search'),
+    lock: async (i) => {
+      const id = i % 100000;
+      const l = await c.distributedLock.acquire('bench', id, { ttlSec: 30 });
+      if (!l.acquired) throw new Error('lock not acquired');
+      await c.distributedLock.release('bench', id, l.owner);
+    },
+  };
+  const op = ops[what];
   let next = 0;
   let done = 0;
   const lanes = async (ms) => {

@@ -7,6 +7,15 @@ const { NativeCache } = require('./native');
 const MAX_ID = 0x7fffffff;
 const noop = () => {};
 
+// One executor for every promise (no closure per call): it leaves the resolving functions
+// here, and wait() takes them at once.
+let takenResolve;
+let takenReject;
+function take(resolve, reject) {
+  takenResolve = resolve;
+  takenReject = reject;
+}
+
 class Bridge {
   constructor(nativeOptions) {
     this.seq = 0;
@@ -31,9 +40,9 @@ class Bridge {
   // and their per-call state in `arg`, instead of making closures on every call.
   wait(id, onValue, onError, arg) {
     if (this.pending.size === 0) this.keepAlive.ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onValue, onError, arg });
-    });
+    const promise = new Promise(take);
+    this.pending.set(id, { resolve: takenResolve, reject: takenReject, onValue, onError, arg });
+    return promise;
   }
 
   onBatch(batch) {

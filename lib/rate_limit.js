@@ -285,7 +285,11 @@ class RateLimiter {
     this.warnedXff = false;
     // checkLimit's answer handlers, made once: q is { ip, endpoint, lim, at }.
     const soft = ctx.soft('rateLimit', null);
-    this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, { total: v[0], leftMs: v[1], at: q.at }, q.lim);
+    this.tallyHit = (v, q) => {
+      q.total = v[0];
+      q.leftMs = v[1];
+      return this.tally(q.ip, q.endpoint, q, q.lim); // q is now the hit { total, leftMs, at }
+    };
     this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, soft(err), q.lim);
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
@@ -394,7 +398,7 @@ class RateLimiter {
     if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, cached, lim));
     // One native operation whose answer is tallied in place: no closure and no second promise
     // per call (the hot path of every request).
-    return this.ctx.opArg(startHit, { ip, endpoint, lim, at: performance.now() }, this.tallyHit, this.tallyFailure);
+    return this.ctx.opArg(startHit, { ip, endpoint, lim, at: performance.now(), total: 0, leftMs: 0 }, this.tallyHit, this.tallyFailure);
   }
 
   // → 1 if the counter of ip on endpoint existed and was removed, else 0. The block cache of

@@ -85,11 +85,35 @@ unsafe fn reply_to_js(env: sys::napi_env, r: Reply) -> napi::Result<sys::napi_va
             Reply::Nil => Null::to_napi_value(env, Null),
             Reply::Bool(b) => bool::to_napi_value(env, b),
             Reply::Num(n) => f64::to_napi_value(env, n),
-            Reply::Str(s) => String::to_napi_value(env, s),
+            Reply::Str(s) => str_to_js(env, &s),
             Reply::Strs(v) => Vec::<String>::to_napi_value(env, v),
             Reply::Nums(v) => Vec::<f64>::to_napi_value(env, v),
         }
     }
+}
+
+/// A string for JS. Cached values are nearly always ASCII (JSON as the ERP writes it): then V8
+/// copies the bytes into a one-byte string as they are, with no UTF-8 decoding.
+unsafe fn str_to_js(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    unsafe {
+        if s.is_ascii() {
+            check_status!(sys::napi_create_string_latin1(
+                env,
+                s.as_ptr().cast(),
+                s.len() as isize,
+                &mut out
+            ))?;
+        } else {
+            check_status!(sys::napi_create_string_utf8(
+                env,
+                s.as_ptr().cast(),
+                s.len() as isize,
+                &mut out
+            ))?;
+        }
+    }
+    Ok(out)
 }
 
 impl ToNapiValue for Batch {
