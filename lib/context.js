@@ -158,15 +158,7 @@ class Context {
   // becomes the rejection: bad input never reaches the back end); a value it returns is the
   // answer when it decided not to submit anything. See Bridge#wait.
   op(start, onValue, onError) {
-    let b, id, early;
-    try {
-      b = this.bridge;
-      id = b.nextId();
-      early = start(b.native, id);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return early === undefined ? b.wait(id, onValue, onError) : Promise.resolve(early);
+    return this.opArg(start, undefined, onValue, onError);
   }
 
   // `op` for hot paths: `start(n, id, arg)`, `onValue(value, arg)` and `onError(err, arg)` are
