@@ -302,6 +302,31 @@ describe('shutdown', () => {
     });
   }
 
+  it('shutdown() with calls in flight on a hung Redis: every call settles at once, as closed', async () => {
+    const hung = await startRedis();
+    const c = createCache({ url: hung.url, commandTimeoutMs: 5000 });
+    try {
+      assert.equal((await c.ping()).pong, 'PONG');
+      hung.pause();
+      const t0 = performance.now();
+      const calls = Array.from({ length: 20 }, (_, i) => c.distributedLock.acquire('task', `closing-${i}`));
+      const reads = Array.from({ length: 20 }, (_, i) => c.sessionCache.getSession(`closing-${i}`));
+      await sleep(50); // written to the socket, unanswered
+      await c.shutdown();
+      const locks = await Promise.all(calls);
+      assert.deepEqual(await Promise.all(reads), Array(20).fill(null));
+      const ms = performance.now() - t0;
+      assert.ok(ms < 2000, `settled after ${ms.toFixed(0)} ms (commandTimeoutMs 5000)`);
+      for (const l of locks) {
+        assert.equal(l.acquired, false);
+        assert.equal(l.code, 'ECLOSED', `${l.code}: ${l.error && l.error.message}`);
+      }
+    } finally {
+      hung.resume();
+      await hung.stop();
+    }
+  });
+
   it('a process with operations in flight stays alive until they finish', async () => {
     const script = `
       const c = require(${JSON.stringify(ROOT)});

@@ -165,6 +165,9 @@ pub struct Core {
     sink: Sink,
     /// The near cache and the pub/sub subscriber of this instance.
     pub pubsub: PubSubState,
+    /// `shutdown()` was called: an operation dropped unanswered from now on was cut off by
+    /// it (`ECLOSED`), not lost to a bug.
+    pub closed: AtomicBool,
 }
 
 impl Core {
@@ -179,18 +182,33 @@ impl Core {
 /// Where an answer goes: the instance's sink (a test can use its own).
 trait Deliver {
     fn deliver(&self, id: u32, r: CacheResult<Reply>);
+
+    /// The answer of an operation that ended without one.
+    fn unanswered(&self) -> CacheError {
+        CacheError::Internal("the operation ended without an answer")
+    }
 }
 
 impl Deliver for Arc<Core> {
     fn deliver(&self, id: u32, r: CacheResult<Reply>) {
         self.sink.push(id, r);
     }
+
+    /// `shutdown()` drops the connection task with the commands it had sent: those are
+    /// closed, not lost.
+    fn unanswered(&self) -> CacheError {
+        if self.closed.load(Ordering::Acquire) {
+            CacheError::Closed
+        } else {
+            CacheError::Internal("the operation ended without an answer")
+        }
+    }
 }
 
 /// The promise of operation `id`, settled exactly once: by [`Settle::answer`], or, if the
 /// guard is dropped unanswered (the operation panicked on a worker or the I/O task, or its
-/// task or callback was dropped), with `ERR_CACHE_INTERNAL`, a back-end failure: the caller
-/// falls back instead of waiting forever.
+/// task or callback was dropped), with `ERR_CACHE_INTERNAL` (`ECLOSED` once `shutdown()` was
+/// called), a back-end failure: the caller falls back instead of waiting forever.
 struct Settle<D: Deliver = Arc<Core>> {
     to: D,
     id: u32,
@@ -215,7 +233,7 @@ impl<D: Deliver> Settle<D> {
 impl<D: Deliver> Drop for Settle<D> {
     fn drop(&mut self) {
         if !self.answered {
-            let err = CacheError::Internal("the operation ended without an answer");
+            let err = self.to.unanswered();
             self.to.deliver(self.id, Err(err));
         }
     }
@@ -259,6 +277,7 @@ impl NativeCache {
                 max_value_bytes: cfg.max_value_bytes,
                 sink: Sink { queue, deliver },
                 pubsub: PubSubState::new(near),
+                closed: AtomicBool::new(false),
             }),
             words_handed_out: AtomicBool::new(false),
         })

@@ -59,6 +59,7 @@ impl NativeCache {
     /// Closes every connection of this instance; later operations fail with `ECLOSED`.
     #[napi]
     pub fn close(&self) {
+        self.core.closed.store(true, Ordering::Release);
         self.core.pubsub.close();
         if let Some(s) = &self.core.store {
             s.close();
