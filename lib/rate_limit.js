@@ -50,12 +50,25 @@ function parseRateLimits(raw) {
   return table;
 }
 
-// A counted hit ({ total, leftMs }) → the answer of checkLimit for a limit of `max`.
-// checkLimit's native call; `q` is { ip, endpoint, lim, at }.
+// One hit sent to the store, { ip, endpoint, lim, at }, where `at` is when it was sent on the
+// monotonic clock; the store's answer fills in { total, leftMs } (see storedHit).
+function newHit(ip, endpoint, lim) {
+  return { ip, endpoint, lim, at: performance.now(), total: 0, leftMs: 0 };
+}
+
+// The native call of a hit `q`.
 function startHit(n, id, q) {
   n.rateHit(id, q.ip, q.endpoint, q.lim.max, q.lim.windowSec);
 }
 
+// The store's answer [total, leftMs] → `q` as the counted hit { total, leftMs, at }.
+function storedHit(v, q) {
+  q.total = v[0];
+  q.leftMs = v[1];
+  return q;
+}
+
+// A counted hit ({ total, leftMs }) → the answer of checkLimit for a limit of `max`.
 function resultOf(hit, max) {
   const { total } = hit;
   return { allowed: total <= max, remaining: Math.max(0, max - total), resetIn: Math.ceil(hit.leftMs / 1000), total, limit: max };
@@ -283,14 +296,10 @@ class RateLimiter {
     this.insured = parseInsurance(ctx.options.rateLimitInsurance);
     this.stats.insured = 0;
     this.warnedXff = false;
-    // checkLimit's answer handlers, made once: q is { ip, endpoint, lim, at }.
-    const soft = ctx.soft('rateLimit', null);
-    this.tallyHit = (v, q) => {
-      q.total = v[0];
-      q.leftMs = v[1];
-      return this.tally(q.ip, q.endpoint, q, q.lim); // q is now the hit { total, leftMs, at }
-    };
-    this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, soft(err), q.lim);
+    // The answer handlers of a hit `q` (see newHit), made once: no closure per call.
+    this.softHit = ctx.soft('rateLimit', null);
+    this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, storedHit(v, q), q.lim);
+    this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, this.softHit(err), q.lim);
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
     this.authLimiter = this.middleware(() => this.limitFor(LOGIN), { insured: true });
@@ -329,13 +338,7 @@ class RateLimiter {
   // One hit counted in the store → { total, leftMs, at }, or null when the back end failed
   // (counted as an error). `at` is when the hit was sent, on the monotonic clock.
   hit(ip, endpoint, lim) {
-    const at = performance.now();
-    // (checkLimit does the same in one step, with startHit/tallyHit/tallyFailure)
-    return this.ctx.op(
-      (n, id) => n.rateHit(id, ip, endpoint, lim.max, lim.windowSec),
-      (v) => ({ total: v[0], leftMs: v[1], at }),
-      this.ctx.soft('rateLimit', null),
-    );
+    return this.ctx.opArg(startHit, newHit(ip, endpoint, lim), storedHit, this.softHit);
   }
 
   // A hit (or null: the back end failed) → the answer for `lim`, counted in stats; a hit from
@@ -398,7 +401,7 @@ class RateLimiter {
     if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, cached, lim));
     // One native operation whose answer is tallied in place: no closure and no second promise
     // per call (the hot path of every request).
-    return this.ctx.opArg(startHit, { ip, endpoint, lim, at: performance.now(), total: 0, leftMs: 0 }, this.tallyHit, this.tallyFailure);
+    return this.ctx.opArg(startHit, newHit(ip, endpoint, lim), this.tallyHit, this.tallyFailure);
   }
 
   // → 1 if the counter of ip on endpoint existed and was removed, else 0. The block cache of

@@ -25,7 +25,7 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
-use crate::store::pipeline::{encode, Resp, ScriptCall};
+use crate::store::pipeline::{encode, Done, Resp, ScriptCall};
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.
@@ -344,33 +344,29 @@ impl NativeCache {
         let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
             return false;
         };
-        if self.refused_by_circuit(id) {
-            return true;
+        if let Some(done) = self.direct_done(id, on_reply) {
+            pipeline.submit(|b| encode(b, args), done);
         }
-        let settle = Settle::new(self.core.clone(), id);
-        pipeline.submit(
-            |b| encode(b, args),
-            Box::new(move |r| {
-                settle.to.record_outcome(&r);
-                settle.answer(on_reply(r))
-            }),
-        );
         true
     }
 
-    /// True when the circuit breaker skips Redis: `id` is then answered `ECIRCUITOPEN`
-    /// (through the sink, like any answer) and nothing is sent.
-    fn refused_by_circuit(&self, id: u32) -> bool {
-        let open = self
-            .core
-            .store
-            .as_ref()
-            .and_then(|s| s.circuit())
-            .is_some_and(|c| c.admit() == crate::health::Admit::Refuse);
-        if open {
-            self.core.sink.push(id, Err(CacheError::CircuitOpen));
+    /// The pipeline callback of direct operation `id`: it feeds the circuit breaker, decodes
+    /// the reply with `on_reply` and settles `id`. None when the breaker skips Redis: `id` is
+    /// then answered `ECIRCUITOPEN` (through the sink, like any answer) and nothing is sent.
+    fn direct_done<F>(&self, id: u32, on_reply: F) -> Option<Done>
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let circuit = self.core.store.as_ref().and_then(|s| s.circuit());
+        if let Some(Err(e)) = circuit.map(|c| c.check()) {
+            self.core.sink.push(id, Err(e));
+            return None;
         }
-        open
+        let settle = Settle::new(self.core.clone(), id);
+        Some(Box::new(move |r| {
+            settle.to.record_outcome(&r);
+            settle.answer(on_reply(r))
+        }))
     }
 
     /// The store when it has the pipelined transport (plain TCP Redis): the back end on
@@ -390,17 +386,9 @@ impl NativeCache {
         let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
             return false;
         };
-        if self.refused_by_circuit(id) {
-            return true;
+        if let Some(done) = self.direct_done(id, on_reply) {
+            pipeline.submit_script(call, done);
         }
-        let settle = Settle::new(self.core.clone(), id);
-        pipeline.submit_script(
-            call,
-            Box::new(move |r| {
-                settle.to.record_outcome(&r);
-                settle.answer(on_reply(r))
-            }),
-        );
         true
     }
 

@@ -237,6 +237,14 @@ impl Circuit {
         }
     }
 
+    /// [`Circuit::admit`] as a result: `ECIRCUITOPEN` while the breaker skips Redis.
+    pub fn check(&self) -> CacheResult<()> {
+        match self.admit() {
+            Admit::Refuse => Err(CacheError::CircuitOpen),
+            Admit::Pass | Admit::Probe => Ok(()),
+        }
+    }
+
     /// Redis answered (even with an error reply): the circuit closes.
     pub fn success(&self) {
         // Read first: the hot path (nothing failed) then writes no shared cache line.

@@ -19,7 +19,7 @@ use super::topology::Topology;
 
 use crate::config::{percent_decode, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
-use crate::health::{Admit, Circuit};
+use crate::health::Circuit;
 
 /// A manager whose connection failed for a reason it does not retry by itself (auth, TLS,
 /// timeout of the handshake) is replaced, at most this often.
@@ -164,21 +164,9 @@ impl RedisStore {
         &self.circuit
     }
 
-    /// `ECIRCUITOPEN` while the breaker skips Redis.
-    fn admit(&self) -> CacheResult<()> {
-        match self.circuit.admit() {
-            Admit::Refuse => Err(CacheError::CircuitOpen),
-            Admit::Pass | Admit::Probe => Ok(()),
-        }
-    }
-
     /// PING, past the breaker (health checks must see the recovery); its outcome feeds it.
     pub async fn ping(&self) -> CacheResult<String> {
-        let ping = ::redis::cmd("PING");
-        let r = match &self.topology {
-            Some(t) => t.query(&ping).await,
-            None => self.standalone_query(&ping).await,
-        };
+        let r = self.dispatch_query(&::redis::cmd("PING")).await;
         self.circuit.record(&r);
         r
     }
@@ -334,13 +322,18 @@ impl RedisStore {
 
     /// Runs one command (refused at once while the circuit is open).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        self.admit()?;
-        let r = match &self.topology {
-            Some(t) => t.query(cmd).await,
-            None => self.standalone_query(cmd).await,
-        };
+        self.circuit.check()?;
+        let r = self.dispatch_query(cmd).await;
         self.circuit.record(&r);
         r
+    }
+
+    /// One command to the topology, or to this one server; the breaker is the caller's.
+    async fn dispatch_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        match &self.topology {
+            Some(t) => t.query(cmd).await,
+            None => self.standalone_query(cmd).await,
+        }
     }
 
     /// [`RedisStore::query`] on this one server, past the breaker (what a topology calls).
@@ -367,7 +360,7 @@ impl RedisStore {
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        self.admit()?;
+        self.circuit.check()?;
         let r = match &self.topology {
             Some(t) => t.script(script, keys, args).await,
             None => self.standalone_script(script, keys, args).await,
