@@ -14,6 +14,16 @@ export declare class NativeCache {
   /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
   constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
   /**
+   * Sends the commands the direct paths queued since the last flush (the façade calls it
+   * once per tick of the event loop in which it started an operation).
+   */
+  flush(): void
+  /**
+   * `[writes, commands]`: how many writes of the outbox the pipelined connection made and
+   * how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
+   */
+  transportCounts(): Array<number>
+  /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker: a health check sees (and brings about) the recovery.
    */

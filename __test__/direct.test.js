@@ -73,6 +73,23 @@ describe('direct paths on the pipelined connection', () => {
     assert.equal(hits.filter((h) => h.allowed).length, 3);
   });
 
+  it('the commands one tick starts leave in one write, and each reply reaches its caller', async () => {
+    const native = cache.ctx.bridge.native;
+    await cache.sessionCache.setSession('tick-0', { user_id: 0 });
+    await cache.sessionCache.setSession('tick-1', { user_id: 1 });
+    const [w0, c0] = native.transportCounts();
+    // 1,000 reads and 200 limiter hits, all started in the same tick
+    const reads = Array.from({ length: 1000 }, (_, i) => cache.sessionCache.getSession(`tick-${i % 3}`));
+    const hits = Array.from({ length: 200 }, () => cache.rateLimiter.checkLimit('10.0.0.3', '/tick'));
+    const got = await Promise.all(reads);
+    const totals = (await Promise.all(hits)).map((h) => h.total);
+    const [w1, c1] = native.transportCounts();
+    assert.equal(c1 - c0, 1200, 'every command was sent once');
+    assert.equal(w1 - w0, 1, `one write carried them all (${w1 - w0} writes)`);
+    got.forEach((s, i) => assert.deepEqual(s, i % 3 === 2 ? null : { user_id: i % 3 }));
+    assert.deepEqual(totals, Array.from({ length: 200 }, (_, i) => i + 1), 'limiter hits counted in the order started');
+  });
+
   it('publish answers the number of receivers', async () => {
     const other = createCache({ url: server.url, nodeId: 'other' });
     try {

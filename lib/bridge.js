@@ -26,6 +26,20 @@ class Bridge {
     this.keepAlive.unref();
     this.native = new NativeCache(nativeOptions, (batch) => this.onBatch(batch));
     this.closed = false;
+    // The direct paths queue their commands without waking the native I/O thread; one
+    // flush per tick sends all the commands the tick started in one write.
+    this.flushQueued = false;
+    this.flushNow = () => {
+      this.flushQueued = false;
+      if (!this.closed) this.native.flush();
+    };
+  }
+
+  // After every native operation started: the tick's flush is queued once.
+  queueFlush() {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    process.nextTick(this.flushNow);
   }
 
   nextId() {

@@ -168,6 +168,7 @@ class Context {
     try {
       b = this.bridge;
       id = b.nextId();
+      b.queueFlush();
       early = start(b.native, id, arg);
     } catch (err) {
       return Promise.reject(err);

@@ -284,6 +284,31 @@ impl NativeCache {
     }
 }
 
+#[napi]
+impl NativeCache {
+    /// Sends the commands the direct paths queued since the last flush (the façade calls it
+    /// once per tick of the event loop in which it started an operation).
+    #[napi]
+    pub fn flush(&self) {
+        if let Some(p) = self.core.store.as_ref().and_then(|s| s.pipeline()) {
+            p.flush();
+        }
+    }
+
+    /// `[writes, commands]`: how many writes of the outbox the pipelined connection made and
+    /// how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
+    #[napi]
+    pub fn transport_counts(&self) -> Vec<f64> {
+        let (w, c) = self
+            .core
+            .store
+            .as_ref()
+            .and_then(|s| s.pipeline())
+            .map_or((0, 0), |p| p.transport_counts());
+        vec![w as f64, c as f64]
+    }
+}
+
 impl NativeCache {
     /// Starts an operation on the store; its result is delivered with the next batch. On the
     /// memory store the operation completes right here, on the JS thread.
@@ -345,7 +370,7 @@ impl NativeCache {
             return false;
         };
         if let Some(done) = self.direct_done(id, on_reply) {
-            pipeline.submit(|b| encode(b, args), done);
+            pipeline.submit_deferred(|b| encode(b, args), done);
         }
         true
     }
@@ -387,7 +412,7 @@ impl NativeCache {
             return false;
         };
         if let Some(done) = self.direct_done(id, on_reply) {
-            pipeline.submit_script(call, done);
+            pipeline.submit_script_deferred(call, done);
         }
         true
     }

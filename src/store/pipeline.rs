@@ -15,7 +15,7 @@
 //!   made anew (a black-holed socket never recovers by itself).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,6 +188,9 @@ struct Shared {
     healthy: AtomicBool,
     closed: AtomicBool,
     started: AtomicBool,
+    /// Writes of the outbox to the socket, and the commands they carried.
+    writes: AtomicU64,
+    sent: AtomicU64,
     scrub: Box<dyn Fn(String) -> String + Send + Sync>,
 }
 
@@ -217,10 +220,21 @@ impl Pipeline {
                 healthy: AtomicBool::new(true),
                 closed: AtomicBool::new(false),
                 started: AtomicBool::new(false),
+                writes: AtomicU64::new(0),
+                sent: AtomicU64::new(0),
                 scrub,
             }),
             task: Mutex::new(None),
         }
+    }
+
+    /// (writes of the outbox to the socket, commands they carried) so far.
+    pub fn transport_counts(&self) -> (u64, u64) {
+        let s = &self.shared;
+        (
+            s.writes.load(Ordering::Relaxed),
+            s.sent.load(Ordering::Relaxed),
+        )
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -229,6 +243,18 @@ impl Pipeline {
 
     /// Queues one command: `write` appends its encoding; `done` gets its reply. Never blocks.
     pub fn submit(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
+        self.submit_as(write, done, Wake::Now);
+    }
+
+    /// [`submit`](Self::submit) from the JS thread: the command waits in the outbox for the
+    /// [`flush`](Self::flush) that the façade makes once per tick of the event loop, so every
+    /// command a tick starts leaves in one write and the I/O task is woken once per tick, not
+    /// once per command (each wake is a thread switch on both sides).
+    pub fn submit_deferred(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
+        self.submit_as(write, done, Wake::OnFlush);
+    }
+
+    fn submit_as(&self, write: impl FnOnce(&mut Vec<u8>), done: Done, wake: Wake) {
         if self.shared.closed.load(Ordering::Relaxed) {
             done(Err(CacheError::Closed));
             return;
@@ -237,28 +263,47 @@ impl Pipeline {
             let shared = self.shared.clone();
             *self.task.lock() = Some(spawn(io_loop(shared)));
         }
-        enqueue(&self.shared, write, done);
+        enqueue(&self.shared, write, done, wake);
+    }
+
+    /// Sends what [`submit_deferred`](Self::submit_deferred) queued: wakes the I/O task if
+    /// the outbox holds anything.
+    pub fn flush(&self) {
+        if !self.shared.out.lock().queue.is_empty() {
+            self.shared.notify.notify_one();
+        }
     }
 
     /// Queues one script call as EVALSHA. On NOSCRIPT (first use since Redis started, or
     /// after SCRIPT FLUSH) it is sent once more as EVAL with the script's source, which also
     /// caches the script in Redis for the EVALSHAs that follow. `done` gets the final reply.
     pub fn submit_script(&self, call: ScriptCall, done: Done) {
+        self.submit_script_as(call, done, Wake::Now);
+    }
+
+    /// [`submit_script`](Self::submit_script), sent by the next [`flush`](Self::flush).
+    pub fn submit_script_deferred(&self, call: ScriptCall, done: Done) {
+        self.submit_script_as(call, done, Wake::OnFlush);
+    }
+
+    fn submit_script_as(&self, call: ScriptCall, done: Done, wake: Wake) {
         let call = Arc::new(call);
         let again = call.clone();
         let shared = self.shared.clone();
-        self.submit(
+        self.submit_as(
             |b| call.write(b, false),
             Box::new(move |r| match r {
+                // On the I/O task: it sends the EVAL itself.
                 Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
                     if shared.closed.load(Ordering::Relaxed) {
                         done(Err(CacheError::Closed));
                     } else {
-                        enqueue(&shared, |b| again.write(b, true), done);
+                        enqueue(&shared, |b| again.write(b, true), done, Wake::Now);
                     }
                 }
                 r => done(r),
             }),
+            wake,
         );
     }
 
@@ -342,9 +387,18 @@ pub fn decode<T: redis::FromRedisValue>(reply: Resp) -> CacheResult<T> {
         .map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
 }
 
-/// Appends a command to the outbox (the I/O task is running) and wakes the I/O task if the
-/// outbox was empty.
-fn enqueue(shared: &Shared, write: impl FnOnce(&mut Vec<u8>), done: Done) {
+/// When the I/O task hears of a queued command.
+#[derive(Clone, Copy, PartialEq)]
+enum Wake {
+    /// At once, if the outbox was empty (else a wake is already on its way).
+    Now,
+    /// At the next [`Pipeline::flush`].
+    OnFlush,
+}
+
+/// Appends a command to the outbox (the I/O task is running) and wakes the I/O task as
+/// `wake` says.
+fn enqueue(shared: &Shared, write: impl FnOnce(&mut Vec<u8>), done: Done, wake: Wake) {
     {
         let deadline = Instant::now() + shared.command_timeout;
         let was_empty = {
@@ -360,7 +414,7 @@ fn enqueue(shared: &Shared, write: impl FnOnce(&mut Vec<u8>), done: Done) {
             });
             was_empty
         };
-        if was_empty {
+        if was_empty && wake == Wake::Now {
             shared.notify.notify_one();
         }
     }
@@ -554,9 +608,11 @@ async fn io_loop(shared: Arc<Shared>) {
                         last_reply = Instant::now();
                     }
                     std::mem::swap(&mut out.buf, &mut wbuf);
+                    shared.sent.fetch_add(out.queue.len() as u64, Ordering::Relaxed);
                     inflight.extend(out.queue.drain(..));
                 }
                 if !wbuf.is_empty() {
+                    shared.writes.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = stream.write_all(&wbuf).await {
                         lost = Some(e.to_string());
                     }
