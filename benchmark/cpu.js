@@ -8,10 +8,10 @@
 // base = the ioredis baseline with autopipelining, baseNo = without. Linux only. Every loop is
 // bounded by time (1 s of warm-up, then `secs`).
 
-const fs = require('fs');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
 const { startRedis } = require('../__test__/helpers/redis');
+const { cpu, perSecond } = require('./lib/cpu');
 
 const [impl = 'ours', what = 'sessionHit', secs = '6', inFlight = '256'] = process.argv.slice(2);
 const N = Number(inFlight);
@@ -19,28 +19,6 @@ const TOKENS = 1000;
 const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
 const OPS = ['sessionHit', 'setSession', 'checkLimit', 'lock'];
 const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
-
-// pid → { 'name#tid': utime + stime in ticks }
-function cpu(pid) {
-  const out = {};
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out[`${name}#${tid}`] = Number(f[11]) + Number(f[12]);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
-
-function perSecond(before, after, secs) {
-  return Object.entries(after)
-    .map(([k, v]) => [k, Math.round((v - (before[k] || 0)) / secs)])
-    .filter(([, v]) => v > 1);
-}
 
 async function main() {
   if (!['ours', 'base', 'baseNo'].includes(impl) || !OPS.includes(what)) {

@@ -3,8 +3,14 @@
 // in batches ([id, value, …], negative id = error) and resolve the waiting promises.
 
 const { NativeCache } = require('./native');
+const { rangeError } = require('./errors');
 
-const MAX_ID = 0x7fffffff;
+// An operation's id is `tag * SLOTS + slot`: `slot` indexes the arrays that hold its waiting
+// promise (reused once it settles: no record and no Map entry per call), `tag` counts ids, so
+// an answer that comes for a slot's earlier occupant is recognised and dropped.
+const SLOT_BITS = 20;
+const SLOTS = 1 << SLOT_BITS;
+const TAG_MAX = (1 << (31 - SLOT_BITS)) - 1;
 const noop = () => {};
 
 // One executor for every promise (no closure per call): it leaves the resolving functions
@@ -18,8 +24,17 @@ function take(resolve, reject) {
 
 class Bridge {
   constructor(nativeOptions) {
-    this.seq = 0;
-    this.pending = new Map();
+    this.tag = 0;
+    // Per slot: the waiting promise's functions, its handlers and argument, the id in it
+    // (0 when free).
+    this.ids = [];
+    this.resolves = [];
+    this.rejects = [];
+    this.onValues = [];
+    this.onErrors = [];
+    this.args = [];
+    this.free = [];
+    this.inFlight = 0;
     // A weak threadsafe function delivers the batches, so an idle cache never keeps Node
     // alive; this timer does while anything is in flight.
     this.keepAlive = setInterval(noop, 0x7fffffff);
@@ -42,10 +57,14 @@ class Bridge {
     process.nextTick(this.flushNow);
   }
 
+  // The id of the next operation; wait(id) must follow before any other nextId() (an id
+  // that is not waited for names no slot and is never answered to anyone).
   nextId() {
-    const id = this.seq >= MAX_ID ? 1 : this.seq + 1;
-    this.seq = id;
-    return id;
+    const free = this.free;
+    const slot = free.length > 0 ? free[free.length - 1] : this.ids.length;
+    if (slot >= SLOTS) throw rangeError(`more than ${SLOTS} cache operations in flight`, 'ERR_CACHE_OVERLOAD');
+    this.tag = this.tag >= TAG_MAX ? 1 : this.tag + 1;
+    return this.tag * SLOTS + slot;
   }
 
   // The promise of operation `id`. `onValue(v)` maps the raw reply (it may return a promise);
@@ -53,31 +72,59 @@ class Bridge {
   // `arg` is handed to both as their second argument: hot callers pass handlers made once
   // and their per-call state in `arg`, instead of making closures on every call.
   wait(id, onValue, onError, arg) {
-    if (this.pending.size === 0) this.keepAlive.ref();
+    if (this.inFlight++ === 0) this.keepAlive.ref();
+    const slot = id & (SLOTS - 1);
     const promise = new Promise(take);
-    this.pending.set(id, { resolve: takenResolve, reject: takenReject, onValue, onError, arg });
+    if (slot === this.ids.length) {
+      this.ids.push(id);
+      this.resolves.push(takenResolve);
+      this.rejects.push(takenReject);
+      this.onValues.push(onValue);
+      this.onErrors.push(onError);
+      this.args.push(arg);
+    } else {
+      this.free.pop();
+      this.ids[slot] = id;
+      this.resolves[slot] = takenResolve;
+      this.rejects[slot] = takenReject;
+      this.onValues[slot] = onValue;
+      this.onErrors[slot] = onError;
+      this.args[slot] = arg;
+    }
     return promise;
   }
 
   onBatch(batch) {
-    const pending = this.pending;
+    const { ids, resolves, rejects, onValues, onErrors, args, free } = this;
     for (let i = 0; i < batch.length; i += 2) {
       let id = batch[i];
       const value = batch[i + 1];
       const failed = id < 0;
       if (failed) id = -id;
-      const p = pending.get(id);
-      if (p === undefined) continue;
-      pending.delete(id);
+      const slot = id & (SLOTS - 1);
+      if (ids[slot] !== id) continue;
+      const resolve = resolves[slot];
+      const reject = rejects[slot];
+      const onValue = onValues[slot];
+      const onError = onErrors[slot];
+      const arg = args[slot];
+      ids[slot] = 0;
+      resolves[slot] = undefined;
+      rejects[slot] = undefined;
+      onValues[slot] = undefined;
+      onErrors[slot] = undefined;
+      args[slot] = undefined;
+      free.push(slot);
+      this.inFlight--;
       try {
-        if (!failed) p.resolve(p.onValue === undefined ? value : p.onValue(value, p.arg));
-        else if (p.onError !== undefined) p.resolve(p.onError(value, p.arg));
-        else p.reject(value);
+        if (!failed) resolve(onValue === undefined ? value : onValue(value, arg));
+        else if (onError !== undefined) resolve(onError(value, arg));
+        else reject(value);
       } catch (err) {
-        p.reject(err);
+        reject(err);
       }
     }
-    if (pending.size === 0) this.keepAlive.unref();
+    if (this.inFlight === 0) this.keepAlive.unref();
   }
 
   close() {

@@ -76,7 +76,7 @@ class Cache extends EventEmitter {
   stats() {
     const out = JSON.parse(JSON.stringify(this.ctx.stats));
     const b = this.ctx.bridgeInstance;
-    out.inFlight = b === null ? 0 : b.pending.size;
+    out.inFlight = b === null ? 0 : b.inFlight;
     out.enabled = b === null ? false : b.native.isEnabled();
     out.circuit = b === null ? 'closed' : b.native.circuitState();
     return out;

@@ -1,0 +1,84 @@
+'use strict';
+// The JS half of the boundary (lib/bridge.js): every promise waits in a reused slot; an
+// answer names its slot and the id in it, so an answer meant for a slot's earlier occupant
+// (or for an id that never waited) is dropped, never given to the operation now there.
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const { createCache } = require('..');
+
+delete process.env.REDIS_URL;
+
+const settled = (p) => Promise.race([p.then((v) => ({ v }), (e) => ({ e })), new Promise((r) => setImmediate(() => r('pending')))]);
+
+describe('the bridge', () => {
+  it('an answer reaches the operation waiting in its slot, and only that one', async () => {
+    const cache = createCache({ url: 'memory://' });
+    try {
+      const b = cache.ctx.bridge;
+      const first = b.nextId();
+      const p1 = b.wait(first, (v) => `one:${v}`);
+      b.onBatch([first, 'a']);
+      assert.deepEqual(await settled(p1), { v: 'one:a' });
+      // the slot is free again: the next operation takes it under another id
+      const second = b.nextId();
+      assert.notEqual(second, first);
+      assert.equal(second & 0xfffff, first & 0xfffff, 'the slot is reused');
+      const p2 = b.wait(second, (v) => `two:${v}`);
+      b.onBatch([first, 'late answer of the first']);
+      assert.equal(await settled(p2), 'pending', 'a late answer for the earlier occupant is dropped');
+      b.onBatch([-second, Object.assign(new Error('boom'), { code: 'EX' })]);
+      const r = await settled(p2);
+      assert.equal(r.e.code, 'EX');
+      assert.equal(cache.stats().inFlight, 0);
+    } finally {
+      await cache.shutdown();
+    }
+  });
+
+  it('an id that was never waited for is never answered to anyone', async () => {
+    const cache = createCache({ url: 'memory://' });
+    try {
+      const b = cache.ctx.bridge;
+      const skipped = b.nextId(); // an operation that answered at once, without waiting
+      const id = b.nextId();
+      const p = b.wait(id);
+      b.onBatch([skipped, 'not for p']);
+      assert.equal(await settled(p), 'pending');
+      b.onBatch([id, 'for p']);
+      assert.deepEqual(await settled(p), { v: 'for p' });
+    } finally {
+      await cache.shutdown();
+    }
+  });
+
+  it('20,000 concurrent operations each get their own answer; the slots are reused afterwards', async () => {
+    const cache = createCache({ url: 'memory://' });
+    try {
+      const n = 20000;
+      await Promise.all(Array.from({ length: n }, (_, i) => cache.sessionCache.setSession(`bridge-${i}`, { user_id: i, i })));
+      const got = await Promise.all(Array.from({ length: n }, (_, i) => cache.sessionCache.getSession(`bridge-${i}`)));
+      got.forEach((s, i) => assert.equal(s.i, i));
+      const slots = cache.ctx.bridge.ids.length;
+      assert.ok(slots <= n, `slots: ${slots}`);
+      for (let r = 0; r < 3; r++) await Promise.all(Array.from({ length: 1000 }, (_, i) => cache.sessionCache.getSession(`bridge-${i}`)));
+      assert.equal(cache.ctx.bridge.ids.length, slots, 'no new slots: freed ones were reused');
+      assert.equal(cache.stats().inFlight, 0);
+    } finally {
+      await cache.shutdown();
+    }
+  });
+
+  it('more than 2^20 operations in flight are refused with a RangeError and a code', async () => {
+    const cache = createCache({ url: 'memory://' });
+    try {
+      const b = cache.ctx.bridge;
+      b.ids.length = 1 << 20; // as if every slot were taken
+      await assert.rejects(cache.sessionCache.getSession('x'), (e) => e instanceof RangeError && e.code === 'ERR_CACHE_OVERLOAD');
+      b.ids.length = 0;
+      assert.equal(await cache.sessionCache.getSession('x'), null, 'served again once slots are free');
+    } finally {
+      await cache.shutdown();
+    }
+  });
+});
