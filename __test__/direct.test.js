@@ -90,6 +90,32 @@ describe('direct paths on the pipelined connection', () => {
     assert.deepEqual(totals, Array.from({ length: 200 }, (_, i) => i + 1), 'limiter hits counted in the order started');
   });
 
+  it('operations started by separate callbacks of one turn of the event loop leave in one write', async () => {
+    const native = cache.ctx.bridge.native;
+    await cache.sessionCache.setSession('turn-1', { user_id: 1 });
+    const [w0, c0] = native.transportCounts();
+    // 50 timers due at the same moment run in the same timers phase, one callback each (as
+    // 50 HTTP requests read in one poll phase do)
+    const started = [];
+    await new Promise((resolve) => {
+      for (let i = 0; i < 50; i++) {
+        setTimeout(() => {
+          started.push(cache.sessionCache.getSession('turn-1'));
+          // each callback works a little, as a request handler does: time enough for the
+          // I/O thread to send a command at once, if it were woken for it
+          const until = performance.now() + 0.3;
+          while (performance.now() < until);
+          if (started.length === 50) resolve();
+        }, 5);
+      }
+    });
+    const got = await Promise.all(started);
+    const [w1, c1] = native.transportCounts();
+    assert.equal(c1 - c0, 50);
+    assert.equal(w1 - w0, 1, `one write for the turn (${w1 - w0} writes)`);
+    got.forEach((s) => assert.deepEqual(s, { user_id: 1 }));
+  });
+
   it('publish answers the number of receivers', async () => {
     const other = createCache({ url: server.url, nodeId: 'other' });
     try {
