@@ -5,7 +5,8 @@
 //
 //   node benchmark/express_cpu.js <ours|ioredisAuto|ioredis|none> [secs=6]
 //
-// Linux only; bounded by time (2 s of warm-up, then `secs`).
+// Linux only; bounded by time (2 s of warm-up, then `secs`). APP_NODE_FLAGS="--perf-basic-prof"
+// passes flags to the app process (for `perf record -p`).
 
 const { spawn } = require('child_process');
 const path = require('path');
@@ -17,7 +18,12 @@ const { cpu, perSecond } = require('./lib/cpu');
 const [impl = 'ours', secs = '6'] = process.argv.slice(2);
 const TOKEN = `bench-token-7-${'x'.repeat(40)}`;
 
+const IMPLS = ['ours', 'ioredisAuto', 'ioredis', 'none'];
+
 async function main() {
+  if (!IMPLS.includes(impl) || !(Number(secs) > 0 && Number(secs) <= 120)) {
+    throw new Error(`usage: node benchmark/express_cpu.js <${IMPLS.join('|')}> [secs, 1–120]`);
+  }
   const server = await startRedis();
   const seed = createCache({ url: server.url });
   await seed.sessionCache.setSession(hashToken(TOKEN), { user_id: 7, user: { id: 7, name: 'user 7', role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
