@@ -36,17 +36,47 @@ describe('the bridge', () => {
     }
   });
 
-  it('an id that was never waited for is never answered to anyone', async () => {
+  it('an id released without waiting (answered at once, or its start threw) is never answered to anyone', async () => {
     const cache = createCache({ url: 'memory://' });
     try {
       const b = cache.ctx.bridge;
-      const skipped = b.nextId(); // an operation that answered at once, without waiting
+      const skipped = b.nextId();
+      b.release(skipped);
       const id = b.nextId();
+      assert.equal(id & 0xfffff, skipped & 0xfffff, 'the released slot is taken again');
       const p = b.wait(id);
       b.onBatch([skipped, 'not for p']);
       assert.equal(await settled(p), 'pending');
       b.onBatch([id, 'for p']);
       assert.deepEqual(await settled(p), { v: 'for p' });
+      // a start that throws, and one that answers at once, free their slots
+      await assert.rejects(
+        cache.ctx.op(() => {
+          throw new TypeError('refused');
+        }),
+        { message: 'refused' },
+      );
+      assert.equal(await cache.ctx.op(() => 'at once'), 'at once');
+      assert.ok(b.ids.every((x) => x === 0), 'no slot stays reserved');
+      assert.equal(cache.stats().inFlight, 0);
+    } finally {
+      await cache.shutdown();
+    }
+  });
+
+  it('an operation started before another one waits gets a slot of its own', async () => {
+    const cache = createCache({ url: 'memory://' });
+    try {
+      const b = cache.ctx.bridge;
+      b.release(b.nextId()); // a free slot on the list
+      const outer = b.nextId();
+      const inner = b.nextId(); // started inside the outer one's start
+      assert.notEqual(outer & 0xfffff, inner & 0xfffff);
+      const pInner = b.wait(inner);
+      const pOuter = b.wait(outer);
+      b.onBatch([outer, 'outer', inner, 'inner']);
+      assert.deepEqual(await settled(pOuter), { v: 'outer' });
+      assert.deepEqual(await settled(pInner), { v: 'inner' });
     } finally {
       await cache.shutdown();
     }

@@ -67,14 +67,33 @@ class Bridge {
     else setImmediate(this.flushNow);
   }
 
-  // The id of the next operation; wait(id) must follow before any other nextId() (an id
-  // that is not waited for names no slot and is never answered to anyone).
+  // Reserves a slot for the next operation and answers its id. wait(id) then fills the slot,
+  // or release(id) frees it (an operation that answered at once or threw). Reserving makes
+  // the id unique at once, even if another operation starts before this one waits.
   nextId() {
-    const free = this.free;
-    const slot = free.length > 0 ? free[free.length - 1] : this.ids.length;
-    if (slot >= SLOTS) throw rangeError(`more than ${SLOTS} cache operations in flight`, 'ERR_CACHE_OVERLOAD');
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      slot = this.ids.length;
+      if (slot >= SLOTS) throw rangeError(`more than ${SLOTS} cache operations in flight`, 'ERR_CACHE_OVERLOAD');
+      this.ids.push(0);
+      this.resolves.push(undefined);
+      this.rejects.push(undefined);
+      this.onValues.push(undefined);
+      this.onErrors.push(undefined);
+      this.args.push(undefined);
+    }
     this.tag = this.tag >= TAG_MAX ? 1 : this.tag + 1;
-    return this.tag * SLOTS + slot;
+    const id = this.tag * SLOTS + slot;
+    this.ids[slot] = id;
+    return id;
+  }
+
+  // Frees the slot of `id`, which will never wait: an answer for it is dropped.
+  release(id) {
+    const slot = id & (SLOTS - 1);
+    if (this.ids[slot] !== id) return;
+    this.ids[slot] = 0;
+    this.free.push(slot);
   }
 
   // The promise of operation `id`. `onValue(v)` maps the raw reply (it may return a promise);
@@ -85,22 +104,11 @@ class Bridge {
     if (this.inFlight++ === 0) this.keepAlive.ref();
     const slot = id & (SLOTS - 1);
     const promise = new Promise(take);
-    if (slot === this.ids.length) {
-      this.ids.push(id);
-      this.resolves.push(takenResolve);
-      this.rejects.push(takenReject);
-      this.onValues.push(onValue);
-      this.onErrors.push(onError);
-      this.args.push(arg);
-    } else {
-      this.free.pop();
-      this.ids[slot] = id;
-      this.resolves[slot] = takenResolve;
-      this.rejects[slot] = takenReject;
-      this.onValues[slot] = onValue;
-      this.onErrors[slot] = onError;
-      this.args[slot] = arg;
-    }
+    this.resolves[slot] = takenResolve;
+    this.rejects[slot] = takenReject;
+    this.onValues[slot] = onValue;
+    this.onErrors[slot] = onError;
+    this.args[slot] = arg;
     return promise;
   }
 

@@ -171,9 +171,12 @@ class Context {
       b.queueFlush();
       early = start(b.native, id, arg);
     } catch (err) {
+      if (id !== undefined) b.release(id);
       return Promise.reject(err);
     }
-    return early === undefined ? b.wait(id, onValue, onError, arg) : Promise.resolve(early);
+    if (early === undefined) return b.wait(id, onValue, onError, arg);
+    b.release(id);
+    return Promise.resolve(early);
   }
 
   // An onValue handler for `op` on a read of JSON: counts the hit or miss of `service` and
