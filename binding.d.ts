@@ -19,6 +19,11 @@ export declare class NativeCache {
    */
   flush(): void
   /**
+   * Whether operations are sent on the pipelined connection, which [`flush`](Self::flush)
+   * sends (plain TCP Redis); the other back ends never need a flush.
+   */
+  pipelined(): boolean
+  /**
    * `[writes, commands]`: how many writes of the outbox the pipelined connection made and
    * how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
    */

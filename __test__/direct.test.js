@@ -94,19 +94,19 @@ describe('direct paths on the pipelined connection', () => {
     const native = cache.ctx.bridge.native;
     await cache.sessionCache.setSession('turn-1', { user_id: 1 });
     const [w0, c0] = native.transportCounts();
-    // 50 timers due at the same moment run in the same timers phase, one callback each (as
-    // 50 HTTP requests read in one poll phase do)
+    // 50 callbacks queued for the same check phase run one after another in it, each a
+    // callback of its own (as 50 HTTP requests read in one poll phase are)
     const started = [];
     await new Promise((resolve) => {
       for (let i = 0; i < 50; i++) {
-        setTimeout(() => {
+        setImmediate(() => {
           started.push(cache.sessionCache.getSession('turn-1'));
           // each callback works a little, as a request handler does: time enough for the
           // I/O thread to send a command at once, if it were woken for it
           const until = performance.now() + 0.3;
           while (performance.now() < until);
           if (started.length === 50) resolve();
-        }, 5);
+        });
       }
     });
     const got = await Promise.all(started);

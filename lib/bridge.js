@@ -48,7 +48,7 @@ class Bridge {
     // the answers are handled. Operations started by anything else (an HTTP request, a
     // timer) are flushed once per turn of the event loop (setImmediate), so 50 requests
     // that arrive together leave in one write, not 50.
-    this.flushQueued = false;
+    this.flushQueued = !this.native.pipelined(); // never queued when nothing needs a flush
     this.delivering = false;
     this.flushNow = () => {
       this.flushQueued = false;

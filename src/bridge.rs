@@ -295,6 +295,13 @@ impl NativeCache {
         }
     }
 
+    /// Whether operations are sent on the pipelined connection, which [`flush`](Self::flush)
+    /// sends (plain TCP Redis); the other back ends never need a flush.
+    #[napi]
+    pub fn pipelined(&self) -> bool {
+        self.direct_store().is_some()
+    }
+
     /// `[writes, commands]`: how many writes of the outbox the pipelined connection made and
     /// how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
     #[napi]
