@@ -2,7 +2,7 @@
 'use strict';
 // `npm run bench`: @bisman/cache against the plain-JS ioredis baseline (benchmark/baseline/),
 // both on the same fresh redis-server, in the same run:
-//   1. per operation, at 1 and at 256 calls in flight: ours, baseline with ioredis
+//   1. per operation, at 1 and at 256 calls in flight (tinybench): ours, baseline with ioredis
 //      auto-pipelining, baseline without; the rounds alternate between the three so machine
 //      noise hits all alike; median of ROUNDS rounds; ratio = ours / the better baseline;
 //   2. end to end: the guide's section 8 chain (rate limiter + session + permission) in an
@@ -35,7 +35,6 @@ const arg = (name, dflt) => {
 const QUICK = flag('quick');
 const ROUNDS = arg('rounds', QUICK ? 3 : 5);
 const ROUND_MS = arg('ms', QUICK ? 250 : 600);
-const MAX_OPS_PER_ROUND = 2_000_000;
 const EXPRESS_SEC = arg('express-sec', QUICK ? 3 : 10);
 const EXPRESS_ROUNDS = arg('express-rounds', QUICK ? 1 : 5);
 const RSS_READS = arg('rss-reads', QUICK ? 100_000 : 1_000_000);
@@ -53,24 +52,34 @@ const snapshot = (i) => ({
 const token = (i) => `bench-token-${i}-${'x'.repeat(40)}`;
 const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
 
-// Keeps `inFlight` calls of `op(i)` outstanding for ROUND_MS (at most MAX_OPS_PER_ROUND calls)
-// → calls per second.
-async function round(op, inFlight) {
-  const until = Date.now() + ROUND_MS;
-  let done = 0;
-  let next = 0;
-  const lane = async () => {
-    while (Date.now() < until && done < MAX_OPS_PER_ROUND) {
-      // 16 calls per clock read: Date.now() is not free at millions of calls per second
-      for (let k = 0; k < 16; k++) {
-        await op(next++);
-        done++;
-      }
-    }
-  };
-  const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: inFlight }, lane));
-  return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+// One round: tinybench (ESM, loaded once) runs one task per series, one after the other, so the
+// series alternate within the round. A task's iteration is a batch: `inFlight` lanes that each
+// make PER_LANE calls of `op(i)` in a row, i.e. `inFlight` calls outstanding throughout, and the
+// harness costs one timestamp pair per batch instead of per call (per call it would cap the
+// fastest rows: 2.7M calls/s with tinybench's own task concurrency, below the near cache). The
+// round lasts ROUND_MS per series (tinybench's time budget; every batch is bounded in count).
+// → { series: calls per second }.
+let BenchClass = null;
+async function round(series, inFlight) {
+  if (BenchClass === null) ({ Bench: BenchClass } = await import('tinybench'));
+  const perLane = inFlight === 1 ? 256 : 8;
+  const bench = new BenchClass({ time: ROUND_MS, iterations: 1, warmup: false, throws: true });
+  const calls = {};
+  for (const [name, op] of Object.entries(series)) {
+    let next = 0;
+    calls[name] = 0;
+    const lane = async () => {
+      for (let k = 0; k < perLane; k++) await op(next++);
+    };
+    bench.add(name, async () => {
+      const lanes = new Array(inFlight);
+      for (let l = 0; l < inFlight; l++) lanes[l] = lane();
+      await Promise.all(lanes);
+      calls[name] += inFlight * perLane;
+    });
+  }
+  await bench.run();
+  return Object.fromEntries(bench.tasks.map((t) => [t.name, calls[t.name] / (t.result.totalTime / 1000)]));
 }
 
 function operations(ours, oursFar, base) {
@@ -161,7 +170,7 @@ async function perOperation(url) {
   const ceiling = {};
   for (const inFlight of [1, 256]) {
     const xs = [];
-    for (let r = 0; r < ROUNDS; r++) xs.push(await round(empty, inFlight));
+    for (let r = 0; r < ROUNDS; r++) xs.push((await round({ empty }, inFlight)).empty);
     ceiling[inFlight] = median(xs);
   }
   rows.ceiling = ceiling;
@@ -175,9 +184,10 @@ async function perOperation(url) {
           ioredis: op.base(baseNo),
         };
         const results = { ours: [], ioredisAuto: [], ioredis: [] };
-        for (const f of Object.values(series)) await round(f, inFlight); // warm-up
+        await round(series, inFlight); // warm-up
         for (let r = 0; r < ROUNDS; r++) {
-          for (const [k, f] of Object.entries(series)) results[k].push(await round(f, inFlight));
+          const got = await round(series, inFlight);
+          for (const k of Object.keys(results)) results[k].push(got[k]);
         }
         const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
         const best = Math.max(m.ioredisAuto, m.ioredis);
@@ -394,7 +404,7 @@ function markdown(R) {
   L.push('');
   L.push(
     'The baseline (`benchmark/baseline/`) is the same API in plain JavaScript on ioredis 5 (Lua for the limiter and the lock, SHA-256 token keys, a subscriber connection), run with and without `enableAutoPipelining`; the ratio is ours divided by the better of the two. Every series runs against the same redis-server in the same run; rounds alternate between the series; each figure is the median of ' +
-      `${R.rounds} rounds of ${R.roundMs} ms.`,
+      `${R.rounds} rounds of ${R.roundMs} ms (tinybench runs each round: one task per series, an iteration = a batch of calls that keeps the stated number in flight).`,
   );
   L.push('');
   L.push('![ratios](benchmark/ratios.svg)');
