@@ -9,13 +9,21 @@ const { createCache } = require('..');
 
 delete process.env.REDIS_URL;
 
+// Runs `fn(cache, bridge)` on a fresh memory:// instance, shut down afterwards.
+async function onMemory(fn) {
+  const cache = createCache({ url: 'memory://' });
+  try {
+    await fn(cache, cache.ctx.bridge);
+  } finally {
+    await cache.shutdown();
+  }
+}
+
 const settled = (p) => Promise.race([p.then((v) => ({ v }), (e) => ({ e })), new Promise((r) => setImmediate(() => r('pending')))]);
 
 describe('the bridge', () => {
-  it('an answer reaches the operation waiting in its slot, and only that one', async () => {
-    const cache = createCache({ url: 'memory://' });
-    try {
-      const b = cache.ctx.bridge;
+  it('an answer reaches the operation waiting in its slot, and only that one', () =>
+    onMemory(async (cache, b) => {
       const first = b.nextId();
       const p1 = b.wait(first, (v) => `one:${v}`);
       b.onBatch([first, 'a']);
@@ -31,15 +39,10 @@ describe('the bridge', () => {
       const r = await settled(p2);
       assert.equal(r.e.code, 'EX');
       assert.equal(cache.stats().inFlight, 0);
-    } finally {
-      await cache.shutdown();
-    }
-  });
+    }));
 
-  it('an id released without waiting (answered at once, or its start threw) is never answered to anyone', async () => {
-    const cache = createCache({ url: 'memory://' });
-    try {
-      const b = cache.ctx.bridge;
+  it('an id released without waiting (answered at once, or its start threw) is never answered to anyone', () =>
+    onMemory(async (cache, b) => {
       const skipped = b.nextId();
       b.release(skipped);
       const id = b.nextId();
@@ -59,15 +62,10 @@ describe('the bridge', () => {
       assert.equal(await cache.ctx.op(() => 'at once'), 'at once');
       assert.ok(b.ids.every((x) => x === 0), 'no slot stays reserved');
       assert.equal(cache.stats().inFlight, 0);
-    } finally {
-      await cache.shutdown();
-    }
-  });
+    }));
 
-  it('an operation started before another one waits gets a slot of its own', async () => {
-    const cache = createCache({ url: 'memory://' });
-    try {
-      const b = cache.ctx.bridge;
+  it('an operation started before another one waits gets a slot of its own', () =>
+    onMemory(async (cache, b) => {
       b.release(b.nextId()); // a free slot on the list
       const outer = b.nextId();
       const inner = b.nextId(); // started inside the outer one's start
@@ -77,14 +75,10 @@ describe('the bridge', () => {
       b.onBatch([outer, 'outer', inner, 'inner']);
       assert.deepEqual(await settled(pOuter), { v: 'outer' });
       assert.deepEqual(await settled(pInner), { v: 'inner' });
-    } finally {
-      await cache.shutdown();
-    }
-  });
+    }));
 
-  it('20,000 concurrent operations each get their own answer; the slots are reused afterwards', async () => {
-    const cache = createCache({ url: 'memory://' });
-    try {
+  it('20,000 concurrent operations each get their own answer; the slots are reused afterwards', () =>
+    onMemory(async (cache, b) => {
       const n = 20000;
       await Promise.all(Array.from({ length: n }, (_, i) => cache.sessionCache.setSession(`bridge-${i}`, { user_id: i, i })));
       const got = await Promise.all(Array.from({ length: n }, (_, i) => cache.sessionCache.getSession(`bridge-${i}`)));
@@ -94,21 +88,13 @@ describe('the bridge', () => {
       for (let r = 0; r < 3; r++) await Promise.all(Array.from({ length: 1000 }, (_, i) => cache.sessionCache.getSession(`bridge-${i}`)));
       assert.equal(cache.ctx.bridge.ids.length, slots, 'no new slots: freed ones were reused');
       assert.equal(cache.stats().inFlight, 0);
-    } finally {
-      await cache.shutdown();
-    }
-  });
+    }));
 
-  it('more than 2^20 operations in flight are refused with a RangeError and a code', async () => {
-    const cache = createCache({ url: 'memory://' });
-    try {
-      const b = cache.ctx.bridge;
+  it('more than 2^20 operations in flight are refused with a RangeError and a code', () =>
+    onMemory(async (cache, b) => {
       b.ids.length = 1 << 20; // as if every slot were taken
       await assert.rejects(cache.sessionCache.getSession('x'), (e) => e instanceof RangeError && e.code === 'ERR_CACHE_OVERLOAD');
       b.ids.length = 0;
       assert.equal(await cache.sessionCache.getSession('x'), null, 'served again once slots are free');
-    } finally {
-      await cache.shutdown();
-    }
-  });
+    }));
 });
