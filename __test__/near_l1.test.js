@@ -9,11 +9,10 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
-const path = require('path');
-const { fork } = require('child_process');
 const { createCache, permUserKey } = require('..');
 const { NearL1 } = require('../lib/near_l1');
 const { BACKENDS, redisBackend } = require('./helpers/backends');
+const { forkWorker } = require('./helpers/worker');
 const { sleep } = require('./helpers/redis');
 
 const uid = () => `u${crypto.randomBytes(6).toString('hex')}`;
@@ -393,22 +392,7 @@ describe('the JS near cache across two Node processes on one Redis', () => {
   });
 
   it("after invalidateUserPermissions in process A, process B's next check after the message asks its loader", async () => {
-    const child = fork(path.join(__dirname, 'workers', 'perm-node.js'), [backend.url], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const inbox = [];
-    const waiters = [];
-    child.on('message', (m) => {
-      const w = waiters.findIndex((x) => x.event === m.event);
-      if (w >= 0) waiters.splice(w, 1)[0].resolve(m);
-      else inbox.push(m);
-    });
-    const next = (event, ms = 5000) => {
-      const i = inbox.findIndex((m) => m.event === event);
-      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
-      return new Promise((resolve, reject) => {
-        waiters.push({ event, resolve });
-        setTimeout(() => reject(new Error(`no ${event} from the child`)), ms).unref();
-      });
-    };
+    const { child, next } = forkWorker('perm-node.js', [backend.url]);
     const check = async (u) => {
       child.send({ cmd: 'check', userId: u, module: 'INVENTORY' });
       return next('checked');

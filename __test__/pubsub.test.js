@@ -6,10 +6,11 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const path = require('path');
-const { fork, spawn } = require('child_process');
+const { spawn } = require('child_process');
 const native = require('../binding.js');
 const { createCache, permUserKey, hashToken } = require('..');
 const { BACKENDS, redisBackend } = require('./helpers/backends');
+const { forkWorker } = require('./helpers/worker');
 const { sleep } = require('./helpers/redis');
 
 const WORKERS = path.join(__dirname, 'workers');
@@ -404,23 +405,7 @@ describe('pubsub across two Node processes on one Redis', () => {
   });
 
   it("after invalidateUserPermissions in process A, process B's hasModulePermission reflects the loader within 1 s", async () => {
-    const child = fork(path.join(WORKERS, 'perm-node.js'), [backend.url], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const inbox = [];
-    const waiters = [];
-    child.on('message', (m) => {
-      const w = waiters.findIndex((x) => x.event === m.event);
-      if (w >= 0) waiters.splice(w, 1)[0].resolve(m);
-      else inbox.push(m);
-    });
-    const next = (event, ms = 5000) => {
-      const i = inbox.findIndex((m) => m.event === event);
-      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
-      return new Promise((resolve, reject) => {
-        const w = { event, resolve };
-        waiters.push(w);
-        setTimeout(() => reject(new Error(`no ${event} from the child`)), ms).unref();
-      });
-    };
+    const { child, next } = forkWorker('perm-node.js', [backend.url]);
     const a = createCache({ url: backend.url, nodeId: 'node-a' });
     try {
       assert.equal((await next('ready')).subscribed, true);

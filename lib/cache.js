@@ -13,6 +13,12 @@ const { metrics, collect, CONTENT_TYPE } = require('./metrics');
 const { attachEvents } = require('./events');
 
 // An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
+// The circuit breaker's state ('closed' before any back end was made).
+function circuitOf(ctx) {
+  const b = ctx.bridgeInstance;
+  return b === null ? 'closed' : b.native.circuitState();
+}
+
 class Cache extends EventEmitter {
   // `lazy`: validate and build the native side on first use (the module's default instance,
   // created at require time from REDIS_URL); otherwise now, so bad options throw here.
@@ -57,10 +63,7 @@ class Cache extends EventEmitter {
   ping() {
     const started = process.hrtime.bigint();
     const ms = () => Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
-    const circuit = () => {
-      const b = this.ctx.bridgeInstance;
-      return b === null ? 'closed' : b.native.circuitState();
-    };
+    const circuit = () => circuitOf(this.ctx);
     return this.ctx.op(
       (n, id) => n.ping(id),
       (pong) => ({ pong, ms: ms(), enabled: true, circuit: circuit() }),
@@ -78,7 +81,7 @@ class Cache extends EventEmitter {
     const b = this.ctx.bridgeInstance;
     out.inFlight = b === null ? 0 : b.inFlight;
     out.enabled = b === null ? false : b.native.isEnabled();
-    out.circuit = b === null ? 'closed' : b.native.circuitState();
+    out.circuit = circuitOf(this.ctx);
     return out;
   }
 

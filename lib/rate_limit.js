@@ -353,13 +353,10 @@ class RateLimiter {
         this.decided(endpoint).failOpen++;
         return openResult(lim);
       }
-      // The in-process insurance window decides.
+      // The in-process insurance window decides (its hit is `cached`: it never enters the
+      // block cache).
       this.stats.insured++;
-      const r = resultOf(this.insurance.hit(String(ip), endpoint, lim), lim.max);
-      if (r.allowed) this.stats.allowed++;
-      else this.stats.blocked++;
-      this.decided(endpoint)[r.allowed ? 'allowed' : 'blocked']++;
-      return r;
+      hit = this.insurance.hit(String(ip), endpoint, lim);
     }
     const r = resultOf(hit, lim.max);
     if (r.allowed) {
