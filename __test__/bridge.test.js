@@ -5,7 +5,9 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
+const express = require('express');
 const { createCache } = require('..');
+const { startRedis } = require('./helpers/redis');
 
 delete process.env.REDIS_URL;
 
@@ -90,11 +92,52 @@ describe('the bridge', () => {
       assert.equal(cache.stats().inFlight, 0);
     }));
 
-  it('more than 2^20 operations in flight are refused with a RangeError and a code', () =>
-    onMemory(async (cache, b) => {
-      b.ids.length = 1 << 20; // as if every slot were taken
-      await assert.rejects(cache.sessionCache.getSession('x'), (e) => e instanceof RangeError && e.code === 'ERR_CACHE_OVERLOAD');
-      b.ids.length = 0;
-      assert.equal(await cache.sessionCache.getSession('x'), null, 'served again once slots are free');
-    }));
+  // Hardening 2: past 2^20 operations in flight ERR_CACHE_OVERLOAD was a RangeError that
+  // rejected every call (on 38acc57 getSessionWithFallback rejected instead of asking the
+  // loader, checkLimit rejected instead of failing open). It is a back-end failure now: reads
+  // fall back to the loaders, limits fail open (failClosed: 503), locks are refused.
+  for (const backend of ['memory', 'redis']) {
+    it(`past 2^20 operations in flight (${backend}): reads ask the loaders, limits fail open or 503, locks are refused`, async () => {
+      const server = backend === 'redis' ? await startRedis() : null;
+      const url = server ? server.url : 'memory://';
+      let loads = 0;
+      const cache = createCache({ url, loaders: { session: async (t) => (loads++, { user_id: 7, token: t }) } });
+      const app = express();
+      app.get('/open', cache.rateLimiter.createLimiter({ max: 5, windowSec: 60 }), (req, res) => res.send('ok'));
+      app.get('/closed', cache.rateLimiter.createLimiter({ max: 5, windowSec: 60, failClosed: true }), (req, res) => res.send('ok'));
+      const http = await new Promise((resolve) => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      const base = `http://127.0.0.1:${http.address().port}`;
+      try {
+        const b = cache.ctx.bridge;
+        b.ids.length = 1 << 20; // as if every slot were taken
+        b.free.length = 0;
+        const session = await cache.getSessionWithFallback('tok-overload');
+        assert.deepEqual(session, { user_id: 7, token: 'tok-overload', source: 'database' });
+        assert.equal(loads, 1);
+        assert.equal(await cache.sessionCache.getSession('x'), null, 'a cache-only read answers a miss');
+        const limit = await cache.rateLimiter.checkLimit('1.2.3.4', '/api/orders');
+        assert.equal(limit.allowed, true, 'fails open');
+        const lock = await cache.distributedLock.acquire('payment', 1);
+        assert.equal(lock.acquired, false);
+        assert.equal(lock.code, 'ERR_CACHE_OVERLOAD');
+        await assert.rejects(cache.distributedLock.withLock('payment', 1, () => assert.fail('fn never runs')), { code: 'ERR_CACHE_OVERLOAD' });
+        assert.equal((await fetch(`${base}/open`)).status, 200);
+        assert.equal((await fetch(`${base}/closed`)).status, 503);
+        const st = cache.stats();
+        assert.ok(st.session.errors >= 2 && st.rateLimit.errors >= 1 && st.lock.errors >= 1, JSON.stringify(st));
+        b.ids.length = 0;
+        assert.equal(await cache.sessionCache.getSession('x'), null, 'served again once slots are free');
+        assert.equal((await cache.distributedLock.acquire('payment', 2)).acquired, true);
+      } finally {
+        await new Promise((resolve) => {
+          http.closeAllConnections();
+          http.close(resolve);
+        });
+        await cache.shutdown();
+        if (server) await server.stop();
+      }
+    });
+  }
 });

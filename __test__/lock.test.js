@@ -647,6 +647,45 @@ describe('distributedLock without a working Redis: no lock is ever granted', () 
   });
 });
 
+describe('withLock on a hung Redis (Hardening 4)', () => {
+  // Hardening 4: the signal fired only after an extension had failed, i.e. commandTimeoutMs
+  // after the lease had already ended (on 38acc57: ≈ 3,300 ms here for a 900 ms lease). It
+  // fires when the lease ends as known locally (last confirmed grant + TTL − margin), even
+  // when Redis never answers.
+  it('Redis hung (SIGSTOP) under withLock: signal fires at the lease end, not commandTimeoutMs later', async () => {
+    const server = await startRedis();
+    const cache = createCache({ url: server.url, commandTimeoutMs: 3000, connectTimeoutMs: 500 });
+    try {
+      await noUnhandledRejections(async () => {
+        const ttlMs = 900;
+        let startedAt = 0;
+        let abortedAt = 0;
+        const out = await cache.distributedLock.withLock('job', 'hung', async ({ signal }) => {
+          startedAt = performance.now();
+          signal.addEventListener('abort', () => {
+            abortedAt = performance.now();
+          });
+          server.pause();
+          const end = Date.now() + 6000;
+          while (!signal.aborted && Date.now() < end) await sleep(5);
+          server.resume(); // so the release in the background answers
+          return signal.aborted ? signal.reason.code : 'not aborted';
+        }, { ttlSec: ttlMs / 1000 });
+        const after = abortedAt - startedAt;
+        console.log(`# withLock, lease 900 ms, Redis hung, commandTimeoutMs 3000: signal after ${after.toFixed(0)} ms`);
+        assert.equal(out.result, 'ELOCKLOST');
+        assert.equal(out.lost, true);
+        assert.ok(after <= ttlMs, `signal fired ${after.toFixed(0)} ms into a ${ttlMs} ms lease`);
+        assert.ok(after >= ttlMs - 300, `not too early: ${after.toFixed(0)} ms`);
+      });
+    } finally {
+      server.resume();
+      await cache.shutdown();
+      await server.stop();
+    }
+  });
+});
+
 describe('distributedLock across processes (Redis)', () => {
   let server;
   let client;

@@ -3,7 +3,7 @@
 // in batches ([id, value, …], negative id = error) and resolve the waiting promises.
 
 const { NativeCache } = require('./native');
-const { rangeError } = require('./errors');
+const { overloadError } = require('./errors');
 
 // An operation's id is `tag * SLOTS + slot`: `slot` indexes the arrays that hold its waiting
 // promise (reused once it settles: no record and no Map entry per call), `tag` counts ids, so
@@ -74,7 +74,7 @@ class Bridge {
     let slot = this.free.pop();
     if (slot === undefined) {
       slot = this.ids.length;
-      if (slot >= SLOTS) throw rangeError(`more than ${SLOTS} cache operations in flight`, 'ERR_CACHE_OVERLOAD');
+      if (slot >= SLOTS) throw overloadError(`more than ${SLOTS} cache operations in flight`);
       this.ids.push(0);
       this.resolves.push(undefined);
       this.rejects.push(undefined);

@@ -172,6 +172,15 @@ class Context {
       early = start(b.native, id, arg);
     } catch (err) {
       if (id !== undefined) b.release(id);
+      // No slot (ERR_CACHE_OVERLOAD) is a back-end failure like a timeout: the caller's
+      // fallback answers (reads ask the loaders, limits fail open, locks are refused).
+      if (id === undefined && onError !== undefined && isBackendFailure(err)) {
+        try {
+          return Promise.resolve(onError(err, arg));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
       return Promise.reject(err);
     }
     if (early === undefined) return b.wait(id, onValue, onError, arg);

@@ -14,7 +14,15 @@ function rangeError(message, code = 'ERR_OUT_OF_RANGE') {
 }
 
 // Failures of Redis (or of the connection to it), as opposed to bad input.
-const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL']);
+const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL', 'ERR_CACHE_OVERLOAD']);
+
+// This process has too many operations in flight (the back end is not keeping up): refused at
+// once and handled like a back-end failure, never as bad input.
+function overloadError(message) {
+  const e = new Error(message);
+  e.code = 'ERR_CACHE_OVERLOAD';
+  return e;
+}
 
 function isBackendFailure(err) {
   return err != null && BACKEND_CODES.has(err.code);
@@ -34,4 +42,4 @@ function checkString(value, name) {
   }
 }
 
-module.exports = { typeError, rangeError, isBackendFailure, checkIdType, checkString };
+module.exports = { typeError, rangeError, overloadError, isBackendFailure, checkIdType, checkString };

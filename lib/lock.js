@@ -262,17 +262,33 @@ class DistributedLock {
     const { owner, fence } = lock;
     const ctrl = new AbortController();
     const period = Math.max(1, Math.floor(ttlMs / 3));
-    // Conservative: the TTL counts from before the acquire was sent.
+    // Conservative: the TTL counts from before the acquire was sent, less a margin for the
+    // clock drift between this process and Redis (redlock's: 1 % of the TTL + 2 ms).
+    const margin = Math.floor(ttlMs / 100) + 2;
     let validUntil = sentAt + ttlMs;
     let timer = null;
     let inFlight = null;
     let stopped = false;
+    // The lease as known here: fires at validUntil − margin unless an extension confirmed
+    // later first, so `signal` aborts when the lease ends even if Redis never answers (a
+    // hung server holds the extension until commandTimeoutMs, well after the lease).
+    let leaseTimer = null;
 
     const lose = (why) => {
       if (ctrl.signal.aborted) return;
       this.stats.lost++;
       ctrl.abort(lockLost(resource, id, why));
     };
+    const armLease = () => {
+      if (leaseTimer !== null) clearTimeout(leaseTimer);
+      leaseTimer = null;
+      if (stopped || ctrl.signal.aborted) return;
+      leaseTimer = setTimeout(() => {
+        leaseTimer = null;
+        if (!stopped) lose('its lease ran out before an extension was confirmed');
+      }, Math.max(0, validUntil - margin - now()));
+    };
+    armLease();
     const schedule = (ms) => {
       if (!stopped && !ctrl.signal.aborted) timer = setTimeout(tick, ms);
     };
@@ -282,14 +298,15 @@ class DistributedLock {
       inFlight = this.renew(resource, id, owner, ttlMs).then(
         (held) => {
           inFlight = null;
-          if (stopped) return;
+          if (stopped || ctrl.signal.aborted) return;
           if (!held) return lose('another owner holds it or it expired');
           validUntil = sent + ttlMs;
+          armLease();
           schedule(period);
         },
         (err) => {
           inFlight = null;
-          if (stopped) return;
+          if (stopped || ctrl.signal.aborted) return;
           if (!isBackendFailure(err)) return lose(err.message);
           const left = validUntil - now();
           if (left <= 0) return lose(`it expired while Redis did not answer (${err.message})`);
@@ -304,6 +321,10 @@ class DistributedLock {
       if (timer !== null) {
         clearTimeout(timer);
         timer = null;
+      }
+      if (leaseTimer !== null) {
+        clearTimeout(leaseTimer);
+        leaseTimer = null;
       }
       if (inFlight !== null) await inFlight;
       await this.release(resource, id, owner).catch(() => false);
