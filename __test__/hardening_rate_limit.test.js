@@ -192,6 +192,36 @@ for (const [name, make] of BACKENDS) {
       });
     }
 
+    // (a real redis-server only: memory:// has no link to lose)
+    if (name === 'redis') it('Hardening 11: a reset missed while the subscription was down: the block cache is dropped once the link is back', async () => {
+      const A = createCache({ url: backend.url });
+      const admin = backend.server.client();
+      try {
+        const ip = freshIp();
+        for (let i = 0; i < 6; i++) await A.rateLimiter.checkLimit(ip, '/api/auth/login');
+        assert.ok(await until(() => A.pubsub.status().connected, 2000), 'the limiter subscribed by itself');
+        // the counter goes without a broadcast (as if the message was lost)
+        await admin.del(`rate:${ip}:_api_auth_login`);
+        const hits = A.stats().rateLimit.blockCacheHits;
+        assert.equal((await A.rateLimiter.checkLimit(ip, '/api/auth/login')).allowed, false);
+        assert.equal(A.stats().rateLimit.blockCacheHits - hits, 1, 'still answered by the block cache');
+        const before = A.pubsub.status().resubscribes;
+        await admin.client('KILL', 'TYPE', 'pubsub');
+        const t0 = performance.now();
+        assert.ok(await until(() => A.pubsub.status().resubscribes > before, 5000), 'the link came back');
+        const r = await until(async () => {
+          const x = await A.rateLimiter.checkLimit(ip, '/api/auth/login');
+          return x.allowed ? x : null;
+        }, 2000);
+        const ms = performance.now() - t0;
+        console.log(`# Hardening 11 (${name}): after the subscription was killed, node A let the client in ${ms.toFixed(1)} ms later`);
+        assert.ok(r, 'the block cache was not dropped after the link came back');
+        assert.equal(r.total, 1);
+      } finally {
+        await A.shutdown();
+      }
+    });
+
     // ---- item 12 --------------------------------------------------------------------------
 
     describe('Hardening 12: client addresses over Express with trust proxy', () => {
