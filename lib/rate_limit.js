@@ -818,6 +818,9 @@ class RateLimiter {
       };
       const run = (ip) => {
         let pending;
+        // a keyGenerator's key that is an address counts under its bucket, as resetAllLimitsForIp
+        // and getIpStatus will name it; any other key is used as it is
+        if (keyGenerator) ip = limiter.bucketOf(ip);
         try {
           pending = hitOf(ip);
         } catch (err) {
