@@ -54,6 +54,10 @@ export interface CacheOptions {
    * limiter): `true` (default) = `/api/auth/login`, `/api/auth/register`, `/api/otp/send`;
    * `false` = none (plain fail-open); or an array of endpoints. */
   rateLimitInsurance?: boolean | string[];
+  /** Rate limits count an IPv6 client under its prefix of this length, 1 … 128 (default 56,
+   * as express-rate-limit: `2001:db8:0:ab00::/56`); `false` counts each address. Addresses are
+   * normalised first (`::ffff:1.2.3.4` → `1.2.3.4`; brackets, zones and ports dropped). */
+  ipv6Subnet?: number | false;
   /** `rediss://` only: `ca` = the PEM (string or Buffer) or the path of the CA that signs the
    * server's certificate; it is then the only root trusted. A TLS URL never falls back to
    * plaintext. */
@@ -138,13 +142,17 @@ export interface RateLimitHandlerOptions extends CreateLimiterOptions {
 }
 
 export declare class RateLimiter {
-  /** Fixed window per IP and endpoint; fails open (allowed, total 0) when Redis fails. */
+  /** Fixed window per IP and endpoint; fails open (allowed, total 0) when Redis fails. An
+   * address counts under its bucket (`::ffff:1.2.3.4` → `1.2.3.4`; IPv6 by `ipv6Subnet`). */
   checkLimit(ip: Id, endpoint: string): Promise<RateLimitResult>;
-  /** 1 if the counter existed and was removed, else 0. */
+  /** 1 if the counter existed and was removed, else 0; every node's block cache drops it. A
+   * custom limiter's counter is `{endpoint}#{max}per{windowSec}s`. */
   resetLimit(ip: Id, endpoint: string): Promise<number>;
-  /** The number of this IP's counters removed (never another IP's, IPv6 included). */
+  /** The number of this IP's (bucket's) counters removed (never another bucket's); any form of
+   * the address works; every node's block cache drops it. */
   resetAllLimitsForIp(ip: Id): Promise<number>;
-  /** The IP's live counters, by endpoint as given. */
+  /** The IP's live counters, by endpoint as given (custom limiters' as
+   * `{endpoint}#{max}per{windowSec}s`). */
   getIpStatus(ip: Id): Promise<Record<string, IpLimitStatus>>;
   /** Express middleware: login's limit from `rateLimits` (default 5 per 60 s). */
   readonly authLimiter: RateLimitMiddleware;

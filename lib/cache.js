@@ -6,7 +6,7 @@ const { SessionCache } = require('./session');
 const { DistributedLock } = require('./lock');
 const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
-const { RateLimiter, parseRateLimits, parseInsurance } = require('./rate_limit');
+const { RateLimiter, parseRateLimits, parseInsurance, parseIpv6Subnet } = require('./rate_limit');
 const keys = require('./keys');
 const { EventEmitter } = require('events');
 const { metrics, collect, CONTENT_TYPE } = require('./metrics');
@@ -26,6 +26,7 @@ class Cache extends EventEmitter {
     super();
     const rateLimits = parseRateLimits(options && options.rateLimits);
     parseInsurance(options && options.rateLimitInsurance); // validated now
+    parseIpv6Subnet(options && options.ipv6Subnet);
     this.ctx = new Context(options);
     if (!lazy) this.ctx.ensureBridge();
     attachEvents(this);
@@ -33,7 +34,7 @@ class Cache extends EventEmitter {
     this.distributedLock = new DistributedLock(this.ctx);
     this.permissionCache = new PermissionCache(this.ctx);
     this.pubsub = new PubSub(this.ctx);
-    this.rateLimiter = new RateLimiter(this.ctx, rateLimits);
+    this.rateLimiter = new RateLimiter(this.ctx, rateLimits, this.pubsub);
   }
 
   // The top-level session shortcuts of the module, on every instance.
@@ -49,11 +50,13 @@ class Cache extends EventEmitter {
   configure(options) {
     const rateLimits = parseRateLimits(options && options.rateLimits); // validated before the swap
     const insured = parseInsurance(options && options.rateLimitInsurance);
+    const ipv6Subnet = parseIpv6Subnet(options && options.ipv6Subnet);
     this.ctx.reconfigure(options);
     // A subscription follows the instance to its new back end.
     if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
     this.rateLimiter.setLimits(rateLimits);
     this.rateLimiter.setInsurance(insured);
+    this.rateLimiter.setIpv6Subnet(ipv6Subnet);
     return this;
   }
 

@@ -32,6 +32,9 @@ class PubSub extends EventEmitter {
     this.stats.lagMsMax = 0;
     this.stats.lagSamples = 0;
     this.handlers = new Map(CHANNELS.map((c) => [c, new Set()]));
+    // The module's own message kinds on cache:invalidate (`type` → handler), e.g. the rate
+    // limiter's resets ('rate-reset'): handled here, not passed to the app's handlers.
+    this.internal = new Map();
     this.wanted = false;
     // Called from Rust through a weak threadsafe function, one message at a time.
     this.dispatch = (channel, payload) => this.onNativeMessage(channel, payload);
@@ -67,6 +70,11 @@ class PubSub extends EventEmitter {
     return () => set.delete(handler);
   }
 
+  // Registers the handler of one of the module's own message kinds (see `internal`).
+  onInternalMessage(type, handler) {
+    this.internal.set(type, handler);
+  }
+
   onNativeMessage(channel, payload) {
     const set = this.handlers.get(channel);
     if (set === undefined) return;
@@ -82,6 +90,15 @@ class PubSub extends EventEmitter {
       this.stats.lagMsSum += lag;
       this.stats.lagSamples++;
       if (lag > this.stats.lagMsMax) this.stats.lagMsMax = lag;
+    }
+    const own = channel === 'cache:invalidate' && data !== null && typeof data === 'object' ? this.internal.get(data.type) : undefined;
+    if (own !== undefined) {
+      try {
+        own(data);
+      } catch (err) {
+        this.report(err, channel);
+      }
+      return;
     }
     for (const handler of [...set]) {
       try {

@@ -2,6 +2,7 @@
 // rateLimiter: fixed-window limits per IP and endpoint (counted atomically in Redis, one script
 // per hit), an in-process block cache in front of it, and the Express middleware built on them.
 
+const net = require('net');
 const { performance } = require('perf_hooks');
 const { typeError, rangeError, checkIdType, checkString } = require('./errors');
 
@@ -18,10 +19,16 @@ const DEFAULT_LIMITS = Object.freeze({
 const LOGIN = '/api/auth/login';
 const STRICT = Object.freeze({ max: 3, windowSec: 60 });
 
-// The hits one request already made, per counter: a request that passes several limiters on
-// the same IP and endpoint (an app-wide one and authLimiter, say) is counted once, and each
-// limiter applies its own max to that count.
+// The hits one request already made, per counter: a request that passes several limiters
+// counting on the same counter (same IP, endpoint and limit: authLimiter twice, or two identical
+// createLimiter()s) is counted once. Limiters of different limits have different counters (see
+// counterName), hence different memo entries.
 const HITS = Symbol('bisman.rateLimit.hits');
+
+// The pub/sub message kind of a reset (on cache:invalidate): { type, ip, endpoint? }.
+const RATE_RESET = 'rate-reset';
+// How often the block cache looks at its subscription's state (see linkCheck).
+const LINK_CHECK_MS = 50;
 
 function checkLimitSpec(spec, name) {
   if (spec === null || typeof spec !== 'object') {
@@ -50,15 +57,140 @@ function parseRateLimits(raw) {
   return table;
 }
 
-// One hit sent to the store, { ip, endpoint, lim, at }, where `at` is when it was sent on the
-// monotonic clock; the store's answer fills in { total, leftMs } (see storedHit).
-function newHit(ip, endpoint, lim) {
-  return { ip, endpoint, lim, at: performance.now(), total: 0, leftMs: 0 };
+// ---- client addresses ----------------------------------------------------------------------
+// One client is one counter whatever form its address arrives in: IPv4-mapped IPv6
+// (`::ffff:7.7.7.7`) is the IPv4 address, brackets, zone ids (`%eth0`) and ports (`1.2.3.4:5678`,
+// `[2001:db8::1]:443`) are dropped, IPv6 is spelled canonically (RFC 5952) and, unless
+// `ipv6Subnet` is false, grouped by its prefix (`2001:db8:0:ab00::/56`): one IPv6 subscriber
+// usually holds a whole /56 or /64. The bucket form itself (`…::/56`) reads back as the bucket.
+
+const DEFAULT_IPV6_SUBNET = 56;
+// What the middleware counts a request under when its address is missing or not an address
+// (a misconfigured proxy, a forged header): one shared bucket, so garbage cannot mint counters.
+const UNKNOWN_CLIENT = 'unknown';
+const MAX_ADDRESS_CHARS = 100;
+const IPV4_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const PORT_SUFFIX = /^:\d{1,5}$/;
+const PREFIX_SUFFIX = /^\/\d{1,3}$/;
+
+// The `ipv6Subnet` option → a prefix length 1…128, or false (every IPv6 address on its own).
+function parseIpv6Subnet(raw) {
+  if (raw === undefined || raw === null) return DEFAULT_IPV6_SUBNET;
+  if (raw === false) return false;
+  if (typeof raw !== 'number') throw typeError('ipv6Subnet must be a prefix length from 1 to 128, or false');
+  if (!Number.isInteger(raw) || raw < 1 || raw > 128) {
+    throw rangeError(`ipv6Subnet must be a whole number from 1 to 128, or false (got ${raw})`);
+  }
+  return raw;
+}
+
+// An IPv6 address (validated by net.isIPv6, no zone) → its eight 16-bit groups.
+function ipv6Groups(s) {
+  const halves = s.split('::');
+  const parse = (part) => {
+    if (part === '') return [];
+    const out = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const b = g.split('.').map(Number);
+        out.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
+      } else {
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const head = parse(halves[0]);
+  if (halves.length === 1) return head;
+  const tail = parse(halves[1]);
+  return [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+}
+
+// Eight groups → the RFC 5952 spelling (lower case, the longest run of two or more zero groups
+// as `::`, the first one on a tie).
+function ipv6Text(g) {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (a) => a.map((x) => x.toString(16)).join(':');
+  if (best === -1) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+// An address in any of the forms above → its bucket ('7.7.7.7', '2001:db8:0:ab00::/56', or the
+// whole canonical IPv6 address when `subnet` is false); null when it is not an address.
+function normalizeIp(raw, subnet) {
+  if (typeof raw !== 'string') return null;
+  let s = raw;
+  if (net.isIPv4(s)) return s; // the common case, answered first
+  s = s.trim();
+  if (s.length === 0 || s.length > MAX_ADDRESS_CHARS) return null;
+  if (s[0] === '[') {
+    const end = s.indexOf(']');
+    if (end === -1) return null;
+    const rest = s.slice(end + 1);
+    if (rest !== '' && !PORT_SUFFIX.test(rest)) return null;
+    s = s.slice(1, end);
+  } else {
+    const m = IPV4_PORT.exec(s);
+    if (m !== null) s = m[1];
+  }
+  const zone = s.indexOf('%');
+  if (zone !== -1) s = s.slice(0, zone);
+  const slash = s.indexOf('/');
+  if (slash !== -1) {
+    if (!PREFIX_SUFFIX.test(s.slice(slash))) return null;
+    s = s.slice(0, slash);
+  }
+  if (net.isIPv4(s)) return s;
+  if (!net.isIPv6(s)) return null;
+  const g = ipv6Groups(s.toLowerCase());
+  if (g.length !== 8 || g.some((x) => !(x >= 0 && x <= 0xffff))) return null;
+  // IPv4-mapped (::ffff:a.b.c.d, any spelling) → the IPv4 address
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `${g[6] >> 8}.${g[6] & 255}.${g[7] >> 8}.${g[7] & 255}`;
+  }
+  if (subnet === false) return ipv6Text(g);
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.min(16, Math.max(0, subnet - i * 16));
+    g[i] &= keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff;
+  }
+  return `${ipv6Text(g)}/${subnet}`;
+}
+
+// The counter a limit of `lim` counts on for `endpoint`: the endpoint itself when `lim` is the
+// endpoint's own limit (`conf`, from `rateLimits`: the guide's `rate:{ip}:{endpoint}`, shared by
+// checkLimit, authLimiter and createLimiter() without max/windowSec), else the endpoint with the
+// limit and window, `{endpoint}#{max}per{windowSec}s` (key `rate:{ip}:_api_x#10per30s`), so two
+// limiters of different limits never share a count or a TTL. `#` never occurs in an endpoint of
+// a request (endpointOf encodes it), so such a name cannot be reached by a path.
+function counterName(endpoint, lim, conf) {
+  if (lim === conf || (lim.max === conf.max && lim.windowSec === conf.windowSec)) return endpoint;
+  return `${endpoint}#${lim.max}per${lim.windowSec}s`;
+}
+
+// One hit sent to the store, { ip, endpoint, name, lim, at }: `name` is the counter (see
+// counterName), `at` when it was sent on the monotonic clock; the store's answer fills in
+// { total, leftMs } (see storedHit).
+function newHit(ip, endpoint, name, lim) {
+  return { ip, endpoint, name, lim, at: performance.now(), total: 0, leftMs: 0 };
 }
 
 // The native call of a hit `q`.
 function startHit(n, id, q) {
-  n.rateHit(id, q.ip, q.endpoint, q.lim.max, q.lim.windowSec);
+  n.rateHit(id, q.ip, q.name, q.lim.max, q.lim.windowSec);
 }
 
 // The store's answer [total, leftMs] → `q` as the counted hit { total, leftMs, at }.
@@ -209,9 +341,10 @@ function openResult(lim) {
   return { allowed: true, remaining: lim.max, resetIn: lim.windowSec, total: 0, limit: lim.max };
 }
 
-// Characters an id may not hold (rejected by the native check), spelled as %XX in endpoints.
+// Characters an id may not hold (rejected by the native check), and `#` (it separates a custom
+// limiter's limit from its endpoint, see counterName), spelled as %XX in endpoints.
 // eslint-disable-next-line no-control-regex
-const UNSAFE = /[\s*?[\]\u0000-\u001f\u007f-\u009f]/g;
+const UNSAFE = /[\s*?[\]#\u0000-\u001f\u007f-\u009f]/g;
 const pctEncode = (c) => Array.from(Buffer.from(c), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
 const MAX_ENDPOINT_BYTES = 400;
 
@@ -238,9 +371,12 @@ function endpointOf(req) {
 }
 
 // req.ip, so that Express's `trust proxy` setting decides; the socket address without Express.
-function clientIp(req) {
+// Normalised to its bucket (see normalizeIp); a missing address or one that is no address
+// counts under 'unknown'.
+function clientIp(req, subnet) {
   const ip = req.ip != null ? req.ip : req.socket && req.socket.remoteAddress;
-  return ip == null || ip === '' ? 'unknown' : ip;
+  const bucket = normalizeIp(ip, subnet);
+  return bucket === null ? UNKNOWN_CLIENT : bucket;
 }
 
 // True when the request carries X-Forwarded-For but the app does not trust any proxy: req.ip is
@@ -281,8 +417,10 @@ function send(res, status, body) {
 }
 
 class RateLimiter {
-  constructor(ctx, limits = parseRateLimits(ctx.options.rateLimits)) {
+  // `pubsub`: the instance's PubSub; resets travel through it to every node's block cache.
+  constructor(ctx, limits = parseRateLimits(ctx.options.rateLimits), pubsub = null) {
     this.ctx = ctx;
+    this.ipv6Subnet = parseIpv6Subnet(ctx.options.ipv6Subnet);
     this.stats = ctx.stats.rateLimit;
     this.stats.allowed = 0;
     this.stats.blocked = 0;
@@ -296,10 +434,24 @@ class RateLimiter {
     this.insured = parseInsurance(ctx.options.rateLimitInsurance);
     this.stats.insured = 0;
     this.warnedXff = false;
+    // Resets reach the block cache of every node: each reset is published on cache:invalidate
+    // and each node drops what it names when the message arrives. The subscription that hears
+    // them is started by the limiter itself (once per back end, when its block cache first
+    // holds an entry), so no app has to call pubsub.subscribe() for this. A message missed while
+    // the link was down (or dropped because JS lagged) cannot be known: once the link is seen
+    // back (resubscribes or dropped changed), the whole block cache is dropped (linkCheck).
+    this.pubsub = pubsub;
+    this.subscribedOn = null; // the bridge whose subscription this limiter started
+    this.linkOf = null; // the bridge and pub/sub state the block cache was last checked against
+    this.linkState = '';
+    this.linkNextCheck = 0;
+    if (pubsub !== null && typeof pubsub.onInternalMessage === 'function') {
+      pubsub.onInternalMessage(RATE_RESET, (m) => this.applyReset(m));
+    }
     // The answer handlers of a hit `q` (see newHit), made once: no closure per call.
     this.softHit = ctx.soft('rateLimit', null);
-    this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, storedHit(v, q), q.lim);
-    this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, this.softHit(err), q.lim);
+    this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, q.name, storedHit(v, q), q.lim);
+    this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, q.name, this.softHit(err), q.lim);
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
     this.authLimiter = this.middleware(() => this.limitFor(LOGIN), { insured: true });
@@ -319,17 +471,84 @@ class RateLimiter {
     this.insurance.clear();
   }
 
+  // Replaces the IPv6 grouping (configure() calls this with a validated one): the buckets
+  // change, so the block cache starts empty.
+  setIpv6Subnet(subnet) {
+    this.ipv6Subnet = subnet;
+    this.blocks.clear();
+  }
+
+  // An ip given to checkLimit/reset…/getIpStatus → its bucket; anything that is not an address
+  // (a user id, 'unknown') is used as it is and validated as an id.
+  bucketOf(ip) {
+    if (typeof ip !== 'string') return ip;
+    const b = normalizeIp(ip, this.ipv6Subnet);
+    return b === null ? ip : b;
+  }
+
+  // A reset message from any node (this one included): its block-cache entries go.
+  applyReset(m) {
+    if (typeof m.ip !== 'string') return;
+    if (typeof m.endpoint === 'string') this.blocks.delete(m.ip, m.endpoint);
+    else this.blocks.deleteIp(m.ip);
+  }
+
+  // Publishes a reset for the other nodes' block caches (never rejects; a failure counts in
+  // pubsub's stats) → the reset's answer `n`.
+  broadcastReset(n, ip, endpoint) {
+    if (this.pubsub === null) return n;
+    const msg = endpoint === undefined ? { type: RATE_RESET, ip } : { type: RATE_RESET, ip, endpoint };
+    return this.pubsub.publish('cache:invalidate', msg).then(
+      () => n,
+      () => n,
+    );
+  }
+
+  // Starts the subscription that carries resets, once per back end (pubsub.subscribe() is
+  // idempotent and never rejects for back-end reasons).
+  ensureSubscribed() {
+    const b = this.ctx.bridgeInstance;
+    if (this.pubsub === null || b === null || this.subscribedOn === b) return;
+    this.subscribedOn = b;
+    this.pubsub.subscribe().catch(() => {});
+  }
+
+  // Drops the whole block cache when resets may have been missed: the back end changed, or the
+  // subscription was lost and made again, or messages were dropped, since the last look (at
+  // most every LINK_CHECK_MS, and only when an entry is about to answer) → true if it did.
+  linkCheck(now) {
+    if (now < this.linkNextCheck) return false;
+    this.linkNextCheck = now + LINK_CHECK_MS;
+    const b = this.ctx.bridgeInstance;
+    let state = '';
+    if (b !== null && this.pubsub !== null) {
+      try {
+        const st = JSON.parse(b.native.pubsubStatus());
+        state = `${st.resubscribes}:${st.dropped}`;
+      } catch {
+        state = '';
+      }
+    }
+    const stale = this.linkOf !== null && (this.linkOf !== b || this.linkState !== state);
+    if (stale) this.blocks.clear();
+    this.linkOf = b;
+    this.linkState = state;
+    return stale;
+  }
+
   // → { max, windowSec } for an endpoint: its entry in `rateLimits`, else `default`.
   limitFor(endpoint) {
     return this.limits.get(endpoint) || this.limits.get('default');
   }
 
   // A hit answered by the block cache ({ total, leftMs, cached: true }), or undefined when the
-  // client is not known to be over `lim.max` here (then the hit must go to the store).
-  cachedHit(ip, endpoint, lim) {
+  // client is not known to be over `lim.max` on counter `name` here (then the hit must go to
+  // the store).
+  cachedHit(ip, name, lim) {
     const now = performance.now();
-    const e = this.blocks.get(String(ip), endpoint, now);
+    const e = this.blocks.get(String(ip), name, now);
     if (e === undefined || e.total < lim.max) return undefined;
+    if (this.linkCheck(now)) return undefined;
     e.total++;
     this.stats.blockCacheHits++;
     return { total: e.total, leftMs: e.until - now, cached: true };
@@ -337,13 +556,14 @@ class RateLimiter {
 
   // One hit counted in the store → { total, leftMs, at }, or null when the back end failed
   // (counted as an error). `at` is when the hit was sent, on the monotonic clock.
-  hit(ip, endpoint, lim) {
-    return this.ctx.opArg(startHit, newHit(ip, endpoint, lim), storedHit, this.softHit);
+  hit(ip, endpoint, name, lim) {
+    return this.ctx.opArg(startHit, newHit(ip, endpoint, name, lim), storedHit, this.softHit);
   }
 
-  // A hit (or null: the back end failed) → the answer for `lim`, counted in stats; a hit from
-  // the store that is over the limit enters the block cache for the rest of its window.
-  tally(ip, endpoint, hit, lim, insured = false) {
+  // A hit on counter `name` of `endpoint` (or null: the back end failed) → the answer for
+  // `lim`, counted in stats; a hit from the store that is over the limit enters the block cache
+  // for the rest of its window.
+  tally(ip, endpoint, name, hit, lim, insured = false) {
     if (hit === null) {
       this.stats.fallbacks++;
       const insure = this.insured.on && (insured || this.insured.endpoints.has(endpoint));
@@ -356,7 +576,7 @@ class RateLimiter {
       // The in-process insurance window decides (its hit is `cached`: it never enters the
       // block cache).
       this.stats.insured++;
-      hit = this.insurance.hit(String(ip), endpoint, lim);
+      hit = this.insurance.hit(String(ip), name, lim);
     }
     const r = resultOf(hit, lim.max);
     if (r.allowed) {
@@ -365,7 +585,10 @@ class RateLimiter {
     } else {
       this.stats.blocked++;
       this.decided(endpoint).blocked++;
-      if (!hit.cached && hit.leftMs > 0) this.blocks.set(String(ip), endpoint, hit.at + hit.leftMs, hit.total);
+      if (!hit.cached && hit.leftMs > 0) {
+        this.blocks.set(String(ip), name, hit.at + hit.leftMs, hit.total);
+        if (this.subscribedOn !== this.ctx.bridgeInstance) this.ensureSubscribed();
+      }
     }
     return r;
   }
@@ -384,7 +607,8 @@ class RateLimiter {
     return d;
   }
 
-  // → { allowed, remaining, resetIn, total, limit }. Fails open when Redis fails.
+  // → { allowed, remaining, resetIn, total, limit }. Fails open when Redis fails. An address
+  // counts under its bucket (see normalizeIp): '::ffff:1.2.3.4' is '1.2.3.4'.
   checkLimit(ip, endpoint) {
     let lim;
     try {
@@ -394,17 +618,20 @@ class RateLimiter {
     } catch (err) {
       return Promise.reject(err);
     }
+    ip = this.bucketOf(ip);
     const cached = this.cachedHit(ip, endpoint, lim);
-    if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, cached, lim));
+    if (cached !== undefined) return Promise.resolve(this.tally(ip, endpoint, endpoint, cached, lim));
     // One native operation whose answer is tallied in place: no closure and no second promise
     // per call (the hot path of every request).
-    return this.ctx.opArg(startHit, newHit(ip, endpoint, lim), this.tallyHit, this.tallyFailure);
+    return this.ctx.opArg(startHit, newHit(ip, endpoint, endpoint, lim), this.tallyHit, this.tallyFailure);
   }
 
   // → 1 if the counter of ip on endpoint existed and was removed, else 0. The block cache of
   // this instance forgets it at once (and again when the store answers, in case a hit that was
-  // in flight during the reset put it back).
+  // in flight during the reset put it back); every other node's when the broadcast arrives.
+  // `endpoint` names one counter: a custom limiter's is `{endpoint}#{max}per{windowSec}s`.
   resetLimit(ip, endpoint) {
+    ip = this.bucketOf(ip);
     const forget = () => this.blocks.delete(String(ip), endpoint);
     return this.ctx.op(
       (n, id) => {
@@ -421,12 +648,15 @@ class RateLimiter {
         forget();
         return this.ctx.soft('rateLimit', 0)(err);
       },
-    );
+    ).then((n) => this.broadcastReset(n, String(ip), endpoint));
   }
 
-  // → the number of this IP's counters removed (never another IP's); its block-cache entries
-  // on this instance go too.
+  // → the number of this IP's counters removed (never another bucket's); its block-cache
+  // entries go too, on this instance at once and on every node when the broadcast arrives.
+  // Any form of the address works ('[::ffff:1.2.3.4]:80' is '1.2.3.4'); an IPv6 address
+  // resets its /ipv6Subnet bucket.
   resetAllLimitsForIp(ip) {
+    ip = this.bucketOf(ip);
     const forget = () => this.blocks.deleteIp(String(ip));
     return this.ctx.op(
       (n, id) => {
@@ -442,11 +672,13 @@ class RateLimiter {
         forget();
         return this.ctx.soft('rateLimit', 0)(err);
       },
-    );
+    ).then((n) => this.broadcastReset(n, String(ip)));
   }
 
-  // → { [endpoint]: { current, limit, resetIn } } for the IP's live counters ({} when Redis fails).
+  // → { [endpoint]: { current, limit, resetIn } } for the IP's live counters ({} when Redis
+  // fails); a custom limiter's counter is listed as `{endpoint}#{max}per{windowSec}s`.
   getIpStatus(ip) {
+    ip = this.bucketOf(ip);
     return this.ctx.op(
       (n, id) => {
         checkIdType(ip, 'ip');
@@ -496,7 +728,7 @@ class RateLimiter {
 
   // Sets the headers and answers a blocked request (a promise when a handler or a message
   // function answers); true when the request may pass.
-  respond(req, res, next, ip, endpoint, hit, lim, opts) {
+  respond(req, res, next, ip, endpoint, name, hit, lim, opts) {
     if (hit === null && opts.failClosed) {
       this.stats.blocked++;
       this.decided(endpoint).blocked++;
@@ -504,7 +736,7 @@ class RateLimiter {
       send(res, 503, { error: 'Service unavailable', retryAfter: 1 });
       return false;
     }
-    const r = this.tally(ip, endpoint, hit, lim, opts.insured);
+    const r = this.tally(ip, endpoint, name, hit, lim, opts.insured);
     req.rateLimit = r;
     setHeader(res, 'RateLimit-Policy', `${lim.max};w=${lim.windowSec}`);
     setHeader(res, 'RateLimit-Limit', r.limit);
@@ -538,22 +770,24 @@ class RateLimiter {
     const count = (req, res, next) => {
       let endpoint;
       let lim;
+      let name;
       let key;
       try {
         endpoint = endpointOf(req);
         lim = resolve(endpoint);
+        name = counterName(endpoint, lim, limiter.limitFor(endpoint));
         if (keyGenerator) {
           key = keyGenerator(req);
         } else {
-          key = clientIp(req);
+          key = clientIp(req, limiter.ipv6Subnet);
           if (!limiter.warnedXff && untrustedForwardedFor(req)) limiter.warnForwardedFor();
         }
       } catch (err) {
         next(err);
         return undefined;
       }
-      // The hit of (ip, endpoint) for this request: one per request even if the same limiter
-      // runs twice on it (app.use and a route).
+      // The hit of (ip, counter) for this request: one per request even if the same limiter
+      // (or an identical one) runs twice on it (app.use and a route).
       const hitOf = (ip) => {
         checkIdType(ip, 'rate limit key');
         let hits = req[HITS];
@@ -561,11 +795,11 @@ class RateLimiter {
           hits = new Map();
           req[HITS] = hits;
         }
-        const memo = `${ip}\n${endpoint}`;
+        const memo = `${ip}\n${name}`;
         let pending = hits.get(memo);
         if (pending === undefined) {
-          const cached = limiter.cachedHit(ip, endpoint, lim);
-          pending = cached !== undefined ? Promise.resolve(cached) : limiter.hit(ip, endpoint, lim);
+          const cached = limiter.cachedHit(ip, name, lim);
+          pending = cached !== undefined ? Promise.resolve(cached) : limiter.hit(ip, endpoint, name, lim);
           hits.set(memo, pending);
         }
         return pending;
@@ -574,7 +808,7 @@ class RateLimiter {
       const finish = (ip, h) => {
         let pass;
         try {
-          pass = limiter.respond(req, res, next, ip, endpoint, h, lim, opts);
+          pass = limiter.respond(req, res, next, ip, endpoint, name, h, lim, opts);
         } catch (err) {
           next(err);
           return;
@@ -584,6 +818,9 @@ class RateLimiter {
       };
       const run = (ip) => {
         let pending;
+        // a keyGenerator's key that is an address counts under its bucket, as resetAllLimitsForIp
+        // and getIpStatus will name it; any other key is used as it is
+        if (keyGenerator) ip = limiter.bucketOf(ip);
         try {
           pending = hitOf(ip);
         } catch (err) {
@@ -617,4 +854,4 @@ class RateLimiter {
   }
 }
 
-module.exports = { RateLimiter, parseRateLimits, parseInsurance, endpointOf, DEFAULT_LIMITS, BlockCache, InsuranceLimiter };
+module.exports = { RateLimiter, parseRateLimits, parseInsurance, parseIpv6Subnet, normalizeIp, endpointOf, DEFAULT_LIMITS, BlockCache, InsuranceLimiter };
