@@ -178,7 +178,8 @@ class PubSub extends EventEmitter {
   }
 
   // SCAN + UNLINK in batches (keyPrefix applied, never KEYS) → how many keys were removed.
-  // An empty or all-'*' pattern is refused with a TypeError: it would wipe the keyspace.
+  // Refused with a TypeError (src/pubsub.rs check_pattern): no literal first segment ('?*',
+  // '*:*'), a whole family of the library's keys ('session:*', 'perm:user:*'), or locks.
   invalidatePattern(pattern) {
     return this.ctx.op(
       (n, id) => {

@@ -131,13 +131,43 @@ fn channel_of(name: &str) -> CacheResult<&'static str> {
     })
 }
 
-/// A pattern for `invalidatePattern`: empty or all-`*` patterns would wipe the keyspace and
-/// are refused.
+/// Key families this library writes itself. A pattern may reach into one only with a literal
+/// that goes past the family's prefix (`perm:user:42*`, never `perm:user:*` or `perm:*`):
+/// `invalidatePattern` must not be a way to drop every session, every snapshot or every rate
+/// counter at once (the services have their own calls for their own keys).
+const OWN_FAMILIES: [&str; 6] = [
+    "session:",
+    "session:user:",
+    "perm:user:",
+    "perm:role:",
+    "rate:",
+    "rate-ip:",
+];
+/// First segments a pattern may never name: locks and their fencing counters are no cache
+/// entries, and deleting one hands its resource to a second owner (or rewinds its fence).
+const NEVER_FAMILIES: [&str; 2] = ["lock", "lock-fence"];
+
+/// Bytes that make a Redis MATCH pattern more than a literal (`\` escapes one).
+fn is_glob(c: char) -> bool {
+    matches!(c, '*' | '?' | '[' | ']' | '\\')
+}
+
+/// A pattern for `invalidatePattern` (keys under `keyPrefix`, Redis MATCH syntax). Refused:
+/// - empty, longer than 512 bytes, or holding control characters;
+/// - a first segment (up to the first `:`, or the whole pattern without one) that is empty
+///   or holds a glob character or `\` (so `*`, `?*`, `*?`, `[^]*`, `*:*`, `:*`, `da*:x`);
+/// - any pattern whose first segment is `lock` or `lock-fence`;
+/// - a pattern whose literal part (everything before its first glob character or `\`) does
+///   not reach past the prefix of one of the library's own families [`OWN_FAMILIES`]: it
+///   would match every key of that family (`session:*`, `session:user:*`, `session:u*`,
+///   `perm:*`, `perm:user:*`, `perm:*:5`, `rate:*`, `rate-ip:*`).
+///
+/// The app's own families take any pattern behind a literal first segment: `dash:*`,
+/// `dash:stats:*`, `report:sales:*` (the guide's examples) keep working.
 pub fn check_pattern(pattern: &str) -> CacheResult<()> {
-    if pattern.trim_matches('*').is_empty() {
+    if pattern.is_empty() {
         return Err(CacheError::InvalidArg(
-            "pattern must name something: an empty or all-'*' pattern would delete every key"
-                .into(),
+            "pattern must name something: an empty pattern is refused".into(),
         ));
     }
     if pattern.len() > keys::MAX_ID_BYTES {
@@ -151,6 +181,30 @@ pub fn check_pattern(pattern: &str) -> CacheResult<()> {
         return Err(CacheError::InvalidArg(
             "pattern must not contain control characters".into(),
         ));
+    }
+    let first = pattern.split(':').next().unwrap_or_default();
+    if first.is_empty() || first.chars().any(is_glob) {
+        return Err(CacheError::InvalidArg(
+            "pattern must start with a literal segment (before the first ':', no '*', '?', \
+             '[', ']' or '\\'), e.g. 'dash:*': a glob there reaches every key family"
+                .into(),
+        ));
+    }
+    if NEVER_FAMILIES.contains(&first) {
+        return Err(CacheError::InvalidArg(format!(
+            "pattern must not name {first}: keys: locks are no cache entries (release them \
+             with distributedLock.release)"
+        )));
+    }
+    let literal_end = pattern.find(is_glob);
+    if let Some(end) = literal_end {
+        let literal = &pattern[..end];
+        if let Some(family) = OWN_FAMILIES.iter().find(|f| f.starts_with(literal)) {
+            return Err(CacheError::InvalidArg(format!(
+                "pattern would match every key of the {family}* family; name more of the key \
+                 before the first glob (or use the service's own invalidation)"
+            )));
+        }
     }
     Ok(())
 }
@@ -540,5 +594,58 @@ mod tests {
             check_pattern(&"a".repeat(600)).unwrap_err().code(),
             "ERR_VALUE_TOO_LARGE"
         );
+    }
+
+    // Hardening 9: `?*`, `*?`, `[^]*`, `*:*` each deleted everything under the prefix.
+    #[test]
+    fn a_pattern_needs_a_literal_first_segment_and_must_not_cover_a_family() {
+        for p in [
+            "?*",
+            "*?",
+            "[^]*",
+            "*:*",
+            ":*",
+            "::",
+            "da*:x",
+            "d?sh:*",
+            "\\*",
+            "a\\:*",
+            "[a]:*",
+            "session:*",
+            "session:user:*",
+            "session:u*",
+            "session:*:x",
+            "perm:*",
+            "perm:user:*",
+            "perm:role:*",
+            "perm:*:5",
+            "perm:[ur]*",
+            "rate:*",
+            "rate-ip:*",
+            "lock:*",
+            "lock:task:*",
+            "lock:task:99",
+            "lock-fence:*",
+        ] {
+            assert_eq!(
+                check_pattern(p).unwrap_err().code(),
+                "ERR_INVALID_ARG",
+                "{p:?} must be refused"
+            );
+        }
+        for p in [
+            "dash:*",
+            "dash:stats:*",
+            "report:sales:*",
+            "report:sales:1?3",
+            "dash",
+            "perm:user:42*",
+            "session:ab*",
+            "rate:1.2.3.4:*",
+            "sessions:*",
+            "dash:\\*",
+        ] {
+            assert!(check_pattern(p).is_ok(), "{p:?} must be accepted");
+        }
     }
 }
