@@ -128,7 +128,10 @@ export declare class NativeCache {
   pubsubClose(): void
   /** True while the subscriber holds a confirmed subscription. */
   pubsubConnected(): boolean
-  /** `{ subscribed, connected, resubscribes, dropped }` as JSON. */
+  /**
+   * `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
+   * badSignature }, signed, maxMessageBytes }` as JSON.
+   */
   pubsubStatus(): string
   /**
    * PUBLISH `payload` (JSON made by the façade) on `channel` → receivers. The local near
@@ -180,6 +183,13 @@ export declare function memoryStoreKeys(name: string): Array<string>
 export declare function memoryStorePttl(name: string, key: string): number
 
 /**
+ * Diagnostics of the embedded store (tests): PUBLISH `payload` as is (unsigned, unchecked:
+ * what any client of a shared Redis could send) on `channel` (as published, prefix
+ * included) of `memory://{name}` → receivers.
+ */
+export declare function memoryStorePublish(name: string, channel: string, payload: string): number
+
+/**
  * Diagnostics of the embedded store (tests, dev tools): SET `key` (as stored, prefix
  * included) to `value` with a TTL in `memory://{name}`.
  */
@@ -214,6 +224,10 @@ export interface NativeOptions {
    * a path into PEM). Without it the public web PKI roots are trusted.
    */
   tlsCa?: string
+  /** Largest pub/sub message sent or accepted, in bytes (default 64 KiB). */
+  maxMessageBytes?: number
+  /** `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation). */
+  pubsubSecrets?: Array<string>
 }
 
 /** A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`). */

@@ -840,6 +840,7 @@ module.exports.hashToken = nativeBinding.hashToken
 module.exports.lockKey = nativeBinding.lockKey
 module.exports.memoryStoreKeys = nativeBinding.memoryStoreKeys
 module.exports.memoryStorePttl = nativeBinding.memoryStorePttl
+module.exports.memoryStorePublish = nativeBinding.memoryStorePublish
 module.exports.memoryStoreSet = nativeBinding.memoryStoreSet
 module.exports.permRoleKey = nativeBinding.permRoleKey
 module.exports.permUserKey = nativeBinding.permUserKey

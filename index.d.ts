@@ -69,6 +69,15 @@ export interface CacheOptions {
   nearCacheMax?: number;
   /** Roles that grant every module and page (default `['SUPER_ADMIN']`). */
   superRoles?: string[];
+  /** Largest pub/sub message sent or accepted, in bytes, signature included: 1024 … 16 MiB
+   * (default 65536). A larger publish is refused with a `RangeError` (`ERR_VALUE_TOO_LARGE`),
+   * nothing sent; a larger message received is dropped and counted
+   * (`stats().pubsub.rejected.oversize`). */
+  maxMessageBytes?: number;
+  /** Signs every pub/sub message (HMAC-SHA256) and drops unsigned or badly signed ones
+   * (counted in `stats().pubsub.rejected`). One secret, or two for rotation: the first signs,
+   * either verifies. Each 16 … 4096 bytes. */
+  pubsubSecret?: string | [string] | [string, string];
   /** Limits by endpoint, merged over the defaults (login 5/60 s, register 3/60 s,
    * `/api/otp/send` 3/60 s, `/api/payments` 30/60 s, `default` 100/60 s). */
   rateLimits?: RateLimits;
@@ -318,11 +327,27 @@ export interface InvalidationMessage {
   [field: string]: unknown;
 }
 
+/** Received messages dropped before the near cache or a handler saw them, by reason. */
+export interface PubSubRejected {
+  /** Over `maxMessageBytes`. */
+  oversize: number;
+  /** `pubsubSecret` is set and the message carries no signature. */
+  unsigned: number;
+  /** `pubsubSecret` is set and the signature matches none of the secrets. */
+  badSignature: number;
+}
+
 export interface PubSubStatus {
   subscribed: boolean;
   connected: boolean;
   resubscribes: number;
+  /** Messages dropped because the handlers did not keep up. */
   dropped: number;
+  rejected: PubSubRejected;
+  /** `pubsubSecret` is set. */
+  signed: boolean;
+  /** null while the cache is disabled. */
+  maxMessageBytes: number | null;
 }
 
 export declare class PubSub {
@@ -392,6 +417,9 @@ export interface PubSubStats extends ServiceStats {
   lagMsSum: number;
   lagMsMax: number;
   lagSamples: number;
+  /** As in `pubsub.status()`. */
+  dropped: number;
+  rejected: PubSubRejected;
 }
 
 export interface Stats {

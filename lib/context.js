@@ -9,6 +9,7 @@ const { typeError, isBackendFailure } = require('./errors');
 const { nearCacheOptions } = require('./permissions');
 const { tlsCaOf } = require('./tls');
 const { NearL1 } = require('./near_l1');
+const { pubsubOptions } = require('./pubsub');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -121,6 +122,7 @@ class Context {
         circuitCooldownMs: o.circuitCooldownMs,
         tlsCa: tlsCaOf(o.tls),
         ...nearCacheOptions(o),
+        ...pubsubOptions(o),
       });
       this.nearL1 = NearL1.create(this.bridgeInstance.native);
     }

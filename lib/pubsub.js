@@ -20,6 +20,22 @@ function buildMessage(ctx, msg) {
   }
 }
 
+// The native options of `maxMessageBytes` (a number; its range is checked natively) and
+// `pubsubSecret` (a string, or an array of one or two: the first signs, any verifies).
+function pubsubOptions(o) {
+  const { maxMessageBytes, pubsubSecret } = o;
+  if (maxMessageBytes !== undefined && typeof maxMessageBytes !== 'number') {
+    throw typeError('maxMessageBytes must be a number of bytes');
+  }
+  let pubsubSecrets;
+  if (typeof pubsubSecret === 'string') pubsubSecrets = [pubsubSecret];
+  else if (Array.isArray(pubsubSecret) && pubsubSecret.every((s) => typeof s === 'string')) pubsubSecrets = [...pubsubSecret];
+  else if (pubsubSecret != null) throw typeError('pubsubSecret must be a string or an array of one or two strings (the value is not shown)');
+  return { maxMessageBytes, pubsubSecrets };
+}
+
+const NO_REJECTS = Object.freeze({ oversize: 0, unsigned: 0, badSignature: 0 });
+
 class PubSub extends EventEmitter {
   constructor(ctx) {
     super();
@@ -31,6 +47,10 @@ class PubSub extends EventEmitter {
     this.stats.lagMsSum = 0;
     this.stats.lagMsMax = 0;
     this.stats.lagSamples = 0;
+    // Counted natively (the subscriber drops them before the near cache or JS sees them);
+    // enumerable getters, so stats() (a JSON copy) shows their values.
+    Object.defineProperty(this.stats, 'dropped', { enumerable: true, configurable: true, get: () => this.status().dropped });
+    Object.defineProperty(this.stats, 'rejected', { enumerable: true, configurable: true, get: () => ({ ...NO_REJECTS, ...this.status().rejected }) });
     this.handlers = new Map(CHANNELS.map((c) => [c, new Set()]));
     // The module's own message kinds on cache:invalidate (`type` → handler), e.g. the rate
     // limiter's resets ('rate-reset'): handled here, not passed to the app's handlers.
@@ -54,10 +74,11 @@ class PubSub extends EventEmitter {
     return b !== null && b.native.pubsubConnected();
   }
 
-  // { subscribed, connected, resubscribes, dropped }
+  // { subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
+  // badSignature }, signed, maxMessageBytes }
   status() {
     const b = this.ctx.bridgeInstance;
-    if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0 };
+    if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0, rejected: { ...NO_REJECTS }, signed: false, maxMessageBytes: null };
     return JSON.parse(b.native.pubsubStatus());
   }
 
@@ -195,7 +216,8 @@ class PubSub extends EventEmitter {
   }
 
   // SCAN + UNLINK in batches (keyPrefix applied, never KEYS) → how many keys were removed.
-  // An empty or all-'*' pattern is refused with a TypeError: it would wipe the keyspace.
+  // Refused with a TypeError (src/pubsub.rs check_pattern): no literal first segment ('?*',
+  // '*:*'), a whole family of the library's keys ('session:*', 'perm:user:*'), or locks.
   invalidatePattern(pattern) {
     return this.ctx.op(
       (n, id) => {
@@ -236,4 +258,4 @@ function invalidatePermissions(ctx, kind, id, service) {
   );
 }
 
-module.exports = { PubSub, CHANNELS, buildMessage, invalidatePermissions };
+module.exports = { PubSub, CHANNELS, buildMessage, invalidatePermissions, pubsubOptions };

@@ -34,6 +34,10 @@ pub struct NativeOptions {
     /// PEM of the CA that signs the server's certificate (`rediss://` only; the façade reads
     /// a path into PEM). Without it the public web PKI roots are trusted.
     pub tls_ca: Option<String>,
+    /// Largest pub/sub message sent or accepted, in bytes (default 64 KiB).
+    pub max_message_bytes: Option<f64>,
+    /// `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation).
+    pub pubsub_secrets: Option<Vec<String>>,
 }
 
 /// Where the data lives.
@@ -72,11 +76,27 @@ pub struct Config {
     pub circuit_threshold: u32,
     pub circuit_cooldown: Duration,
     pub tls_ca: Option<Vec<u8>>,
+    pub max_message_bytes: usize,
+    /// Never shown in an error or `Debug` output (Config has no `Debug`).
+    pub pubsub_secrets: Vec<Vec<u8>>,
 }
 
 pub const DEFAULT_COMMAND_TIMEOUT_MS: f64 = 1000.0;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: f64 = 2000.0;
 pub const DEFAULT_MAX_VALUE_BYTES: f64 = 512.0 * 1024.0;
+/// `maxMessageBytes` by default. Every message this library sends is under 1 KiB except
+/// `invalidateKeys` (about 1,000 keys of 50 bytes fit) and what the app publishes itself; a
+/// receiver holds up to `MessageRules::queue_budget` bytes of messages waiting for JS, so
+/// the bound also caps what a flood of large messages can pin in every node's memory.
+pub const DEFAULT_MAX_MESSAGE_BYTES: f64 = 64.0 * 1024.0;
+/// The range of `maxMessageBytes`: from what the library's own messages need to 16 MiB.
+pub const MIN_MAX_MESSAGE_BYTES: f64 = 1024.0;
+pub const MAX_MAX_MESSAGE_BYTES: f64 = 16.0 * 1024.0 * 1024.0;
+/// `pubsubSecret`: one or two secrets (the first signs, any verifies), 16 to 4096 bytes each
+/// (a short secret could be guessed offline from any message a subscriber sees).
+pub const MAX_SECRETS: usize = 2;
+pub const MIN_SECRET_BYTES: usize = 16;
+pub const MAX_SECRET_BYTES: usize = 4096;
 
 fn millis(what: &str, v: Option<f64>, default: f64) -> CacheResult<Duration> {
     let ms = v.unwrap_or(default);
@@ -186,6 +206,30 @@ fn topology(o: &NativeOptions) -> CacheResult<Option<Backend>> {
     Ok(None)
 }
 
+/// `pubsubSecret`: absent, or 1 to 2 secrets of 16 to 4096 bytes (never echoed).
+fn pubsub_secrets(secrets: Option<Vec<String>>) -> CacheResult<Vec<Vec<u8>>> {
+    let Some(secrets) = secrets else {
+        return Ok(Vec::new());
+    };
+    if secrets.is_empty() || secrets.len() > MAX_SECRETS {
+        return Err(CacheError::OutOfRange(format!(
+            "pubsubSecret must be one secret or an array of 1 to {} (got {})",
+            MAX_SECRETS,
+            secrets.len()
+        )));
+    }
+    if secrets
+        .iter()
+        .any(|s| !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&s.len()))
+    {
+        return Err(CacheError::OutOfRange(format!(
+            "every pubsubSecret must be {} to {} bytes long (the value is not shown)",
+            MIN_SECRET_BYTES, MAX_SECRET_BYTES
+        )));
+    }
+    Ok(secrets.into_iter().map(String::into_bytes).collect())
+}
+
 impl Config {
     pub fn from_options(o: NativeOptions) -> CacheResult<Config> {
         let backend = match topology(&o)? {
@@ -247,7 +291,20 @@ impl Config {
                 Some(pem.into_bytes())
             }
         };
+        let max_message_bytes = o.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        if !max_message_bytes.is_finite()
+            || max_message_bytes.fract() != 0.0
+            || !(MIN_MAX_MESSAGE_BYTES..=MAX_MAX_MESSAGE_BYTES).contains(&max_message_bytes)
+        {
+            return Err(CacheError::OutOfRange(format!(
+                "maxMessageBytes must be a whole number from {} to {} (got {max_message_bytes})",
+                MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES
+            )));
+        }
+        let pubsub_secrets = pubsub_secrets(o.pubsub_secrets)?;
         Ok(Config {
+            max_message_bytes: max_message_bytes as usize,
+            pubsub_secrets,
             tls_ca,
             circuit_threshold: circuit_threshold as u32,
             circuit_cooldown: millis("circuitCooldownMs", o.circuit_cooldown_ms, 1000.0)?,

@@ -14,7 +14,7 @@
 //!   them synchronously (near cache first), then to JS through the same queue.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ use crate::keys::{self, JsId};
 use crate::near_cache::{NearCache, CH_CACHE, CH_PERMISSIONS, CH_SESSIONS};
 use crate::store::memory::{MemDeliver, MemoryStore};
 use crate::store::pipeline::decode;
+use crate::store::pubsub::{MessageRules, Rejected};
 use crate::store::{Backend, Store};
 
 pub const CHANNELS: [&str; 3] = [CH_PERMISSIONS, CH_SESSIONS, CH_CACHE];
@@ -63,6 +64,23 @@ pub struct Link {
     subscriptions: AtomicU64,
     /// Messages dropped because JS did not keep up.
     dropped: AtomicU64,
+    /// Bytes of messages waiting for JS (bounded by `MessageRules::queue_budget`).
+    queued_bytes: AtomicUsize,
+    /// Received messages dropped before the near cache or JS saw them, by reason.
+    oversize: AtomicU64,
+    unsigned: AtomicU64,
+    bad_signature: AtomicU64,
+}
+
+impl Link {
+    fn reject(&self, why: Rejected) {
+        let counter = match why {
+            Rejected::Oversize => &self.oversize,
+            Rejected::Unsigned => &self.unsigned,
+            Rejected::BadSignature => &self.bad_signature,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Running {
@@ -87,6 +105,10 @@ impl PubSubState {
                 resubscribes: AtomicU64::new(0),
                 subscriptions: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                queued_bytes: AtomicUsize::new(0),
+                oversize: AtomicU64::new(0),
+                unsigned: AtomicU64::new(0),
+                bad_signature: AtomicU64::new(0),
             }),
         }
     }
@@ -131,13 +153,43 @@ fn channel_of(name: &str) -> CacheResult<&'static str> {
     })
 }
 
-/// A pattern for `invalidatePattern`: empty or all-`*` patterns would wipe the keyspace and
-/// are refused.
+/// Key families this library writes itself. A pattern may reach into one only with a literal
+/// that goes past the family's prefix (`perm:user:42*`, never `perm:user:*` or `perm:*`):
+/// `invalidatePattern` must not be a way to drop every session, every snapshot or every rate
+/// counter at once (the services have their own calls for their own keys).
+const OWN_FAMILIES: [&str; 6] = [
+    "session:",
+    "session:user:",
+    "perm:user:",
+    "perm:role:",
+    "rate:",
+    "rate-ip:",
+];
+/// First segments a pattern may never name: locks and their fencing counters are no cache
+/// entries, and deleting one hands its resource to a second owner (or rewinds its fence).
+const NEVER_FAMILIES: [&str; 2] = ["lock", "lock-fence"];
+
+/// Bytes that make a Redis MATCH pattern more than a literal (`\` escapes one).
+fn is_glob(c: char) -> bool {
+    matches!(c, '*' | '?' | '[' | ']' | '\\')
+}
+
+/// A pattern for `invalidatePattern` (keys under `keyPrefix`, Redis MATCH syntax). Refused:
+/// - empty, longer than 512 bytes, or holding control characters;
+/// - a first segment (up to the first `:`, or the whole pattern without one) that is empty
+///   or holds a glob character or `\` (so `*`, `?*`, `*?`, `[^]*`, `*:*`, `:*`, `da*:x`);
+/// - any pattern whose first segment is `lock` or `lock-fence`;
+/// - a pattern whose literal part (everything before its first glob character or `\`) does
+///   not reach past the prefix of one of the library's own families [`OWN_FAMILIES`]: it
+///   would match every key of that family (`session:*`, `session:user:*`, `session:u*`,
+///   `perm:*`, `perm:user:*`, `perm:*:5`, `rate:*`, `rate-ip:*`).
+///
+/// The app's own families take any pattern behind a literal first segment: `dash:*`,
+/// `dash:stats:*`, `report:sales:*` (the guide's examples) keep working.
 pub fn check_pattern(pattern: &str) -> CacheResult<()> {
-    if pattern.trim_matches('*').is_empty() {
+    if pattern.is_empty() {
         return Err(CacheError::InvalidArg(
-            "pattern must name something: an empty or all-'*' pattern would delete every key"
-                .into(),
+            "pattern must name something: an empty pattern is refused".into(),
         ));
     }
     if pattern.len() > keys::MAX_ID_BYTES {
@@ -151,6 +203,30 @@ pub fn check_pattern(pattern: &str) -> CacheResult<()> {
         return Err(CacheError::InvalidArg(
             "pattern must not contain control characters".into(),
         ));
+    }
+    let first = pattern.split(':').next().unwrap_or_default();
+    if first.is_empty() || first.chars().any(is_glob) {
+        return Err(CacheError::InvalidArg(
+            "pattern must start with a literal segment (before the first ':', no '*', '?', \
+             '[', ']' or '\\'), e.g. 'dash:*': a glob there reaches every key family"
+                .into(),
+        ));
+    }
+    if NEVER_FAMILIES.contains(&first) {
+        return Err(CacheError::InvalidArg(format!(
+            "pattern must not name {first}: keys: locks are no cache entries (release them \
+             with distributedLock.release)"
+        )));
+    }
+    let literal_end = pattern.find(is_glob);
+    if let Some(end) = literal_end {
+        let literal = &pattern[..end];
+        if let Some(family) = OWN_FAMILIES.iter().find(|f| f.starts_with(literal)) {
+            return Err(CacheError::InvalidArg(format!(
+                "pattern would match every key of the {family}* family; name more of the key \
+                 before the first glob (or use the service's own invalidation)"
+            )));
+        }
     }
     Ok(())
 }
@@ -177,14 +253,17 @@ pub fn check_key(key: &str) -> CacheResult<()> {
     Ok(())
 }
 
-/// One received message: applied to the near cache now, queued for JS.
+/// One received message (`channel` as received, prefix included): checked against
+/// `maxMessageBytes` and, with `pubsubSecret`, its signature; then applied to the near cache
+/// and queued for JS. A message that fails a check reaches neither, and is counted.
 fn receive(
     near: &NearCache,
     tx: &mpsc::Sender<(String, String)>,
     link: &Link,
+    rules: &MessageRules,
     prefix: &str,
     channel: &str,
-    payload: &str,
+    wire: &[u8],
 ) {
     let Some(ch) = channel
         .strip_prefix(prefix)
@@ -192,15 +271,26 @@ fn receive(
     else {
         return;
     };
-    near.apply_message(ch, payload);
-    if tx.try_send((ch.to_string(), payload.to_string())).is_err() {
+    let payload = match rules.open(channel, wire) {
+        Ok(object) => String::from_utf8_lossy(&object).into_owned(),
+        Err(why) => {
+            link.reject(why);
+            return;
+        }
+    };
+    near.apply_message(ch, &payload);
+    let len = payload.len();
+    let queued = link.queued_bytes.fetch_add(len, Ordering::AcqRel);
+    if queued + len > rules.queue_budget() || tx.try_send((ch.to_string(), payload)).is_err() {
+        link.queued_bytes.fetch_sub(len, Ordering::AcqRel);
         link.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Hands messages to JS, in order, one at a time.
-async fn deliver(tsfn: MessageFn, mut rx: mpsc::Receiver<(String, String)>) {
+async fn deliver(tsfn: MessageFn, mut rx: mpsc::Receiver<(String, String)>, link: Arc<Link>) {
     while let Some(m) = rx.recv().await {
+        link.queued_bytes.fetch_sub(m.1.len(), Ordering::AcqRel);
         match tsfn.call_async_catch(m).await {
             Ok(_) => {}
             Err(e) if e.status == Status::Closing => break,
@@ -248,7 +338,7 @@ async fn supervise(
                 }
                 link.connected.send_replace(true);
                 tokio::select! {
-                    _ = pump(ps, r.command_timeout(), store.prefix(), &near, &tx, &link) => {}
+                    _ = pump(ps, r.command_timeout(), &store, &near, &tx, &link) => {}
                     // Sentinel: the primary moved; resubscribe there
                     _ = r.primary_changed() => {}
                 }
@@ -268,7 +358,7 @@ async fn supervise(
 async fn pump(
     ps: redis::aio::PubSub,
     ping_timeout: Duration,
-    prefix: &str,
+    store: &Store,
     near: &NearCache,
     tx: &mpsc::Sender<(String, String)>,
     link: &Link,
@@ -282,9 +372,9 @@ async fn pump(
         tokio::select! {
             msg = poll_fn(|cx| stream.as_mut().poll_next(cx)) => {
                 let Some(msg) = msg else { return };
-                let channel = msg.get_channel_name().to_string();
-                let payload = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                receive(near, tx, link, prefix, &channel, &payload);
+                // redis-rs has read the whole message by now (it has no bound of its own):
+                // what is over maxMessageBytes is dropped here, before any copy of it
+                receive(near, tx, link, &store.messages, store.prefix(), msg.get_channel_name(), msg.get_payload_bytes());
             }
             _ = tick.tick() => {
                 let ping = tokio::time::timeout(ping_timeout, sink.ping::<redis::Value>()).await;
@@ -317,14 +407,15 @@ impl NativeCache {
                     .weak::<true>()
                     .build_callback(|ctx| Ok(FnArgs::from(ctx.value)))?;
                 let (tx, rx) = mpsc::channel(DELIVERY_QUEUE);
-                let mut tasks = vec![spawn(deliver(tsfn, rx))];
+                let mut tasks = vec![spawn(deliver(tsfn, rx, ps.link.clone()))];
                 let channels: Vec<String> = CHANNELS.iter().map(|c| store.key(c)).collect();
                 let memory = match &store.backend {
                     Backend::Memory(m) => {
                         let (near, link) = (ps.near.clone(), ps.link.clone());
                         let prefix = store.prefix().to_string();
+                        let rules = store.messages.clone();
                         let on: MemDeliver = Arc::new(move |ch: &str, payload: &str| {
-                            receive(&near, &tx, &link, &prefix, ch, payload)
+                            receive(&near, &tx, &link, &rules, &prefix, ch, payload.as_bytes())
                         });
                         let sid = m.subscribe(channels, on);
                         ps.near.set_trusted(true);
@@ -372,17 +463,36 @@ impl NativeCache {
         self.core.pubsub.is_connected()
     }
 
-    /// `{ subscribed, connected, resubscribes, dropped }` as JSON.
+    /// `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
+    /// badSignature }, signed, maxMessageBytes }` as JSON.
     #[napi]
     pub fn pubsub_status(&self) -> String {
         let ps = &self.core.pubsub;
+        let rules = self.core.store.as_ref().map(|s| &s.messages);
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         serde_json::json!({
             "subscribed": ps.is_subscribed(),
             "connected": ps.is_connected(),
-            "resubscribes": ps.link.resubscribes.load(Ordering::Relaxed),
-            "dropped": ps.link.dropped.load(Ordering::Relaxed),
+            "resubscribes": n(&ps.link.resubscribes),
+            "dropped": n(&ps.link.dropped),
+            "rejected": {
+                "oversize": n(&ps.link.oversize),
+                "unsigned": n(&ps.link.unsigned),
+                "badSignature": n(&ps.link.bad_signature),
+            },
+            "signed": rules.is_some_and(|r| r.signs()),
+            "maxMessageBytes": rules.map(|r| r.max_bytes()),
         })
         .to_string()
+    }
+
+    /// Refuses (RangeError, before anything is written) a message over `maxMessageBytes`
+    /// once signed.
+    fn check_message(&self, payload: &str) -> CacheResult<()> {
+        match &self.core.store {
+            Some(s) => s.messages.check(payload),
+            None => self.check_value("message", payload),
+        }
     }
 
     /// PUBLISH `payload` (JSON made by the façade) on `channel` → receivers. The local near
@@ -396,15 +506,20 @@ impl NativeCache {
         payload: String,
     ) -> napi::Result<()> {
         let ch = js(&env, channel_of(&channel))?;
-        js(&env, self.check_value("message", &payload))?;
+        js(&env, self.check_message(&payload))?;
+        let direct = match self.direct_store() {
+            Some(s) => {
+                let full = s.key(ch);
+                let wire = js(&env, s.messages.seal(&full, &payload))?;
+                Some((full, wire))
+            }
+            None => None,
+        };
         self.core.pubsub.near.apply_message(ch, &payload);
-        if let Some(s) = self.direct_store() {
-            let full = s.key(ch);
-            self.cmd_direct(
-                id,
-                &[b"PUBLISH", full.as_bytes(), payload.as_bytes()],
-                |r| decode::<u32>(r?).map(|n| Reply::Num(n as f64)),
-            );
+        if let Some((full, wire)) = direct {
+            self.cmd_direct(id, &[b"PUBLISH", full.as_bytes(), wire.as_bytes()], |r| {
+                decode::<u32>(r?).map(|n| Reply::Num(n as f64))
+            });
             return Ok(());
         }
         self.run(id, move |s| async move {
@@ -432,7 +547,7 @@ impl NativeCache {
         for k in &keys {
             js(&env, check_key(k))?;
         }
-        js(&env, self.check_value("message", &payload))?;
+        js(&env, self.check_message(&payload))?;
         let near = self.core.pubsub.near.clone();
         near.apply_message(CH_CACHE, &payload);
         self.run(id, move |s| async move {
@@ -457,7 +572,7 @@ impl NativeCache {
         payload: String,
     ) -> napi::Result<()> {
         js(&env, check_pattern(&pattern))?;
-        js(&env, self.check_value("message", &payload))?;
+        js(&env, self.check_message(&payload))?;
         let near = self.core.pubsub.near.clone();
         near.invalidate_pattern(&pattern);
         self.run(id, move |s| async move {
@@ -479,7 +594,7 @@ impl NativeCache {
         payload: String,
     ) -> napi::Result<()> {
         js(&env, keys::check_id("sessionId", &token_hash))?;
-        js(&env, self.check_value("message", &payload))?;
+        js(&env, self.check_message(&payload))?;
         self.run(id, move |s| async move {
             let removed = s.session_remove(&token_hash).await?;
             s.publish(CH_SESSIONS, &payload).await?;
@@ -498,7 +613,7 @@ impl NativeCache {
         payload: String,
     ) -> napi::Result<()> {
         let user_id = js(&env, keys::id_string("userId", user_id))?;
-        js(&env, self.check_value("message", &payload))?;
+        js(&env, self.check_message(&payload))?;
         self.run(id, move |s| async move {
             let n = s.session_remove_user(&user_id).await?;
             s.publish(CH_SESSIONS, &payload).await?;
@@ -514,6 +629,14 @@ impl NativeCache {
 pub fn memory_store_set(name: String, key: String, value: String, ttl_ms: f64) {
     let ttl = Duration::from_millis(ttl_ms.clamp(1.0, 86_400_000.0) as u64);
     MemoryStore::named(&name).with(|d| d.set_str(&key, value, Some(ttl)));
+}
+
+/// Diagnostics of the embedded store (tests): PUBLISH `payload` as is (unsigned, unchecked:
+/// what any client of a shared Redis could send) on `channel` (as published, prefix
+/// included) of `memory://{name}` → receivers.
+#[napi]
+pub fn memory_store_publish(name: String, channel: String, payload: String) -> u32 {
+    MemoryStore::named(&name).publish(&channel, &payload)
 }
 
 #[cfg(test)]
@@ -540,5 +663,58 @@ mod tests {
             check_pattern(&"a".repeat(600)).unwrap_err().code(),
             "ERR_VALUE_TOO_LARGE"
         );
+    }
+
+    // Hardening 9: `?*`, `*?`, `[^]*`, `*:*` each deleted everything under the prefix.
+    #[test]
+    fn a_pattern_needs_a_literal_first_segment_and_must_not_cover_a_family() {
+        for p in [
+            "?*",
+            "*?",
+            "[^]*",
+            "*:*",
+            ":*",
+            "::",
+            "da*:x",
+            "d?sh:*",
+            "\\*",
+            "a\\:*",
+            "[a]:*",
+            "session:*",
+            "session:user:*",
+            "session:u*",
+            "session:*:x",
+            "perm:*",
+            "perm:user:*",
+            "perm:role:*",
+            "perm:*:5",
+            "perm:[ur]*",
+            "rate:*",
+            "rate-ip:*",
+            "lock:*",
+            "lock:task:*",
+            "lock:task:99",
+            "lock-fence:*",
+        ] {
+            assert_eq!(
+                check_pattern(p).unwrap_err().code(),
+                "ERR_INVALID_ARG",
+                "{p:?} must be refused"
+            );
+        }
+        for p in [
+            "dash:*",
+            "dash:stats:*",
+            "report:sales:*",
+            "report:sales:1?3",
+            "dash",
+            "perm:user:42*",
+            "session:ab*",
+            "rate:1.2.3.4:*",
+            "sessions:*",
+            "dash:\\*",
+        ] {
+            assert!(check_pattern(p).is_ok(), "{p:?} must be accepted");
+        }
     }
 }

@@ -45,6 +45,8 @@ pub struct Store {
     pub backend: Backend,
     prefix: String,
     max_value_bytes: usize,
+    /// `maxMessageBytes` and `pubsubSecret`: what every PUBLISH and every received message obeys.
+    pub messages: std::sync::Arc<pubsub::MessageRules>,
 }
 
 impl Store {
@@ -98,6 +100,10 @@ impl Store {
             backend,
             prefix: cfg.key_prefix.clone(),
             max_value_bytes: cfg.max_value_bytes,
+            messages: std::sync::Arc::new(pubsub::MessageRules::new(
+                cfg.max_message_bytes,
+                cfg.pubsub_secrets.clone(),
+            )),
         }))
     }
 

@@ -1,7 +1,12 @@
 //! Pub/sub and bulk-invalidation operations of the store: PUBLISH on prefixed channels,
-//! UNLINK of exact keys, and SCAN + UNLINK of a pattern in batches (never KEYS).
+//! UNLINK of exact keys, and SCAN + UNLINK of a pattern in batches (never KEYS); and the rules
+//! every message obeys on the wire ([`MessageRules`]: a size bound, opt-in HMAC signatures).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
@@ -12,6 +17,166 @@ const UNLINK_BATCH: usize = 500;
 /// A pattern delete stops (with ETIMEDOUT) after this long or this many SCAN steps.
 const PATTERN_DEADLINE: Duration = Duration::from_secs(60);
 const MAX_SCAN_STEPS: usize = 1_000_000;
+
+/// A signed message is the JSON object published with one field added last:
+/// `"sig":"<HMAC-SHA256, 64 lowercase hex>"`. The MAC covers the exact bytes of the object as
+/// published (without the field) and the channel it travels on, so verifying never
+/// re-serialises JSON, and a message signed for one channel (or key prefix) is refused on
+/// another. Receivers without a secret read it as a plain object with one more field.
+const SIG_FIELD: &[u8] = b"\"sig\":\"";
+const SIG_HEX: usize = 64;
+/// `"sig":"` + 64 hex + `"}`
+const SIG_TAIL: usize = SIG_FIELD.len() + SIG_HEX + 2;
+const MAC_DOMAIN: &[u8] = b"bisman-cache pubsub v1\n";
+
+/// Why a received message was dropped (counted per reason in `stats().pubsub.rejected`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// Over `maxMessageBytes`.
+    Oversize,
+    /// A secret is set and the message carries no signature.
+    Unsigned,
+    /// A secret is set and the signature matches none of the secrets.
+    BadSignature,
+}
+
+/// The size bound and the signing secrets of one instance's messages.
+pub struct MessageRules {
+    max_bytes: usize,
+    secrets: Vec<Vec<u8>>,
+}
+
+/// The MAC of `payload` on `channel` (None never happens: HMAC takes keys of any length).
+fn mac_of(secret: &[u8], channel: &str, payload: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
+    m.update(MAC_DOMAIN);
+    m.update(channel.as_bytes());
+    m.update(b"\n");
+    m.update(payload);
+    Some(m)
+}
+
+/// Splits a signed wire message into the published object and its signature; None when it
+/// carries no well-formed `sig` field at its end.
+fn split_signed(wire: &[u8]) -> Option<(Cow<'_, [u8]>, [u8; 32])> {
+    let len = wire.len();
+    if len < SIG_TAIL + 1 || !wire.ends_with(b"\"}") {
+        return None;
+    }
+    let tail = &wire[len - SIG_TAIL..];
+    if !tail.starts_with(SIG_FIELD) {
+        return None;
+    }
+    let mut sig = [0u8; 32];
+    hex::decode_to_slice(&tail[SIG_FIELD.len()..SIG_FIELD.len() + SIG_HEX], &mut sig).ok()?;
+    let head = &wire[..len - SIG_TAIL];
+    let object: Cow<'_, [u8]> = match head.last() {
+        Some(b',') => {
+            let mut o = head[..head.len() - 1].to_vec();
+            o.push(b'}');
+            Cow::Owned(o)
+        }
+        Some(b'{') if head.len() == 1 => Cow::Borrowed(b"{}"),
+        _ => return None,
+    };
+    Some((object, sig))
+}
+
+impl MessageRules {
+    pub fn new(max_bytes: usize, secrets: Vec<Vec<u8>>) -> MessageRules {
+        MessageRules { max_bytes, secrets }
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// True when messages are signed and unsigned ones refused.
+    pub fn signs(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    /// Bytes of received messages a subscriber may hold for JS at once.
+    pub fn queue_budget(&self) -> usize {
+        (4 * self.max_bytes).max(32 * 1024 * 1024)
+    }
+
+    /// Refuses (RangeError) a message that would be over `maxMessageBytes` on the wire,
+    /// signature included: call it before anything is written.
+    pub fn check(&self, payload: &str) -> CacheResult<()> {
+        let wire = if self.signs() {
+            payload.len() + 1 + SIG_TAIL
+        } else {
+            payload.len()
+        };
+        if wire > self.max_bytes {
+            return Err(CacheError::TooLarge(format!(
+                "the message is {wire} bytes on the wire; maxMessageBytes is {}",
+                self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The message as it goes on the wire of `channel` (the channel as published, prefix
+    /// included): unchanged without a secret, else signed with the first secret.
+    pub fn seal(&self, channel: &str, payload: &str) -> CacheResult<String> {
+        self.check(payload)?;
+        let Some(secret) = self.secrets.first() else {
+            return Ok(payload.to_string());
+        };
+        let inner = payload
+            .strip_prefix('{')
+            .and_then(|p| p.strip_suffix('}'))
+            .ok_or_else(|| {
+                CacheError::InvalidArg("a signed pub/sub message must be a JSON object".into())
+            })?;
+        let (object, head) = if inner.trim().is_empty() {
+            ("{}", "{".to_string())
+        } else {
+            (payload, format!("{{{inner},"))
+        };
+        let sig = mac_of(secret, channel, object.as_bytes())
+            .ok_or(CacheError::Internal(
+                "the pub/sub secret was refused by HMAC",
+            ))?
+            .finalize()
+            .into_bytes();
+        let mut wire = String::with_capacity(head.len() + SIG_TAIL);
+        wire.push_str(&head);
+        wire.push_str("\"sig\":\"");
+        wire.push_str(&hex::encode(sig));
+        wire.push_str("\"}");
+        Ok(wire)
+    }
+
+    /// A received message → the object as its sender published it (signature field removed),
+    /// or why it is dropped. Without a secret every message within the size bound passes (a
+    /// signed one with its signature field removed, unverified). With secrets, the signature
+    /// must match one of them (compared in constant time).
+    pub fn open<'a>(&self, channel: &str, wire: &'a [u8]) -> Result<Cow<'a, [u8]>, Rejected> {
+        if wire.len() > self.max_bytes {
+            return Err(Rejected::Oversize);
+        }
+        let signed = split_signed(wire);
+        if !self.signs() {
+            return Ok(signed.map_or(Cow::Borrowed(wire), |(object, _)| object));
+        }
+        let Some((object, sig)) = signed else {
+            return Err(Rejected::Unsigned);
+        };
+        // every secret is tried, so the time taken does not say which one matched
+        let mut ok = false;
+        for secret in &self.secrets {
+            ok |= mac_of(secret, channel, &object).is_some_and(|m| m.verify_slice(&sig).is_ok());
+        }
+        if ok {
+            Ok(object)
+        } else {
+            Err(Rejected::BadSignature)
+        }
+    }
+}
 
 /// Redis `stringmatchlen` semantics: `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -100,19 +265,21 @@ pub fn glob_escape(literal: &str) -> String {
 
 impl Store {
     /// PUBLISH on `keyPrefix + channel` → how many subscribers received it.
+    /// The message is bounded by `maxMessageBytes` and signed when `pubsubSecret` is set
+    /// (every message kind, whichever service sends it).
     pub async fn publish(&self, channel: &str, payload: &str) -> CacheResult<u32> {
-        self.check_value("message", payload)?;
         let ch = self.key(channel);
+        let wire = self.messages.seal(&ch, payload)?;
         if let Some(c) = self.cluster() {
             let home = self.key(crate::pubsub::CHANNELS[0]);
-            return c.publish(&home, &ch, payload).await;
+            return c.publish(&home, &ch, &wire).await;
         }
         match &self.backend {
             Backend::Redis(r) => {
-                r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(payload))
+                r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
                     .await
             }
-            Backend::Memory(m) => Ok(m.publish(&ch, payload)),
+            Backend::Memory(m) => Ok(m.publish(&ch, &wire)),
         }
     }
 
@@ -203,6 +370,95 @@ mod tests {
         assert!(m("v[0-9]", "v7") && !m("v[0-9]", "vx"));
         assert!(m("a\\*", "a*") && !m("a\\*", "ab"));
         assert!(m("perm:user:*", "perm:user:5"));
+    }
+
+    const CH: &str = "erp:cache:invalidate";
+
+    fn rules(secrets: &[&str]) -> MessageRules {
+        MessageRules::new(
+            1024,
+            secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        )
+    }
+
+    fn open(r: &MessageRules, ch: &str, wire: &str) -> Result<String, Rejected> {
+        r.open(ch, wire.as_bytes())
+            .map(|o| String::from_utf8(o.into_owned()).unwrap())
+    }
+
+    // Hardening 14: signed messages round-trip to the exact bytes published.
+    #[test]
+    fn a_signed_message_opens_to_the_exact_object() {
+        let r = rules(&["0123456789abcdef"]);
+        for p in [
+            r#"{"keys":["a"],"origin":"n","ts":1}"#,
+            "{}",
+            "{ }",
+            r#"{"a":{"b":"}"}}"#,
+        ] {
+            let wire = r.seal(CH, p).unwrap();
+            assert!(wire.ends_with("\"}"));
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&wire).is_ok(),
+                "{wire}"
+            );
+            let back = open(&r, CH, &wire).unwrap();
+            assert_eq!(back, if p == "{ }" { "{}" } else { p });
+        }
+        assert_eq!(
+            r.seal(CH, "[1]").unwrap_err().code(),
+            "ERR_INVALID_ARG",
+            "only objects are signed"
+        );
+    }
+
+    #[test]
+    fn unsigned_forged_altered_or_moved_messages_are_refused() {
+        let r = rules(&["0123456789abcdef"]);
+        let wire = r.seal(CH, r#"{"userId":1}"#).unwrap();
+        assert_eq!(open(&r, CH, r#"{"userId":1}"#), Err(Rejected::Unsigned));
+        assert_eq!(open(&r, CH, "garbage"), Err(Rejected::Unsigned));
+        assert_eq!(
+            open(&r, CH, &wire.replace("\"userId\":1", "\"userId\":2")),
+            Err(Rejected::BadSignature)
+        );
+        assert_eq!(
+            open(&r, "erp:permissions:invalidate", &wire),
+            Err(Rejected::BadSignature)
+        );
+        let other = rules(&["fedcba9876543210"]);
+        assert_eq!(open(&other, CH, &wire), Err(Rejected::BadSignature));
+        // without a secret: accepted, the signature field removed
+        let plain = rules(&[]);
+        assert_eq!(open(&plain, CH, &wire).unwrap(), r#"{"userId":1}"#);
+        assert_eq!(open(&plain, CH, "x").unwrap(), "x");
+    }
+
+    #[test]
+    fn rotation_signs_with_the_first_secret_and_verifies_with_any() {
+        let (old, new) = ("old-0123456789abcdef", "new-0123456789abcdef");
+        let both = rules(&[new, old]);
+        let wire_new = both.seal(CH, "{\"a\":1}").unwrap();
+        let wire_old = rules(&[old]).seal(CH, "{\"a\":1}").unwrap();
+        assert!(open(&both, CH, &wire_old).is_ok());
+        assert!(open(&rules(&[old, new]), CH, &wire_new).is_ok());
+        assert!(open(&rules(&[new]), CH, &wire_new).is_ok());
+        assert_eq!(
+            open(&rules(&[old]), CH, &wire_new),
+            Err(Rejected::BadSignature)
+        );
+    }
+
+    #[test]
+    fn the_size_bound_holds_both_ways() {
+        let r = rules(&["0123456789abcdef"]);
+        let big = format!("{{\"p\":\"{}\"}}", "x".repeat(1000));
+        assert_eq!(r.seal(CH, &big).unwrap_err().code(), "ERR_VALUE_TOO_LARGE");
+        assert_eq!(
+            open(&rules(&[]), CH, &"x".repeat(1025)),
+            Err(Rejected::Oversize)
+        );
+        assert!(open(&rules(&[]), CH, &"x".repeat(1024)).is_ok());
     }
 
     #[test]
