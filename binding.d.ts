@@ -24,8 +24,9 @@ export declare class NativeCache {
    */
   pipelined(): boolean
   /**
-   * `[writes, commands]`: how many writes of the outbox the pipelined connection made and
-   * how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
+   * `[writes, commands, refused]`: how many writes of the outbox the pipelined connection
+   * made, how many commands they carried, and how many commands found the outbox full
+   * (for tests and benchmarks; `[0, 0, 0]` without one).
    */
   transportCounts(): Array<number>
   /**
@@ -228,6 +229,12 @@ export interface NativeOptions {
   maxMessageBytes?: number
   /** `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation). */
   pubsubSecrets?: Array<string>
+  /**
+   * Pipelined transport: bytes of unsent commands held while Redis does not read (default
+   * 32 MiB), and the longest reply accepted (default 512 MiB, Redis' proto-max-bulk-len).
+   */
+  maxOutboxBytes?: number
+  maxReplyBytes?: number
 }
 
 /** A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`). */

@@ -45,6 +45,14 @@ export interface CacheOptions {
   connectTimeoutMs?: number;
   /** Largest value stored, in bytes (default 512 KiB). */
   maxValueBytes?: number;
+  /** Bytes of commands queued for Redis and not yet written, 65536 … 1 GiB (default 32 MiB);
+   * a call that finds the outbox full (Redis not reading) fails at once with
+   * `ECACHEUNAVAILABLE` and falls back. */
+  maxOutboxBytes?: number;
+  /** Longest reply accepted from Redis, 1024 … 512 MiB and at least `maxValueBytes` (default
+   * 512 MiB, Redis' `proto-max-bulk-len`); a longer one drops the connection
+   * (`ECACHEUNAVAILABLE`). */
+  maxReplyBytes?: number;
   /** Circuit breaker: consecutive timeouts/connection errors after which Redis is skipped
    * (calls fail at once with `ECIRCUITOPEN` and fall back) — default 5; 0 disables it. */
   circuitThreshold?: number;

@@ -96,6 +96,12 @@ function normalizeOptions(options) {
   return { ...options, url: url || undefined, loaders, nodeId };
 }
 
+// A byte bound of the transport (range-checked natively): a number, or undefined for the default.
+function byteCount(value, name) {
+  if (value !== undefined && typeof value !== 'number') throw typeError(`${name} must be a number of bytes`);
+  return value;
+}
+
 class Context {
   constructor(options) {
     this.options = normalizeOptions(options);
@@ -120,6 +126,8 @@ class Context {
         maxValueBytes: o.maxValueBytes,
         circuitThreshold: o.circuitThreshold,
         circuitCooldownMs: o.circuitCooldownMs,
+        maxOutboxBytes: byteCount(o.maxOutboxBytes, 'maxOutboxBytes'),
+        maxReplyBytes: byteCount(o.maxReplyBytes, 'maxReplyBytes'),
         tlsCa: tlsCaOf(o.tls),
         ...nearCacheOptions(o),
         ...pubsubOptions(o),

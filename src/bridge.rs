@@ -116,6 +116,74 @@ unsafe fn str_to_js(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value
     Ok(out)
 }
 
+/// Where the values of one batch go: the JS array (see [`Batch`]), or a test's stand-in that
+/// can make a conversion fail.
+trait BatchOut {
+    type Value;
+    type Error;
+    /// A successful answer as a JS value; it can fail (a string longer than V8 allows…).
+    fn reply(&mut self, r: Reply) -> Result<Self::Value, Self::Error>;
+    /// A failure as a JS Error object (with `code`).
+    fn error(&mut self, e: &CacheError) -> Self::Value;
+    fn id(&mut self, id: f64) -> Result<Self::Value, Self::Error>;
+    fn set(&mut self, index: u32, v: Self::Value) -> Result<(), Self::Error>;
+}
+
+/// The answer of a call whose reply could not be made a JS value.
+const UNCONVERTIBLE: CacheError =
+    CacheError::Internal("the reply could not be converted to a JS value");
+
+/// Fills `[id, value, …]` from `items`. Each answer is converted on its own: one that fails
+/// to convert fails its own call (`ERR_CACHE_INTERNAL`, a back-end failure: the caller falls
+/// back), and every other call of the batch is still delivered.
+fn fill_batch<O: BatchOut>(out: &mut O, items: Vec<Completion>) {
+    for (i, c) in items.into_iter().enumerate() {
+        let id = c.id as f64;
+        let (id, value) = match c.result {
+            Ok(r) => match out.reply(r) {
+                Ok(v) => (id, v),
+                Err(_) => (-id, out.error(&UNCONVERTIBLE)),
+            },
+            Err(e) => (-id, out.error(&e)),
+        };
+        // Setting an element fails only with a broken environment; the others are still set.
+        if let Ok(id) = out.id(id) {
+            let _ = out.set((2 * i) as u32, id);
+            let _ = out.set((2 * i + 1) as u32, value);
+        }
+    }
+}
+
+/// [`BatchOut`] into a JS array.
+struct JsArray {
+    env: sys::napi_env,
+    arr: sys::napi_value,
+}
+
+impl BatchOut for JsArray {
+    type Value = sys::napi_value;
+    type Error = napi::Error;
+
+    fn reply(&mut self, r: Reply) -> napi::Result<sys::napi_value> {
+        unsafe { reply_to_js(self.env, r) }
+    }
+
+    fn error(&mut self, e: &CacheError) -> sys::napi_value {
+        unsafe { e.to_js(self.env) }
+    }
+
+    fn id(&mut self, id: f64) -> napi::Result<sys::napi_value> {
+        unsafe { f64::to_napi_value(self.env, id) }
+    }
+
+    fn set(&mut self, index: u32, v: sys::napi_value) -> napi::Result<()> {
+        unsafe {
+            check_status!(sys::napi_set_element(self.env, self.arr, index, v))?;
+        }
+        Ok(())
+    }
+}
+
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let mut arr = ptr::null_mut();
@@ -125,16 +193,8 @@ impl ToNapiValue for Batch {
                 val.0.len() * 2,
                 &mut arr
             ))?;
-            for (i, c) in val.0.into_iter().enumerate() {
-                let (id, value) = match c.result {
-                    Ok(r) => (c.id as f64, reply_to_js(env, r)?),
-                    Err(e) => (-(c.id as f64), e.to_js(env)),
-                };
-                let id = f64::to_napi_value(env, id)?;
-                check_status!(sys::napi_set_element(env, arr, (2 * i) as u32, id))?;
-                check_status!(sys::napi_set_element(env, arr, (2 * i + 1) as u32, value))?;
-            }
         }
+        fill_batch(&mut JsArray { env, arr }, val.0);
         Ok(arr)
     }
 }
@@ -302,17 +362,21 @@ impl NativeCache {
         self.direct_store().is_some()
     }
 
-    /// `[writes, commands]`: how many writes of the outbox the pipelined connection made and
-    /// how many commands they carried (for tests and benchmarks; `[0, 0]` without one).
+    /// `[writes, commands, refused]`: how many writes of the outbox the pipelined connection
+    /// made, how many commands they carried, and how many commands found the outbox full
+    /// (for tests and benchmarks; `[0, 0, 0]` without one).
     #[napi]
     pub fn transport_counts(&self) -> Vec<f64> {
-        let (w, c) = self
-            .core
-            .store
-            .as_ref()
-            .and_then(|s| s.pipeline())
-            .map_or((0, 0), |p| p.transport_counts());
-        vec![w as f64, c as f64]
+        let (w, c, r) =
+            self.core
+                .store
+                .as_ref()
+                .and_then(|s| s.pipeline())
+                .map_or((0, 0, 0), |p| {
+                    let (w, c) = p.transport_counts();
+                    (w, c, p.refused_count())
+                });
+        vec![w as f64, c as f64, r as f64]
     }
 }
 
@@ -459,6 +523,76 @@ mod tests {
         assert_eq!(got[0].0, 7);
         assert!(matches!(got[0].1, Err(CacheError::Internal(_))));
         assert!(got[0].1.as_ref().err().unwrap().is_backend_failure());
+    }
+
+    /// A stand-in for the JS array whose conversion of the string "unconvertible" fails.
+    #[derive(Default)]
+    struct Strings(Vec<(u32, String)>);
+
+    impl BatchOut for Strings {
+        type Value = String;
+        type Error = ();
+        fn reply(&mut self, r: Reply) -> Result<String, ()> {
+            match r {
+                Reply::Str(s) if s == "unconvertible" => Err(()),
+                Reply::Str(s) => Ok(s),
+                Reply::Bool(b) => Ok(b.to_string()),
+                _ => Ok("other".into()),
+            }
+        }
+        fn error(&mut self, e: &CacheError) -> String {
+            e.code().to_string()
+        }
+        fn id(&mut self, id: f64) -> Result<String, ()> {
+            Ok(id.to_string())
+        }
+        fn set(&mut self, index: u32, v: String) -> Result<(), ()> {
+            self.0.push((index, v));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reply_that_fails_to_convert_fails_its_own_call_and_the_rest_are_delivered() {
+        // Hardening 16: one result that fails to convert used to drop its whole batch (`?`
+        // per result), leaving every promise of the batch unsettled.
+        let items = vec![
+            Completion {
+                id: 1,
+                result: Ok(Reply::Str("a".into())),
+            },
+            Completion {
+                id: 2,
+                result: Ok(Reply::Str("unconvertible".into())),
+            },
+            Completion {
+                id: 3,
+                result: Err(CacheError::Timeout(5)),
+            },
+            Completion {
+                id: 4,
+                result: Ok(Reply::Bool(true)),
+            },
+        ];
+        let mut out = Strings::default();
+        fill_batch(&mut out, items);
+        let got: Vec<&str> = out.0.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                "1",
+                "a",
+                "-2",
+                "ERR_CACHE_INTERNAL",
+                "-3",
+                "ETIMEDOUT",
+                "4",
+                "true"
+            ]
+        );
+        let indices: Vec<u32> = out.0.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indices, (0..8).collect::<Vec<u32>>());
+        assert!(UNCONVERTIBLE.is_backend_failure());
     }
 
     #[test]

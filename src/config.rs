@@ -38,6 +38,10 @@ pub struct NativeOptions {
     pub max_message_bytes: Option<f64>,
     /// `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation).
     pub pubsub_secrets: Option<Vec<String>>,
+    /// Pipelined transport: bytes of unsent commands held while Redis does not read (default
+    /// 32 MiB), and the longest reply accepted (default 512 MiB, Redis' proto-max-bulk-len).
+    pub max_outbox_bytes: Option<f64>,
+    pub max_reply_bytes: Option<f64>,
 }
 
 /// Where the data lives.
@@ -79,6 +83,29 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Never shown in an error or `Debug` output (Config has no `Debug`).
     pub pubsub_secrets: Vec<Vec<u8>>,
+    pub max_outbox_bytes: usize,
+    pub max_reply_bytes: usize,
+}
+
+impl Config {
+    /// The byte bounds of the pipelined transport.
+    pub fn transport_limits(&self) -> crate::store::pipeline::Limits {
+        crate::store::pipeline::Limits {
+            max_outbox: self.max_outbox_bytes,
+            max_reply: self.max_reply_bytes,
+        }
+    }
+}
+
+/// A whole number of bytes in `min..=max` (default `default`).
+fn bytes(what: &str, v: Option<f64>, default: usize, min: f64, max: f64) -> CacheResult<usize> {
+    let n = v.unwrap_or(default as f64);
+    if !n.is_finite() || n.fract() != 0.0 || !(min..=max).contains(&n) {
+        return Err(CacheError::OutOfRange(format!(
+            "{what} must be a whole number of bytes from {min} to {max} (got {n})"
+        )));
+    }
+    Ok(n as usize)
 }
 
 pub const DEFAULT_COMMAND_TIMEOUT_MS: f64 = 1000.0;
@@ -275,6 +302,25 @@ impl Config {
                 "circuitThreshold must be a whole number from 0 (off) to 1000000 (got {circuit_threshold})"
             )));
         }
+        let max_outbox_bytes = bytes(
+            "maxOutboxBytes",
+            o.max_outbox_bytes,
+            crate::store::pipeline::DEFAULT_MAX_OUTBOX_BYTES,
+            65_536.0,
+            1_073_741_824.0,
+        )?;
+        let max_reply_bytes = bytes(
+            "maxReplyBytes",
+            o.max_reply_bytes,
+            crate::store::pipeline::DEFAULT_MAX_REPLY_BYTES,
+            1024.0,
+            536_870_912.0,
+        )?;
+        if max_reply_bytes < max_value_bytes as usize {
+            return Err(CacheError::OutOfRange(format!(
+                "maxReplyBytes ({max_reply_bytes}) must be at least maxValueBytes ({max_value_bytes}): a stored value must be readable"
+            )));
+        }
         let tls_ca = match o.tls_ca {
             None => None,
             Some(pem) => {
@@ -291,21 +337,20 @@ impl Config {
                 Some(pem.into_bytes())
             }
         };
-        let max_message_bytes = o.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
-        if !max_message_bytes.is_finite()
-            || max_message_bytes.fract() != 0.0
-            || !(MIN_MAX_MESSAGE_BYTES..=MAX_MAX_MESSAGE_BYTES).contains(&max_message_bytes)
-        {
-            return Err(CacheError::OutOfRange(format!(
-                "maxMessageBytes must be a whole number from {} to {} (got {max_message_bytes})",
-                MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES
-            )));
-        }
+        let max_message_bytes = bytes(
+            "maxMessageBytes",
+            o.max_message_bytes,
+            DEFAULT_MAX_MESSAGE_BYTES as usize,
+            MIN_MAX_MESSAGE_BYTES,
+            MAX_MAX_MESSAGE_BYTES,
+        )?;
         let pubsub_secrets = pubsub_secrets(o.pubsub_secrets)?;
         Ok(Config {
-            max_message_bytes: max_message_bytes as usize,
+            max_message_bytes,
             pubsub_secrets,
             tls_ca,
+            max_outbox_bytes,
+            max_reply_bytes,
             circuit_threshold: circuit_threshold as u32,
             circuit_cooldown: millis("circuitCooldownMs", o.circuit_cooldown_ms, 1000.0)?,
             backend,
@@ -426,6 +471,37 @@ mod tests {
             assert_eq!(e.code(), "ERR_INVALID_ARG");
             assert!(!e.to_string().contains("pw"));
         }
+    }
+
+    #[test]
+    fn transport_bounds_are_range_checked() {
+        let c = cfg("redis://h:1").unwrap();
+        assert_eq!(c.max_outbox_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.max_reply_bytes, 512 * 1024 * 1024);
+        for (outbox, reply) in [
+            (Some(1.0), None),
+            (Some(65_536.5), None),
+            (Some(f64::NAN), None),
+            (None, Some(2e9)),
+            (None, Some(1024.0)), // below maxValueBytes (512 KiB)
+        ] {
+            let e = Config::from_options(NativeOptions {
+                max_outbox_bytes: outbox,
+                max_reply_bytes: reply,
+                ..Default::default()
+            })
+            .err()
+            .unwrap();
+            assert_eq!(e.code(), "ERR_OUT_OF_RANGE");
+        }
+        let c = Config::from_options(NativeOptions {
+            max_outbox_bytes: Some(65_536.0),
+            max_reply_bytes: Some(1_048_576.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.transport_limits().max_outbox, 65_536);
+        assert_eq!(c.transport_limits().max_reply, 1_048_576);
     }
 
     #[test]

@@ -15,12 +15,15 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, Value};
 
+use super::topology::SharedAttempt;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
 
 pub struct ClusterStore {
     client: ClusterClient,
-    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+    conn: parking_lot::Mutex<Option<ClusterConnection>>,
+    /// The connect in progress, shared by every call that needs the connection meanwhile.
+    connecting: SharedAttempt<CacheResult<ClusterConnection>>,
     seeds: Vec<(String, u16)>,
     /// `user:pass@` of the first seed URL (or empty), for direct connections to nodes.
     userinfo: String,
@@ -29,6 +32,22 @@ pub struct ClusterStore {
     connect_timeout: Duration,
     healthy: AtomicBool,
     closed: AtomicBool,
+}
+
+/// A redis-rs error as ours, its text scrubbed of `secrets`.
+fn classify(e: RedisError, secrets: &[String], command_timeout: Duration) -> CacheError {
+    if e.is_timeout() {
+        return CacheError::Timeout(command_timeout.as_millis() as u64);
+    }
+    let text = secrets
+        .iter()
+        .fold(e.to_string(), |t, s| redact(&t, Some(s)));
+    match e.kind() {
+        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {
+            CacheError::Redis(text)
+        }
+        _ => CacheError::Unavailable(text),
+    }
 }
 
 /// `host` and `port` of a `redis://[user:pass@]host:port[/…]` URL (already validated).
@@ -77,7 +96,8 @@ impl ClusterStore {
             })?;
         Ok(ClusterStore {
             client,
-            conn: tokio::sync::Mutex::new(None),
+            conn: parking_lot::Mutex::new(None),
+            connecting: SharedAttempt::default(),
             seeds: nodes.iter().filter_map(|n| host_port(&n.url)).collect(),
             userinfo: nodes.first().map(|n| userinfo(&n.url)).unwrap_or_default(),
             secrets,
@@ -94,9 +114,7 @@ impl ClusterStore {
 
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        if let Ok(mut c) = self.conn.try_lock() {
-            c.take();
-        }
+        self.conn.lock().take();
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -106,44 +124,51 @@ impl ClusterStore {
     }
 
     fn map_err(&self, e: RedisError) -> CacheError {
-        if e.is_timeout() {
-            self.healthy.store(false, Ordering::Relaxed);
-            return CacheError::Timeout(self.command_timeout.as_millis() as u64);
-        }
-        let text = self.scrub(&e.to_string());
-        match e.kind() {
-            ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {
-                self.healthy.store(true, Ordering::Relaxed);
-                CacheError::Redis(text)
-            }
-            _ => {
-                self.healthy.store(false, Ordering::Relaxed);
-                CacheError::Unavailable(text)
-            }
-        }
+        let e = classify(e, &self.secrets, self.command_timeout);
+        self.healthy
+            .store(matches!(e, CacheError::Redis(_)), Ordering::Relaxed);
+        e
     }
 
-    /// The cluster connection, created on first use (bounded by connectTimeoutMs).
+    /// The cluster connection, created on first use. Concurrent first calls share one
+    /// connect attempt, and each waits for it at most connectTimeoutMs.
     async fn connection(&self) -> CacheResult<ClusterConnection> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
         }
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+        if let Some(c) = self.conn.lock().as_ref() {
             return Ok(c.clone());
         }
-        let c = match tokio::time::timeout(self.connect_timeout, self.client.get_async_connection())
-            .await
-        {
-            Err(_) => {
-                self.healthy.store(false, Ordering::Relaxed);
-                return Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64));
+        let client = self.client.clone();
+        let secrets = self.secrets.clone();
+        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
+        let attempt = move || async move {
+            match tokio::time::timeout(connect_timeout, client.get_async_connection()).await {
+                Err(_) => Err(CacheError::Timeout(connect_timeout.as_millis() as u64)),
+                Ok(Err(e)) => Err(classify(e, &secrets, command_timeout)),
+                Ok(Ok(c)) => Ok(c),
             }
-            Ok(Err(e)) => return Err(self.map_err(e)),
-            Ok(Ok(c)) => c,
         };
-        *slot = Some(c.clone());
-        Ok(c)
+        let result = self
+            .connecting
+            .join(attempt, self.connect_timeout)
+            .await
+            .unwrap_or(Err(CacheError::Timeout(
+                self.connect_timeout.as_millis() as u64
+            )));
+        match result {
+            Ok(c) => {
+                if self.closed.load(Ordering::Relaxed) {
+                    return Err(CacheError::Closed);
+                }
+                Ok(self.conn.lock().get_or_insert(c).clone())
+            }
+            Err(e) => {
+                self.healthy
+                    .store(matches!(e, CacheError::Redis(_)), Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     async fn bounded<T>(

@@ -62,6 +62,7 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                     cfg.tls_ca.as_deref(),
+                    cfg.transport_limits(),
                 )?
                 .with_circuit(circuit()),
             )),
@@ -84,6 +85,7 @@ impl Store {
                     nodes,
                     cfg.command_timeout,
                     cfg.connect_timeout,
+                    cfg.transport_limits(),
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(

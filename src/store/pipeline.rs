@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -52,12 +53,32 @@ impl Resp {
     }
 }
 
-/// Parses one reply from the front of `buf`: `Ok(None)` when it is not complete yet.
+/// Longest header line (`$len`, `*count`, `:int`) of a reply: an i64 and its sign.
+const MAX_NUMBER_LINE: usize = 24;
+/// Longest status or error line (`+…`, `-…`) of a reply.
+const MAX_STATUS_LINE: usize = 64 * 1024;
+
+/// Parses one reply from the front of `buf`: `Ok(None)` when it is not complete yet. A bulk
+/// string announced longer than `max_bulk` bytes, or a line longer than its bound, is a
+/// protocol error (the announced length is never trusted to size anything).
 pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
-    fn line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
-        let rest = buf.get(from..)?;
-        let end = rest.windows(2).position(|w| w == b"\r\n")?;
-        Some((&rest[..end], from + end + 2))
+    parse_max(buf, DEFAULT_MAX_REPLY_BYTES)
+}
+
+/// [`parse`] with a bound on bulk lengths.
+pub fn parse_max(buf: &[u8], max_bulk: usize) -> Result<Option<(Resp, usize)>, String> {
+    /// The line starting at `from` (without its CRLF) and where the next one starts; an
+    /// error when no CRLF comes within `max` bytes.
+    fn line(buf: &[u8], from: usize, max: usize) -> Result<Option<(&[u8], usize)>, String> {
+        let Some(rest) = buf.get(from..) else {
+            return Ok(None);
+        };
+        let window = &rest[..rest.len().min(max + 2)];
+        match window.windows(2).position(|w| w == b"\r\n") {
+            Some(end) => Ok(Some((&rest[..end], from + end + 2))),
+            None if rest.len() >= max + 2 => Err(format!("reply line longer than {max} bytes")),
+            None => Ok(None),
+        }
     }
     fn int(bytes: &[u8]) -> Result<i64, String> {
         std::str::from_utf8(bytes)
@@ -65,14 +86,23 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| "malformed integer in reply".to_string())
     }
-    fn value(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Resp, usize)>, String> {
+    fn value(
+        buf: &[u8],
+        at: usize,
+        depth: usize,
+        max_bulk: usize,
+    ) -> Result<Option<(Resp, usize)>, String> {
         if depth > 32 {
             return Err("reply nested too deeply".into());
         }
         let Some(&tag) = buf.get(at) else {
             return Ok(None);
         };
-        let Some((body, next)) = line(buf, at + 1) else {
+        let max_line = match tag {
+            b'+' | b'-' => MAX_STATUS_LINE,
+            _ => MAX_NUMBER_LINE,
+        };
+        let Some((body, next)) = line(buf, at + 1, max_line)? else {
             return Ok(None);
         };
         let text = || String::from_utf8_lossy(body).into_owned();
@@ -84,6 +114,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
                 let len = int(body)?;
                 if len < 0 {
                     return Ok(Some((Resp::Nil, next)));
+                }
+                if len as u64 > max_bulk as u64 {
+                    return Err(format!(
+                        "reply announces a bulk string of {len} bytes (maxReplyBytes is {max_bulk})"
+                    ));
                 }
                 let end = next + len as usize;
                 if buf.len() < end + 2 {
@@ -99,7 +134,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
                 let mut items = Vec::with_capacity((n as usize).min(1024));
                 let mut pos = next;
                 for _ in 0..n {
-                    match value(buf, pos, depth + 1)? {
+                    match value(buf, pos, depth + 1, max_bulk)? {
                         Some((v, p)) => {
                             items.push(v);
                             pos = p;
@@ -112,7 +147,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, String> {
             other => return Err(format!("unexpected reply type byte {other:#x}")),
         }))
     }
-    value(buf, 0, 0)
+    value(buf, 0, 0, max_bulk)
 }
 
 fn push_decimal(buf: &mut Vec<u8>, n: usize) {
@@ -164,10 +199,41 @@ struct Pending {
     len: usize,
 }
 
+/// Commands queued and not yet handed to the writer: their encodings from `buf[head..]` on,
+/// one [`Pending`] per command in the same order.
 #[derive(Default)]
 struct Outbox {
     buf: Vec<u8>,
+    /// Bytes before it were already taken (or dropped); compacted as it grows.
+    head: usize,
     queue: VecDeque<Pending>,
+}
+
+/// Default bound of the outbox (`maxOutboxBytes`): 32 MiB. The outbox only fills while Redis
+/// does not read (hung, or a link that stopped): 32 MiB is 64 values of the largest default
+/// size (`maxValueBytes` 512 KiB) or some 300,000 small commands (far more than one tick of a
+/// busy process starts), and a bounded amount of memory per instance when Redis hangs.
+pub const DEFAULT_MAX_OUTBOX_BYTES: usize = 32 * 1024 * 1024;
+/// Default bound of one reply (`maxReplyBytes`): Redis' own `proto-max-bulk-len`, 512 MiB.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+
+/// Byte bounds of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Unsent bytes the outbox may hold; a command that finds it full fails at once.
+    pub max_outbox: usize,
+    /// Longest bulk string accepted in a reply, and the bound of a partial reply held in the
+    /// read buffer.
+    pub max_reply: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_outbox: DEFAULT_MAX_OUTBOX_BYTES,
+            max_reply: DEFAULT_MAX_REPLY_BYTES,
+        }
+    }
 }
 
 /// Where and how to connect.
@@ -185,18 +251,27 @@ struct Shared {
     notify: Notify,
     command_timeout: Duration,
     connect_timeout: Duration,
+    limits: Limits,
     healthy: AtomicBool,
     closed: AtomicBool,
     started: AtomicBool,
     /// Writes of the outbox to the socket, and the commands they carried.
     writes: AtomicU64,
     sent: AtomicU64,
+    /// Commands refused because the outbox was full.
+    refused: AtomicU64,
     scrub: Box<dyn Fn(String) -> String + Send + Sync>,
 }
 
 /// After a failed connect, commands fail at once for this long before the next attempt.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_millis(10);
+/// The writer takes at most this many bytes of whole commands from the outbox at a time
+/// (at least one command): what it took is committed to the socket (each such command will
+/// consume a reply), the rest can still expire unsent and be dropped.
+const WRITE_CHUNK: usize = 1024 * 1024;
+/// Longest handshake reply (AUTH, SELECT) read before the connection is refused.
+const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -208,6 +283,7 @@ impl Pipeline {
         endpoint: Endpoint,
         command_timeout: Duration,
         connect_timeout: Duration,
+        limits: Limits,
         scrub: Box<dyn Fn(String) -> String + Send + Sync>,
     ) -> Pipeline {
         Pipeline {
@@ -217,11 +293,13 @@ impl Pipeline {
                 notify: Notify::new(),
                 command_timeout,
                 connect_timeout,
+                limits,
                 healthy: AtomicBool::new(true),
                 closed: AtomicBool::new(false),
                 started: AtomicBool::new(false),
                 writes: AtomicU64::new(0),
                 sent: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
                 scrub,
             }),
             task: Mutex::new(None),
@@ -237,13 +315,18 @@ impl Pipeline {
         )
     }
 
+    /// Commands refused so far because the outbox was full.
+    pub fn refused_count(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
     }
 
     /// Queues one command: `write` appends its encoding; `done` gets its reply. Never blocks.
     pub fn submit(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
-        self.submit_as(write, done, Wake::Now);
+        self.submit_as(write, done, Wake::Now, self.deadline());
     }
 
     /// [`submit`](Self::submit) from the JS thread: the command waits in the outbox for the
@@ -251,10 +334,20 @@ impl Pipeline {
     /// command a tick starts leaves in one write and the I/O task is woken once per tick, not
     /// once per command (each wake is a thread switch on both sides).
     pub fn submit_deferred(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
-        self.submit_as(write, done, Wake::OnFlush);
+        self.submit_as(write, done, Wake::OnFlush, self.deadline());
     }
 
-    fn submit_as(&self, write: impl FnOnce(&mut Vec<u8>), done: Done, wake: Wake) {
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.shared.command_timeout
+    }
+
+    fn submit_as(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>),
+        done: Done,
+        wake: Wake,
+        deadline: Instant,
+    ) {
         if self.shared.closed.load(Ordering::Relaxed) {
             done(Err(CacheError::Closed));
             return;
@@ -263,7 +356,7 @@ impl Pipeline {
             let shared = self.shared.clone();
             *self.task.lock() = Some(spawn(io_loop(shared)));
         }
-        enqueue(&self.shared, write, done, wake);
+        enqueue(&self.shared, write, done, wake, deadline);
     }
 
     /// Sends what [`submit_deferred`](Self::submit_deferred) queued: wakes the I/O task if
@@ -290,6 +383,8 @@ impl Pipeline {
         let call = Arc::new(call);
         let again = call.clone();
         let shared = self.shared.clone();
+        // The EVAL after a NOSCRIPT keeps this deadline: one call, one commandTimeoutMs.
+        let deadline = self.deadline();
         self.submit_as(
             |b| call.write(b, false),
             Box::new(move |r| match r {
@@ -298,25 +393,42 @@ impl Pipeline {
                     if shared.closed.load(Ordering::Relaxed) {
                         done(Err(CacheError::Closed));
                     } else {
-                        enqueue(&shared, |b| again.write(b, true), done, Wake::Now);
+                        enqueue(&shared, |b| again.write(b, true), done, Wake::Now, deadline);
                     }
                 }
                 r => done(r),
             }),
             wake,
+            deadline,
         );
     }
 
     /// Runs one command and waits for its reply.
     pub async fn request(&self, write: impl FnOnce(&mut Vec<u8>)) -> CacheResult<Resp> {
+        self.request_until(write, self.deadline()).await
+    }
+
+    /// [`request`](Self::request) answered by `deadline` at the latest (a second command of
+    /// one call keeps the call's deadline).
+    pub async fn request_until(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>),
+        deadline: Instant,
+    ) -> CacheResult<Resp> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(
+        self.submit_as(
             write,
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
+            Wake::Now,
+            deadline,
         );
         rx.await.unwrap_or(Err(CacheError::Closed))
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        self.shared.command_timeout
     }
 
     pub fn close(&self) {
@@ -397,26 +509,50 @@ enum Wake {
 }
 
 /// Appends a command to the outbox (the I/O task is running) and wakes the I/O task as
-/// `wake` says.
-fn enqueue(shared: &Shared, write: impl FnOnce(&mut Vec<u8>), done: Done, wake: Wake) {
-    {
-        let deadline = Instant::now() + shared.command_timeout;
-        let was_empty = {
-            let mut out = shared.out.lock();
-            let was_empty = out.queue.is_empty();
-            let start = out.buf.len();
-            write(&mut out.buf);
-            let len = out.buf.len() - start;
+/// `wake` says. A command that finds the outbox full (`maxOutboxBytes` of unsent commands:
+/// Redis does not read) or its deadline already passed is answered at once instead.
+fn enqueue(
+    shared: &Shared,
+    write: impl FnOnce(&mut Vec<u8>),
+    done: Done,
+    wake: Wake,
+    deadline: Instant,
+) {
+    if deadline <= Instant::now() {
+        done(Err(CacheError::Timeout(
+            shared.command_timeout.as_millis() as u64
+        )));
+        return;
+    }
+    let (was_empty, refused) = {
+        let mut out = shared.out.lock();
+        let was_empty = out.queue.is_empty();
+        let start = out.buf.len();
+        write(&mut out.buf);
+        let len = out.buf.len() - start;
+        // One command always fits in an empty outbox (its size is bounded by maxValueBytes).
+        if !was_empty && start - out.head + len > shared.limits.max_outbox {
+            out.buf.truncate(start);
+            (was_empty, Some(done))
+        } else {
             out.queue.push_back(Pending {
                 done: Some(done),
                 deadline,
                 len,
             });
-            was_empty
-        };
-        if was_empty && wake == Wake::Now {
-            shared.notify.notify_one();
+            (was_empty, None)
         }
+    };
+    if let Some(done) = refused {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+        let max = shared.limits.max_outbox;
+        done(Err(CacheError::Unavailable(format!(
+            "the outbox is full ({max} bytes of commands Redis has not read: maxOutboxBytes)"
+        ))));
+        return;
+    }
+    if was_empty && wake == Wake::Now {
+        shared.notify.notify_one();
     }
 }
 
@@ -441,31 +577,91 @@ fn fail_outbox(shared: &Shared, err: impl Fn() -> CacheError) {
     let mut queue = {
         let mut out = shared.out.lock();
         out.buf.clear();
+        out.head = 0;
         std::mem::take(&mut out.queue)
     };
     fail_all(&mut queue, err);
 }
 
 impl Outbox {
-    /// Removes commands that were answered (timed out) before they could be sent: a command
-    /// whose caller has given up is never sent later.
-    fn drop_answered(&mut self) {
-        if self.queue.iter().all(|p| p.done.is_some()) {
-            return;
+    /// Hands the writer the next commands: whole commands from the front, up to
+    /// [`WRITE_CHUNK`] bytes (at least one), appended to `wbuf` (which is empty) and their
+    /// [`Pending`]s to `inflight`. Commands answered (timed out) before they could be sent
+    /// are dropped here: a command whose caller has given up is never sent. → commands
+    /// taken.
+    fn take(&mut self, wbuf: &mut Vec<u8>, inflight: &mut VecDeque<Pending>) -> usize {
+        let unsent = self.buf.len() - self.head;
+        if self.head == 0 && unsent <= WRITE_CHUNK && self.queue.iter().all(|p| p.done.is_some()) {
+            // The usual case: all of it, without a copy.
+            std::mem::swap(&mut self.buf, wbuf);
+            let n = self.queue.len();
+            inflight.extend(self.queue.drain(..));
+            return n;
         }
-        let Outbox { buf, queue } = self;
-        let mut kept = Vec::with_capacity(buf.len());
-        let mut offset = 0;
-        queue.retain(|p| {
-            let keep = p.done.is_some();
-            if keep {
-                kept.extend_from_slice(&buf[offset..offset + p.len]);
+        let mut taken = 0;
+        while let Some(p) = self.queue.front() {
+            if p.done.is_some() && !wbuf.is_empty() && wbuf.len() + p.len > WRITE_CHUNK {
+                break;
             }
-            offset += p.len;
-            keep
-        });
-        *buf = kept;
+            let Some(p) = self.queue.pop_front() else {
+                break;
+            };
+            let bytes = &self.buf[self.head..self.head + p.len];
+            self.head += p.len;
+            if p.done.is_some() {
+                wbuf.extend_from_slice(bytes);
+                inflight.push_back(p);
+                taken += 1;
+            }
+        }
+        self.compact();
+        taken
     }
+
+    /// Frees the bytes before `head` once they are most of the buffer (amortized O(1) per
+    /// byte), or all of them once nothing is queued.
+    fn compact(&mut self) {
+        if self.queue.is_empty() {
+            self.buf.clear();
+            self.head = 0;
+        } else if self.head > self.buf.len() / 2 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    /// Takes the commands whose deadline has passed before they were sent (their callbacks
+    /// are returned, to run outside the lock): those at the front leave with their bytes,
+    /// any other is marked answered and dropped by the next [`take`](Self::take).
+    fn expire(&mut self, now: Instant) -> Vec<Done> {
+        let mut expired = Vec::new();
+        while self.queue.front().is_some_and(|p| p.deadline <= now) {
+            if let Some(mut p) = self.queue.pop_front() {
+                self.head += p.len;
+                expired.extend(p.done.take());
+            }
+        }
+        for p in self.queue.iter_mut() {
+            if p.deadline <= now {
+                expired.extend(p.done.take());
+            }
+        }
+        if !expired.is_empty() {
+            self.compact();
+        }
+        expired
+    }
+}
+
+/// Answers every command of the outbox whose deadline passed before it was sent.
+fn expire_outbox(shared: &Shared, now: Instant) -> bool {
+    let expired = shared.out.lock().expire(now);
+    let any = !expired.is_empty();
+    let ms = shared.command_timeout.as_millis() as u64;
+    for done in expired {
+        done(Err(CacheError::Timeout(ms)));
+    }
+    any
 }
 
 /// Answers every command whose deadline has passed; true if any was answered.
@@ -489,6 +685,10 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    // A connection given up on is reset, not closed: the commands it still holds in the
+    // socket buffers are discarded by the kernels instead of being run by a hung Redis when
+    // it wakes up (nothing stale is replayed). Dropping a socket never blocks in Tokio.
+    let _ = stream.set_zero_linger();
     let mut hello = Vec::new();
     let mut expected = 0;
     if let Some(pass) = &ep.password {
@@ -510,13 +710,16 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
         let mut buf = Vec::new();
         let mut pos = 0;
         while expected > 0 {
-            match parse(&buf[pos..]).map_err(unavailable)? {
+            match parse_max(&buf[pos..], MAX_HANDSHAKE_BYTES).map_err(unavailable)? {
                 Some((Resp::Error(e), _)) => return Err(unavailable(e)),
                 Some((_, used)) => {
                     pos += used;
                     expected -= 1;
                 }
                 None => {
+                    if buf.len() > MAX_HANDSHAKE_BYTES {
+                        return Err(unavailable("handshake reply too long".into()));
+                    }
                     let n = stream
                         .read_buf(&mut buf)
                         .await
@@ -531,15 +734,21 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
     Ok(stream)
 }
 
+/// Capacity the read buffer goes back to once a large reply has been handled.
+const READ_BUFFER: usize = 64 * 1024;
+
 async fn io_loop(shared: Arc<Shared>) {
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
     let mut inflight: VecDeque<Pending> = VecDeque::new();
-    let mut rbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut wbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
+    // What the writer took from the outbox, and how much of it is written.
+    let mut wbuf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
+    let mut wpos = 0usize;
     let mut last_failure: Option<Instant> = None;
     let mut last_reply = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let max_reply = shared.limits.max_reply;
 
     loop {
         if shared.closed.load(Ordering::Relaxed) {
@@ -547,7 +756,7 @@ async fn io_loop(shared: Arc<Shared>) {
             fail_outbox(&shared, || CacheError::Closed);
             return;
         }
-        let Some(stream) = conn.as_mut() else {
+        let Some((reader, writer)) = conn.as_mut() else {
             // Disconnected: wait for work, then make one attempt (or fail fast in back-off).
             if shared.out.lock().queue.is_empty() {
                 shared.notify.notified().await;
@@ -565,7 +774,7 @@ async fn io_loop(shared: Arc<Shared>) {
                 tokio::select! {
                     r = &mut attempt => break r,
                     _ = tick.tick() => {
-                        expire(&mut shared.out.lock().queue, Instant::now(), shared.command_timeout);
+                        expire_outbox(&shared, Instant::now());
                     }
                 }
             };
@@ -575,7 +784,9 @@ async fn io_loop(shared: Arc<Shared>) {
                     last_failure = None;
                     last_reply = Instant::now();
                     rbuf.clear();
-                    conn = Some(s);
+                    wbuf.clear();
+                    wpos = 0;
+                    conn = Some(s.into_split());
                     // The commands queued meanwhile were announced to the wait we left: send
                     // them now.
                     shared.notify.notify_one();
@@ -597,38 +808,38 @@ async fn io_loop(shared: Arc<Shared>) {
             continue;
         };
 
+        // The writer, the reader and the deadline tick are branches of one select: a socket
+        // that takes no more bytes (Redis hung, buffers full) blocks only the writer's
+        // branch, never the tick that answers expired commands nor the liveness check.
+        let writing = wpos < wbuf.len();
+        let mut refill = false;
         let mut lost: Option<String> = None;
         tokio::select! {
-            _ = shared.notify.notified() => {
-                {
-                    let mut out = shared.out.lock();
-                    out.drop_answered();
-                    if inflight.is_empty() {
-                        // The silence that counts starts with the first request waiting.
-                        last_reply = Instant::now();
+            _ = shared.notify.notified(), if !writing => refill = true,
+            r = writer.write(&wbuf[wpos..]), if writing => match r {
+                Ok(0) => lost = Some("connection closed while writing".into()),
+                Ok(n) => {
+                    wpos += n;
+                    if wpos == wbuf.len() {
+                        wbuf.clear();
+                        wpos = 0;
+                        refill = true;
                     }
-                    std::mem::swap(&mut out.buf, &mut wbuf);
-                    shared.sent.fetch_add(out.queue.len() as u64, Ordering::Relaxed);
-                    inflight.extend(out.queue.drain(..));
                 }
-                if !wbuf.is_empty() {
-                    shared.writes.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = stream.write_all(&wbuf).await {
-                        lost = Some(e.to_string());
-                    }
-                    wbuf.clear();
-                }
-            }
-            r = stream.read_buf(&mut rbuf) => match r {
+                Err(e) => lost = Some(e.to_string()),
+            },
+            r = reader.read_buf(&mut rbuf) => match r {
                 Ok(0) => lost = Some("connection closed by Redis".into()),
                 Err(e) => lost = Some(e.to_string()),
                 Ok(_) => {
-                    last_reply = Instant::now();
                     let mut pos = 0;
                     loop {
-                        match parse(&rbuf[pos..]) {
+                        match parse_max(&rbuf[pos..], max_reply) {
                             Ok(Some((reply, used))) => {
                                 pos += used;
+                                // Liveness is judged by whole replies, never by bytes: a
+                                // link that trickles bytes is as dead as a silent one.
+                                last_reply = Instant::now();
                                 shared.healthy.store(true, Ordering::Relaxed);
                                 let Some(mut p) = inflight.pop_front() else {
                                     lost = Some("reply without a request".into());
@@ -649,6 +860,12 @@ async fn io_loop(shared: Arc<Shared>) {
                         }
                     }
                     rbuf.drain(..pos);
+                    if lost.is_none() && rbuf.len() > max_reply.saturating_add(MAX_STATUS_LINE) {
+                        lost = Some(format!("reply longer than maxReplyBytes ({max_reply})"));
+                    }
+                    if rbuf.is_empty() && rbuf.capacity() > 16 * READ_BUFFER {
+                        rbuf = Vec::with_capacity(READ_BUFFER);
+                    }
                 }
             },
             _ = tick.tick(), if !inflight.is_empty() => {
@@ -656,9 +873,28 @@ async fn io_loop(shared: Arc<Shared>) {
                 if expire(&mut inflight, now, shared.command_timeout) {
                     shared.healthy.store(false, Ordering::Relaxed);
                 }
-                // Requests waiting and nothing heard for two timeouts: the link is dead.
+                // Commands still unsent behind a writer that cannot write expire too.
+                if expire_outbox(&shared, now) {
+                    shared.healthy.store(false, Ordering::Relaxed);
+                }
+                // Requests waiting and no reply for two timeouts: the link is dead.
                 if now.duration_since(last_reply) > shared.command_timeout * 2 {
                     lost = Some("no reply within two command timeouts".into());
+                }
+            }
+        }
+        if refill && lost.is_none() {
+            let mut out = shared.out.lock();
+            if !out.queue.is_empty() {
+                if inflight.is_empty() {
+                    // The silence that counts starts with the first request waiting.
+                    last_reply = Instant::now();
+                }
+                let n = out.take(&mut wbuf, &mut inflight);
+                drop(out);
+                if !wbuf.is_empty() {
+                    shared.writes.fetch_add(1, Ordering::Relaxed);
+                    shared.sent.fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -666,6 +902,8 @@ async fn io_loop(shared: Arc<Shared>) {
             shared.healthy.store(false, Ordering::Relaxed);
             conn = None;
             rbuf.clear();
+            wbuf.clear();
+            wpos = 0;
             let text = (shared.scrub)(format!("connection lost: {reason}"));
             fail_all(&mut inflight, || CacheError::Unavailable(text.clone()));
         }
@@ -746,6 +984,83 @@ mod tests {
             b"*6\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$2\r\nbc\r\n"
         );
         assert_eq!(sha.len(), 40);
+    }
+
+    #[test]
+    fn an_announced_length_over_the_bound_is_a_protocol_error() {
+        // Hardening 15: `$` with 2^63-1 must not make the parser wait for (and the read
+        // buffer grow towards) that many bytes.
+        let e = parse(b"$9223372036854775807\r\n").unwrap_err();
+        assert!(e.contains("maxReplyBytes"), "{e}");
+        assert!(parse_max(b"$11\r\n", 10).is_err());
+        assert_eq!(parse_max(b"$10\r\n", 10).unwrap(), None);
+        assert!(
+            parse_max(b"*1\r\n$11\r\n", 10).is_err(),
+            "inside an array too"
+        );
+        // a header line that never ends is refused once it is longer than any number
+        assert!(parse(b"$123456789012345678901234567890").is_err());
+        assert_eq!(parse(b"$1234").unwrap(), None);
+        let mut status = b"+".to_vec();
+        status.extend(std::iter::repeat_n(b'a', MAX_STATUS_LINE + 2));
+        assert!(parse(&status).is_err());
+    }
+
+    fn pending(out: &mut Outbox, bytes: &[u8], deadline: Instant) -> Arc<Mutex<Vec<String>>> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        out.buf.extend_from_slice(bytes);
+        out.queue.push_back(Pending {
+            done: Some(Box::new(move |r| l.lock().push(format!("{r:?}")))),
+            deadline,
+            len: bytes.len(),
+        });
+        log
+    }
+
+    #[test]
+    fn the_writer_takes_whole_commands_in_bounded_chunks_and_expired_ones_are_never_sent() {
+        // Hardening 1: what the writer takes is bounded; commands that expire while still in
+        // the outbox leave it with their bytes.
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut out = Outbox::default();
+        let big = vec![b'a'; WRITE_CHUNK - 10];
+        pending(&mut out, &big, later);
+        let second = pending(&mut out, b"*1\r\n$4\r\nPING\r\n", later);
+        let third = pending(&mut out, b"*1\r\n$4\r\nECHO\r\n", now);
+        pending(&mut out, b"*1\r\n$4\r\nLAST\r\n", later);
+        let mut wbuf = Vec::new();
+        let mut inflight = VecDeque::new();
+        assert_eq!(out.take(&mut wbuf, &mut inflight), 1, "the chunk is full");
+        assert_eq!(wbuf.len(), WRITE_CHUNK - 10);
+        // the third expires unsent: answered, and its bytes never leave
+        let expired = out.expire(now);
+        assert_eq!(expired.len(), 1);
+        for d in expired {
+            d(Err(CacheError::Timeout(1)));
+        }
+        assert!(third.lock()[0].contains("Timeout"));
+        wbuf.clear();
+        assert_eq!(out.take(&mut wbuf, &mut inflight), 2);
+        assert_eq!(wbuf, b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nLAST\r\n");
+        assert!(second.lock().is_empty());
+        assert_eq!(inflight.len(), 3);
+        assert!(out.queue.is_empty() && out.buf.is_empty() && out.head == 0);
+    }
+
+    #[test]
+    fn an_expired_front_of_the_outbox_leaves_with_its_bytes() {
+        let now = Instant::now();
+        let mut out = Outbox::default();
+        pending(&mut out, b"AAAA", now);
+        pending(&mut out, b"BB", now + Duration::from_secs(60));
+        assert_eq!(out.expire(now).len(), 1);
+        assert_eq!(&out.buf[out.head..], b"BB");
+        let mut wbuf = Vec::new();
+        let mut inflight = VecDeque::new();
+        assert_eq!(out.take(&mut wbuf, &mut inflight), 1);
+        assert_eq!(wbuf, b"BB");
     }
 
     #[test]

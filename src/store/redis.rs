@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 
-use super::pipeline::{encode_arg, encode_header, Endpoint, Pipeline, Resp};
+use super::pipeline::{encode_arg, encode_header, Endpoint, Limits, Pipeline, Resp};
 use super::topology::Topology;
 
 use crate::config::{percent_decode, RedisTarget};
@@ -50,16 +50,24 @@ impl RedisStore {
         command_timeout: Duration,
         connect_timeout: Duration,
     ) -> CacheResult<RedisStore> {
-        Self::new_with_tls(target, command_timeout, connect_timeout, None)
+        Self::new_with_tls(
+            target,
+            command_timeout,
+            connect_timeout,
+            None,
+            Limits::default(),
+        )
     }
 
     /// As [`RedisStore::new`]; `tls_ca` (PEM) is the only root trusted for a `rediss://`
-    /// server. A TLS URL never falls back to plaintext.
+    /// server. A TLS URL never falls back to plaintext. `limits` bound the pipelined
+    /// transport's buffers (`maxOutboxBytes`, `maxReplyBytes`).
     pub fn new_with_tls(
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
         tls_ca: Option<&[u8]>,
+        limits: Limits,
     ) -> CacheResult<RedisStore> {
         let secrets: Vec<String> = target
             .password
@@ -101,6 +109,7 @@ impl RedisStore {
                     },
                     command_timeout,
                     connect_timeout,
+                    limits,
                     Box::new(move |text| scrub(&text, &secrets)),
                 ))
             }
@@ -376,6 +385,8 @@ impl RedisStore {
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
+        // One call, one deadline: the script load after a NOSCRIPT does not get a second one.
+        let deadline = Instant::now() + self.command_timeout;
         if let Some(p) = &self.pipeline {
             let write = |b: &mut Vec<u8>| {
                 encode_header(b, 3 + keys.len() + args.len());
@@ -389,7 +400,7 @@ impl RedisStore {
                     encode_arg(b, a.as_bytes());
                 }
             };
-            match p.request(write).await {
+            match p.request_until(write, deadline).await {
                 Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
                     // First use since Redis started: the managed connection loads the script
                     // (EVALSHA, then SCRIPT LOAD and EVALSHA on NOSCRIPT).
@@ -404,7 +415,13 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        self.eval(&inv).await
+        match tokio::time::timeout_at(deadline.into(), self.eval(&inv)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                Err(CacheError::Timeout(self.command_timeout.as_millis() as u64))
+            }
+        }
     }
 }
 

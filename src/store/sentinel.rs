@@ -21,7 +21,9 @@ use redis::sentinel::Sentinel;
 use redis::{Cmd, ConnectionAddr, FromRedisValue, Script};
 use tokio::sync::Notify;
 
+use super::pipeline::Limits;
 use super::redis::RedisStore;
+use super::topology::SharedAttempt;
 use crate::config::RedisTarget;
 use crate::error::{CacheError, CacheResult};
 
@@ -39,10 +41,13 @@ pub struct Inner {
     master_name: String,
     command_timeout: Duration,
     connect_timeout: Duration,
+    limits: Limits,
     current: Mutex<Option<Current>>,
     closed: AtomicBool,
     watching: AtomicBool,
     wake: Notify,
+    /// The resolution in progress, shared by every caller that needs it meanwhile.
+    resolving: SharedAttempt<CacheResult<Arc<RedisStore>>>,
     /// Bumped at every switch to a new primary (the pub/sub supervisor reconnects on it).
     generation: tokio::sync::watch::Sender<u64>,
 }
@@ -70,6 +75,7 @@ impl SentinelStore {
         nodes: &[RedisTarget],
         command_timeout: Duration,
         connect_timeout: Duration,
+        limits: Limits,
     ) -> CacheResult<SentinelStore> {
         let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
         let sentinel = Sentinel::build(urls).map_err(|_| {
@@ -81,10 +87,12 @@ impl SentinelStore {
                 master_name: master_name.to_string(),
                 command_timeout,
                 connect_timeout,
+                limits,
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
                 wake: Notify::new(),
+                resolving: SharedAttempt::default(),
                 generation: tokio::sync::watch::Sender::new(0),
             }),
         })
@@ -193,9 +201,24 @@ impl SentinelStore {
 }
 
 impl Inner {
-    /// Asks the sentinels for the primary (bounded by connectTimeoutMs) and switches to it if
-    /// it moved → the current primary's store.
-    async fn resolve(&self) -> CacheResult<Arc<RedisStore>> {
+    /// Asks the sentinels for the primary and switches to it if it moved → the current
+    /// primary's store. Concurrent callers share one resolution, and each waits for it at
+    /// most connectTimeoutMs (they used to queue behind a lock for one resolution each).
+    async fn resolve(self: &Arc<Self>) -> CacheResult<Arc<RedisStore>> {
+        let inner = self.clone();
+        self.resolving
+            .join(
+                move || async move { inner.resolve_once().await },
+                self.connect_timeout,
+            )
+            .await
+            .unwrap_or(Err(CacheError::Timeout(
+                self.connect_timeout.as_millis() as u64
+            )))
+    }
+
+    /// One resolution (bounded by connectTimeoutMs).
+    async fn resolve_once(&self) -> CacheResult<Arc<RedisStore>> {
         let client = {
             let mut sentinel = self.sentinel.lock().await;
             let ask = sentinel.async_master_for(&self.master_name, None);
@@ -222,10 +245,12 @@ impl Inner {
             url: format!("redis://{}:{port}", bracket(&host)),
             password: None,
         };
-        let store = Arc::new(RedisStore::new(
+        let store = Arc::new(RedisStore::new_with_tls(
             &target,
             self.command_timeout,
             self.connect_timeout,
+            None,
+            self.limits,
         )?);
         let old = cur.replace(Current {
             host,
