@@ -5,6 +5,18 @@ const native = require('./native');
 const { typeError, checkIdType, checkString } = require('./errors');
 
 const MAX_TTL_MS = 3600 * 1000;
+// Longest raw token (UTF-8 bytes) that can name a session: generous for JWTs, which can be
+// several KB. A longer one, or an empty one, is no session: getSessionWithFallback answers
+// null without asking the loader (MAX_TOKEN_BYTES in src/session.rs is the same bound).
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+// True when a token string cannot name a session (counted; the answer is null). Costs no
+// byte count for a token that is short enough in any encoding.
+function unusableToken(token) {
+  const n = token.length;
+  if (n === 0 || n > MAX_TOKEN_BYTES) return true;
+  return n * 3 > MAX_TOKEN_BYTES && Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES;
+}
 
 // expires_at as ISO string, Date, or epoch number (seconds below 1e11, else milliseconds).
 function expiryMillis(value) {
@@ -36,9 +48,15 @@ class SessionCache {
     this.ctx = ctx;
     this.stats = ctx.stats.session;
     this.countHit = ctx.hitCounter('session');
+    // Tokens that could not name a session (empty, or over MAX_TOKEN_BYTES): answered null.
+    this.stats.rejectedTokens = 0;
     // getSessionWithFallback's handlers, made once (the hot path makes no closure per call).
     this.fallbackStart = (n, id, token) => {
       checkString(token, 'token');
+      if (unusableToken(token)) {
+        this.stats.rejectedTokens++;
+        return null; // answered at once: no Redis read, no loader call
+      }
       n.sessionGetByToken(id, token);
     };
     this.fallbackValue = (json, token) => {
@@ -98,7 +116,8 @@ class SessionCache {
 
   // Raw token → { ...data, source: 'cache' | 'database' } or null. The token is hashed
   // natively; on a miss (or when Redis fails) loaders.session(token) is asked once for all
-  // concurrent callers.
+  // concurrent callers. Any string answers (a token comes from a request): an empty one or one
+  // over 64 KiB is null at once; only a non-string is refused (TypeError, a caller's bug).
   getSessionWithFallback(token) {
     return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
@@ -160,4 +179,4 @@ class SessionCache {
   }
 }
 
-module.exports = { SessionCache };
+module.exports = { SessionCache, MAX_TOKEN_BYTES };

@@ -8,7 +8,7 @@ use ::redis::Script;
 use super::pipeline::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::CacheResult;
-use crate::keys::{session_key, session_user_key};
+use crate::keys::{check_token_hash, session_key, session_user_key};
 
 static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_put.lua")));
@@ -65,6 +65,7 @@ impl Store {
         ttl: Duration,
         user_id: Option<&str>,
     ) -> CacheResult<()> {
+        check_token_hash("tokenHash", hash)?;
         self.check_value("session data", json)?;
         let key = self.key(&session_key(hash));
         let set = user_id.map(|u| self.key(&session_user_key(u)));
@@ -108,6 +109,9 @@ impl Store {
 
     /// Removes a session and takes it out of its user's set; true if it existed.
     pub async fn session_remove(&self, hash: &str) -> CacheResult<bool> {
+        // Every caller (sessionCache, pubsub.invalidateSession) goes through here: a hash
+        // holding ':' could name the user's index (`session:user:{id}`).
+        check_token_hash("tokenHash", hash)?;
         if let Some(c) = self.cluster() {
             return self.cluster_session_remove(c, hash).await;
         }

@@ -1,0 +1,188 @@
+'use strict';
+// Hardening of sessions, permissions and key families (issue 14, items 5, 6, 7, 8 and 13), on a
+// real redis-server and on memory://. Each test names the scenario it pins.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('crypto');
+const { createCache, hashToken } = require('..');
+const { BACKENDS } = require('./helpers/backends');
+const { runApp } = require('./helpers/guide');
+
+const uid = () => crypto.randomBytes(8).toString('hex');
+const userNo = () => 1_000_000 + crypto.randomInt(1_000_000_000);
+const inAnHour = () => new Date(Date.now() + 3600_000).toISOString();
+
+async function rejectsWith(promise, Class, code) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor.name}: ${err && err.message}`);
+    assert.equal(err.code, code);
+    return true;
+  });
+}
+
+// The guide's auth middleware (redis-safe-patterns.md, "middleware/auth.js") as written, run by
+// an Express app the way Express 4 runs middleware: the promise an async middleware returns is
+// dropped, so a rejection there is an unhandled rejection, which ends the process. The app
+// serves headers up to 256 KiB (Node's default is 16 KiB) so that a 100 KB token reaches it.
+const EXPRESS_APP = `
+const http = require('http');
+const express = require('express');
+const cache = require('./cache');
+const { getSessionWithFallback } = require('./cache');
+const GOOD = 'g'.repeat(9 * 1024); // a 9 KB token the database knows (a large JWT)
+let loaderCalls = 0;
+cache.configure({
+  url: process.env.REDIS_URL,
+  loaders: {
+    session: async (token) => {
+      loaderCalls++;
+      return token === GOOD ? { user_id: 7, user: { id: 7, name: 'seven' }, expires_at: new Date(Date.now() + 3600000).toISOString() } : null;
+    },
+  },
+});
+
+const authMiddleware = async (req, res, next) => {
+  const token = req.headers.authorization?.split(' ')[1];
+
+  if (!token) {
+    return res.status(401).json({ error: 'No token provided' });
+  }
+
+  const session = await getSessionWithFallback(token);
+
+  if (!session) {
+    return res.status(401).json({ error: 'Invalid session' });
+  }
+
+  req.user = session.user;
+  req.sessionSource = session.source;  // 'cache' or 'database'
+  next();
+};
+
+// Express 4: the middleware's promise is not looked at.
+const express4 = (fn) => (req, res, next) => { fn(req, res, next); };
+const app = express();
+app.get('/me', express4(authMiddleware), (req, res) => res.json({ user: req.user, source: req.sessionSource }));
+const server = http.createServer({ maxHeaderSize: 256 * 1024 }, app);
+server.listen(0, '127.0.0.1', async () => {
+  const url = 'http://127.0.0.1:' + server.address().port + '/me';
+  const ask = async (token) => {
+    const r = await fetch(url, { headers: { authorization: 'Bearer ' + token } });
+    return [r.status, await r.json()];
+  };
+  const out = {
+    good9k: await ask(GOOD),
+    good9kAgain: await ask(GOOD),
+    unknown9k: await ask('u'.repeat(9 * 1024)),
+    unknown100k: await ask('v'.repeat(100 * 1024)),
+  };
+  out.loaderCalls = loaderCalls;
+  out.rejectedTokens = cache.stats().session.rejectedTokens;
+  console.log(JSON.stringify(out));
+  server.closeAllConnections();
+  server.close();
+  await cache.shutdown();
+});
+`;
+
+for (const [name, make] of BACKENDS) {
+  describe(`session hardening on ${name}`, () => {
+    let backend;
+    let cache;
+    let loaderCalls;
+    const db = new Map(); // the "database" behind loaders.session
+
+    before(async () => {
+      backend = await make();
+      cache = createCache({
+        url: backend.url,
+        loaders: {
+          session: async (token) => {
+            loaderCalls++;
+            return db.has(token) ? { ...db.get(token) } : null;
+          },
+        },
+      });
+    });
+    after(async () => {
+      await cache.shutdown();
+      await backend.close();
+    });
+
+    it('Hardening 8: a token hash holding ":" is refused, so setSession("user:N") cannot overwrite session:user:N and invalidateUserSessions(N) still removes the sessions', async () => {
+      const s = cache.sessionCache;
+      const user = userNo();
+      const a = hashToken(`a-${uid()}`);
+      const b = hashToken(`b-${uid()}`);
+      assert.equal(await s.setSession(a, { user_id: user }), true);
+      assert.equal(await s.setSession(b, { user_id: user }), true);
+      const before = (await backend.keys()).sort();
+      for (const bad of [`user:${user}`, `user:${user}:x`, 'user:', ':', 'a:b']) {
+        await rejectsWith(s.setSession(bad, { user_id: 1, note: 'would overwrite the index' }), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(s.getSession(bad), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(s.invalidateSession(bad), TypeError, 'ERR_INVALID_ARG');
+        await rejectsWith(cache.pubsub.invalidateSession(bad), TypeError, 'ERR_INVALID_ARG');
+      }
+      assert.deepEqual((await backend.keys()).sort(), before, 'nothing written or deleted');
+      // A bare "user" names session:user, which is no index (user ids are never empty).
+      assert.equal(await s.setSession('user', { user_id: user }), true);
+      assert.deepEqual((await s.getUserSessions(user)).sort(), [a, b, 'user'].sort());
+      assert.equal(await s.invalidateUserSessions(user), 3);
+      assert.equal(await s.getSession(a), null);
+      assert.equal(await s.getSession(b), null);
+      assert.equal(await s.getSession('user'), null);
+    });
+
+    it('Hardening 5: a bearer token over 8 KiB answers (a session or null) instead of rejecting; past 64 KiB it is null without a loader call', async (t) => {
+      const s = cache.sessionCache;
+      const jwt = `eyJ${'x'.repeat(9 * 1024)}`; // a 9 KB token the database knows
+      db.set(jwt, { user_id: 70, expires_at: inAnHour() });
+      loaderCalls = 0;
+      const first = await s.getSessionWithFallback(jwt);
+      assert.equal(first.source, 'database');
+      assert.equal(first.user_id, 70);
+      const again = await s.getSessionWithFallback(jwt);
+      assert.equal(again.source, 'cache');
+      assert.equal(loaderCalls, 1);
+      assert.equal(hashToken(jwt).length, 64);
+      const big = `eyJ${'y'.repeat(60 * 1024)}`; // under 64 KiB: still a token
+      assert.equal(await s.getSessionWithFallback(big), null);
+      assert.equal(loaderCalls, 2);
+
+      const rejectedBefore = cache.stats().session.rejectedTokens;
+      const calls = loaderCalls;
+      const keysBefore = (await backend.keys()).length;
+      for (const token of ['z'.repeat(100 * 1024), 'é'.repeat(40 * 1024), 'w'.repeat(64 * 1024 + 1), '']) {
+        assert.equal(await s.getSessionWithFallback(token), null);
+        assert.equal(await cache.getSessionWithFallback(token), null);
+      }
+      assert.equal(loaderCalls, calls, 'no loader call for a token that cannot be one');
+      assert.equal((await backend.keys()).length, keysBefore);
+      const rejected = cache.stats().session.rejectedTokens - rejectedBefore;
+      t.diagnostic(`tokens answered null without a loader call: ${rejected}`);
+      console.log(`Hardening 5 (${name}): 9 KB token -> ${first.source} then ${again.source}; 100 KB token -> null; rejectedTokens +${rejected}`);
+      assert.equal(rejected, 8);
+      // A non-string is a caller's bug: TypeError, as before.
+      await rejectsWith(s.getSessionWithFallback(42), TypeError, 'ERR_INVALID_ARG');
+      assert.throws(() => hashToken('q'.repeat(64 * 1024 + 1)), (e) => e instanceof RangeError && e.code === 'ERR_VALUE_TOO_LARGE');
+    });
+
+    it('Hardening 5: the guide\'s auth middleware under Express 4 answers 9 KB and 100 KB bearer tokens (200 / 401) and the process lives', async (t) => {
+      const r = await runApp(EXPRESS_APP, { REDIS_URL: name === 'memory' ? 'memory://' : backend.url });
+      assert.equal(r.code, 0, `the app process died: ${r.stderr.slice(0, 2000)}`);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop());
+      t.diagnostic(JSON.stringify(out));
+      console.log(`Hardening 5 (${name}) express: ${JSON.stringify(out)}`);
+      assert.equal(out.good9k[0], 200);
+      assert.equal(out.good9k[1].source, 'database');
+      assert.deepEqual(out.good9k[1].user, { id: 7, name: 'seven' });
+      assert.equal(out.good9kAgain[0], 200);
+      assert.equal(out.good9kAgain[1].source, 'cache');
+      assert.deepEqual(out.unknown9k, [401, { error: 'Invalid session' }]);
+      assert.deepEqual(out.unknown100k, [401, { error: 'Invalid session' }]);
+      assert.equal(out.loaderCalls, 2, 'the 100 KB token never reaches the loader');
+      assert.equal(out.rejectedTokens, 1);
+    });
+  });
+}
