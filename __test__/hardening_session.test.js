@@ -6,6 +6,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const { createCache, hashToken } = require('..');
+const native = require('../binding.js');
 const { BACKENDS } = require('./helpers/backends');
 const { runApp } = require('./helpers/guide');
 
@@ -93,8 +94,16 @@ for (const [name, make] of BACKENDS) {
     let loaderCalls;
     const db = new Map(); // the "database" behind loaders.session
 
+    let admin = null; // an ioredis client on the redis back end (raw writes, SLOWLOG)
+    // Writes a raw string value, as another writer (or a corruption) would leave it.
+    const rawSet = async (key, value, ttlMs = 600_000) => {
+      if (backend.name === 'memory') native.memoryStoreSet(backend.url.slice('memory://'.length), key, value, ttlMs);
+      else await admin.set(key, value, 'PX', ttlMs);
+    };
+
     before(async () => {
       backend = await make();
+      if (backend.server) admin = backend.server.client();
       cache = createCache({
         url: backend.url,
         loaders: {
@@ -106,6 +115,7 @@ for (const [name, make] of BACKENDS) {
       });
     });
     after(async () => {
+      if (admin !== null) admin.disconnect();
       await cache.shutdown();
       await backend.close();
     });
@@ -183,6 +193,88 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual(out.unknown100k, [401, { error: 'Invalid session' }]);
       assert.equal(out.loaderCalls, 2, 'the 100 KB token never reaches the loader');
       assert.equal(out.rejectedTokens, 1);
+    });
+
+    it('Hardening 7: expires_at as epoch seconds or ms, as number or numeric string, ISO or Date decides the TTL; an unreadable one is not stored (false, counted)', async (t) => {
+      const s = cache.sessionCache;
+      const now = Date.now();
+      const inTen = now + 600_000;
+      const readable = [
+        ['epoch seconds', Math.floor(inTen / 1000)],
+        ['epoch ms', inTen],
+        ['seconds as a string (node-postgres BIGINT)', String(Math.floor(inTen / 1000))],
+        ['ms as a string', String(inTen)],
+        ['ISO string', new Date(inTen).toISOString()],
+        ['Date', new Date(inTen)],
+      ];
+      for (const [what, at] of readable) {
+        const h = uid();
+        assert.equal(await s.setSession(h, { user_id: 1, expires_at: at }), true, what);
+        const ttl = await backend.pttl(`session:${h}`);
+        assert.ok(ttl > 590_000 && ttl <= 600_000, `${what}: TTL ${ttl} ms, expected about 10 minutes`);
+        assert.notEqual(await s.getSession(h), null, what);
+      }
+      const past = [
+        ['epoch seconds', Math.floor(now / 1000) - 60],
+        ['seconds as a string', '1000000000'],
+        ['ms as a string', String(now - 60_000)],
+        ['a short numeric string Date.parse reads as 2001', '12'],
+      ];
+      const keysBefore = (await backend.keys()).length;
+      for (const [what, at] of past) {
+        assert.equal(await s.setSession(uid(), { user_id: 1, expiresAt: at }), false, `${what}: already expired`);
+      }
+      const bad0 = cache.stats().session.badExpiry;
+      const unreadable = ['soon', '', 'NaN', {}, true, new Date('nope'), [2030]];
+      for (const at of unreadable) {
+        assert.equal(await s.setSession(uid(), { user_id: 1, expires_at: at }), false, `${JSON.stringify(at)} is not stored`);
+      }
+      assert.equal((await backend.keys()).length, keysBefore, 'nothing stored');
+      const counted = cache.stats().session.badExpiry - bad0;
+      t.diagnostic(`unreadable expires_at refused by setSession: ${counted}`);
+      console.log(`Hardening 7 (${name}): setSession refused ${counted} unreadable expires_at values, ${past.length} past ones`);
+      assert.equal(counted, unreadable.length);
+    });
+
+    it('Hardening 7: getSessionWithFallback does not serve a loader row whose expires_at is past (seconds as a string) or unreadable, nor a cached session whose expires_at is past', async (t) => {
+      const s = cache.sessionCache;
+      const expired = `exp-${uid()}`;
+      db.set(expired, { user_id: 71, expires_at: String(Math.floor(Date.now() / 1000) - 3600) });
+      const garbled = `bad-${uid()}`;
+      db.set(garbled, { user_id: 72, expires_at: 'next tuesday' });
+      const live = `live-${uid()}`;
+      db.set(live, { user_id: 73, expires_at: String(Date.now() + 600_000) });
+      const bad0 = cache.stats().session.badExpiry;
+      loaderCalls = 0;
+      assert.equal(await s.getSessionWithFallback(expired), null);
+      assert.equal(await s.getSessionWithFallback(garbled), null);
+      assert.equal(await s.getSessionWithFallback(garbled), null);
+      assert.equal(loaderCalls, 3, 'nothing cached for them: the loader is asked each time');
+      assert.equal(await s.getSession(hashToken(expired)), null);
+      assert.equal(await s.getSession(hashToken(garbled)), null);
+      assert.equal(cache.stats().session.badExpiry - bad0, 2);
+      const first = await s.getSessionWithFallback(live);
+      assert.equal(first.source, 'database');
+      assert.equal((await s.getSessionWithFallback(live)).source, 'cache');
+      const ttl = await backend.pttl(`session:${hashToken(live)}`);
+      assert.ok(ttl > 590_000 && ttl <= 600_000, `TTL ${ttl}`);
+
+      // A cached session (written by another writer, with a long TTL) whose expires_at is past
+      // or unreadable is a miss: the loader decides.
+      const stale = `stale-${uid()}`;
+      await rawSet(`session:${hashToken(stale)}`, JSON.stringify({ user_id: 74, expires_at: '2001-01-01T00:00:00Z' }));
+      const odd = `odd-${uid()}`;
+      await rawSet(`session:${hashToken(odd)}`, JSON.stringify({ user_id: 75, expires_at: 'whenever' }));
+      loaderCalls = 0;
+      assert.equal(await s.getSession(hashToken(stale)), null);
+      assert.equal(await s.getSession(hashToken(odd)), null);
+      assert.equal(await s.getSessionWithFallback(stale), null);
+      assert.equal(await s.getSessionWithFallback(odd), null);
+      assert.equal(loaderCalls, 2);
+      const counted = cache.stats().session.badExpiry - bad0;
+      t.diagnostic(`badExpiry counted: ${counted}`);
+      console.log(`Hardening 7 (${name}): a past or unreadable expires_at served 0 times; stats().session.badExpiry +${counted}`);
+      assert.equal(counted, 4);
     });
   });
 }

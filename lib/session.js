@@ -18,39 +18,64 @@ function unusableToken(token) {
   return n * 3 > MAX_TOKEN_BYTES && Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES;
 }
 
-// expires_at as ISO string, Date, or epoch number (seconds below 1e11, else milliseconds).
+// `expires_at` (or `expiresAt`) → ms since the epoch; NaN when it cannot be read. Read are:
+// a Date; a number or a numeric string (node-postgres gives BIGINT as a string) as epoch
+// SECONDS when its magnitude is below 1e11 (before 5138-11-16 in seconds, after 1973-03-03 in
+// ms), else epoch MILLISECONDS; any other string through Date.parse (ISO 8601, RFC 2822).
+// Numeric strings never go to Date.parse, which reads '12' as December 2001.
+const NUMERIC = /^[+-]?\d+(\.\d+)?$/;
+function epochMillis(n) {
+  if (!Number.isFinite(n)) return NaN;
+  return Math.abs(n) < 1e11 ? n * 1000 : n;
+}
 function expiryMillis(value) {
-  let t;
-  if (value instanceof Date) t = value.getTime();
-  else if (typeof value === 'number') t = value < 1e11 ? value * 1000 : value;
-  else if (typeof value === 'string') t = Date.parse(value);
-  else t = NaN;
-  if (!Number.isFinite(t)) throw typeError('expires_at must be a date, an ISO string or an epoch number');
-  return t;
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === 'number') return epochMillis(value);
+  if (typeof value === 'bigint') return epochMillis(Number(value));
+  if (typeof value === 'string') {
+    const s = value.trim();
+    if (NUMERIC.test(s)) return epochMillis(Number(s));
+    return s === '' ? NaN : Date.parse(s);
+  }
+  return NaN;
 }
 
 function expiryOf(data) {
   return data.expires_at != null ? data.expires_at : data.expiresAt;
 }
 
-function isExpired(row) {
-  const expires = expiryOf(row);
-  if (expires == null) return false;
-  try {
-    return expiryMillis(expires) <= Date.now();
-  } catch {
-    return false;
-  }
+// What a session object's expiry says: LIVE (none, or in the future), EXPIRED, or UNREADABLE
+// (never served, never cached: fail closed).
+const LIVE = 0;
+const EXPIRED = 1;
+const UNREADABLE = 2;
+function expiryState(data, now) {
+  const expires = expiryOf(data);
+  if (expires == null) return LIVE;
+  const t = expiryMillis(expires);
+  if (Number.isNaN(t)) return UNREADABLE;
+  return t <= now ? EXPIRED : LIVE;
 }
+
+const isSessionObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 class SessionCache {
   constructor(ctx) {
     this.ctx = ctx;
     this.stats = ctx.stats.session;
-    this.countHit = ctx.hitCounter('session');
     // Tokens that could not name a session (empty, or over MAX_TOKEN_BYTES): answered null.
     this.stats.rejectedTokens = 0;
-    // getSessionWithFallback's handlers, made once (the hot path makes no closure per call).
+    // Sessions whose expires_at could not be read (setSession, a loader row, a cached value):
+    // never served, never stored.
+    this.stats.badExpiry = 0;
+    // getSession's and getSessionWithFallback's handlers, made once (the hot path makes no
+    // closure per call).
+    this.getStart = (n, id, tokenHash) => {
+      checkString(tokenHash, 'tokenHash');
+      n.sessionGet(id, tokenHash);
+    };
+    this.getValue = (json) => this.readCached(json);
+    this.getError = ctx.soft('session', null);
     this.fallbackStart = (n, id, token) => {
       checkString(token, 'token');
       if (unusableToken(token)) {
@@ -60,7 +85,7 @@ class SessionCache {
       n.sessionGetByToken(id, token);
     };
     this.fallbackValue = (json, token) => {
-      const data = this.countHit(json);
+      const data = this.readCached(json);
       if (data === null) return this.loadSession(token);
       data.source = 'cache';
       return data;
@@ -71,18 +96,41 @@ class SessionCache {
     };
   }
 
-  // → true, or false when the session has already expired or could not be stored.
+  // A cached value → the session, or null (counted as a miss) when there is none or it is not
+  // one to serve: its expires_at has passed (another node's clock, or a writer that set no
+  // TTL) or cannot be read.
+  readCached(json) {
+    if (json === null) {
+      this.stats.misses++;
+      return null;
+    }
+    const data = JSON.parse(json);
+    const state = expiryState(data, Date.now());
+    if (state !== LIVE) {
+      if (state === UNREADABLE) this.stats.badExpiry++;
+      this.stats.misses++;
+      return null;
+    }
+    this.stats.hits++;
+    return data;
+  }
+
+  // → true, or false when nothing was stored: the session has already expired, or its
+  // expires_at cannot be read (counted in stats().session.badExpiry), or Redis failed.
   setSession(tokenHash, data) {
     return this.ctx.op(
       (n, id) => {
         checkString(tokenHash, 'tokenHash');
-        if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-          throw typeError('session data must be an object');
-        }
+        if (!isSessionObject(data)) throw typeError('session data must be an object');
         let ttl = MAX_TTL_MS;
         const expires = expiryOf(data);
         if (expires != null) {
-          const left = expiryMillis(expires) - Date.now();
+          const at = expiryMillis(expires);
+          if (Number.isNaN(at)) {
+            this.stats.badExpiry++;
+            return false; // fail closed: a session we cannot date is not stored
+          }
+          const left = at - Date.now();
           if (left <= 0) return false; // nothing stored
           ttl = Math.min(ttl, Math.ceil(left));
         }
@@ -102,22 +150,18 @@ class SessionCache {
     );
   }
 
-  // → the stored data, or null (cache only; null too when Redis is unavailable).
+  // → the stored data, or null (cache only; null too when Redis is unavailable, or when the
+  // stored session has expired or cannot be dated).
   getSession(tokenHash) {
-    return this.ctx.op(
-      (n, id) => {
-        checkString(tokenHash, 'tokenHash');
-        n.sessionGet(id, tokenHash);
-      },
-      this.countHit,
-      this.ctx.soft('session', null),
-    );
+    return this.ctx.opArg(this.getStart, tokenHash, this.getValue, this.getError);
   }
 
   // Raw token → { ...data, source: 'cache' | 'database' } or null. The token is hashed
   // natively; on a miss (or when Redis fails) loaders.session(token) is asked once for all
   // concurrent callers. Any string answers (a token comes from a request): an empty one or one
   // over 64 KiB is null at once; only a non-string is refused (TypeError, a caller's bug).
+  // A loader row that is not an object, has expired, or whose expires_at cannot be read is
+  // not a session (null; the last counted in stats().session.badExpiry) and is not cached.
   getSessionWithFallback(token) {
     return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
@@ -130,7 +174,12 @@ class SessionCache {
       .singleFlight(`session:${hash}`, async () => {
         this.stats.loaderCalls++;
         const row = await loader(token);
-        if (row == null || typeof row !== 'object' || isExpired(row)) return null;
+        if (!isSessionObject(row)) return null;
+        const state = expiryState(row, Date.now());
+        if (state !== LIVE) {
+          if (state === UNREADABLE) this.stats.badExpiry++;
+          return null;
+        }
         // A row we cannot cache (bad user id, Redis down) is still the database's answer.
         // When Redis just failed, the write is not waited for (no second timeout); otherwise
         // it is, so that the next call finds the session in the cache.
