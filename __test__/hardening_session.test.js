@@ -92,6 +92,7 @@ for (const [name, make] of BACKENDS) {
     let backend;
     let cache;
     let loaderCalls;
+    let permLoads = 0;
     const db = new Map(); // the "database" behind loaders.session
 
     let admin = null; // an ioredis client on the redis back end (raw writes, SLOWLOG)
@@ -110,6 +111,14 @@ for (const [name, make] of BACKENDS) {
           session: async (token) => {
             loaderCalls++;
             return db.has(token) ? { ...db.get(token) } : null;
+          },
+          userPermissions: async (userId) => {
+            permLoads++;
+            return { role: 'CLERK', modules: ['INVENTORY'], pages: { items: ['view'] }, user: userId };
+          },
+          rolePermissions: async (roleId) => {
+            permLoads++;
+            return { role: roleId, modules: ['REPORTS'], pages: {} };
           },
         },
       });
@@ -268,6 +277,9 @@ for (const [name, make] of BACKENDS) {
       loaderCalls = 0;
       assert.equal(await s.getSession(hashToken(stale)), null);
       assert.equal(await s.getSession(hashToken(odd)), null);
+      // (they are dropped as they are read: written again for the fallback reads)
+      await rawSet(`session:${hashToken(stale)}`, JSON.stringify({ user_id: 74, expires_at: '2001-01-01T00:00:00Z' }));
+      await rawSet(`session:${hashToken(odd)}`, JSON.stringify({ user_id: 75, expires_at: 'whenever' }));
       assert.equal(await s.getSessionWithFallback(stale), null);
       assert.equal(await s.getSessionWithFallback(odd), null);
       assert.equal(loaderCalls, 2);
@@ -275,6 +287,76 @@ for (const [name, make] of BACKENDS) {
       t.diagnostic(`badExpiry counted: ${counted}`);
       console.log(`Hardening 7 (${name}): a past or unreadable expires_at served 0 times; stats().session.badExpiry +${counted}`);
       assert.equal(counted, 4);
+    });
+
+    // Values another writer, a bug or a truncation could leave in a session or permission key.
+    const CORRUPT = ['42', '{"user_id":1,"role":"CLE', '[1,2]', '"a string"', 'null', 'not json at all'];
+
+    it('Hardening 6: a corrupt cached session (42, truncated JSON, an array, …) is a miss: dropped, the loader asked, counted in stats().session.corrupt', async (t) => {
+      const s = cache.sessionCache;
+      const c0 = cache.stats().session.corrupt;
+      for (const bad of CORRUPT) {
+        const h = uid();
+        await rawSet(`session:${h}`, bad);
+        assert.equal(await s.getSession(h), null, `getSession of ${bad}`);
+        assert.ok(!(await backend.keys()).includes(`session:${h}`), `${bad} is dropped`);
+        const token = `tok-${uid()}`;
+        db.set(token, { user_id: 76, expires_at: inAnHour() });
+        await rawSet(`session:${hashToken(token)}`, bad);
+        loaderCalls = 0;
+        const first = await s.getSessionWithFallback(token);
+        assert.equal(first.source, 'database', bad);
+        assert.equal(first.user_id, 76);
+        assert.equal(loaderCalls, 1);
+        const again = await s.getSessionWithFallback(token);
+        assert.equal(again.source, 'cache', 'the loader\'s row replaced the corrupt value');
+      }
+      const counted = cache.stats().session.corrupt - c0;
+      t.diagnostic(`corrupt sessions dropped: ${counted}`);
+      console.log(`Hardening 6 (${name}): ${counted} corrupt cached sessions read as misses and dropped (stats().session.corrupt)`);
+      assert.equal(counted, CORRUPT.length * 2);
+    });
+
+    it('Hardening 6: a corrupt permission snapshot in perm:user:{id} or perm:role:{id} is a miss: dropped, the loader asked, counted in stats().permission.corrupt', async (t) => {
+      const p = cache.permissionCache;
+      const c0 = cache.stats().permission.corrupt;
+      const notSnapshots = [...CORRUPT, '{"modules":"INVENTORY"}', '{"pages":{"items":"view"}}'];
+      let reads = 0;
+      for (const bad of notSnapshots) {
+        const u = userNo();
+        await rawSet(`perm:user:${u}`, bad);
+        assert.equal(await p.getUserPermissions(u), null, `getUserPermissions of ${bad}`);
+        assert.ok(!(await backend.keys()).includes(`perm:user:${u}`), `${bad} is dropped`);
+        await rawSet(`perm:user:${u}`, bad);
+        permLoads = 0;
+        const snap = await p.getUserPermissionsWithFallback(u);
+        assert.equal(snap.source, 'database', bad);
+        assert.deepEqual(snap.modules, ['INVENTORY']);
+        assert.equal(permLoads, 1);
+        const v = userNo();
+        await rawSet(`perm:user:${v}`, bad);
+        assert.equal(await p.hasModulePermission(v, 'INVENTORY'), true, 'the loader decides, not the corrupt value');
+        const w = userNo();
+        await rawSet(`perm:user:${w}`, bad);
+        assert.equal(await p.hasPagePermission(w, 'items', 'view'), true);
+        const r = `role${uid()}`;
+        await rawSet(`perm:role:${r}`, bad);
+        assert.equal(await p.getRolePermissions(r), null);
+        await rawSet(`perm:role:${r}`, bad);
+        const role = await p.getRolePermissionsWithFallback(r);
+        assert.equal(role.source, 'database');
+        assert.deepEqual(role.modules, ['REPORTS']);
+        reads += 6;
+      }
+      const counted = cache.stats().permission.corrupt - c0;
+      t.diagnostic(`corrupt permission snapshots dropped: ${counted}`);
+      console.log(`Hardening 6 (${name}): ${counted} corrupt permission snapshots read as misses and dropped (stats().permission.corrupt)`);
+      assert.equal(counted, reads);
+      // Valid snapshots are still served from the cache.
+      const u = userNo();
+      assert.equal(await p.setUserPermissions(u, { modules: ['A'], pages: { x: ['view'] } }), true);
+      assert.deepEqual(await p.getUserPermissions(u), { modules: ['A'], pages: { x: ['view'] } });
+      assert.equal(await p.hasModulePermission(u, 'A'), true);
     });
   });
 }

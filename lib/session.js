@@ -68,13 +68,16 @@ class SessionCache {
     // Sessions whose expires_at could not be read (setSession, a loader row, a cached value):
     // never served, never stored.
     this.stats.badExpiry = 0;
+    // Cached values that were not a session (not a JSON object): dropped, read as a miss.
+    this.stats.corrupt = 0;
+    this.dropError = ctx.soft('session', false);
     // getSession's and getSessionWithFallback's handlers, made once (the hot path makes no
     // closure per call).
     this.getStart = (n, id, tokenHash) => {
       checkString(tokenHash, 'tokenHash');
       n.sessionGet(id, tokenHash);
     };
-    this.getValue = (json) => this.readCached(json);
+    this.getValue = (json, tokenHash) => this.readCached(json, tokenHash, false);
     this.getError = ctx.soft('session', null);
     this.fallbackStart = (n, id, token) => {
       checkString(token, 'token');
@@ -85,8 +88,9 @@ class SessionCache {
       n.sessionGetByToken(id, token);
     };
     this.fallbackValue = (json, token) => {
-      const data = this.readCached(json);
+      const data = this.readCached(json, token, true);
       if (data === null) return this.loadSession(token);
+      if (data instanceof Promise) return data.then(() => this.loadSession(token));
       data.source = 'cache';
       return data;
     };
@@ -97,22 +101,37 @@ class SessionCache {
   }
 
   // A cached value → the session, or null (counted as a miss) when there is none or it is not
-  // one to serve: its expires_at has passed (another node's clock, or a writer that set no
-  // TTL) or cannot be read.
-  readCached(json) {
+  // one to serve: not a JSON object (corrupt: `42`, truncated JSON, an array; counted in
+  // stats().session.corrupt), or its expires_at has passed (another node's clock, a writer
+  // that set no TTL) or cannot be read (counted in badExpiry). Such a value is deleted, only
+  // while the key still holds it, and then the answer is a promise of null.
+  // `ref` is the token hash, or the raw token when `isToken` (hashed only on that rare path).
+  readCached(json, ref, isToken) {
     if (json === null) {
       this.stats.misses++;
       return null;
     }
-    const data = JSON.parse(json);
-    const state = expiryState(data, Date.now());
-    if (state !== LIVE) {
-      if (state === UNREADABLE) this.stats.badExpiry++;
-      this.stats.misses++;
-      return null;
+    let data;
+    try {
+      data = JSON.parse(json);
+    } catch {
+      data = undefined;
     }
-    this.stats.hits++;
-    return data;
+    if (isSessionObject(data)) {
+      const state = expiryState(data, Date.now());
+      if (state === LIVE) {
+        this.stats.hits++;
+        return data;
+      }
+      if (state === UNREADABLE) this.stats.badExpiry++;
+    } else {
+      this.stats.corrupt++;
+    }
+    this.stats.misses++;
+    const hash = isToken ? native.hashToken(ref) : ref;
+    return this.ctx
+      .op((n, id) => n.sessionDropCorrupt(id, hash, json), undefined, this.dropError)
+      .then(() => null);
   }
 
   // → true, or false when nothing was stored: the session has already expired, or its

@@ -102,6 +102,25 @@ impl NativeCache {
         Ok(())
     }
 
+    /// Deletes `session:{tokenHash}` only while it still holds `json`, a value the façade could
+    /// not serve (not a JSON object, or an expiry past or unreadable) → true if deleted.
+    #[napi]
+    pub fn session_drop_corrupt(
+        &self,
+        env: Env,
+        id: u32,
+        token_hash: String,
+        json: String,
+    ) -> napi::Result<()> {
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
+        self.run(id, move |s| async move {
+            s.drop_if_equal(&keys::session_key(&token_hash), &json)
+                .await
+                .map(Reply::Bool)
+        });
+        Ok(())
+    }
+
     /// Removes a session (and its entry in the user's set) → true if it existed.
     #[napi]
     pub fn session_remove(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {

@@ -17,6 +17,8 @@ static REMOVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_remove.lua")));
 static REMOVE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_remove_user.lua")));
+static DROP_CORRUPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_drop_corrupt.lua")));
 static LIST_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_list_user.lua")));
 
@@ -38,6 +40,26 @@ pub fn user_of(json: &str) -> Option<String> {
 }
 
 impl Store {
+    /// Deletes `key` (unprefixed) only while it still holds `value`, the unusable value a read
+    /// found there (a corrupt session or permissions snapshot); true if it was deleted. A
+    /// value written meanwhile (the loader's fill) is kept.
+    pub async fn drop_if_equal(&self, key: &str, value: &str) -> CacheResult<bool> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&DROP_CORRUPT, &[&k], &[value])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                if d.get_str(&k)?.as_deref() == Some(value) {
+                    Ok(d.del(&k))
+                } else {
+                    Ok(false)
+                }
+            }),
+        }
+    }
+
     /// [`session_put`](Self::session_put) as one script call for the pipelined transport
     /// (the value's size is checked by the caller first); any reply means success.
     pub fn session_put_call(
