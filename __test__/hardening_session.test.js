@@ -358,5 +358,122 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual(await p.getUserPermissions(u), { modules: ['A'], pages: { x: ['view'] } });
       assert.equal(await p.hasModulePermission(u, 'A'), true);
     });
+
+    // Redis time (SLOWLOG, µs → ms) of the slowest script `fn` runs.
+    async function redisScriptMs(fn) {
+      const [, was] = await admin.config('GET', 'slowlog-log-slower-than');
+      await admin.config('SET', 'slowlog-log-slower-than', '0');
+      await admin.slowlog('RESET');
+      try {
+        await fn();
+        const log = await admin.slowlog('GET', 128);
+        const scripts = log.filter((e) => /^(eval|evalsha|fcall)$/i.test(String(e[3][0])));
+        assert.ok(scripts.length > 0, 'the call ran a script');
+        return Math.max(...scripts.map((e) => e[2])) / 1000;
+      } finally {
+        await admin.config('SET', 'slowlog-log-slower-than', was);
+      }
+    }
+
+    it('Hardening 13: one login of a user with 200,000 sessions is O(log n) in Redis (a sorted-set index scored by expiry); the previous version\'s plain-set index is converted, not WRONGTYPE', { timeout: 180_000 }, async (t) => {
+      const s = cache.sessionCache;
+      const user = userNo();
+      const index = `session:user:${user}`;
+      if (name === 'memory') {
+        // memory:// lives in one process, so it never holds an older version's index: the
+        // index is built through the API, bounded in count and time (a login that cost O(n)
+        // would make this O(n²) and run into the deadline).
+        const N = 50_000;
+        const deadline = Date.now() + 60_000;
+        const times = [];
+        for (let i = 0; i < N; i++) {
+          const t0 = process.hrtime.bigint();
+          assert.equal(await s.setSession(`${i.toString(16).padStart(8, '0')}${'a'.repeat(56)}`, { user_id: user }), true);
+          if (i < 200 || i >= N - 200) times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          if ((i & 1023) === 0 && Date.now() > deadline) assert.fail(`only ${i} of ${N} logins in 60 s: a login is not O(log n)`);
+        }
+        const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+        const first = median(times.slice(0, 200));
+        const last = median(times.slice(200));
+        t.diagnostic(`memory: median login ${first.toFixed(3)} ms at n<200, ${last.toFixed(3)} ms at n≈${N}`);
+        console.log(`Hardening 13 (memory): one login, median ${first.toFixed(3)} ms with <200 sessions, ${last.toFixed(3)} ms with ${N} sessions (client-side)`);
+        assert.ok(last < 20, `a login with ${N} sessions took ${last} ms`);
+        assert.equal((await s.getUserSessions(user)).length, N);
+        assert.equal(await s.invalidateUserSessions(user), N);
+        return;
+      }
+      // The previous version's layout, built in one bounded script: a plain set of 200,000
+      // token hashes, each with a live session.
+      const N = 200_000;
+      await admin.eval(`
+        for i = 1, tonumber(ARGV[1]) do
+          local h = string.format('%064x', i)
+          redis.call('SET', 'session:' .. h, ARGV[2], 'PX', 3600000)
+          redis.call('SADD', KEYS[1], h)
+        end
+        redis.call('PEXPIRE', KEYS[1], 3600000)
+        return 1`, 1, index, String(N), JSON.stringify({ user_id: user }));
+      assert.equal(await admin.scard(index), N);
+      const h1 = hashToken(`first-${uid()}`);
+      const h2 = hashToken(`second-${uid()}`);
+      const upgradeMs = await redisScriptMs(async () => assert.equal(await s.setSession(h1, { user_id: user }), true));
+      assert.equal(await admin.type(index), 'zset', 'the old set was converted');
+      assert.equal(await admin.zcard(index), N + 1);
+      const loginMs = await redisScriptMs(async () => assert.equal(await s.setSession(h2, { user_id: user }), true));
+      t.diagnostic(`redis: one login with ${N} sessions: ${loginMs} ms of Redis time; the first login after the upgrade (conversion): ${upgradeMs} ms`);
+      console.log(`Hardening 13 (redis): one login of a user with ${N} sessions blocked Redis ${loginMs.toFixed(3)} ms (SLOWLOG); the one-off conversion of the old set at the first login: ${upgradeMs.toFixed(1)} ms`);
+      assert.ok(loginMs < 50, `one login blocked Redis ${loginMs} ms`);
+      assert.ok((await admin.pttl(index)) > 3_500_000, 'the index keeps a TTL');
+      assert.equal(await admin.zcard(index), N + 2);
+      const errors = cache.stats().session.errors;
+      assert.equal(await s.invalidateUserSessions(user), N + 2);
+      assert.equal(cache.stats().session.errors, errors);
+      assert.equal(await admin.exists(index), 0);
+    });
+
+    it('Hardening 13: the index is pruned by score, and an index left by the previous version (a plain set, or the string its key collision wrote) works with every session call', async () => {
+      const s = cache.sessionCache;
+      // pruning by expiry
+      const user = userNo();
+      const short = hashToken(`short-${uid()}`);
+      const long = hashToken(`long-${uid()}`);
+      await s.setSession(short, { user_id: user, expires_at: new Date(Date.now() + 150).toISOString() });
+      await s.setSession(long, { user_id: user });
+      await new Promise((r) => setTimeout(r, 300));
+      const third = hashToken(`third-${uid()}`);
+      await s.setSession(third, { user_id: user });
+      if (admin !== null) assert.deepEqual((await admin.zrange(`session:user:${user}`, 0, -1)).sort(), [long, third].sort(), 'the expired member left at the next login');
+      assert.deepEqual((await s.getUserSessions(user)).sort(), [long, third].sort());
+      assert.equal(await s.invalidateSession(long), true);
+      assert.deepEqual(await s.getUserSessions(user), [third]);
+      assert.equal(await s.invalidateUserSessions(user), 1);
+
+      // a string at the index key (the previous version's setSession('user:N', …)) is dropped
+      const u2 = userNo();
+      await rawSet(`session:user:${u2}`, JSON.stringify({ user_id: 1, note: 'collision' }));
+      const h = hashToken(`h-${uid()}`);
+      assert.equal(await s.setSession(h, { user_id: u2 }), true);
+      assert.deepEqual(await s.getUserSessions(u2), [h]);
+      assert.equal(await s.invalidateUserSessions(u2), 1);
+
+      if (admin === null) return; // memory:// never holds an older version's data
+      // a plain set left by the previous version, met first by each kind of call
+      const old = async () => {
+        const u = userNo();
+        const hs = [hashToken(`o1-${uid()}`), hashToken(`o2-${uid()}`), hashToken(`o3-${uid()}`)];
+        for (const x of hs) await admin.set(`session:${x}`, JSON.stringify({ user_id: u }), 'PX', 600_000);
+        await admin.sadd(`session:user:${u}`, ...hs, hashToken(`dead-${uid()}`));
+        await admin.pexpire(`session:user:${u}`, 600_000);
+        return [u, hs];
+      };
+      let [u, hs] = await old();
+      assert.deepEqual((await s.getUserSessions(u)).sort(), [...hs].sort());
+      [u, hs] = await old();
+      assert.equal(await s.invalidateSession(hs[0]), true);
+      assert.deepEqual((await s.getUserSessions(u)).sort(), hs.slice(1).sort());
+      [u, hs] = await old();
+      assert.equal(await s.invalidateUserSessions(u), 3);
+      for (const x of hs) assert.equal(await s.getSession(x), null);
+    });
   });
 }
