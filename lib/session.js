@@ -134,8 +134,9 @@ class SessionCache {
       .then(() => null);
   }
 
-  // → true, or false when nothing was stored: the session has already expired, or its
-  // expires_at cannot be read (counted in stats().session.badExpiry), or Redis failed.
+  // → true, or false when nothing was stored: the session has already expired, or Redis
+  // failed. An expires_at that cannot be read is refused (TypeError ERR_INVALID_ARG, nothing
+  // stored, counted in stats().session.badExpiry).
   setSession(tokenHash, data) {
     return this.ctx.op(
       (n, id) => {
@@ -146,8 +147,10 @@ class SessionCache {
         if (expires != null) {
           const at = expiryMillis(expires);
           if (Number.isNaN(at)) {
+            // fail closed: a session that cannot be dated is not stored (a caller's bug:
+            // refused like any bad input; a loader row is filtered before it gets here)
             this.stats.badExpiry++;
-            return false; // fail closed: a session we cannot date is not stored
+            throw typeError('expires_at must be a Date, an ISO string, or epoch seconds/ms (a number or a numeric string)');
           }
           const left = at - Date.now();
           if (left <= 0) return false; // nothing stored
