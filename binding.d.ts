@@ -92,8 +92,9 @@ export declare class NativeCache {
   /**
    * The whole hasModulePermission in one call: true/false at once from the near cache;
    * else null is returned and the store read starts, whose reply is true/false (checked in
-   * Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
-   * the loader). The read fills the near cache.
+   * Rust, no JSON crosses to JS), null when Redis holds no snapshot (the façade then asks
+   * the loader), or the stored string when it is not a snapshot (the façade counts it,
+   * drops it and asks the loader). The read fills the near cache.
    */
   permCheckModule(id: number, userId: JsId, module: string): boolean | null
   /** hasPagePermission in one call, as [`perm_check_module`](Self::perm_check_module). */
@@ -118,6 +119,11 @@ export declare class NativeCache {
    * cache, then broadcasts → true if a snapshot was removed.
    */
   permRoleRemove(id: number, roleId: JsId, payload: string): void
+  /**
+   * Deletes `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role") only while it still
+   * holds `json`, a value that is not a permissions snapshot → true if deleted.
+   */
+  permDropCorrupt(id: number, kind: string, pid: JsId, json: string): void
   /** The near cache's state and counters, as JSON. */
   nearCacheStats(): string
   /**
@@ -164,6 +170,11 @@ export declare class NativeCache {
   sessionGetByToken(id: number, token: string): void
   /** Stores a session for `ttlMs` (1 ms … 1 h) and indexes it under `userId` → true. */
   sessionSet(id: number, tokenHash: string, json: string, ttlMs: number, userId?: JsId | undefined | null): void
+  /**
+   * Deletes `session:{tokenHash}` only while it still holds `json`, a value the façade could
+   * not serve (not a JSON object, or an expiry past or unreadable) → true if deleted.
+   */
+  sessionDropCorrupt(id: number, tokenHash: string, json: string): void
   /** Removes a session (and its entry in the user's set) → true if it existed. */
   sessionRemove(id: number, tokenHash: string): void
   /** Removes all sessions of a user → how many existed. */

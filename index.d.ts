@@ -430,9 +430,23 @@ export interface PubSubStats extends ServiceStats {
   rejected: PubSubRejected;
 }
 
+export interface SessionStats extends ServiceStats {
+  /** Tokens answered null at once by getSessionWithFallback (empty, or over 64 KiB). */
+  rejectedTokens: number;
+  /** Sessions whose expires_at could not be read (setSession, a loader row, a cached value). */
+  badExpiry: number;
+  /** Cached values that were not a session (not a JSON object): deleted, read as misses. */
+  corrupt: number;
+}
+
+export interface PermissionStats extends ServiceStats {
+  /** Stored values that were not a permissions snapshot: deleted, read as misses. */
+  corrupt: number;
+}
+
 export interface Stats {
-  session: ServiceStats;
-  permission: ServiceStats;
+  session: SessionStats;
+  permission: PermissionStats;
   rateLimit: RateLimitStats;
   lock: LockStats;
   pubsub: PubSubStats;

@@ -48,6 +48,19 @@ function checkSnapshot(s) {
   }
 }
 
+// A stored value → the snapshot, or undefined when it is not one as checkSnapshot accepts it
+// (the same rule as Snapshot::parse in src/near_cache.rs): such a value is corrupt.
+function parseStored(json) {
+  let s;
+  try {
+    s = JSON.parse(json);
+    checkSnapshot(s);
+  } catch {
+    return undefined;
+  }
+  return s;
+}
+
 function snapshotJson(s) {
   checkSnapshot(s);
   try {
@@ -87,6 +100,30 @@ class PermissionCache {
     this.ctx = ctx;
     this.stats = ctx.stats.permission;
     this.countHit = ctx.hitCounter('permission');
+    // Stored values that were not a snapshot (`42`, truncated JSON, an array, modules not a
+    // string array, …): dropped, read as a miss.
+    this.stats.corrupt = 0;
+    this.dropError = ctx.soft('permission', false);
+  }
+
+  // The answer to a value read from Redis for `kind` ('user' | 'role') `id`: `onHit(snapshot)`,
+  // or `onMiss()` when there is none or it is corrupt. A corrupt one is counted, deleted (only
+  // while the key still holds it: a fill that replaced it stays), then onMiss() is asked.
+  stored(kind, id, json, onHit, onMiss) {
+    if (json === null) {
+      this.stats.misses++;
+      return onMiss();
+    }
+    const snap = parseStored(json);
+    if (snap !== undefined) {
+      this.stats.hits++;
+      return onHit(snap);
+    }
+    this.stats.corrupt++;
+    this.stats.misses++;
+    return this.ctx
+      .op((n, opId) => n.permDropCorrupt(opId, kind, id, json), undefined, this.dropError)
+      .then(onMiss);
   }
 
   get superRoles() {
@@ -132,7 +169,7 @@ class PermissionCache {
         const near = n.permUserGet(id, userId);
         if (near !== null) return this.countHit(near);
       },
-      this.countHit,
+      (json) => this.stored('user', userId, json, (snap) => snap, () => null),
       this.ctx.soft('permission', null),
     );
   }
@@ -168,10 +205,7 @@ class PermissionCache {
         const near = n.permUserGet(id, userId);
         if (near !== null) return withSource(this.countHit(near), 'cache');
       },
-      (json) => {
-        const snap = this.countHit(json);
-        return snap === null ? this.loadUser(userId, role) : withSource(snap, 'cache');
-      },
+      (json) => this.stored('user', userId, json, (snap) => withSource(snap, 'cache'), () => this.loadUser(userId, role)),
       (err) => {
         this.ctx.failed('permission', err);
         return this.loadUser(userId, role, true);
@@ -268,14 +302,19 @@ class PermissionCache {
     );
   }
 
-  // The answer of a Redis-side check: a boolean, or null (no snapshot: ask the loader).
+  // The answer of a Redis-side check: a boolean, null (no snapshot: ask the loader), or the
+  // stored string when it is not a snapshot (corrupt: counted, dropped, ask the loader).
   checked(allowed, userId, rule) {
-    if (allowed !== null) {
+    if (typeof allowed === 'boolean') {
       this.stats.hits++;
       return allowed;
     }
-    this.stats.misses++;
-    return Promise.resolve(this.loadUser(userId)).then(rule);
+    const load = () => Promise.resolve(this.loadUser(userId)).then(rule);
+    if (allowed === null) {
+      this.stats.misses++;
+      return load();
+    }
+    return this.stored('user', userId, allowed, () => load(), load);
   }
 
   // → true if a snapshot was removed. Drops the local near copy at once and broadcasts on
@@ -297,7 +336,7 @@ class PermissionCache {
         const near = n.permRoleGet(id, roleId);
         if (near !== null) return this.countHit(near);
       },
-      this.countHit,
+      (json) => this.stored('role', roleId, json, (snap) => snap, () => null),
       this.ctx.soft('permission', null),
     );
   }
@@ -325,10 +364,7 @@ class PermissionCache {
         const near = n.permRoleGet(id, roleId);
         if (near !== null) return withSource(this.countHit(near), 'cache');
       },
-      (json) => {
-        const snap = this.countHit(json);
-        return snap === null ? this.loadRole(roleId) : withSource(snap, 'cache');
-      },
+      (json) => this.stored('role', roleId, json, (snap) => withSource(snap, 'cache'), () => this.loadRole(roleId)),
       (err) => {
         this.ctx.failed('permission', err);
         return this.loadRole(roleId, true);

@@ -5,45 +5,92 @@ const native = require('./native');
 const { typeError, checkIdType, checkString } = require('./errors');
 
 const MAX_TTL_MS = 3600 * 1000;
+// Longest raw token (UTF-8 bytes) that can name a session: generous for JWTs, which can be
+// several KB. A longer one, or an empty one, is no session: getSessionWithFallback answers
+// null without asking the loader (MAX_TOKEN_BYTES in src/session.rs is the same bound).
+const MAX_TOKEN_BYTES = 64 * 1024;
 
-// expires_at as ISO string, Date, or epoch number (seconds below 1e11, else milliseconds).
+// True when a token string cannot name a session (counted; the answer is null). Costs no
+// byte count for a token that is short enough in any encoding.
+function unusableToken(token) {
+  const n = token.length;
+  if (n === 0 || n > MAX_TOKEN_BYTES) return true;
+  return n * 3 > MAX_TOKEN_BYTES && Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES;
+}
+
+// `expires_at` (or `expiresAt`) → ms since the epoch; NaN when it cannot be read. Read are:
+// a Date; a number or a numeric string (node-postgres gives BIGINT as a string) as epoch
+// SECONDS when its magnitude is below 1e11 (before 5138-11-16 in seconds, after 1973-03-03 in
+// ms), else epoch MILLISECONDS; any other string through Date.parse (ISO 8601, RFC 2822).
+// Numeric strings never go to Date.parse, which reads '12' as December 2001.
+const NUMERIC = /^[+-]?\d+(\.\d+)?$/;
+function epochMillis(n) {
+  if (!Number.isFinite(n)) return NaN;
+  return Math.abs(n) < 1e11 ? n * 1000 : n;
+}
 function expiryMillis(value) {
-  let t;
-  if (value instanceof Date) t = value.getTime();
-  else if (typeof value === 'number') t = value < 1e11 ? value * 1000 : value;
-  else if (typeof value === 'string') t = Date.parse(value);
-  else t = NaN;
-  if (!Number.isFinite(t)) throw typeError('expires_at must be a date, an ISO string or an epoch number');
-  return t;
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === 'number') return epochMillis(value);
+  if (typeof value === 'bigint') return epochMillis(Number(value));
+  if (typeof value === 'string') {
+    const s = value.trim();
+    if (NUMERIC.test(s)) return epochMillis(Number(s));
+    return s === '' ? NaN : Date.parse(s);
+  }
+  return NaN;
 }
 
 function expiryOf(data) {
   return data.expires_at != null ? data.expires_at : data.expiresAt;
 }
 
-function isExpired(row) {
-  const expires = expiryOf(row);
-  if (expires == null) return false;
-  try {
-    return expiryMillis(expires) <= Date.now();
-  } catch {
-    return false;
-  }
+// What a session object's expiry says: LIVE (none, or in the future), EXPIRED, or UNREADABLE
+// (never served, never cached: fail closed).
+const LIVE = 0;
+const EXPIRED = 1;
+const UNREADABLE = 2;
+function expiryState(data, now) {
+  const expires = expiryOf(data);
+  if (expires == null) return LIVE;
+  const t = expiryMillis(expires);
+  if (Number.isNaN(t)) return UNREADABLE;
+  return t <= now ? EXPIRED : LIVE;
 }
+
+const isSessionObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 class SessionCache {
   constructor(ctx) {
     this.ctx = ctx;
     this.stats = ctx.stats.session;
-    this.countHit = ctx.hitCounter('session');
-    // getSessionWithFallback's handlers, made once (the hot path makes no closure per call).
+    // Tokens that could not name a session (empty, or over MAX_TOKEN_BYTES): answered null.
+    this.stats.rejectedTokens = 0;
+    // Sessions whose expires_at could not be read (setSession, a loader row, a cached value):
+    // never served, never stored.
+    this.stats.badExpiry = 0;
+    // Cached values that were not a session (not a JSON object): dropped, read as a miss.
+    this.stats.corrupt = 0;
+    this.dropError = ctx.soft('session', false);
+    // getSession's and getSessionWithFallback's handlers, made once (the hot path makes no
+    // closure per call).
+    this.getStart = (n, id, tokenHash) => {
+      checkString(tokenHash, 'tokenHash');
+      n.sessionGet(id, tokenHash);
+    };
+    this.getValue = (json, tokenHash) => this.readCached(json, tokenHash, false);
+    this.getError = ctx.soft('session', null);
     this.fallbackStart = (n, id, token) => {
       checkString(token, 'token');
+      if (unusableToken(token)) {
+        this.stats.rejectedTokens++;
+        return null; // answered at once: no Redis read, no loader call
+      }
       n.sessionGetByToken(id, token);
     };
     this.fallbackValue = (json, token) => {
-      const data = this.countHit(json);
+      const data = this.readCached(json, token, true);
       if (data === null) return this.loadSession(token);
+      if (data instanceof Promise) return data.then(() => this.loadSession(token));
       data.source = 'cache';
       return data;
     };
@@ -53,18 +100,59 @@ class SessionCache {
     };
   }
 
-  // → true, or false when the session has already expired or could not be stored.
+  // A cached value → the session, or null (counted as a miss) when there is none or it is not
+  // one to serve: not a JSON object (corrupt: `42`, truncated JSON, an array; counted in
+  // stats().session.corrupt), or its expires_at has passed (another node's clock, a writer
+  // that set no TTL) or cannot be read (counted in badExpiry). Such a value is deleted, only
+  // while the key still holds it, and then the answer is a promise of null.
+  // `ref` is the token hash, or the raw token when `isToken` (hashed only on that rare path).
+  readCached(json, ref, isToken) {
+    if (json === null) {
+      this.stats.misses++;
+      return null;
+    }
+    let data;
+    try {
+      data = JSON.parse(json);
+    } catch {
+      data = undefined;
+    }
+    if (isSessionObject(data)) {
+      const state = expiryState(data, Date.now());
+      if (state === LIVE) {
+        this.stats.hits++;
+        return data;
+      }
+      if (state === UNREADABLE) this.stats.badExpiry++;
+    } else {
+      this.stats.corrupt++;
+    }
+    this.stats.misses++;
+    const hash = isToken ? native.hashToken(ref) : ref;
+    return this.ctx
+      .op((n, id) => n.sessionDropCorrupt(id, hash, json), undefined, this.dropError)
+      .then(() => null);
+  }
+
+  // → true, or false when nothing was stored: the session has already expired, or Redis
+  // failed. An expires_at that cannot be read is refused (TypeError ERR_INVALID_ARG, nothing
+  // stored, counted in stats().session.badExpiry).
   setSession(tokenHash, data) {
     return this.ctx.op(
       (n, id) => {
         checkString(tokenHash, 'tokenHash');
-        if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-          throw typeError('session data must be an object');
-        }
+        if (!isSessionObject(data)) throw typeError('session data must be an object');
         let ttl = MAX_TTL_MS;
         const expires = expiryOf(data);
         if (expires != null) {
-          const left = expiryMillis(expires) - Date.now();
+          const at = expiryMillis(expires);
+          if (Number.isNaN(at)) {
+            // fail closed: a session that cannot be dated is not stored (a caller's bug:
+            // refused like any bad input; a loader row is filtered before it gets here)
+            this.stats.badExpiry++;
+            throw typeError('expires_at must be a Date, an ISO string, or epoch seconds/ms (a number or a numeric string)');
+          }
+          const left = at - Date.now();
           if (left <= 0) return false; // nothing stored
           ttl = Math.min(ttl, Math.ceil(left));
         }
@@ -84,21 +172,18 @@ class SessionCache {
     );
   }
 
-  // → the stored data, or null (cache only; null too when Redis is unavailable).
+  // → the stored data, or null (cache only; null too when Redis is unavailable, or when the
+  // stored session has expired or cannot be dated).
   getSession(tokenHash) {
-    return this.ctx.op(
-      (n, id) => {
-        checkString(tokenHash, 'tokenHash');
-        n.sessionGet(id, tokenHash);
-      },
-      this.countHit,
-      this.ctx.soft('session', null),
-    );
+    return this.ctx.opArg(this.getStart, tokenHash, this.getValue, this.getError);
   }
 
   // Raw token → { ...data, source: 'cache' | 'database' } or null. The token is hashed
   // natively; on a miss (or when Redis fails) loaders.session(token) is asked once for all
-  // concurrent callers.
+  // concurrent callers. Any string answers (a token comes from a request): an empty one or one
+  // over 64 KiB is null at once; only a non-string is refused (TypeError, a caller's bug).
+  // A loader row that is not an object, has expired, or whose expires_at cannot be read is
+  // not a session (null; the last counted in stats().session.badExpiry) and is not cached.
   getSessionWithFallback(token) {
     return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
@@ -111,7 +196,12 @@ class SessionCache {
       .singleFlight(`session:${hash}`, async () => {
         this.stats.loaderCalls++;
         const row = await loader(token);
-        if (row == null || typeof row !== 'object' || isExpired(row)) return null;
+        if (!isSessionObject(row)) return null;
+        const state = expiryState(row, Date.now());
+        if (state !== LIVE) {
+          if (state === UNREADABLE) this.stats.badExpiry++;
+          return null;
+        }
         // A row we cannot cache (bad user id, Redis down) is still the database's answer.
         // When Redis just failed, the write is not waited for (no second timeout); otherwise
         // it is, so that the next call finds the session in the cache.
@@ -160,4 +250,4 @@ class SessionCache {
   }
 }
 
-module.exports = { SessionCache };
+module.exports = { SessionCache, MAX_TOKEN_BYTES };

@@ -59,6 +59,20 @@ pub fn number_id(what: &str, n: f64) -> CacheResult<String> {
     Ok(format!("{}", n as i64))
 }
 
+/// Validates a token hash, the `{hash}` of `session:{hash}`: an id (see [`check_id`]) that also
+/// holds no `:`. So `session:{hash}` can never name another key under `session:`, such as a
+/// user's session index `session:user:{id}` (a bare `session:user` is no index: user ids are
+/// never empty). [`hash_token`] gives 64 hex characters.
+pub fn check_token_hash(what: &str, hash: &str) -> CacheResult<()> {
+    check_id(what, hash)?;
+    if hash.contains(':') {
+        return Err(CacheError::InvalidArg(format!(
+            "{what} must not contain ':' (a token hash is hex, as hashToken gives it)"
+        )));
+    }
+    Ok(())
+}
+
 pub fn session_key(token_hash: &str) -> String {
     format!("session:{token_hash}")
 }
@@ -192,6 +206,21 @@ mod tests {
             "x".repeat(MAX_ID_BYTES).as_str(),
         ] {
             assert!(check_id("id", s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn token_hashes_cannot_name_another_family() {
+        for bad in ["user:5", "user:", ":", "a:b", "x:user:1"] {
+            assert_eq!(
+                check_token_hash("tokenHash", bad).unwrap_err().code(),
+                "ERR_INVALID_ARG",
+                "{bad:?}"
+            );
+        }
+        assert!(check_token_hash("tokenHash", "*").is_err());
+        for ok in ["abc123", "user", &hash_token("t")] {
+            assert!(check_token_hash("tokenHash", ok).is_ok(), "{ok:?}");
         }
     }
 

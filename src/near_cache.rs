@@ -90,10 +90,22 @@ fn strings(v: Option<&Value>) -> impl Iterator<Item = &str> {
 }
 
 impl Snapshot {
-    /// None when `json` is not a JSON object (such a value is never cached near).
+    /// None when `json` is not a snapshot as `setUserPermissions` accepts one (checkSnapshot
+    /// in lib/permissions.js): a JSON object whose `modules`, if present, is an array of
+    /// strings and whose `pages`, if present, is an object of string arrays. Such a value is
+    /// corrupt: never cached near, never answered from.
     pub fn parse(json: String, super_roles: &[String]) -> Option<Snapshot> {
         let v: Value = serde_json::from_str(&json).ok()?;
         let obj = v.as_object()?;
+        let string_list = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+        if obj.get("modules").is_some_and(|m| !string_list(m)) {
+            return None;
+        }
+        if let Some(p) = obj.get("pages") {
+            if !p.as_object().is_some_and(|p| p.values().all(string_list)) {
+                return None;
+            }
+        }
         let is_super = role_string(obj.get("role")).is_some_and(|r| super_roles.contains(&r));
         let mut all_modules = false;
         let mut modules = HashSet::new();
@@ -541,6 +553,19 @@ mod tests {
         assert!(sup.has_module("X") && sup.has_page("p", "a"));
         assert!(Snapshot::parse("[1]".into(), &[]).is_none());
         assert!(Snapshot::parse("nope".into(), &[]).is_none());
+        for corrupt in [
+            "42",
+            "null",
+            r#"{"modules":"ADMIN"}"#,
+            r#"{"modules":[1]}"#,
+            r#"{"modules":null}"#,
+            r#"{"pages":[]}"#,
+            r#"{"pages":{"p":"view"}}"#,
+            r#"{"modules":["A"],"pag"#,
+        ] {
+            assert!(Snapshot::parse(corrupt.into(), &[]).is_none(), "{corrupt}");
+        }
+        assert!(Snapshot::parse(r#"{"role":"X"}"#.into(), &[]).is_some());
     }
 
     #[test]

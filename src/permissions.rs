@@ -114,8 +114,9 @@ impl NativeCache {
 
     /// The whole hasModulePermission in one call: true/false at once from the near cache;
     /// else null is returned and the store read starts, whose reply is true/false (checked in
-    /// Rust, no JSON crosses to JS) or null when Redis holds no snapshot (the façade then asks
-    /// the loader). The read fills the near cache.
+    /// Rust, no JSON crosses to JS), null when Redis holds no snapshot (the façade then asks
+    /// the loader), or the stored string when it is not a snapshot (the façade counts it,
+    /// drops it and asks the loader). The read fills the near cache.
     #[napi]
     pub fn perm_check_module(
         &self,
@@ -243,6 +244,35 @@ impl NativeCache {
         Ok(())
     }
 
+    /// Deletes `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role") only while it still
+    /// holds `json`, a value that is not a permissions snapshot → true if deleted.
+    #[napi]
+    pub fn perm_drop_corrupt(
+        &self,
+        env: Env,
+        id: u32,
+        kind: String,
+        pid: JsId,
+        json: String,
+    ) -> napi::Result<()> {
+        let pid = js(&env, keys::id_string("id", pid))?;
+        let key = match kind.as_str() {
+            "user" => keys::perm_user_key(&pid),
+            "role" => keys::perm_role_key(&pid),
+            _ => {
+                return Err(CacheError::InvalidArg(format!(
+                    "kind must be 'user' or 'role' (got {:?})",
+                    kind.chars().take(20).collect::<String>()
+                ))
+                .throw(&env))
+            }
+        };
+        self.run(id, move |s| async move {
+            s.drop_if_equal(&key, &json).await.map(Reply::Bool)
+        });
+        Ok(())
+    }
+
     /// The near cache's state and counters, as JSON.
     #[napi]
     pub fn near_cache_stats(&self) -> String {
@@ -306,9 +336,10 @@ impl NativeCache {
             let Some(json) = json else {
                 return Reply::Nil;
             };
-            // A stored value that is not a snapshot object grants nothing (as in JS).
+            // A stored value that is not a snapshot is no answer: it goes back to the façade
+            // as a string (counted, deleted, and the loader asked; as in JS).
             let Some(snap) = near.parse(&json) else {
-                return Reply::Bool(false);
+                return Reply::Str(json);
             };
             let snap = Arc::new(snap);
             near.fill_parsed(Kind::User, uid, snap.clone(), gen);

@@ -9,8 +9,10 @@ use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 
-/// Longest raw token accepted (bytes): anything longer is not a session token.
-pub const MAX_TOKEN_BYTES: usize = 8192;
+/// Longest raw token accepted (bytes): generous for JWTs (several KB). `getSessionWithFallback`
+/// answers null past it without asking the loader (lib/session.js checks first); `hashToken`
+/// refuses it with RangeError ERR_VALUE_TOO_LARGE.
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// A session is cached for one hour at most.
 pub const MAX_SESSION_TTL_MS: f64 = 3_600_000.0;
 
@@ -41,7 +43,7 @@ impl NativeCache {
     /// GET `session:{tokenHash}` → JSON string or null.
     #[napi]
     pub fn session_get(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
-        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
         if !self.get_direct(id, &keys::session_key(&token_hash)) {
             self.run(id, move |s| async move {
                 s.session_get(&token_hash).await.map(Reply::opt_str)
@@ -74,7 +76,7 @@ impl NativeCache {
         ttl_ms: f64,
         user_id: Option<JsId>,
     ) -> napi::Result<()> {
-        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
         let user_id = match user_id {
             Some(u) => Some(js(&env, keys::id_string("userId", u))?),
             None => None,
@@ -100,10 +102,29 @@ impl NativeCache {
         Ok(())
     }
 
+    /// Deletes `session:{tokenHash}` only while it still holds `json`, a value the façade could
+    /// not serve (not a JSON object, or an expiry past or unreadable) → true if deleted.
+    #[napi]
+    pub fn session_drop_corrupt(
+        &self,
+        env: Env,
+        id: u32,
+        token_hash: String,
+        json: String,
+    ) -> napi::Result<()> {
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
+        self.run(id, move |s| async move {
+            s.drop_if_equal(&keys::session_key(&token_hash), &json)
+                .await
+                .map(Reply::Bool)
+        });
+        Ok(())
+    }
+
     /// Removes a session (and its entry in the user's set) → true if it existed.
     #[napi]
     pub fn session_remove(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
-        js(&env, keys::check_id("tokenHash", &token_hash))?;
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
         self.run(id, move |s| async move {
             s.session_remove(&token_hash).await.map(Reply::Bool)
         });

@@ -15,6 +15,7 @@ const COMMANDS = [
   '+ping', '+get', '+set', '+del', '+unlink', '+scan', '+publish', '+subscribe', '+unsubscribe',
   '+evalsha', '+eval', '+script|load', '+select',
   '+exists', '+incr', '+pexpire', '+pttl', '+time', '+sadd', '+srem', '+smembers',
+  '+type', '+zadd', '+zrem', '+zrange', '+zremrangebyscore',
   '+hset', '+hdel', '+hgetall', '+hkeys',
 ];
 

@@ -3,14 +3,17 @@
 //! possible without renaming keys the ERP already reads). Each part is a single-key command or
 //! script, so each part is atomic, and the parts are ordered so that the whole stays safe:
 //!
-//! - `setSession`: the user's set first (SADD + TTL raise), then the session (SET PX). A
-//!   failure in between leaves a set member without a session, which every reader filters out
-//!   (and `listUserSessions` prunes); never a session its user's set does not name, which
-//!   `removeUserSessions` would miss.
-//! - `invalidateSession`: GETDEL of the session, then SREM from the set it names.
-//! - `removeUserSessions`: SMEMBERS, DEL of each session, then SREM of exactly those members
-//!   (a session added meanwhile stays indexed), repeated until the set is empty (bounded).
-//! - `listUserSessions`: SMEMBERS, EXISTS of each session, SREM of the dead ones.
+//! - `setSession`: the user's index first (cluster_session_index.lua 'add': prune by score,
+//!   ZADD scored with the expiry, TTL raise), then the session (SET PX). A failure in between
+//!   leaves an index member without a session, which every reader filters out (and
+//!   `listUserSessions` prunes); never a session its user's index does not name, which
+//!   `removeUserSessions` would miss. Pruning keeps a grace ([`INDEX_GRACE_MS`]) since the
+//!   session is written after its member, on another node.
+//! - `invalidateSession`: GETDEL of the session, then ZREM ('rem') from the index it names.
+//! - `removeUserSessions`: the members ('members'), DEL of each session, then 'rem' of exactly
+//!   those members (a session added meanwhile stays indexed), repeated until empty (bounded).
+//! - `listUserSessions`: the members after pruning ('live'), EXISTS of each session, 'rem' of
+//!   the dead ones.
 //! - `rate hit`: the IP's index entry first (cluster_rate_index.lua), then the counter
 //!   (cluster_rate_count.lua, INCR + TTL in one script: exactness and the TTL invariant hold).
 //! - `resetLimit`: DEL of the counter, then HDEL of its index entry.
@@ -27,13 +30,13 @@ use ::redis::Script;
 
 use super::cluster::ClusterStore;
 use super::rate_limit::RateStatus;
-use super::session::user_of;
+use super::session::{index_script, user_of};
 use super::Store;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{rate_ip_key, rate_key, session_key, session_user_key};
 
 static SESSION_INDEX: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/cluster_session_index.lua")));
+    LazyLock::new(|| Script::new(index_script!("scripts/cluster_session_index.lua")));
 static RATE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_index.lua")));
 static RATE_COUNT: LazyLock<Script> =
@@ -41,6 +44,9 @@ static RATE_COUNT: LazyLock<Script> =
 static COUNTER_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cluster_counter_status.lua")));
 
+/// A session index member stays this long past its score on a cluster: its session is
+/// written just after it, on another node.
+const INDEX_GRACE_MS: &str = "5000";
 /// `removeUserSessions` passes at most this many times over a set that keeps refilling.
 const MAX_PASSES: usize = 100;
 /// Keys asked of each SCAN step, keys per UNLINK, and the bounds of a pattern delete.
@@ -73,8 +79,12 @@ impl Store {
         let ttl_s = ttl_ms.to_string();
         if let Some(u) = user_id {
             let set = self.key(&session_user_key(u));
-            c.script::<i64>(&SESSION_INDEX, &[&set], &[hash, &ttl_s])
-                .await?;
+            c.script::<i64>(
+                &SESSION_INDEX,
+                &[&set],
+                &["add", hash, &ttl_s, INDEX_GRACE_MS],
+            )
+            .await?;
         }
         let key = self.key(&session_key(hash));
         c.query::<()>(cmd("SET").arg(&key).arg(json).arg("PX").arg(ttl_ms))
@@ -92,7 +102,8 @@ impl Store {
         };
         if let Some(uid) = user_of(&json) {
             let set = self.key(&session_user_key(&uid));
-            c.query::<i64>(cmd("SREM").arg(&set).arg(hash)).await?;
+            c.script::<i64>(&SESSION_INDEX, &[&set], &["rem", hash])
+                .await?;
         }
         Ok(true)
     }
@@ -105,7 +116,7 @@ impl Store {
         let set = self.key(&session_user_key(user_id));
         let mut n = 0u32;
         for _ in 0..MAX_PASSES {
-            let members: Vec<String> = c.query(cmd("SMEMBERS").arg(&set)).await?;
+            let members: Vec<String> = c.script(&SESSION_INDEX, &[&set], &["members"]).await?;
             if members.is_empty() {
                 return Ok(n);
             }
@@ -113,7 +124,7 @@ impl Store {
                 let k = self.key(&session_key(m));
                 n += c.query::<u32>(cmd("DEL").arg(&k)).await?;
             }
-            c.query::<i64>(cmd("SREM").arg(&set).arg(&members)).await?;
+            self.cluster_index_remove(c, &set, &members).await?;
         }
         Ok(n)
     }
@@ -124,7 +135,9 @@ impl Store {
         user_id: &str,
     ) -> CacheResult<Vec<String>> {
         let set = self.key(&session_user_key(user_id));
-        let members: Vec<String> = c.query(cmd("SMEMBERS").arg(&set)).await?;
+        let members: Vec<String> = c
+            .script(&SESSION_INDEX, &[&set], &["live", INDEX_GRACE_MS])
+            .await?;
         let mut live = Vec::with_capacity(members.len());
         let mut dead = Vec::new();
         for m in members {
@@ -135,10 +148,23 @@ impl Store {
                 dead.push(m);
             }
         }
-        if !dead.is_empty() {
-            c.query::<i64>(cmd("SREM").arg(&set).arg(&dead)).await?;
-        }
+        self.cluster_index_remove(c, &set, &dead).await?;
         Ok(live)
+    }
+
+    /// ZREM of `members` from a user's session index, in bounded batches.
+    async fn cluster_index_remove(
+        &self,
+        c: &ClusterStore,
+        set: &str,
+        members: &[String],
+    ) -> CacheResult<()> {
+        for chunk in members.chunks(UNLINK_BATCH) {
+            let mut args = vec!["rem"];
+            args.extend(chunk.iter().map(String::as_str));
+            c.script::<i64>(&SESSION_INDEX, &[set], &args).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn cluster_rate_hit(

@@ -5,7 +5,7 @@
 //! counterpart of one Lua script. Instances that name the same store (`memory://name`) share
 //! its data, the way several app nodes share one Redis.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,60 @@ pub enum MemVal {
     Str(String),
     Set(HashSet<String>),
     Hash(HashMap<String, String>),
+    ZSet(ZSet),
+}
+
+/// A sorted set with integer scores (Redis ZADD/ZREM/ZREMRANGEBYSCORE/ZRANGE semantics, ties
+/// ordered by member): O(log n) to add, remove, or cut below a score.
+#[derive(Default)]
+pub struct ZSet {
+    scores: HashMap<String, i64>,
+    order: BTreeSet<(i64, String)>,
+}
+
+impl ZSet {
+    /// Adds `member` or moves it to `score`; true if it is new.
+    pub fn insert(&mut self, member: &str, score: i64) -> bool {
+        let old = self.scores.insert(member.to_string(), score);
+        if let Some(o) = old {
+            self.order.remove(&(o, member.to_string()));
+        }
+        self.order.insert((score, member.to_string()));
+        old.is_none()
+    }
+
+    pub fn remove(&mut self, member: &str) -> bool {
+        match self.scores.remove(member) {
+            Some(score) => {
+                self.order.remove(&(score, member.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every member scored below `bound` → how many (O(log n + removed)).
+    pub fn remove_below(&mut self, bound: i64) -> usize {
+        let keep = self.order.split_off(&(bound, String::new()));
+        let gone = std::mem::replace(&mut self.order, keep);
+        for (_, m) in &gone {
+            self.scores.remove(m);
+        }
+        gone.len()
+    }
+
+    /// Members by score, then by member.
+    pub fn members(&self) -> Vec<String> {
+        self.order.iter().map(|(_, m)| m.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
 }
 
 pub struct Entry {
@@ -172,6 +226,33 @@ impl MemData {
         Ok(removed)
     }
 
+    /// The sorted set at `key`, created (without expiry) when missing; WRONGTYPE for another
+    /// type. Callers remove it when they leave it empty, as Redis does.
+    pub fn zset(&mut self, key: &str) -> CacheResult<&mut ZSet> {
+        self.wrote();
+        if self.entry(key).is_none() {
+            self.map.insert(
+                key.to_string(),
+                Entry {
+                    val: MemVal::ZSet(ZSet::default()),
+                    expires_at: None,
+                },
+            );
+        }
+        match self.map.get_mut(key) {
+            Some(Entry {
+                val: MemVal::ZSet(z),
+                ..
+            }) => Ok(z),
+            _ => Err(wrong_type()),
+        }
+    }
+
+    /// The live entry's value at `key`, for callers that branch on its type.
+    pub fn val(&mut self, key: &str) -> Option<&mut MemVal> {
+        self.entry(key).map(|e| &mut e.val)
+    }
+
     /// Number of live keys (DBSIZE).
     pub fn len(&mut self) -> usize {
         self.sweep();
@@ -310,6 +391,23 @@ mod tests {
         assert!(d.pexpire("s", Duration::from_secs(5)));
         assert!(d.srem("s", "a").unwrap());
         assert!(!d.exists("s"), "an emptied set is removed");
+    }
+
+    #[test]
+    fn sorted_sets_cut_by_score() {
+        let mut d = MemData::default();
+        let z = d.zset("z").unwrap();
+        assert!(z.insert("a", 10));
+        assert!(z.insert("b", 20));
+        assert!(z.insert("c", 30));
+        assert!(!z.insert("a", 40), "a known member moves");
+        assert_eq!(z.members(), ["b", "c", "a"]);
+        assert_eq!(z.remove_below(30), 1);
+        assert_eq!(z.members(), ["c", "a"]);
+        assert!(z.remove("c") && !z.remove("c"));
+        assert_eq!(z.len(), 1);
+        d.set_str("k", "v".into(), None);
+        assert!(d.zset("k").is_err());
     }
 
     #[test]

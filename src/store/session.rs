@@ -1,24 +1,79 @@
 //! Session operations of the store: one script (Redis) or one critical section (memory) each.
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::Script;
 
+use super::memory::{MemData, MemVal, ZSet};
 use super::pipeline::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::CacheResult;
-use crate::keys::{session_key, session_user_key};
+use crate::keys::{check_token_hash, session_key, session_user_key};
+
+/// A script that touches a user's session index: the shared prelude (`now_ms`, `zindex`: the
+/// conversion of the previous version's plain set) in front of its own body.
+macro_rules! index_script {
+    ($file:literal) => {
+        concat!(
+            include_str!("scripts/session_index_prelude.lua"),
+            include_str!($file)
+        )
+    };
+}
+pub(crate) use index_script;
 
 static PUT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/session_put.lua")));
-static PUT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/session_put.lua")));
+    LazyLock::new(|| Script::new(index_script!("scripts/session_put.lua")));
+static PUT_LUA: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(index_script!("scripts/session_put.lua")));
 static REMOVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/session_remove.lua")));
+    LazyLock::new(|| Script::new(index_script!("scripts/session_remove.lua")));
 static REMOVE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_remove_user.lua")));
+static DROP_CORRUPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/session_drop_corrupt.lua")));
 static LIST_USER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/session_list_user.lua")));
+    LazyLock::new(|| Script::new(index_script!("scripts/session_list_user.lua")));
+
+/// The memory store's clock for index scores: ms on a monotonic clock (the same one its TTLs
+/// run on; a memory store never outlives its process, so no epoch is needed).
+fn mem_now_ms() -> i64 {
+    static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+    BASE.elapsed().as_millis() as i64
+}
+
+/// The user's session index in the memory store, as a sorted set: what `zindex` in
+/// session_index_prelude.lua does (a plain set converted, any other type dropped).
+fn mem_index<'a>(d: &'a mut MemData, key: &str, now: i64) -> CacheResult<&'a mut ZSet> {
+    let converted = match d.val(key) {
+        Some(MemVal::Set(members)) => Some(std::mem::take(members)),
+        Some(MemVal::ZSet(_)) | None => None,
+        Some(_) => Some(Default::default()),
+    };
+    if let Some(members) = converted {
+        let left = match d.pttl(key) {
+            l if l < 0 => 3_600_000,
+            l => l,
+        };
+        d.del(key);
+        let z = d.zset(key)?;
+        for m in &members {
+            z.insert(m, now + left);
+        }
+        if !members.is_empty() {
+            d.pexpire(key, Duration::from_millis(left as u64));
+        }
+    }
+    d.zset(key)
+}
+
+/// Removes `key` when it holds an empty sorted set (Redis removes emptied keys).
+fn mem_drop_empty(d: &mut MemData, key: &str) {
+    if matches!(d.val(key), Some(MemVal::ZSet(z)) if z.is_empty()) {
+        d.del(key);
+    }
+}
 
 /// The user id a stored session names (`user_id`, else `userId`), as its set key spells it.
 pub fn user_of(json: &str) -> Option<String> {
@@ -38,6 +93,26 @@ pub fn user_of(json: &str) -> Option<String> {
 }
 
 impl Store {
+    /// Deletes `key` (unprefixed) only while it still holds `value`, the unusable value a read
+    /// found there (a corrupt session or permissions snapshot); true if it was deleted. A
+    /// value written meanwhile (the loader's fill) is kept.
+    pub async fn drop_if_equal(&self, key: &str, value: &str) -> CacheResult<bool> {
+        let k = self.key(key);
+        match &self.backend {
+            Backend::Redis(r) => r
+                .script::<i64>(&DROP_CORRUPT, &[&k], &[value])
+                .await
+                .map(|n| n > 0),
+            Backend::Memory(m) => m.with(|d| {
+                if d.get_str(&k)?.as_deref() == Some(value) {
+                    Ok(d.del(&k))
+                } else {
+                    Ok(false)
+                }
+            }),
+        }
+    }
+
     /// [`session_put`](Self::session_put) as one script call for the pipelined transport
     /// (the value's size is checked by the caller first); any reply means success.
     pub fn session_put_call(
@@ -49,15 +124,15 @@ impl Store {
     ) -> ScriptCall {
         let key = self.key(&session_key(hash));
         let set = user_id.map(|u| self.key(&session_user_key(u)));
-        let session_prefix = self.key("session:");
         let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
         let mut keys = vec![key.as_str()];
         keys.extend(set.as_deref());
-        ScriptCall::new(&PUT_LUA, &keys, &[json, &ttl_ms, hash, &session_prefix])
+        ScriptCall::new(&PUT_LUA, &keys, &[json, &ttl_ms, hash])
     }
 
-    /// Stores `json` at `session:{hash}` for `ttl` and adds `hash` to the user's set, whose TTL
-    /// is raised to at least `ttl`; expired members of the set are pruned on the way.
+    /// Stores `json` at `session:{hash}` for `ttl` and adds `hash` to the user's index (a
+    /// sorted set scored by expiry), whose TTL is raised to at least `ttl`; members whose
+    /// session has expired leave it on the way. O(log n + expired) for n sessions.
     pub async fn session_put(
         &self,
         hash: &str,
@@ -65,10 +140,10 @@ impl Store {
         ttl: Duration,
         user_id: Option<&str>,
     ) -> CacheResult<()> {
+        check_token_hash("tokenHash", hash)?;
         self.check_value("session data", json)?;
         let key = self.key(&session_key(hash));
         let set = user_id.map(|u| self.key(&session_user_key(u)));
-        let session_prefix = self.key("session:");
         let ttl_ms = (ttl.as_millis() as u64).max(1);
         if let Some(c) = self.cluster() {
             return self
@@ -80,19 +155,17 @@ impl Store {
                 let mut keys = vec![key.as_str()];
                 keys.extend(set.as_deref());
                 let ttl_s = ttl_ms.to_string();
-                r.script::<i64>(&PUT, &keys, &[json, &ttl_s, hash, &session_prefix])
+                r.script::<i64>(&PUT, &keys, &[json, &ttl_s, hash])
                     .await
                     .map(|_| ())
             }
             Backend::Memory(m) => m.with(|d| {
                 d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
                 if let Some(set) = &set {
-                    for member in d.smembers(set)? {
-                        if member != hash && !d.exists(&format!("{session_prefix}{member}")) {
-                            d.srem(set, &member)?;
-                        }
-                    }
-                    d.sadd(set, hash)?;
+                    let now = mem_now_ms();
+                    let z = mem_index(d, set, now)?;
+                    z.remove_below(now);
+                    z.insert(hash, now + ttl_ms as i64);
                     if d.pttl(set) < ttl_ms as i64 {
                         d.pexpire(set, Duration::from_millis(ttl_ms));
                     }
@@ -106,8 +179,11 @@ impl Store {
         self.get(&session_key(hash)).await
     }
 
-    /// Removes a session and takes it out of its user's set; true if it existed.
+    /// Removes a session and takes it out of its user's index; true if it existed.
     pub async fn session_remove(&self, hash: &str) -> CacheResult<bool> {
+        // Every caller (sessionCache, pubsub.invalidateSession) goes through here: a hash
+        // holding ':' could name the user's index (`session:user:{id}`).
+        check_token_hash("tokenHash", hash)?;
         if let Some(c) = self.cluster() {
             return self.cluster_session_remove(c, hash).await;
         }
@@ -124,7 +200,9 @@ impl Store {
                 };
                 d.del(&key);
                 if let Some(uid) = user_of(&json) {
-                    d.srem(&format!("{set_prefix}{uid}"), hash)?;
+                    let index = format!("{set_prefix}{uid}");
+                    mem_index(d, &index, mem_now_ms())?.remove(hash);
+                    mem_drop_empty(d, &index);
                 }
                 Ok(true)
             }),
@@ -145,7 +223,7 @@ impl Store {
             }
             Backend::Memory(m) => m.with(|d| {
                 let mut n = 0;
-                for member in d.smembers(&set)? {
+                for member in mem_index(d, &set, mem_now_ms())?.members() {
                     if d.del(&format!("{session_prefix}{member}")) {
                         n += 1;
                     }
@@ -169,14 +247,17 @@ impl Store {
                     .await
             }
             Backend::Memory(m) => m.with(|d| {
+                let now = mem_now_ms();
+                mem_index(d, &set, now)?.remove_below(now);
                 let mut live = Vec::new();
-                for member in d.smembers(&set)? {
+                for member in d.zset(&set)?.members() {
                     if d.exists(&format!("{session_prefix}{member}")) {
                         live.push(member);
                     } else {
-                        d.srem(&set, &member)?;
+                        d.zset(&set)?.remove(&member);
                     }
                 }
+                mem_drop_empty(d, &set);
                 Ok(live)
             }),
         }

@@ -1,10 +1,29 @@
--- Redis Cluster half of session_put.lua: the user's session set alone (its own slot).
--- KEYS[1] the user's session set; ARGV[1] token hash, ARGV[2] TTL in ms
--- The set lives at least as long as its newest session, and never without a TTL. (Pruning of
--- expired members is done by listUserSessions, which checks each session on its own slot.)
-redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if redis.call('PTTL', KEYS[1]) < ttl then
-  redis.call('PEXPIRE', KEYS[1], ttl)
+-- Redis Cluster half of the session scripts: the user's session index alone (its own slot).
+-- KEYS[1] the user's session index; ARGV[1] the operation:
+--   'add' ARGV[2] token hash, ARGV[3] TTL in ms, ARGV[4] grace in ms: prunes members whose
+--         session expired more than the grace ago (the session lives on another node, written
+--         just after this), adds the hash scored with its expiry, raises the index's TTL
+--   'rem' ARGV[2..] token hashes: removes them
+--   'members': every member (for removeUserSessions)
+--   'live' ARGV[2] grace in ms: prunes as 'add' does, then every member (for listing)
+local now = now_ms()
+zindex(KEYS[1], now)
+local op = ARGV[1]
+if op == 'add' then
+  local ttl = tonumber(ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ms(now - tonumber(ARGV[4])))
+  redis.call('ZADD', KEYS[1], ms(now + ttl), ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+  return 1
+elseif op == 'rem' then
+  local n = 0
+  for i = 2, #ARGV do
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  return n
+elseif op == 'live' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ms(now - tonumber(ARGV[2])))
 end
-return 1
+return redis.call('ZRANGE', KEYS[1], 0, -1)

@@ -1,20 +1,17 @@
--- Stores a session and indexes it under its user, atomically.
--- KEYS[1] session key, KEYS[2] (optional) the user's session set
--- ARGV[1] session JSON, ARGV[2] TTL in ms, ARGV[3] token hash, ARGV[4] prefix of session keys
+-- Stores a session and indexes it under its user, atomically: O(log n + m) for a user with n
+-- sessions of whom m have expired.
+-- KEYS[1] session key, KEYS[2] (optional) the user's session index
+-- ARGV[1] session JSON, ARGV[2] TTL in ms, ARGV[3] token hash
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if KEYS[2] then
-  -- prune members whose session has expired, so the set never names dead sessions
-  local members = redis.call('SMEMBERS', KEYS[2])
-  for _, m in ipairs(members) do
-    if m ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. m) == 0 then
-      redis.call('SREM', KEYS[2], m)
-    end
-  end
-  redis.call('SADD', KEYS[2], ARGV[3])
-  -- the set lives at least as long as its newest session, and never without a TTL
+  local now = now_ms()
+  zindex(KEYS[2], now)
   local ttl = tonumber(ARGV[2])
-  local left = redis.call('PTTL', KEYS[2])
-  if left < ttl then
+  -- members whose session has expired leave the index, so it never names dead sessions
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ms(now))
+  redis.call('ZADD', KEYS[2], ms(now + ttl), ARGV[3])
+  -- the index lives at least as long as its newest session, and never without a TTL
+  if redis.call('PTTL', KEYS[2]) < ttl then
     redis.call('PEXPIRE', KEYS[2], ttl)
   end
 end

@@ -1,5 +1,5 @@
--- Removes one session and takes it out of its user's set.
--- KEYS[1] session key; ARGV[1] token hash, ARGV[2] prefix of user-set keys
+-- Removes one session and takes it out of its user's index.
+-- KEYS[1] session key; ARGV[1] token hash, ARGV[2] prefix of user-index keys
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 redis.call('DEL', KEYS[1])
@@ -8,6 +8,10 @@ if ok and type(data) == 'table' then
   local uid = data['user_id']
   if uid == nil or uid == cjson.null then uid = data['userId'] end
   if type(uid) == 'number' then uid = string.format('%d', uid) end
-  if type(uid) == 'string' then redis.call('SREM', ARGV[2] .. uid, ARGV[1]) end
+  if type(uid) == 'string' then
+    local index = ARGV[2] .. uid
+    zindex(index, now_ms())
+    redis.call('ZREM', index, ARGV[1])
+  end
 end
 return 1

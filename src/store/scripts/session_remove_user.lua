@@ -1,6 +1,12 @@
--- Removes every session of a user and the user's set; returns how many sessions existed.
--- KEYS[1] the user's session set; ARGV[1] prefix of session keys
-local members = redis.call('SMEMBERS', KEYS[1])
+-- Removes every session of a user and the user's index; returns how many sessions existed.
+-- KEYS[1] the user's session index; ARGV[1] prefix of session keys
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local members = {}
+if kind == 'zset' then
+  members = redis.call('ZRANGE', KEYS[1], 0, -1)
+elseif kind == 'set' then -- left by the previous version
+  members = redis.call('SMEMBERS', KEYS[1])
+end
 local n = 0
 for _, m in ipairs(members) do
   n = n + redis.call('DEL', ARGV[1] .. m)
