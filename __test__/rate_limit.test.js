@@ -207,7 +207,8 @@ for (const [name, make] of BACKENDS) {
       // every IPv6 address on its own (ipv6Subnet: false): the exactness of the per-IP index
       const rl = createCache({ url: backend.url, ipv6Subnet: false, rateLimits: { '/custom': { max: 7, windowSec: 30 } } }).rateLimiter;
       const tag = uid();
-      const v6 = `fd00:${tag.slice(0, 4)}::1`;
+      // spelled canonically (RFC 5952: no leading zeros in a group), as the keys store it
+      const v6 = `fd00:${(0x1000 | parseInt(tag.slice(0, 4), 16)).toString(16)}::1`;
       const v6Longer = `${v6}:2`; // `rate:fd00:…::1:*` would match this one too
       const v4 = freshIp();
       const v4Longer = `${v4}5`;
