@@ -265,6 +265,32 @@ for (const [name, make] of BACKENDS) {
       }
     });
 
+    it('Journal 4: while a revocation is pending, the loader\'s answer is not written to the cache even where Redis accepts the write', async () => {
+      const { cache } = makeNode(backend);
+      const inspect = backend.server ? backend.server.client() : backend.topology.client();
+      const user = `w-${uid()}`;
+      try {
+        await cache.permissionCache.setUserPermissions(user, { modules: ['revoked-module'] });
+        // deletes and scripts refused, plain SET (a snapshot fill) still accepted
+        for (const sv of dataServers(backend)) await sv.client().call('ACL', 'SETUSER', 'default', '-@write', '-@scripting', '+set');
+        try {
+          assert.equal(await cache.permissionCache.invalidateUserPermissions(user), false);
+          assert.equal(cache.stats().revocation.userPermissions, 1);
+          for (let i = 0; i < 2; i++) assert.equal((await cache.permissionCache.getUserPermissionsWithFallback(user)).source, 'database');
+          await sleep(100);
+          // not overwritten by the loader's answer: no fill was written while pending
+          assert.deepEqual(JSON.parse(await inspect.get(permUserKey(user))).modules, ['revoked-module']);
+        } finally {
+          await allowWrites(backend);
+        }
+        await until('the replay', () => cache.stats().revocation.pending === 0);
+        assert.equal(await inspect.exists(permUserKey(user)), 0);
+      } finally {
+        await allowWrites(backend).catch(() => {});
+        await cache.shutdown();
+      }
+    });
+
     if (name === 'redis') {
       it('Journal 3: Redis paused (SIGSTOP): the timed-out revocation is kept and replayed once Redis answers', async () => {
         const { cache } = makeNode(backend);
