@@ -77,6 +77,11 @@ export interface CacheOptions {
   nearCacheMax?: number;
   /** Roles that grant every module and page (default `['SUPER_ADMIN']`). */
   superRoles?: string[];
+  /** Revocations kept while Redis refuses them, replayed when it answers (default 10000;
+   * 0 … 1000000). Until the replay this node treats them as revoked and `isEnabled()` is
+   * false; one that does not fit is counted (`stats().revocation.journalOverflow`) and this node
+   * skips the cache for every session and permission read until the replay. */
+  revocationJournalMax?: number;
   /** Largest pub/sub message sent or accepted, in bytes, signature included: 1024 … 16 MiB
    * (default 65536). A larger publish is refused with a `RangeError` (`ERR_VALUE_TOO_LARGE`),
    * nothing sent; a larger message received is dropped and counted
@@ -391,6 +396,8 @@ export interface PingResult {
   error?: string;
   /** The circuit breaker after this ping (a successful ping closes it). */
   circuit: 'closed' | 'open' | 'half-open';
+  /** With `error: 'revocations pending replay'`: the revocations this node still has to replay. */
+  pendingRevocations?: number;
 }
 
 export interface ServiceStats {
@@ -444,6 +451,28 @@ export interface PermissionStats extends ServiceStats {
   corrupt: number;
 }
 
+/** `stats().revocation`: the revocation journal (README "Revocation"). */
+export interface RevocationStats {
+  /** Revocations kept, not yet replayed (this node treats them as revoked). */
+  pending: number;
+  sessions: number;
+  userSessions: number;
+  userPermissions: number;
+  rolePermissions: number;
+  /** True after an overflow, until the replay: every read of this node skips the cache. */
+  overflowed: boolean;
+  /** Revocations that did not fit (revocationJournalMax): lost for the other nodes. */
+  journalOverflow: number;
+  recorded: number;
+  replayed: number;
+  replayRounds: number;
+  replayFailures: number;
+  /** Entries refused as input on replay (never expected). */
+  dropped: number;
+  /** revocationJournalMax */
+  max: number;
+}
+
 export interface Stats {
   session: SessionStats;
   permission: PermissionStats;
@@ -454,6 +483,7 @@ export interface Stats {
   enabled: boolean;
   /** The circuit breaker in front of Redis (read without a round trip). */
   circuit: 'closed' | 'open' | 'half-open';
+  revocation: RevocationStats;
 }
 
 /** One Prometheus metric family of {@link Cache.collectMetrics}: samples are

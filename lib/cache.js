@@ -63,28 +63,54 @@ class Cache extends EventEmitter {
   // → { pong: 'PONG', ms, enabled: true, circuit } or { pong: null, ms, enabled: false, error,
   // circuit }. PING always goes to Redis, even while the circuit breaker is open (its success
   // closes it); `circuit` is 'closed' | 'open' | 'half-open' after it.
+  // Revocations pending replay (lib/journal.js) are replayed first (waited for at most
+  // 2 × commandTimeoutMs); while some are still pending the answer is { pong: null, ms,
+  // enabled: false, error: 'revocations pending replay', circuit, pendingRevocations }.
   ping() {
     const started = process.hrtime.bigint();
     const ms = () => Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
     const circuit = () => circuitOf(this.ctx);
-    return this.ctx.op(
-      (n, id) => n.ping(id),
-      (pong) => ({ pong, ms: ms(), enabled: true, circuit: circuit() }),
-      (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message, circuit: circuit() }),
-    );
+    const probe = () =>
+      this.ctx.op(
+        (n, id) => n.ping(id),
+        (pong) => ({ pong, ms: ms(), enabled: true, circuit: circuit() }),
+        (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message, circuit: circuit() }),
+      );
+    const j = this.ctx.journal;
+    if (j.size !== 0) {
+      try {
+        this.ctx.ensureBridge(); // (re)connects a shut-down instance, which resumes the replay
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const wait = 2 * (this.ctx.options.commandTimeoutMs || 1000);
+      let timer;
+      const bound = new Promise((resolve) => {
+        timer = setTimeout(resolve, wait, false);
+        timer.unref();
+      });
+      return Promise.race([j.flush(), bound]).then((clean) => {
+        clearTimeout(timer);
+        if (clean) return probe();
+        return { pong: null, ms: ms(), enabled: false, error: 'revocations pending replay', circuit: circuit(), pendingRevocations: j.count };
+      });
+    }
+    return probe();
   }
 
-  // Sync: false while disabled, or while Redis is known to be down.
+  // Sync: false while disabled, while Redis is known to be down, or while revocations are
+  // pending replay (lib/journal.js).
   isEnabled() {
-    return this.ctx.bridge.native.isEnabled();
+    return this.ctx.bridge.native.isEnabled() && this.ctx.journal.size === 0;
   }
 
   stats() {
     const out = JSON.parse(JSON.stringify(this.ctx.stats));
     const b = this.ctx.bridgeInstance;
     out.inFlight = b === null ? 0 : b.inFlight;
-    out.enabled = b === null ? false : b.native.isEnabled();
+    out.enabled = b === null ? false : b.native.isEnabled() && this.ctx.journal.size === 0;
     out.circuit = circuitOf(this.ctx);
+    out.revocation = this.ctx.journal.stats();
     return out;
   }
 

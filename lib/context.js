@@ -10,6 +10,7 @@ const { nearCacheOptions } = require('./permissions');
 const { tlsCaOf } = require('./tls');
 const { NearL1 } = require('./near_l1');
 const { pubsubOptions } = require('./pubsub');
+const { Journal, journalMax } = require('./journal');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -93,7 +94,7 @@ function normalizeOptions(options) {
   if (typeof nodeId !== 'string' || nodeId === '' || /[\s:*?[\]]/.test(nodeId)) {
     throw typeError('nodeId must be a non-empty string without whitespace, ":" or glob characters');
   }
-  return { ...options, url: url || undefined, loaders, nodeId };
+  return { ...options, url: url || undefined, loaders, nodeId, revocationJournalMax: journalMax(options.revocationJournalMax) };
 }
 
 // A byte bound of the transport (range-checked natively): a number, or undefined for the default.
@@ -110,6 +111,8 @@ class Context {
     this.nearL1 = null;
     this.stats = newStats();
     this.flights = new Map();
+    // Revocations that could not reach Redis, replayed when it answers (lib/journal.js).
+    this.journal = new Journal(this, this.options.revocationJournalMax);
   }
 
   ensureBridge() {
@@ -133,6 +136,7 @@ class Context {
         ...pubsubOptions(o),
       });
       this.nearL1 = NearL1.create(this.bridgeInstance.native);
+      this.journal.resume();
     }
     return this.bridgeInstance;
   }
@@ -146,6 +150,7 @@ class Context {
     const next = normalizeOptions(options);
     const old = this.bridgeInstance;
     this.options = next;
+    this.journal.max = next.revocationJournalMax;
     this.bridgeInstance = null;
     this.nearL1 = null;
     try {
@@ -156,6 +161,7 @@ class Context {
   }
 
   shutdown() {
+    this.journal.stop();
     if (this.bridgeInstance !== null) {
       this.bridgeInstance.close();
       this.bridgeInstance = null;

@@ -94,6 +94,10 @@ function collect(cache) {
     fam('near_cache_trusted', 'gauge', '1 while the near cache may answer (subscription healthy).').add({}, near.trusted ? 1 : 0);
   }
 
+  const rev = s.revocation;
+  fam('revocations_pending', 'gauge', 'Revocations that could not reach Redis, kept by this node until it replays them (it treats them as revoked meanwhile).').add({}, rev.pending);
+  fam('revocations_replayed_total', 'counter', 'Kept revocations replayed to Redis once it answered again.').add({}, rev.replayed);
+  fam('revocation_journal_overflow_total', 'counter', 'Revocations that did not fit in the journal (revocationJournalMax): lost for the other nodes.').add({}, rev.journalOverflow);
   fam('enabled', 'gauge', '1 while the cache is enabled and Redis is not known to be down (the circuit is closed); 0 while reads fall back to the loaders.').add({}, s.enabled ? 1 : 0);
   fam('in_flight', 'gauge', 'Operations waiting on the back end.').add({}, s.inFlight);
   return f;

@@ -5,6 +5,7 @@
 const { typeError, checkIdType, checkString } = require('./errors');
 const { invalidatePermissions } = require('./pubsub');
 const { hasModule, hasPage } = require('./near_l1');
+const { permUserKey, permRoleKey } = require('./keys'); // validate an id (TypeError) on the journal's bypass
 
 const DEFAULT_SUPER_ROLES = Object.freeze(['SUPER_ADMIN']);
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -104,6 +105,20 @@ class PermissionCache {
     // string array, …): dropped, read as a miss.
     this.stats.corrupt = 0;
     this.dropError = ctx.soft('permission', false);
+    // Revocations pending replay (lib/journal.js): size 0 when none.
+    this.journal = ctx.journal;
+  }
+
+  // Revocation journal: a read of a user or role whose revocation is pending replay skips
+  // Redis and both near caches; `answer()` checks the arguments like the normal path and
+  // answers from the loader (whose snapshot is not cached) or null.
+  bypass(answer) {
+    this.stats.misses++;
+    try {
+      return Promise.resolve(answer());
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // The answer to a value read from Redis for `kind` ('user' | 'role') `id`: `onHit(snapshot)`,
@@ -159,6 +174,7 @@ class PermissionCache {
 
   // → the cached snapshot or null (cache only: near cache, then Redis).
   getUserPermissions(userId) {
+    if (this.journal.size !== 0 && this.journal.revokesUser(userId)) return this.bypass(() => (permUserKey(userId), null));
     const hit = this.l1User(userId);
     if (hit !== undefined) return Promise.resolve(this.countHit(hit.json));
     return this.ctx.op(
@@ -192,6 +208,13 @@ class PermissionCache {
   // → { ...snapshot, source: 'cache' | 'database' } or null; a miss (or a Redis failure)
   // asks loaders.userPermissions(userId, role), once for all concurrent callers.
   getUserPermissionsWithFallback(userId, role) {
+    if (this.journal.size !== 0 && this.journal.revokesUser(userId)) {
+      return this.bypass(() => {
+        permUserKey(userId);
+        if (role != null) checkIdType(role, 'role');
+        return this.loadUser(userId, role, true);
+      });
+    }
     if (role == null || typeof role === 'string' || typeof role === 'number') {
       const hit = this.l1User(userId);
       if (hit !== undefined) return Promise.resolve(withSource(this.countHit(hit.json), 'cache'));
@@ -223,8 +246,9 @@ class PermissionCache {
         this.stats.loaderCalls++;
         const snap = await loader(userId, role == null ? undefined : role);
         if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
-        // A snapshot we cannot cache (Redis down, bad shape) is still the database's answer.
-        const caching = this.setUserPermissions(userId, snap).catch(() => false);
+        // A snapshot we cannot cache (Redis down, bad shape, its revocation pending replay)
+        // is still the database's answer.
+        const caching = this.journal.mayCacheUser(userId) ? this.setUserPermissions(userId, snap).catch(() => false) : false;
         if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return JSON.stringify(snap);
@@ -239,6 +263,13 @@ class PermissionCache {
   // in Rust (true/false arrive, no JSON), and only a snapshot missing from Redis (or Redis
   // failing) goes to the loader.
   hasModulePermission(userId, module) {
+    if (this.journal.size !== 0 && this.journal.revokesUser(userId)) {
+      return this.bypass(() => {
+        permUserKey(userId);
+        checkString(module, 'module');
+        return Promise.resolve(this.loadUser(userId, undefined, true)).then((s) => allowsModule(s, module, this.superRoles));
+      });
+    }
     if (typeof module === 'string') {
       const hit = this.l1User(userId);
       if (hit !== undefined) {
@@ -271,6 +302,14 @@ class PermissionCache {
 
   // → boolean: the page's list holds `action` or '*', or the user's role is a super role.
   hasPagePermission(userId, page, action) {
+    if (this.journal.size !== 0 && this.journal.revokesUser(userId)) {
+      return this.bypass(() => {
+        permUserKey(userId);
+        checkString(page, 'page');
+        checkString(action, 'action');
+        return Promise.resolve(this.loadUser(userId, undefined, true)).then((s) => allowsPage(s, page, action, this.superRoles));
+      });
+    }
     if (typeof page === 'string' && typeof action === 'string') {
       const hit = this.l1User(userId);
       if (hit !== undefined) {
@@ -326,6 +365,7 @@ class PermissionCache {
   // ---- role snapshots -------------------------------------------------------------------
 
   getRolePermissions(roleId) {
+    if (this.journal.size !== 0 && this.journal.revokesRole(roleId)) return this.bypass(() => (permRoleKey(roleId), null));
     const hit = this.l1Role(roleId);
     if (hit !== undefined) return Promise.resolve(this.countHit(hit.json));
     return this.ctx.op(
@@ -354,6 +394,7 @@ class PermissionCache {
   }
 
   getRolePermissionsWithFallback(roleId) {
+    if (this.journal.size !== 0 && this.journal.revokesRole(roleId)) return this.bypass(() => (permRoleKey(roleId), this.loadRole(roleId, true)));
     const hit = this.l1Role(roleId);
     if (hit !== undefined) return Promise.resolve(withSource(this.countHit(hit.json), 'cache'));
     return this.ctx.op(
@@ -380,7 +421,7 @@ class PermissionCache {
         this.stats.loaderCalls++;
         const snap = await loader(roleId);
         if (snap === null || typeof snap !== 'object' || Array.isArray(snap)) return null;
-        const caching = this.setRolePermissions(roleId, snap).catch(() => false);
+        const caching = this.journal.mayCacheRole(roleId) ? this.setRolePermissions(roleId, snap).catch(() => false) : false;
         if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return JSON.stringify(snap);

@@ -186,7 +186,7 @@ class PubSub extends EventEmitter {
         n.pubsubInvalidateSession(id, sessionId, buildMessage(this.ctx, { type: 'session', sessionId }));
       },
       undefined,
-      this.ctx.soft('pubsub', false),
+      this.ctx.journal.failure('pubsub', false, 'session', sessionId, true), // kept, replayed (lib/journal.js)
     );
   }
 
@@ -197,7 +197,7 @@ class PubSub extends EventEmitter {
         n.pubsubInvalidateUserSessions(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
       },
       undefined,
-      this.ctx.soft('pubsub', 0),
+      this.ctx.journal.failure('pubsub', 0, 'userSessions', userId, true), // kept, replayed (lib/journal.js)
     );
   }
 
@@ -254,7 +254,8 @@ function invalidatePermissions(ctx, kind, id, service) {
       }
     },
     undefined,
-    ctx.soft(service, false),
+    // A failure is kept and replayed (lib/journal.js).
+    ctx.journal.failure(service, false, kind === 'user' ? 'userPerms' : 'rolePerms', id, true),
   );
 }
 

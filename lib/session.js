@@ -71,6 +71,8 @@ class SessionCache {
     // Cached values that were not a session (not a JSON object): dropped, read as a miss.
     this.stats.corrupt = 0;
     this.dropError = ctx.soft('session', false);
+    // Revocations pending replay (lib/journal.js): size 0 when none.
+    this.journal = ctx.journal;
     // getSession's and getSessionWithFallback's handlers, made once (the hot path makes no
     // closure per call).
     this.getStart = (n, id, tokenHash) => {
@@ -120,6 +122,11 @@ class SessionCache {
     if (isSessionObject(data)) {
       const state = expiryState(data, Date.now());
       if (state === LIVE) {
+        // Revocation journal: the user's sessions are pending revocation: a miss.
+        if (this.journal.size !== 0 && this.journal.revokesSessionUser(data)) {
+          this.stats.misses++;
+          return null;
+        }
         this.stats.hits++;
         return data;
       }
@@ -175,6 +182,11 @@ class SessionCache {
   // → the stored data, or null (cache only; null too when Redis is unavailable, or when the
   // stored session has expired or cannot be dated).
   getSession(tokenHash) {
+    // Revocation journal: a session pending revocation is not read from the cache.
+    if (this.journal.size !== 0 && typeof tokenHash === 'string' && this.journal.revokesSession(tokenHash)) {
+      this.stats.misses++;
+      return Promise.resolve(null);
+    }
     return this.ctx.opArg(this.getStart, tokenHash, this.getValue, this.getError);
   }
 
@@ -185,6 +197,11 @@ class SessionCache {
   // A loader row that is not an object, has expired, or whose expires_at cannot be read is
   // not a session (null; the last counted in stats().session.badExpiry) and is not cached.
   getSessionWithFallback(token) {
+    // Revocation journal: a session pending revocation skips the cache and asks the loader.
+    if (this.journal.size !== 0 && typeof token === 'string' && !unusableToken(token) && this.journal.revokesToken(token)) {
+      this.stats.misses++;
+      return Promise.resolve(this.loadSession(token, true));
+    }
     return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
 
@@ -205,7 +222,8 @@ class SessionCache {
         // A row we cannot cache (bad user id, Redis down) is still the database's answer.
         // When Redis just failed, the write is not waited for (no second timeout); otherwise
         // it is, so that the next call finds the session in the cache.
-        const caching = this.setSession(hash, row).catch(() => false);
+        // (not while its revocation is pending replay: lib/journal.js)
+        const caching = this.journal.mayCacheSession(hash, row) ? this.setSession(hash, row).catch(() => false) : false;
         if (!redisFailed) await caching;
         this.stats.fallbacks++;
         return row;
@@ -214,6 +232,7 @@ class SessionCache {
   }
 
   // → true if a session was removed (it also leaves its user's set).
+  // When Redis fails: false, and the revocation is kept and replayed (lib/journal.js).
   invalidateSession(tokenHash) {
     return this.ctx.op(
       (n, id) => {
@@ -221,7 +240,7 @@ class SessionCache {
         n.sessionRemove(id, tokenHash);
       },
       undefined,
-      this.ctx.soft('session', false),
+      this.journal.failure('session', false, 'session', tokenHash),
     );
   }
 
@@ -233,7 +252,7 @@ class SessionCache {
         n.sessionRemoveUser(id, userId);
       },
       undefined,
-      this.ctx.soft('session', 0),
+      this.journal.failure('session', 0, 'userSessions', userId),
     );
   }
 
