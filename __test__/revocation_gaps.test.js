@@ -7,6 +7,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
+const Redis = require('ioredis');
 const native = require('../binding.js');
 const { createCache } = require('..');
 const { BACKENDS } = require('./helpers/backends');
@@ -251,9 +252,16 @@ for (const [name, make] of BACKENDS) {
         await b.pubsub.shutdown();
         assert.equal(await b.pubsub.subscribe(), true);
       } else {
-        const killers = name === 'cluster' ? backend.topology.client().nodes('master') : [rawClient(backend)];
+        // on a cluster the subscriber may sit on any node: every node's pub/sub clients
+        const killers = name === 'cluster'
+          ? backend.cluster.urls.map((u) => new Redis({ host: '127.0.0.1', port: Number(u.split(':').pop()), maxRetriesPerRequest: 1 }))
+          : [rawClient(backend)];
         let killed = 0;
-        for (const k of killers) killed += await k.client('KILL', 'TYPE', 'pubsub');
+        try {
+          for (const k of killers) killed += await k.client('KILL', 'TYPE', 'pubsub');
+        } finally {
+          if (name === 'cluster') for (const k of killers) k.disconnect();
+        }
         assert.ok(killed >= 1, 'the subscriber connection was killed');
         await within(10_000, () => (b.pubsub.status().resubscribes > resubscribes && b.pubsub.isConnected() ? true : undefined), 'B subscribed again');
       }
