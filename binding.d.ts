@@ -137,7 +137,8 @@ export declare class NativeCache {
   pubsubConnected(): boolean
   /**
    * `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
-   * badSignature }, signed, maxMessageBytes }` as JSON.
+   * badSignature }, signed, maxMessageBytes, sender, numbered, unnumbered, gaps,
+   * outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` as JSON.
    */
   pubsubStatus(): string
   /**

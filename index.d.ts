@@ -361,6 +361,23 @@ export interface PubSubStatus {
   signed: boolean;
   /** null while the cache is disabled. */
   maxMessageBytes: number | null;
+  /** This instance's sender id (32 hex) carried by its messages; null while disabled. */
+  sender: string | null;
+  /** Received messages that carried a sender id and number (and were tracked). */
+  numbered: number;
+  /** Received messages without a (valid) sender id and number: applied, not tracked. */
+  unnumbered: number;
+  /** Gap detection (README "Gap detection"); each of these dropped the near caches. */
+  gaps: number;
+  outOfOrder: number;
+  senderRestarts: number;
+  lateJoins: number;
+  /** Senders forgotten beyond the 4,096 tracked. */
+  forgottenSenders: number;
+  /** Times the near caches were dropped by gap detection. */
+  nearDrops: number;
+  /** Senders tracked now. */
+  senders: number;
 }
 
 export declare class PubSub {
@@ -435,6 +452,13 @@ export interface PubSubStats extends ServiceStats {
   /** As in `pubsub.status()`. */
   dropped: number;
   rejected: PubSubRejected;
+  gaps: number;
+  outOfOrder: number;
+  senderRestarts: number;
+  lateJoins: number;
+  forgottenSenders: number;
+  nearDrops: number;
+  unnumbered: number;
 }
 
 export interface SessionStats extends ServiceStats {

@@ -204,7 +204,7 @@ for (const [name, make] of BACKENDS) {
       await within(2000, () => (heard.some((h) => h.m.userId === u) ? true : undefined), 'the signed message at B');
       assert.equal(await b.permissionCache.hasModulePermission(u, 'INVENTORY'), false);
       const data = heard.find((h) => h.m.userId === u).m;
-      assert.deepEqual(Object.keys(data).sort(), ['origin', 'ts', 'type', 'userId'], 'the handler gets the message as published, without the signature');
+      assert.deepEqual(Object.keys(data).sort(), ['origin', 'sender', 'seq', 'ts', 'type', 'userId'], 'the handler gets the message as published (numbered, issue 15), without the signature');
       assert.deepEqual(rejected(b), { oversize: 0, unsigned: 4, badSignature: 2 });
       heard.off();
       diag(`${name}: forged messages dropped at B: ${JSON.stringify(rejected(b))}; near entries kept ${size}; signed message applied`);

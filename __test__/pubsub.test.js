@@ -143,7 +143,9 @@ for (const [name, make] of BACKENDS) {
         await a.pubsub.publishCacheInvalidation({ keys: ['dash:stats:2024-01', 'report:sales:123'], nonce });
         await within(1000, () => (got.length >= 3 ? true : undefined), 'three messages');
         assert.deepEqual(got.map((g) => g.channel), ['permissions:invalidate', 'sessions:invalidate', 'cache:invalidate']);
-        assert.deepEqual(got[0].data, { type: 'role', roleId: 12, nonce, origin: 'node-a', ts: got[0].data.ts });
+        // issue 15 (gap detection): every message also carries its sender id and number
+        assert.deepEqual(got[0].data, { type: 'role', roleId: 12, nonce, origin: 'node-a', ts: got[0].data.ts, sender: a.pubsub.status().sender, seq: got[0].data.seq });
+        assert.ok(Number.isInteger(got[0].data.seq) && got[0].data.seq >= 1);
         assert.deepEqual(got[1].data.userId, 123);
         assert.deepEqual(got[2].data.keys, ['dash:stats:2024-01', 'report:sales:123']);
         for (const g of got) {

@@ -8,13 +8,17 @@ const { typeError, checkIdType, checkString } = require('./errors');
 
 const CHANNELS = Object.freeze(['permissions:invalidate', 'sessions:invalidate', 'cache:invalidate']);
 
-// A message as it travels: the caller's fields plus `origin` (nodeId) and `ts` (epoch ms).
+// A message as it travels: the caller's fields plus `origin` (nodeId) and `ts` (epoch ms);
+// natively, when it is published, `sender` (this instance's random id) and `seq` (its number
+// on the channel, from 1) are appended, inside the signature (src/store/pubsub.rs). The four
+// names are reserved: a caller's fields of those names are replaced or left out.
 function buildMessage(ctx, msg) {
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
     throw typeError('a pub/sub message must be an object');
   }
   try {
-    return JSON.stringify({ ...msg, origin: ctx.options.nodeId, ts: Date.now() });
+    const { sender, seq, ...fields } = msg;
+    return JSON.stringify({ ...fields, origin: ctx.options.nodeId, ts: Date.now() });
   } catch (err) {
     throw typeError(`the message is not serialisable to JSON: ${err.message}`);
   }
@@ -35,6 +39,10 @@ function pubsubOptions(o) {
 }
 
 const NO_REJECTS = Object.freeze({ oversize: 0, unsigned: 0, badSignature: 0 });
+// The subscriber's gap detection (src/pubsub.rs track): counted natively, shown in status()
+// and as fields of stats().pubsub.
+const SEQ_FIELDS = Object.freeze(['gaps', 'outOfOrder', 'senderRestarts', 'lateJoins', 'forgottenSenders', 'nearDrops', 'unnumbered']);
+const NO_SEQ = Object.freeze({ sender: null, numbered: 0, ...Object.fromEntries(SEQ_FIELDS.map((f) => [f, 0])), senders: 0 });
 
 class PubSub extends EventEmitter {
   constructor(ctx) {
@@ -51,6 +59,9 @@ class PubSub extends EventEmitter {
     // enumerable getters, so stats() (a JSON copy) shows their values.
     Object.defineProperty(this.stats, 'dropped', { enumerable: true, configurable: true, get: () => this.status().dropped });
     Object.defineProperty(this.stats, 'rejected', { enumerable: true, configurable: true, get: () => ({ ...NO_REJECTS, ...this.status().rejected }) });
+    for (const f of SEQ_FIELDS) {
+      Object.defineProperty(this.stats, f, { enumerable: true, configurable: true, get: () => this.status()[f] ?? 0 });
+    }
     this.handlers = new Map(CHANNELS.map((c) => [c, new Set()]));
     // The module's own message kinds on cache:invalidate (`type` → handler), e.g. the rate
     // limiter's resets ('rate-reset'): handled here, not passed to the app's handlers.
@@ -75,10 +86,11 @@ class PubSub extends EventEmitter {
   }
 
   // { subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
-  // badSignature }, signed, maxMessageBytes }
+  // badSignature }, signed, maxMessageBytes, sender, numbered, unnumbered, gaps, outOfOrder,
+  // senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }
   status() {
     const b = this.ctx.bridgeInstance;
-    if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0, rejected: { ...NO_REJECTS }, signed: false, maxMessageBytes: null };
+    if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0, rejected: { ...NO_REJECTS }, signed: false, maxMessageBytes: null, ...NO_SEQ };
     return JSON.parse(b.native.pubsubStatus());
   }
 

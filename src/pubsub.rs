@@ -13,6 +13,7 @@
 //! - `memory://`: subscribers register with the named in-process store; PUBLISH delivers to
 //!   them synchronously (near cache first), then to JS through the same queue.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct Link {
     oversize: AtomicU64,
     unsigned: AtomicU64,
     bad_signature: AtomicU64,
+    /// The last sequence number heard per (sender, channel), and what it has found.
+    tracker: Mutex<SeqTracker>,
+    seq: SeqCounts,
 }
 
 impl Link {
@@ -81,6 +85,210 @@ impl Link {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Senders whose numbering a subscriber remembers; beyond this the least recently heard is
+/// forgotten (counted). A forgotten sender heard again is a new one: its next message is a
+/// late join (a drop) unless it is its first.
+pub const MAX_SENDERS: usize = 4096;
+/// An origin (nodeId) longer than this is not remembered for restart detection.
+const MAX_ORIGIN_BYTES: usize = 256;
+
+/// What one numbered message says about the stream (sender, channel) it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// The next number of a stream we follow, or number 1 of a new one.
+    InOrder,
+    /// Numbers were skipped: messages of this sender were lost.
+    Gap,
+    /// A number not above the last one heard (a replay, a duplicate or a reordering).
+    OutOfOrder,
+    /// A new sender id from a nodeId we heard under another sender id: that node restarted
+    /// (or reconfigured); what its old instance sent last may be lost.
+    Restart,
+    /// The first message we hear of a (sender, channel) is not its first (seq > 1): the
+    /// ones before it may have been sent while we were subscribed, and lost.
+    LateJoin,
+}
+
+struct SenderLog {
+    /// The highest number heard per channel (0: none yet).
+    last: [u64; 3],
+    /// When it was last heard (the tracker's clock), its key in `by_tick`.
+    tick: u64,
+    origin: Option<String>,
+}
+
+/// The last sequence number heard per (sender, channel), for at most `max` senders.
+pub struct SeqTracker {
+    max: usize,
+    senders: HashMap<String, SenderLog>,
+    /// Least recently heard first.
+    by_tick: BTreeMap<u64, String>,
+    /// nodeId → the sender id it was last heard under (only senders still tracked).
+    origins: HashMap<String, String>,
+    tick: u64,
+}
+
+impl SeqTracker {
+    pub fn new(max: usize) -> SeqTracker {
+        SeqTracker {
+            max: max.max(1),
+            senders: HashMap::new(),
+            by_tick: BTreeMap::new(),
+            origins: HashMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// How many senders are tracked.
+    pub fn senders(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Message `seq` of `sender` on channel `idx`, sent by node `origin` → what it says, and
+    /// whether a sender had to be forgotten to make room for this one.
+    pub fn observe(
+        &mut self,
+        idx: usize,
+        sender: &str,
+        seq: u64,
+        origin: Option<&str>,
+    ) -> (Heard, bool) {
+        let idx = idx.min(2);
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(st) = self.senders.get_mut(sender) {
+            self.by_tick.remove(&st.tick);
+            st.tick = tick;
+            self.by_tick.insert(tick, sender.to_string());
+            let last = st.last[idx];
+            let heard = if last == 0 {
+                if seq == 1 {
+                    Heard::InOrder
+                } else {
+                    Heard::LateJoin
+                }
+            } else if seq == last + 1 {
+                Heard::InOrder
+            } else if seq > last {
+                Heard::Gap
+            } else {
+                Heard::OutOfOrder
+            };
+            st.last[idx] = st.last[idx].max(seq);
+            return (heard, false);
+        }
+        let origin = origin.filter(|o| !o.is_empty() && o.len() <= MAX_ORIGIN_BYTES);
+        let restart = origin
+            .and_then(|o| self.origins.get(o))
+            .is_some_and(|prev| prev != sender);
+        let mut forgot = false;
+        while self.senders.len() >= self.max {
+            let Some((_, oldest)) = self.by_tick.pop_first() else {
+                break;
+            };
+            if let Some(old) = self.senders.remove(&oldest) {
+                if let Some(o) = old.origin {
+                    if self.origins.get(&o) == Some(&oldest) {
+                        self.origins.remove(&o);
+                    }
+                }
+            }
+            forgot = true;
+        }
+        let mut last = [0; 3];
+        last[idx] = seq;
+        self.senders.insert(
+            sender.to_string(),
+            SenderLog {
+                last,
+                tick,
+                origin: origin.map(str::to_string),
+            },
+        );
+        self.by_tick.insert(tick, sender.to_string());
+        if let Some(o) = origin {
+            self.origins.insert(o.to_string(), sender.to_string());
+        }
+        let heard = if restart {
+            Heard::Restart
+        } else if seq == 1 {
+            Heard::InOrder
+        } else {
+            Heard::LateJoin
+        };
+        (heard, forgot)
+    }
+}
+
+/// What the subscriber's sequence tracking has counted (`pubsub.status()`).
+#[derive(Default)]
+pub struct SeqCounts {
+    numbered: AtomicU64,
+    /// Messages with no (valid) sender id and number: another library version, or a raw
+    /// PUBLISH. Applied, not tracked.
+    unnumbered: AtomicU64,
+    gaps: AtomicU64,
+    out_of_order: AtomicU64,
+    sender_restarts: AtomicU64,
+    late_joins: AtomicU64,
+    forgotten: AtomicU64,
+    /// Times the near caches were dropped for any of the reasons above (or an unsigned
+    /// setup's oversize message, which may have been an invalidation).
+    near_drops: AtomicU64,
+}
+
+/// The numbering fields of a message; anything else in it is skipped, not copied.
+#[derive(serde::Deserialize)]
+struct Numbering {
+    sender: Option<serde_json::Value>,
+    seq: Option<serde_json::Value>,
+    origin: Option<serde_json::Value>,
+}
+
+/// A sender id as this library makes them (hex, 64 to 256 bits).
+fn sender_ok(s: &str) -> bool {
+    (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Tracks one received message's number (after it passed `MessageRules::open`, so with a
+/// secret only verified messages count) and drops the near caches when it shows that a
+/// message may have been lost. The JS near cache follows: the clear moves the generation
+/// word it checks on every hit.
+fn track(near: &NearCache, link: &Link, idx: usize, payload: &str) {
+    let n: Option<Numbering> = serde_json::from_str(payload).ok();
+    let fields = n.as_ref().and_then(|n| {
+        let sender = n.sender.as_ref()?.as_str().filter(|s| sender_ok(s))?;
+        let seq = n.seq.as_ref()?.as_u64().filter(|q| *q >= 1)?;
+        let origin = n.origin.as_ref().and_then(serde_json::Value::as_str);
+        Some((sender, seq, origin))
+    });
+    let c = &link.seq;
+    let Some((sender, seq, origin)) = fields else {
+        c.unnumbered.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    c.numbered.fetch_add(1, Ordering::Relaxed);
+    let (heard, forgot) = link.tracker.lock().observe(idx, sender, seq, origin);
+    if forgot {
+        c.forgotten.fetch_add(1, Ordering::Relaxed);
+    }
+    let counter = match heard {
+        Heard::InOrder => return,
+        Heard::Gap => &c.gaps,
+        Heard::OutOfOrder => &c.out_of_order,
+        Heard::Restart => &c.sender_restarts,
+        Heard::LateJoin => &c.late_joins,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    drop_near(near, link);
+}
+
+/// Drops every near-cache entry (Rust, and through the generation word the JS copy).
+fn drop_near(near: &NearCache, link: &Link) {
+    near.clear();
+    link.seq.near_drops.fetch_add(1, Ordering::Relaxed);
 }
 
 struct Running {
@@ -109,6 +317,8 @@ impl PubSubState {
                 oversize: AtomicU64::new(0),
                 unsigned: AtomicU64::new(0),
                 bad_signature: AtomicU64::new(0),
+                tracker: Mutex::new(SeqTracker::new(MAX_SENDERS)),
+                seq: SeqCounts::default(),
             }),
         }
     }
@@ -141,6 +351,14 @@ impl Drop for PubSubState {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// The index of a canonical channel name in [`CHANNELS`] (the sequence counters' slot).
+pub fn channel_index(name: &str) -> CacheResult<usize> {
+    CHANNELS
+        .iter()
+        .position(|c| *c == name)
+        .ok_or_else(|| CacheError::InvalidArg(format!("not a pub/sub channel: {name:?}")))
 }
 
 /// A channel name as JS gives it → the canonical one.
@@ -275,10 +493,20 @@ fn receive(
         Ok(object) => String::from_utf8_lossy(&object).into_owned(),
         Err(why) => {
             link.reject(why);
+            // Without a secret anyone may publish any invalidation anyway, so an oversize
+            // message (maybe a lost invalidation) drops the near caches; with a secret it
+            // cannot be verified, and nothing unverified may cost a drop (the gap it leaves
+            // in its sender's numbering does, at that sender's next message).
+            if why == Rejected::Oversize && !rules.signs() {
+                drop_near(near, link);
+            }
             return;
         }
     };
     near.apply_message(ch, &payload);
+    if let Ok(idx) = channel_index(ch) {
+        track(near, link, idx, &payload);
+    }
     let len = payload.len();
     let queued = link.queued_bytes.fetch_add(len, Ordering::AcqRel);
     if queued + len > rules.queue_budget() || tx.try_send((ch.to_string(), payload)).is_err() {
@@ -464,7 +692,8 @@ impl NativeCache {
     }
 
     /// `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
-    /// badSignature }, signed, maxMessageBytes }` as JSON.
+    /// badSignature }, signed, maxMessageBytes, sender, numbered, unnumbered, gaps,
+    /// outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` as JSON.
     #[napi]
     pub fn pubsub_status(&self) -> String {
         let ps = &self.core.pubsub;
@@ -482,6 +711,16 @@ impl NativeCache {
             },
             "signed": rules.is_some_and(|r| r.signs()),
             "maxMessageBytes": rules.map(|r| r.max_bytes()),
+            "sender": rules.map(|r| r.sender()),
+            "numbered": n(&ps.link.seq.numbered),
+            "unnumbered": n(&ps.link.seq.unnumbered),
+            "gaps": n(&ps.link.seq.gaps),
+            "outOfOrder": n(&ps.link.seq.out_of_order),
+            "senderRestarts": n(&ps.link.seq.sender_restarts),
+            "lateJoins": n(&ps.link.seq.late_joins),
+            "forgottenSenders": n(&ps.link.seq.forgotten),
+            "nearDrops": n(&ps.link.seq.near_drops),
+            "senders": ps.link.tracker.lock().senders(),
         })
         .to_string()
     }
@@ -507,21 +746,22 @@ impl NativeCache {
     ) -> napi::Result<()> {
         let ch = js(&env, channel_of(&channel))?;
         js(&env, self.check_message(&payload))?;
-        let direct = match self.direct_store() {
-            Some(s) => {
-                let full = s.key(ch);
-                let wire = js(&env, s.messages.seal(&full, &payload))?;
-                Some((full, wire))
-            }
-            None => None,
-        };
-        self.core.pubsub.near.apply_message(ch, &payload);
-        if let Some((full, wire)) = direct {
-            self.cmd_direct(id, &[b"PUBLISH", full.as_bytes(), wire.as_bytes()], |r| {
-                decode::<u32>(r?).map(|n| Reply::Num(n as f64))
-            });
+        let idx = js(&env, channel_index(ch))?;
+        if let Some(s) = self.direct_store() {
+            let full = s.key(ch);
+            self.core.pubsub.near.apply_message(ch, &payload);
+            // numbered and queued on the pipeline under the sequence lock (see Store::publish)
+            js(
+                &env,
+                s.messages.send_next(idx, &full, &payload, |wire| {
+                    self.cmd_direct(id, &[b"PUBLISH", full.as_bytes(), wire.as_bytes()], |r| {
+                        decode::<u32>(r?).map(|n| Reply::Num(n as f64))
+                    })
+                }),
+            )?;
             return Ok(());
         }
+        self.core.pubsub.near.apply_message(ch, &payload);
         self.run(id, move |s| async move {
             s.publish(ch, &payload).await.map(|n| Reply::Num(n as f64))
         });
@@ -642,6 +882,85 @@ pub fn memory_store_publish(name: String, channel: String, payload: String) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 15 item 3: the numbering rules of a subscriber.
+    #[test]
+    fn the_tracker_finds_gaps_restarts_late_joins_and_replays() {
+        let s1 = "aa".repeat(16);
+        let s2 = "bb".repeat(16);
+        let mut t = SeqTracker::new(8);
+        let o = Some("node-a");
+        assert_eq!(t.observe(0, &s1, 1, o), (Heard::InOrder, false));
+        assert_eq!(t.observe(0, &s1, 2, o).0, Heard::InOrder);
+        assert_eq!(t.observe(1, &s1, 1, o).0, Heard::InOrder, "per channel");
+        assert_eq!(t.observe(0, &s1, 4, o).0, Heard::Gap, "3 was lost");
+        assert_eq!(t.observe(0, &s1, 5, o).0, Heard::InOrder);
+        assert_eq!(t.observe(0, &s1, 5, o).0, Heard::OutOfOrder, "a replay");
+        assert_eq!(t.observe(0, &s1, 6, o).0, Heard::InOrder);
+        assert_eq!(t.observe(2, &s1, 3, o).0, Heard::LateJoin);
+        assert_eq!(
+            t.observe(0, &s2, 1, o).0,
+            Heard::Restart,
+            "node-a, new sender"
+        );
+        assert_eq!(
+            t.observe(0, &s1, 7, o).0,
+            Heard::InOrder,
+            "the old one is kept"
+        );
+        assert_eq!(t.observe(0, &s2, 2, o).0, Heard::InOrder);
+        let s3 = "cc".repeat(16);
+        assert_eq!(t.observe(1, &s3, 9, None).0, Heard::LateJoin);
+        assert_eq!(t.senders(), 3);
+    }
+
+    #[test]
+    fn the_tracker_is_bounded_and_forgets_the_least_recently_heard() {
+        let mut t = SeqTracker::new(3);
+        let id = |i: u32| format!("{i:032x}");
+        for i in 0..3 {
+            assert!(!t.observe(0, &id(i), 1, Some(&format!("n{i}"))).1);
+        }
+        t.observe(0, &id(0), 2, Some("n0"));
+        let (heard, forgot) = t.observe(0, &id(3), 1, Some("n3"));
+        assert_eq!((heard, forgot), (Heard::InOrder, true));
+        assert_eq!(t.senders(), 3);
+        // id(1) was forgotten (id(0) was heard since): heard again mid-stream, a late join
+        assert_eq!(t.observe(0, &id(0), 3, Some("n0")).0, Heard::InOrder);
+        assert_eq!(t.observe(0, &id(1), 2, Some("n1")).0, Heard::LateJoin);
+        for i in 0..10_000u32 {
+            t.observe(0, &id(100 + i), 1, Some(&format!("m{i}")));
+        }
+        assert_eq!(t.senders(), 3);
+        assert!(t.origins.len() <= 3 && t.by_tick.len() == 3);
+    }
+
+    #[test]
+    fn only_well_formed_numbers_are_tracked() {
+        let near = NearCache::new(Duration::from_secs(5), 10, vec![]);
+        near.set_trusted(true);
+        let ps = PubSubState::new(near);
+        let link = &ps.link;
+        let s = "ab".repeat(16);
+        for bad in [
+            r#"{"type":"user","userId":1}"#.to_string(),
+            format!(r#"{{"sender":"{s}","seq":0}}"#),
+            format!(r#"{{"sender":"{s}","seq":-1}}"#),
+            format!(r#"{{"sender":"{s}","seq":"2"}}"#),
+            r#"{"sender":"not hex","seq":2}"#.to_string(),
+            r#"{"sender":"abc","seq":2}"#.to_string(),
+            format!(r#"{{"sender":"{s}","seq":1,"seq":5}}"#),
+            "garbage".to_string(),
+        ] {
+            track(&ps.near, link, 0, &bad);
+        }
+        assert_eq!(link.seq.unnumbered.load(Ordering::Relaxed), 8);
+        assert_eq!(link.seq.near_drops.load(Ordering::Relaxed), 0);
+        track(&ps.near, link, 0, &format!(r#"{{"sender":"{s}","seq":1}}"#));
+        track(&ps.near, link, 0, &format!(r#"{{"sender":"{s}","seq":3}}"#));
+        assert_eq!(link.seq.gaps.load(Ordering::Relaxed), 1);
+        assert_eq!(link.seq.near_drops.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn only_the_three_channels() {

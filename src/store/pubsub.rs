@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use sha2::Sha256;
 
+use super::pipeline::{decode, encode};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 
@@ -29,6 +31,14 @@ const SIG_HEX: usize = 64;
 const SIG_TAIL: usize = SIG_FIELD.len() + SIG_HEX + 2;
 const MAC_DOMAIN: &[u8] = b"bisman-cache pubsub v1\n";
 
+/// Every message this library publishes is numbered (issue 15, gap detection): two fields are
+/// appended to the object before it is signed, so they are covered by the signature:
+/// `"sender":"<32 lowercase hex>"` (128 random bits, new for every `Store`: a restart or a
+/// reconfigure makes a new sender) and `"seq":<n>`, counting from 1 per (sender, channel).
+/// The bytes they add at most: `,"sender":"` + 32 hex + `","seq":` + 20 digits.
+pub const SENDER_HEX: usize = 32;
+const NUMBER_TAIL: usize = 11 + SENDER_HEX + 8 + 20;
+
 /// Why a received message was dropped (counted per reason in `stats().pubsub.rejected`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejected {
@@ -44,6 +54,28 @@ pub enum Rejected {
 pub struct MessageRules {
     max_bytes: usize,
     secrets: Vec<Vec<u8>>,
+    /// This store's sender id (see [`SENDER_HEX`]).
+    sender: String,
+    /// The last number given per channel (index in `crate::pubsub::CHANNELS`). Held while a
+    /// numbered message is handed to its connection, so messages leave in number order.
+    seqs: Mutex<[u64; 3]>,
+    /// Held across the whole PUBLISH on transports where handing a command to the
+    /// connection is itself asynchronous (TLS, Sentinel, Cluster): see `Store::publish`.
+    pub order: tokio::sync::Mutex<()>,
+}
+
+/// A fresh random sender id (falls back to time and address bits if the OS has no entropy:
+/// it must differ between instances, it need not be secret).
+fn new_sender() -> String {
+    let mut b = [0u8; SENDER_HEX / 2];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let here = &b as *const _ as usize as u128;
+        b.copy_from_slice(&(t ^ here.rotate_left(64)).to_le_bytes());
+    }
+    hex::encode(b)
 }
 
 /// The MAC of `payload` on `channel` (None never happens: HMAC takes keys of any length).
@@ -84,7 +116,52 @@ fn split_signed(wire: &[u8]) -> Option<(Cow<'_, [u8]>, [u8; 32])> {
 
 impl MessageRules {
     pub fn new(max_bytes: usize, secrets: Vec<Vec<u8>>) -> MessageRules {
-        MessageRules { max_bytes, secrets }
+        MessageRules {
+            max_bytes,
+            secrets,
+            sender: new_sender(),
+            seqs: Mutex::new([0; 3]),
+            order: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// This store's sender id.
+    pub fn sender(&self) -> &str {
+        &self.sender
+    }
+
+    /// Numbers the next message of channel `idx` (its index in `CHANNELS`; `channel` is the
+    /// channel as published, prefix included), seals it, and hands the wire to `send` while
+    /// the sequence lock is still held: whatever `send` queues on a connection synchronously
+    /// leaves in number order. A message refused by [`check`](Self::check) takes no number;
+    /// one that `send` fails to deliver has taken one, so its receivers see a gap (it is lost).
+    pub fn send_next<R>(
+        &self,
+        idx: usize,
+        channel: &str,
+        payload: &str,
+        send: impl FnOnce(String) -> R,
+    ) -> CacheResult<R> {
+        self.check(payload)?;
+        let inner = payload
+            .strip_prefix('{')
+            .and_then(|p| p.strip_suffix('}'))
+            .ok_or_else(|| {
+                CacheError::InvalidArg("a pub/sub message must be a JSON object".into())
+            })?;
+        let sep = if inner.trim().is_empty() { "" } else { "," };
+        let mut seqs = self.seqs.lock();
+        let slot = seqs
+            .get_mut(idx)
+            .ok_or(CacheError::Internal("no such channel"))?;
+        let seq = *slot + 1;
+        let numbered = format!(
+            "{{{inner}{sep}\"sender\":\"{}\",\"seq\":{seq}}}",
+            self.sender
+        );
+        let wire = self.seal(channel, &numbered)?;
+        *slot = seq;
+        Ok(send(wire))
     }
 
     pub fn max_bytes(&self) -> usize {
@@ -104,10 +181,11 @@ impl MessageRules {
     /// Refuses (RangeError) a message that would be over `maxMessageBytes` on the wire,
     /// signature included: call it before anything is written.
     pub fn check(&self, payload: &str) -> CacheResult<()> {
+        let numbered = payload.len() + NUMBER_TAIL;
         let wire = if self.signs() {
-            payload.len() + 1 + SIG_TAIL
+            numbered + 1 + SIG_TAIL
         } else {
-            payload.len()
+            numbered
         };
         if wire > self.max_bytes {
             return Err(CacheError::TooLarge(format!(
@@ -120,8 +198,14 @@ impl MessageRules {
 
     /// The message as it goes on the wire of `channel` (the channel as published, prefix
     /// included): unchanged without a secret, else signed with the first secret.
-    pub fn seal(&self, channel: &str, payload: &str) -> CacheResult<String> {
-        self.check(payload)?;
+    fn seal(&self, channel: &str, payload: &str) -> CacheResult<String> {
+        let wire = payload.len() + if self.signs() { 1 + SIG_TAIL } else { 0 };
+        if wire > self.max_bytes {
+            return Err(CacheError::TooLarge(format!(
+                "the message is {wire} bytes on the wire; maxMessageBytes is {}",
+                self.max_bytes
+            )));
+        }
         let Some(secret) = self.secrets.first() else {
             return Ok(payload.to_string());
         };
@@ -265,22 +349,53 @@ pub fn glob_escape(literal: &str) -> String {
 
 impl Store {
     /// PUBLISH on `keyPrefix + channel` → how many subscribers received it.
-    /// The message is bounded by `maxMessageBytes` and signed when `pubsubSecret` is set
-    /// (every message kind, whichever service sends it).
+    /// The message is bounded by `maxMessageBytes`, numbered (sender id and sequence number,
+    /// see [`SENDER_HEX`]) and signed when `pubsubSecret` is set (every message kind,
+    /// whichever service sends it).
+    ///
+    /// Numbers must leave in order, whichever task publishes. On the pipelined transport the
+    /// command is queued synchronously while the sequence lock is held (the direct path of
+    /// `pubsub_publish` queues on the same pipeline the same way), so the outbox, and the
+    /// wire, hold them in number order. On the other transports a command reaches its
+    /// connection only inside an await, so [`MessageRules::order`] is held across the whole
+    /// PUBLISH: one at a time per instance (bounded by `commandTimeoutMs` to get the turn).
+    /// `memory://` delivers synchronously, under the sequence lock.
     pub async fn publish(&self, channel: &str, payload: &str) -> CacheResult<u32> {
+        let idx = crate::pubsub::channel_index(channel)?;
         let ch = self.key(channel);
-        let wire = self.messages.seal(&ch, payload)?;
+        let rules = &self.messages;
+        let r = match &self.backend {
+            Backend::Memory(m) => {
+                return rules.send_next(idx, &ch, payload, |w| m.publish(&ch, &w))
+            }
+            Backend::Redis(r) => r,
+        };
+        if let Some(p) = r.pipeline() {
+            r.circuit().check()?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            rules.send_next(idx, &ch, payload, |wire| {
+                p.submit(
+                    |b| encode(b, &[b"PUBLISH", ch.as_bytes(), wire.as_bytes()]),
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                )
+            })?;
+            let reply = rx.await.unwrap_or(Err(CacheError::Closed));
+            r.circuit().record(&reply);
+            return decode::<u32>(reply?);
+        }
+        let wait = r.command_timeout();
+        let _turn = tokio::time::timeout(wait, rules.order.lock())
+            .await
+            .map_err(|_| CacheError::Timeout(wait.as_millis() as u64))?;
+        let wire = rules.send_next(idx, &ch, payload, |w| w)?;
         if let Some(c) = self.cluster() {
             let home = self.key(crate::pubsub::CHANNELS[0]);
             return c.publish(&home, &ch, &wire).await;
         }
-        match &self.backend {
-            Backend::Redis(r) => {
-                r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
-                    .await
-            }
-            Backend::Memory(m) => Ok(m.publish(&ch, &wire)),
-        }
+        r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
+            .await
     }
 
     /// UNLINK of exact (unprefixed) keys, in batches → how many existed.
@@ -432,6 +547,36 @@ mod tests {
         let plain = rules(&[]);
         assert_eq!(open(&plain, CH, &wire).unwrap(), r#"{"userId":1}"#);
         assert_eq!(open(&plain, CH, "x").unwrap(), "x");
+    }
+
+    // Issue 15 item 3: every message is numbered per channel, inside the signature.
+    #[test]
+    fn messages_are_numbered_per_channel_inside_the_signature() {
+        let r = rules(&["0123456789abcdef"]);
+        let sender = r.sender().to_string();
+        assert_eq!(sender.len(), SENDER_HEX);
+        assert_ne!(sender, rules(&[]).sender(), "a new id per instance");
+        let next = |idx, p: &str| r.send_next(idx, CH, p, |w| w).unwrap();
+        let seq_of = |w: &str| {
+            let v: serde_json::Value = serde_json::from_str(&open(&r, CH, w).unwrap()).unwrap();
+            assert_eq!(v["sender"], sender.as_str());
+            v["seq"].as_u64().unwrap()
+        };
+        assert_eq!(seq_of(&next(0, r#"{"a":1}"#)), 1);
+        assert_eq!(seq_of(&next(0, "{}")), 2);
+        assert_eq!(seq_of(&next(2, r#"{"b":2}"#)), 1, "per channel");
+        assert_eq!(seq_of(&next(0, r#"{"a":1}"#)), 3);
+        // the number is signed: changing it breaks the signature
+        let w = next(0, r#"{"a":1}"#);
+        assert_eq!(
+            open(&r, CH, &w.replace("\"seq\":4", "\"seq\":9")),
+            Err(Rejected::BadSignature)
+        );
+        // refused messages take no number
+        assert!(r.send_next(0, CH, "[1]", |w| w).is_err());
+        let big = format!("{{\"p\":\"{}\"}}", "x".repeat(1000));
+        assert!(r.send_next(0, CH, &big, |w| w).is_err());
+        assert_eq!(seq_of(&next(0, "{}")), 5);
     }
 
     #[test]
