@@ -1,5 +1,9 @@
 -- Removes every session of a user and the user's index; returns how many sessions existed.
--- KEYS[1] the user's session index; ARGV[1] prefix of session keys
+-- KEYS[1] the user's session index, KEYS[2] its revision key; ARGV[1] prefix of session keys,
+-- ARGV[2] revision TTL in ms, ARGV[3] keyPrefix (for the sessions' revision keys).
+-- The index's revision first (refuses every fill of this user's sessions whose load began
+-- before), then each session's.
+rev_bump(KEYS[2], ARGV[2])
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local members = {}
 if kind == 'zset' then
@@ -9,7 +13,9 @@ elseif kind == 'set' then -- left by the previous version
 end
 local n = 0
 for _, m in ipairs(members) do
-  n = n + redis.call('DEL', ARGV[1] .. m)
+  local k = ARGV[1] .. m
+  rev_bump(rev_key_of(ARGV[3], k), ARGV[2])
+  n = n + redis.call('DEL', k)
 end
 redis.call('DEL', KEYS[1])
 return n

@@ -1,0 +1,42 @@
+-- Prelude of the scripts that read or bump a revision key (put in front of each of them).
+-- A revision key (keys.rs rev_key) holds this server's time in ms of the last revocation of
+-- its data key, kept strictly increasing; a loader fill is written only while it still holds
+-- what the miss that started the load saw (see src/store/revision.rs).
+local function rev_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- new = max(old + 1, now), with a TTL of ttl ms (longer than any data TTL of the families).
+local function rev_bump(key, ttl)
+  local old = tonumber(redis.call('GET', key) or '0') or 0
+  local new = math.max(old + 1, rev_now())
+  redis.call('SET', key, string.format('%d', new), 'PX', ttl)
+  return new
+end
+
+-- keys.rs slot_string and rev_key, spelled in Lua (for keys a script finds, e.g. an index's
+-- members): the first non-empty {...}, else the whole key.
+local function rev_slot_string(k)
+  local open = string.find(k, '{', 1, true)
+  if open then
+    local close = string.find(k, '}', open + 1, true)
+    if close and close > open + 1 then return string.sub(k, open + 1, close - 1) end
+  end
+  return k
+end
+
+local function rev_key_of(prefix, k)
+  local s = rev_slot_string(k)
+  if s == k then return prefix .. 'rev:{' .. k .. '}' end
+  return prefix .. 'rev:{' .. s .. '}:' .. k
+end
+
+-- True while a fill that saw revision `seen` at time `t` (ms, this server's clock) may still
+-- write: nothing revoked the key since, and the load is younger than `max_age` ms (the
+-- revision key outlives any such load, so a revocation cannot have expired away).
+local function rev_unchanged(rev_key, seen, t, max_age)
+  if (redis.call('GET', rev_key) or '0') ~= seen then return false end
+  return rev_now() - tonumber(t) < tonumber(max_age)
+end
+
