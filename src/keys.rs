@@ -132,7 +132,6 @@ pub fn lock_fence_key(prefix: &str, stored_lock_key: &str) -> String {
 /// Cluster slot. The same two exceptions as the fence ([`same_slot`] says false there: an
 /// unclosed `{` in the prefix, a tagless key holding `}`): on Cluster a fill of such a key is
 /// not cached, and its revocation does the DEL and the bump as two commands.
-/// `session_revision.lua` (`rev_key_of`) spells the same key in Lua.
 pub fn rev_key(prefix: &str, stored_key: &str) -> String {
     let slot = slot_string(stored_key);
     if slot == stored_key {

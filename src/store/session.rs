@@ -291,8 +291,9 @@ impl Store {
     }
 
     /// Removes every session of a user, atomically; returns how many existed. The index's
-    /// revision is bumped first (every fill of the user's sessions whose load began before is
-    /// refused), then each session's.
+    /// revision is bumped first: every fill of the user's sessions whose load began before is
+    /// refused (the fill checks it atomically with its SET, so the sessions' own revisions
+    /// need no bump here; on Cluster, where they are separate steps, they are bumped).
     pub async fn session_remove_user(&self, user_id: &str) -> CacheResult<u32> {
         if let Some(c) = self.cluster() {
             return self.cluster_session_remove_user(c, user_id).await;
@@ -303,20 +304,14 @@ impl Store {
         match &self.backend {
             Backend::Redis(r) => {
                 let ttl = REV_TTL_MS.to_string();
-                r.script::<u32>(
-                    &REMOVE_USER,
-                    &[&set, &set_rev],
-                    &[&session_prefix, &ttl, self.prefix()],
-                )
-                .await
+                r.script::<u32>(&REMOVE_USER, &[&set, &set_rev], &[&session_prefix, &ttl])
+                    .await
             }
             Backend::Memory(m) => m.with(|d| {
                 mem_rev_bump(d, &set_rev)?;
                 let mut n = 0;
                 for member in mem_index(d, &set, mem_now_ms())?.members() {
-                    let k = format!("{session_prefix}{member}");
-                    mem_rev_bump(d, &self.rev_of(&k))?;
-                    if d.del(&k) {
+                    if d.del(&format!("{session_prefix}{member}")) {
                         n += 1;
                     }
                 }

@@ -15,23 +15,6 @@ local function rev_bump(key, ttl)
   return new
 end
 
--- keys.rs slot_string and rev_key, spelled in Lua (for keys a script finds, e.g. an index's
--- members): the first non-empty {...}, else the whole key.
-local function rev_slot_string(k)
-  local open = string.find(k, '{', 1, true)
-  if open then
-    local close = string.find(k, '}', open + 1, true)
-    if close and close > open + 1 then return string.sub(k, open + 1, close - 1) end
-  end
-  return k
-end
-
-local function rev_key_of(prefix, k)
-  local s = rev_slot_string(k)
-  if s == k then return prefix .. 'rev:{' .. k .. '}' end
-  return prefix .. 'rev:{' .. s .. '}:' .. k
-end
-
 -- True while a fill that saw revision `seen` at time `t` (ms, this server's clock) may still
 -- write: nothing revoked the key since, and the load is younger than `max_age` ms (the
 -- revision key outlives any such load, so a revocation cannot have expired away).
