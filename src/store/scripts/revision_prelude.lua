@@ -8,10 +8,13 @@ local function rev_now()
 end
 
 -- new = max(old + 1, now), with a TTL of ttl ms (longer than any data TTL of the families).
+-- Under maxmemory (OOM, noeviction) the SET is refused: the revocation's DEL must still run
+-- (it frees memory), so the error is caught → nil. A fill cannot write either while it lasts.
 local function rev_bump(key, ttl)
   local old = tonumber(redis.call('GET', key) or '0') or 0
   local new = math.max(old + 1, rev_now())
-  redis.call('SET', key, string.format('%d', new), 'PX', ttl)
+  local r = redis.pcall('SET', key, string.format('%d', new), 'PX', ttl)
+  if type(r) == 'table' and r.err then return nil end
   return new
 end
 
