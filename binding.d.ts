@@ -110,6 +110,17 @@ export declare class NativeCache {
   /** Stores a role snapshot for 5 minutes → true. */
   permRoleSet(id: number, roleId: JsId, json: string): void
   /**
+   * The miss read of `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role"), issue
+   * 15: `[rev, t]`, or `[rev, t, json]` when a snapshot is there now.
+   */
+  permMissRead(id: number, kind: string, pid: JsId): void
+  /**
+   * A loader's fill of a snapshot (`kind` "user": TTL `ttlSec` 60…300, default 300; "role":
+   * 5 min), written only if nothing revoked it since the miss read that gave `rev` and `t`
+   * → true if written, false if refused (then it is cached nowhere).
+   */
+  permFill(id: number, kind: string, pid: JsId, json: string, ttlSec: number | undefined | null, rev: string, t: string): void
+  /**
    * Deletes `perm:user:{id}`, drops the local near entry at once, then broadcasts
    * `payload` on permissions:invalidate → true if a snapshot was removed.
    */
@@ -171,6 +182,17 @@ export declare class NativeCache {
   sessionGetByToken(id: number, token: string): void
   /** Stores a session for `ttlMs` (1 ms … 1 h) and indexes it under `userId` → true. */
   sessionSet(id: number, tokenHash: string, json: string, ttlMs: number, userId?: JsId | undefined | null): void
+  /**
+   * The miss read of `session:{tokenHash}` (issue 15): `[rev, t]`, or `[rev, t, json]` when a
+   * session is there now. `rev` and `t` go back to [`session_fill`](Self::session_fill).
+   */
+  sessionMissRead(id: number, tokenHash: string): void
+  /**
+   * A loader's fill: [`session_set`](Self::session_set), written only if neither the session
+   * nor its user's sessions were revoked since the miss read that gave `rev` and `t` →
+   * true if written, false if refused (the caller still gets the loader's row).
+   */
+  sessionFill(id: number, tokenHash: string, json: string, ttlMs: number, userId: JsId | undefined | null, rev: string, t: string): void
   /**
    * Deletes `session:{tokenHash}` only while it still holds `json`, a value the façade could
    * not serve (not a JSON object, or an expiry past or unreadable) → true if deleted.

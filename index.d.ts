@@ -468,11 +468,15 @@ export interface SessionStats extends ServiceStats {
   badExpiry: number;
   /** Cached values that were not a session (not a JSON object): deleted, read as misses. */
   corrupt: number;
+  /** Loader rows not cached: the session (or its user's sessions) was revoked during the load. */
+  staleFills: number;
 }
 
 export interface PermissionStats extends ServiceStats {
   /** Stored values that were not a permissions snapshot: deleted, read as misses. */
   corrupt: number;
+  /** Loader snapshots not cached: the snapshot was revoked during the load. */
+  staleFills: number;
 }
 
 /** `stats().revocation`: the revocation journal (README "Revocation"). */

@@ -239,7 +239,18 @@ class Context {
     if (this.onBackendFailure !== undefined) this.onBackendFailure(service, err);
   }
 
-  // One loader call per key at a time: concurrent misses share its promise.
+  // A revocation made on this node (issue 15): the loads in flight whose key starts with
+  // `prefix` are detached, so no later caller joins a load that began before it. A detached
+  // load still answers its own callers (its fill is refused by the key's revision).
+  detachFlights(prefix) {
+    for (const key of this.flights.keys()) {
+      if (key.startsWith(prefix)) this.flights.delete(key);
+    }
+  }
+
+  // One loader call per key at a time: concurrent misses share its promise. The loaders' keys
+  // end with `#<revision>` (the revision the caller's miss read saw), so a caller that saw a
+  // newer revocation never joins an older load.
   singleFlight(key, fn) {
     let flight = this.flights.get(key);
     if (flight === undefined) {

@@ -195,6 +195,7 @@ class PubSub extends EventEmitter {
     return this.ctx.op(
       (n, id) => {
         checkString(sessionId, 'sessionId');
+        this.ctx.detachFlights(`session:${sessionId}#`);
         n.pubsubInvalidateSession(id, sessionId, buildMessage(this.ctx, { type: 'session', sessionId }));
       },
       undefined,
@@ -206,6 +207,7 @@ class PubSub extends EventEmitter {
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
+        this.ctx.detachFlights('session:');
         n.pubsubInvalidateUserSessions(id, userId, buildMessage(this.ctx, { type: 'user', userId }));
       },
       undefined,
@@ -259,9 +261,11 @@ function invalidatePermissions(ctx, kind, id, service) {
     (n, opId) => {
       if (kind === 'user') {
         checkIdType(id, 'userId');
+        ctx.detachFlights(`perm:user:${id}#`);
         n.permUserRemove(opId, id, buildMessage(ctx, { type: 'user', userId: id }));
       } else {
         checkIdType(id, 'roleId');
+        ctx.detachFlights(`perm:role:${id}#`);
         n.permRoleRemove(opId, id, buildMessage(ctx, { type: 'role', roleId: id }));
       }
     },

@@ -59,6 +59,37 @@ function expiryState(data, now) {
 
 const isSessionObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+// What setSession stores for `data`: { json, ttl (ms), userId }, or null when the session has
+// already expired. Bad data throws TypeError (an unreadable expires_at is counted in
+// `stats.badExpiry`).
+function sessionRecord(data, stats) {
+  if (!isSessionObject(data)) throw typeError('session data must be an object');
+  let ttl = MAX_TTL_MS;
+  const expires = expiryOf(data);
+  if (expires != null) {
+    const at = expiryMillis(expires);
+    if (Number.isNaN(at)) {
+      // fail closed: a session that cannot be dated is not stored (a caller's bug: refused
+      // like any bad input; a loader row is filtered before it gets here)
+      stats.badExpiry++;
+      throw typeError('expires_at must be a Date, an ISO string, or epoch seconds/ms (a number or a numeric string)');
+    }
+    const left = at - Date.now();
+    if (left <= 0) return null;
+    ttl = Math.min(ttl, Math.ceil(left));
+  }
+  let userId = data.user_id != null ? data.user_id : data.userId;
+  if (userId == null) userId = undefined;
+  else checkIdType(userId, 'user_id');
+  let json;
+  try {
+    json = JSON.stringify(data);
+  } catch (err) {
+    throw typeError(`session data is not serialisable to JSON: ${err.message}`);
+  }
+  return { json, ttl, userId };
+}
+
 class SessionCache {
   constructor(ctx) {
     this.ctx = ctx;
@@ -70,6 +101,9 @@ class SessionCache {
     this.stats.badExpiry = 0;
     // Cached values that were not a session (not a JSON object): dropped, read as a miss.
     this.stats.corrupt = 0;
+    // Loader fills refused because the session (or its user's sessions) was revoked after
+    // the miss that started the load: answered, never cached (issue 15).
+    this.stats.staleFills = 0;
     this.dropError = ctx.soft('session', false);
     // Revocations pending replay (lib/journal.js): size 0 when none.
     this.journal = ctx.journal;
@@ -148,34 +182,31 @@ class SessionCache {
     return this.ctx.op(
       (n, id) => {
         checkString(tokenHash, 'tokenHash');
-        if (!isSessionObject(data)) throw typeError('session data must be an object');
-        let ttl = MAX_TTL_MS;
-        const expires = expiryOf(data);
-        if (expires != null) {
-          const at = expiryMillis(expires);
-          if (Number.isNaN(at)) {
-            // fail closed: a session that cannot be dated is not stored (a caller's bug:
-            // refused like any bad input; a loader row is filtered before it gets here)
-            this.stats.badExpiry++;
-            throw typeError('expires_at must be a Date, an ISO string, or epoch seconds/ms (a number or a numeric string)');
-          }
-          const left = at - Date.now();
-          if (left <= 0) return false; // nothing stored
-          ttl = Math.min(ttl, Math.ceil(left));
-        }
-        let userId = data.user_id != null ? data.user_id : data.userId;
-        if (userId == null) userId = undefined;
-        else checkIdType(userId, 'user_id');
-        let json;
-        try {
-          json = JSON.stringify(data);
-        } catch (err) {
-          throw typeError(`session data is not serialisable to JSON: ${err.message}`);
-        }
-        n.sessionSet(id, tokenHash, json, ttl, userId);
+        const rec = sessionRecord(data, this.stats);
+        if (rec === null) return false; // nothing stored
+        n.sessionSet(id, tokenHash, rec.json, rec.ttl, rec.userId);
       },
       undefined,
       this.ctx.soft('session', false),
+    );
+  }
+
+  // A loader's fill (issue 15): written only if neither the session nor its user's sessions
+  // were revoked since the miss read that gave `rev` and `t` → true if written, false if
+  // refused (counted in stats().session.staleFills; the caller still gets the row), null when
+  // Redis failed, 'expired' when the row has no time left.
+  fillSession(tokenHash, data, rev, t) {
+    return this.ctx.op(
+      (n, id) => {
+        const rec = sessionRecord(data, this.stats);
+        if (rec === null) return 'expired';
+        n.sessionFill(id, tokenHash, rec.json, rec.ttl, rec.userId, rev, t);
+      },
+      (written) => {
+        if (!written) this.stats.staleFills++;
+        return written;
+      },
+      this.ctx.soft('session', null),
     );
   }
 
@@ -205,12 +236,48 @@ class SessionCache {
     return this.ctx.opArg(this.fallbackStart, token, this.fallbackValue, this.fallbackError);
   }
 
+  // A miss: the miss read (the session written meanwhile, or the revision and time that guard
+  // the fill), then the loader, once for all concurrent callers that saw the same revision.
+  // When Redis just failed, the row is answered and not cached (no revision to guard it).
   loadSession(token, redisFailed = false) {
     const loader = this.ctx.loader('session');
     if (loader === null) return null;
     const hash = native.hashToken(token);
+    if (redisFailed) return this.loadRow(token, hash, null, null);
+    return this.ctx.op(
+      (n, id) => n.sessionMissRead(id, hash),
+      (r) => {
+        const hit = r.length > 2 ? this.lateHit(r[2]) : null;
+        return hit !== null ? hit : this.loadRow(token, hash, r[0], r[1]);
+      },
+      (err) => {
+        this.ctx.failed('session', err);
+        return this.loadRow(token, hash, null, null);
+      },
+    );
+  }
+
+  // A session the miss read found (written since the first read): a hit after all, or null.
+  lateHit(json) {
+    let data;
+    try {
+      data = JSON.parse(json);
+    } catch {
+      return null;
+    }
+    if (!isSessionObject(data) || expiryState(data, Date.now()) !== LIVE) return null;
+    this.stats.misses--;
+    this.stats.hits++;
+    data.source = 'cache';
+    return data;
+  }
+
+  // The loader's row for `token`, filled under the revision `rev` seen at time `t` (null:
+  // not cached).
+  loadRow(token, hash, rev, t) {
+    const loader = this.ctx.loader('session');
     return this.ctx
-      .singleFlight(`session:${hash}`, async () => {
+      .singleFlight(`session:${hash}#${rev === null ? '-' : rev}`, async () => {
         this.stats.loaderCalls++;
         const row = await loader(token);
         if (!isSessionObject(row)) return null;
@@ -219,12 +286,10 @@ class SessionCache {
           if (state === UNREADABLE) this.stats.badExpiry++;
           return null;
         }
-        // A row we cannot cache (bad user id, Redis down) is still the database's answer.
-        // When Redis just failed, the write is not waited for (no second timeout); otherwise
-        // it is, so that the next call finds the session in the cache.
-        // (not while its revocation is pending replay: lib/journal.js)
-        const caching = this.journal.mayCacheSession(hash, row) ? this.setSession(hash, row).catch(() => false) : false;
-        if (!redisFailed) await caching;
+        // A row we cannot cache (bad user id, Redis down, revoked meanwhile, or its revocation
+        // still pending replay: lib/journal.js) is still the database's answer. The fill is
+        // waited for, so that the next call finds it.
+        if (rev !== null && this.journal.mayCacheSession(hash, row)) await this.fillSession(hash, row, rev, t).catch(() => false);
         this.stats.fallbacks++;
         return row;
       })
@@ -237,6 +302,7 @@ class SessionCache {
     return this.ctx.op(
       (n, id) => {
         checkString(tokenHash, 'tokenHash');
+        this.ctx.detachFlights(`session:${tokenHash}#`);
         n.sessionRemove(id, tokenHash);
       },
       undefined,
@@ -249,6 +315,7 @@ class SessionCache {
     return this.ctx.op(
       (n, id) => {
         checkIdType(userId, 'userId');
+        this.ctx.detachFlights('session:');
         n.sessionRemoveUser(id, userId);
       },
       undefined,

@@ -120,6 +120,27 @@ pub fn lock_fence_key(prefix: &str, stored_lock_key: &str) -> String {
     format!("{prefix}lock-fence:{{{}}}", slot_string(stored_lock_key))
 }
 
+/// The revision key of a stored data key `K` (keyPrefix applied: `session:{hash}`,
+/// `perm:user:{id}`, `perm:role:{id}`, `session:user:{id}`): Redis' time in ms of the last
+/// revocation of `K`, which every loader fill of `K` checks (see src/store/revision.rs).
+/// `{prefix}rev:{K}` when `K` has no hash tag, else `{prefix}rev:{<tag>}:K`, e.g.
+/// `rev:{session:abc}`, `{erp}:rev:{erp}:{erp}:perm:user:5`.
+///
+/// The same reasoning as [`lock_fence_key`]: it starts with the prefix (ACL patterns), it
+/// cannot collide with a data key (`rev:` is a family of its own), it is unique per `K` (`K`
+/// is spelled in it whole), and its hash tag is `K`'s slot string, so it lives in `K`'s
+/// Cluster slot. The same two exceptions as the fence ([`same_slot`] says false there: an
+/// unclosed `{` in the prefix, a tagless key holding `}`): on Cluster a fill of such a key is
+/// not cached, and its revocation does the DEL and the bump as two commands.
+pub fn rev_key(prefix: &str, stored_key: &str) -> String {
+    let slot = slot_string(stored_key);
+    if slot == stored_key {
+        format!("{prefix}rev:{{{stored_key}}}")
+    } else {
+        format!("{prefix}rev:{{{slot}}}:{stored_key}")
+    }
+}
+
 /// The part of a key that Redis Cluster hashes: the first `{…}` with at least one character
 /// inside, else the whole key.
 pub fn slot_string(key: &str) -> &str {
@@ -160,6 +181,60 @@ mod tests {
         );
         assert_eq!(lock_key("task", "99"), "lock:task:99");
         assert_eq!(rate_ip_key("::1"), "rate-ip:::1");
+    }
+
+    /// Redis Cluster's slot of a key (CRC16/XMODEM of its slot string, mod 16384).
+    fn cluster_slot(key: &str) -> u16 {
+        let mut crc: u16 = 0;
+        for &b in slot_string(key).as_bytes() {
+            crc ^= (b as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn rev_keys_share_their_data_key_slot() {
+        assert_eq!(cluster_slot("123456789"), 0x31c3 % 16384);
+        for prefix in ["", "erp:", "{erp}:", "a{b}c:"] {
+            for k in [
+                session_key("abc"),
+                session_user_key("7"),
+                perm_user_key("u-1"),
+                perm_role_key("5"),
+                perm_user_key("{x}"),
+                perm_user_key("a{b}c"),
+                session_user_key("{"),
+            ] {
+                let stored = format!("{prefix}{k}");
+                let rev = rev_key(prefix, &stored);
+                assert!(rev.starts_with(&format!("{prefix}rev:")), "{rev}");
+                assert!(rev.contains(&stored), "{rev} names {stored}");
+                assert!(same_slot(&rev, &stored), "{rev} / {stored}");
+                assert_eq!(cluster_slot(&rev), cluster_slot(&stored), "{rev}");
+            }
+        }
+        assert_eq!(rev_key("", "session:abc"), "rev:{session:abc}");
+        assert_eq!(
+            rev_key("erp:", "erp:perm:role:5"),
+            "erp:rev:{erp:perm:role:5}"
+        );
+        assert_eq!(
+            rev_key("{erp}:", "{erp}:perm:user:5"),
+            "{erp}:rev:{erp}:{erp}:perm:user:5"
+        );
+        // distinct keys, distinct revisions
+        assert_ne!(rev_key("", "perm:user:{a}"), rev_key("", "perm:user:{a}x"));
+        // the lock fence's exceptions: an unclosed `{` in the prefix, a tagless key with `}`
+        assert!(!same_slot(&rev_key("a{", "a{perm:user:1"), "a{perm:user:1"));
+        assert!(!same_slot(&rev_key("", "perm:user:a}"), "perm:user:a}"));
+        assert!(!same_slot(&rev_key("", "perm:role:{}"), "perm:role:{}"));
     }
 
     #[test]

@@ -19,6 +19,19 @@ use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 use crate::near_cache::{Kind, SharedWords, Snapshot, CH_PERMISSIONS};
 use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
+use crate::store::revision::check_seen;
+
+/// `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role"), unprefixed.
+fn perm_key(kind: &str, pid: JsId) -> CacheResult<String> {
+    match kind {
+        "user" => Ok(keys::perm_user_key(&keys::id_string("userId", pid)?)),
+        "role" => Ok(keys::perm_role_key(&keys::id_string("roleId", pid)?)),
+        _ => Err(CacheError::InvalidArg(format!(
+            "kind must be 'user' or 'role' (got {:?})",
+            kind.chars().take(20).collect::<String>()
+        ))),
+    }
+}
 
 fn user_ttl(ttl_sec: Option<f64>) -> CacheResult<Duration> {
     let t = ttl_sec.unwrap_or(USER_TTL_MAX_SEC);
@@ -194,6 +207,53 @@ impl NativeCache {
             s.perm_role_put(&rid, &json).await?;
             near.invalidate_key(&keys::perm_role_key(&rid));
             Ok(Reply::Bool(true))
+        });
+        Ok(())
+    }
+
+    /// The miss read of `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role"), issue
+    /// 15: `[rev, t]`, or `[rev, t, json]` when a snapshot is there now.
+    #[napi]
+    pub fn perm_miss_read(&self, env: Env, id: u32, kind: String, pid: JsId) -> napi::Result<()> {
+        let key = js(&env, perm_key(&kind, pid))?;
+        self.run(id, move |s| async move {
+            s.miss_read(&key).await.map(crate::session::miss_reply)
+        });
+        Ok(())
+    }
+
+    /// A loader's fill of a snapshot (`kind` "user": TTL `ttlSec` 60…300, default 300; "role":
+    /// 5 min), written only if nothing revoked it since the miss read that gave `rev` and `t`
+    /// → true if written, false if refused (then it is cached nowhere).
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn perm_fill(
+        &self,
+        env: Env,
+        id: u32,
+        kind: String,
+        pid: JsId,
+        json: String,
+        ttl_sec: Option<f64>,
+        rev: String,
+        t: String,
+    ) -> napi::Result<()> {
+        let key = js(&env, perm_key(&kind, pid))?;
+        let ttl = if kind == "user" {
+            js(&env, user_ttl(ttl_sec))?
+        } else {
+            crate::store::permissions::ROLE_TTL
+        };
+        js(&env, self.check_value("permissions snapshot", &json))?;
+        let t = js(&env, check_seen(&rev, &t))?;
+        let near = self.core.pubsub.near.clone();
+        self.run(id, move |s| async move {
+            let written = s.guarded_fill(&key, &json, ttl, &rev, t).await?;
+            if written {
+                // as setUserPermissions / setRolePermissions: no near copy outlives it
+                near.invalidate_key(&key);
+            }
+            Ok(Reply::Bool(written))
         });
         Ok(())
     }

@@ -8,6 +8,14 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
+use crate::store::revision::{check_seen, MissRead};
+
+/// A miss read as JS gets it: `[rev, t]`, or `[rev, t, value]` when a value is there now.
+pub(crate) fn miss_reply(m: MissRead) -> Reply {
+    let mut v = vec![m.rev, m.t.to_string()];
+    v.extend(m.value);
+    Reply::Strs(v)
+}
 
 /// Longest raw token accepted (bytes): generous for JWTs (several KB). `getSessionWithFallback`
 /// answers null past it without asking the loader (lib/session.js checks first); `hashToken`
@@ -98,6 +106,57 @@ impl NativeCache {
             s.session_put(&token_hash, &json, ttl, user_id.as_deref())
                 .await
                 .map(|_| Reply::Bool(true))
+        });
+        Ok(())
+    }
+
+    /// The miss read of `session:{tokenHash}` (issue 15): `[rev, t]`, or `[rev, t, json]` when a
+    /// session is there now. `rev` and `t` go back to [`session_fill`](Self::session_fill).
+    #[napi]
+    pub fn session_miss_read(&self, env: Env, id: u32, token_hash: String) -> napi::Result<()> {
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
+        self.run(id, move |s| async move {
+            s.miss_read(&keys::session_key(&token_hash))
+                .await
+                .map(miss_reply)
+        });
+        Ok(())
+    }
+
+    /// A loader's fill: [`session_set`](Self::session_set), written only if neither the session
+    /// nor its user's sessions were revoked since the miss read that gave `rev` and `t` →
+    /// true if written, false if refused (the caller still gets the loader's row).
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn session_fill(
+        &self,
+        env: Env,
+        id: u32,
+        token_hash: String,
+        json: String,
+        ttl_ms: f64,
+        user_id: Option<JsId>,
+        rev: String,
+        t: String,
+    ) -> napi::Result<()> {
+        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
+        let user_id = match user_id {
+            Some(u) => Some(js(&env, keys::id_string("userId", u))?),
+            None => None,
+        };
+        if !ttl_ms.is_finite() || !(1.0..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
+            return Err(CacheError::OutOfRange(format!(
+                "session TTL must be 1 ms to 1 h (got {ttl_ms} ms)"
+            ))
+            .throw(&env));
+        }
+        js(&env, self.check_value("session data", &json))?;
+        let t = js(&env, check_seen(&rev, &t))?;
+        let ttl = Duration::from_millis(ttl_ms as u64);
+        self.run(id, move |s| async move {
+            s.session_fill(&token_hash, &json, ttl, user_id.as_deref(), &rev, t)
+                .await
+                .map(Reply::Bool)
         });
         Ok(())
     }

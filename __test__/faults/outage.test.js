@@ -159,8 +159,10 @@ describe(`Redis killed for ${OUTAGE_MS / 1000} s under steady load`, () => {
     // After the return only session reads run: their write-backs are session_put scripts.
     // None of the outage's lock scripts may reach the new server: every EVALSHA/EVAL it saw
     // is bounded by the reads made after the return.
-    assert.ok(lockEvals <= reads.back, `scripts ${lockEvals} > reads after return ${reads.back}`);
-    assert.ok((stats.get || 0) <= reads.back, `GETs ${stats.get} > reads after return ${reads.back}`);
+    // A read that misses runs two scripts (issue 15: the miss read and the guarded fill), which
+    // GET inside (commandstats counts those): 2 in the miss read, up to 2 in the fill.
+    assert.ok(lockEvals <= 2 * reads.back, `scripts ${lockEvals} > 2 × reads after return ${reads.back}`);
+    assert.ok((stats.get || 0) <= 5 * reads.back, `GETs ${stats.get} > 5 × reads after return ${reads.back}`);
     assert.ok(healthyMs >= 0 && healthyMs <= 1000, `ping healthy after ${healthyMs.toFixed(0)} ms`);
   });
 

@@ -9,9 +9,15 @@
 //!   `listUserSessions` prunes); never a session its user's index does not name, which
 //!   `removeUserSessions` would miss. Pruning keeps a grace ([`INDEX_GRACE_MS`]) since the
 //!   session is written after its member, on another node.
-//! - `invalidateSession`: GETDEL of the session, then ZREM ('rem') from the index it names.
-//! - `removeUserSessions`: the members ('members'), DEL of each session, then 'rem' of exactly
-//!   those members (a session added meanwhile stays indexed), repeated until empty (bounded).
+//! - `invalidateSession`: revision bump + GETDEL of the session (one script in its slot), then
+//!   ZREM ('rem') from the index it names.
+//! - `removeUserSessions`: the index's revision bump first, then the members ('members'),
+//!   revision bump + DEL of each session, then 'rem' of exactly those members (a session
+//!   added meanwhile stays indexed), repeated until empty (bounded).
+//! - a loader's session fill: the guarded index add first (refused when the user's sessions
+//!   were revoked at or after the miss, less [`SKEW_MS`]), then the guarded SET in the
+//!   session's slot. In that order a user-wide revocation after the add finds the member in
+//!   the index and bumps the session's revision, so the SET is refused.
 //! - `listUserSessions`: the members after pruning ('live'), EXISTS of each session, 'rem' of
 //!   the dead ones.
 //! - `rate hit`: the IP's index entry first (cluster_rate_index.lua), then the counter
@@ -30,13 +36,21 @@ use ::redis::Script;
 
 use super::cluster::ClusterStore;
 use super::rate_limit::RateStatus;
+use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
 use super::session::{index_script, user_of};
 use super::Store;
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{rate_ip_key, rate_key, session_key, session_user_key};
+use std::time::Duration as StdDuration;
 
 static SESSION_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(index_script!("scripts/cluster_session_index.lua")));
+static SESSION_INDEX_GUARDED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(index_script!(
+        "scripts/cluster_session_index_guard.lua",
+        "scripts/cluster_session_index.lua"
+    ))
+});
 static RATE_INDEX: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_index.lua")));
 static RATE_COUNT: LazyLock<Script> =
@@ -91,13 +105,58 @@ impl Store {
             .await
     }
 
+    /// A loader's session fill on a cluster (see the module's notes) → whether written.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn cluster_session_fill(
+        &self,
+        c: &ClusterStore,
+        hash: &str,
+        json: &str,
+        ttl_ms: u64,
+        user_id: Option<&str>,
+        seen: &str,
+        t: i64,
+    ) -> CacheResult<bool> {
+        let key = self.key(&session_key(hash));
+        if !self.rev_colocated(&key) {
+            return Ok(false);
+        }
+        if let Some(u) = user_id {
+            let set = self.key(&session_user_key(u));
+            if !self.rev_colocated(&set) {
+                return Ok(false);
+            }
+            let set_rev = self.rev_of(&set);
+            let since = (t - SKEW_MS).to_string();
+            let ttl_s = ttl_ms.to_string();
+            let added: i64 = c
+                .script(
+                    &SESSION_INDEX_GUARDED,
+                    &[&set, &set_rev],
+                    &["add", hash, &ttl_s, INDEX_GRACE_MS, &since],
+                )
+                .await?;
+            if added != 1 {
+                return Ok(false);
+            }
+        }
+        self.guarded_fill(
+            &session_key(hash),
+            json,
+            StdDuration::from_millis(ttl_ms),
+            seen,
+            t,
+        )
+        .await
+    }
+
     pub(crate) async fn cluster_session_remove(
         &self,
         c: &ClusterStore,
         hash: &str,
     ) -> CacheResult<bool> {
         let key = self.key(&session_key(hash));
-        let Some(json) = c.query::<Option<String>>(cmd("GETDEL").arg(&key)).await? else {
+        let Some(json) = self.revoke_stored(&key).await? else {
             return Ok(false);
         };
         if let Some(uid) = user_of(&json) {
@@ -114,6 +173,10 @@ impl Store {
         user_id: &str,
     ) -> CacheResult<u32> {
         let set = self.key(&session_user_key(user_id));
+        // the index's revision first: every fill of this user's sessions whose load began
+        // before is refused (at its index add, or at its SET through the session's own bump)
+        c.script::<String>(&BUMP, &[&self.rev_of(&set)], &[&REV_TTL_MS.to_string()])
+            .await?;
         let mut n = 0u32;
         for _ in 0..MAX_PASSES {
             let members: Vec<String> = c.script(&SESSION_INDEX, &[&set], &["members"]).await?;
@@ -122,7 +185,9 @@ impl Store {
             }
             for m in &members {
                 let k = self.key(&session_key(m));
-                n += c.query::<u32>(cmd("DEL").arg(&k)).await?;
+                if self.revoke_stored(&k).await?.is_some() {
+                    n += 1;
+                }
             }
             self.cluster_index_remove(c, &set, &members).await?;
         }

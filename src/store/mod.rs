@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod redis;
+pub mod revision;
 pub mod sentinel;
 pub mod session;
 pub mod topology;

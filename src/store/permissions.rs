@@ -1,5 +1,6 @@
 //! Permission snapshots in the store: `perm:user:{id}` and `perm:role:{id}`, JSON with a TTL.
-//! Each operation is one command, so no script is needed.
+//! Each read or direct write is one command; a revocation bumps the key's revision with its
+//! DEL, and a loader's fill is guarded by it (src/store/revision.rs).
 
 use std::time::Duration;
 
@@ -21,9 +22,11 @@ impl Store {
         self.set_px(&perm_user_key(user_id), json, ttl).await
     }
 
-    /// True if a snapshot was removed.
+    /// True if a snapshot was removed. Bumps its revision: a load in flight is not cached.
     pub async fn perm_user_remove(&self, user_id: &str) -> CacheResult<bool> {
-        self.del(&perm_user_key(user_id)).await
+        self.revoke(&perm_user_key(user_id))
+            .await
+            .map(|v| v.is_some())
     }
 
     pub async fn perm_role_get(&self, role_id: &str) -> CacheResult<Option<String>> {
@@ -35,6 +38,8 @@ impl Store {
     }
 
     pub async fn perm_role_remove(&self, role_id: &str) -> CacheResult<bool> {
-        self.del(&perm_role_key(role_id)).await
+        self.revoke(&perm_role_key(role_id))
+            .await
+            .map(|v| v.is_some())
     }
 }

@@ -7,6 +7,8 @@ use ::redis::Script;
 
 use super::memory::{MemData, MemVal, ZSet};
 use super::pipeline::{Lua, ScriptCall};
+use super::revision::MAX_LOAD_MS;
+use super::revision::{mem_rev, mem_rev_bump, mem_rev_unchanged, rev_script, NO_GUARD, REV_TTL_MS};
 use super::{Backend, Store};
 use crate::error::CacheResult;
 use crate::keys::{check_token_hash, session_key, session_user_key};
@@ -14,10 +16,10 @@ use crate::keys::{check_token_hash, session_key, session_user_key};
 /// A script that touches a user's session index: the shared prelude (`now_ms`, `zindex`: the
 /// conversion of the previous version's plain set) in front of its own body.
 macro_rules! index_script {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         concat!(
             include_str!("scripts/session_index_prelude.lua"),
-            include_str!($file)
+            $(include_str!($file)),+
         )
     };
 }
@@ -27,10 +29,20 @@ static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(index_script!("scripts/session_put.lua")));
 static PUT_LUA: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(index_script!("scripts/session_put.lua")));
-static REMOVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(index_script!("scripts/session_remove.lua")));
+static REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/revision_prelude.lua"),
+        index_script!("scripts/session_remove.lua")
+    ))
+});
 static REMOVE_USER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/session_remove_user.lua")));
+    LazyLock::new(|| Script::new(rev_script!("scripts/session_remove_user.lua")));
+static FILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/revision_prelude.lua"),
+        index_script!("scripts/session_fill.lua")
+    ))
+});
 static DROP_CORRUPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_drop_corrupt.lua")));
 static LIST_USER: LazyLock<Script> =
@@ -38,7 +50,7 @@ static LIST_USER: LazyLock<Script> =
 
 /// The memory store's clock for index scores: ms on a monotonic clock (the same one its TTLs
 /// run on; a memory store never outlives its process, so no epoch is needed).
-fn mem_now_ms() -> i64 {
+pub(crate) fn mem_now_ms() -> i64 {
     static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
     BASE.elapsed().as_millis() as i64
 }
@@ -175,6 +187,69 @@ impl Store {
         }
     }
 
+    /// A loader's fill of a session ([`session_put`](Self::session_put), guarded): written
+    /// only if neither the session nor its user's sessions were revoked since the miss read
+    /// that answered (`seen`, `t`) → whether it was written.
+    pub async fn session_fill(
+        &self,
+        hash: &str,
+        json: &str,
+        ttl: Duration,
+        user_id: Option<&str>,
+        seen: &str,
+        t: i64,
+    ) -> CacheResult<bool> {
+        check_token_hash("tokenHash", hash)?;
+        self.check_value("session data", json)?;
+        if seen == NO_GUARD {
+            return Ok(false);
+        }
+        let ttl_ms = (ttl.as_millis() as u64).max(1);
+        if let Some(c) = self.cluster() {
+            return self
+                .cluster_session_fill(c, hash, json, ttl_ms, user_id, seen, t)
+                .await;
+        }
+        let key = self.key(&session_key(hash));
+        let rev = self.rev_of(&key);
+        let set = user_id.map(|u| self.key(&session_user_key(u)));
+        let set_rev = set.as_deref().map(|s| self.rev_of(s));
+        match &self.backend {
+            Backend::Redis(r) => {
+                let mut keys = vec![key.as_str(), rev.as_str()];
+                keys.extend(set.as_deref());
+                keys.extend(set_rev.as_deref());
+                let (ttl_s, t_s, max) =
+                    (ttl_ms.to_string(), t.to_string(), MAX_LOAD_MS.to_string());
+                r.script::<i64>(&FILL, &keys, &[json, &ttl_s, hash, seen, &t_s, &max])
+                    .await
+                    .map(|n| n == 1)
+            }
+            Backend::Memory(m) => m.with(|d| {
+                if !mem_rev_unchanged(d, &rev, seen, t)? {
+                    return Ok(false);
+                }
+                if let Some(set_rev) = &set_rev {
+                    let user_rev = mem_rev(d, set_rev)?;
+                    if user_rev != "0" && user_rev.parse::<i64>().unwrap_or(i64::MAX) >= t {
+                        return Ok(false);
+                    }
+                }
+                d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
+                if let Some(set) = &set {
+                    let now = mem_now_ms();
+                    let z = mem_index(d, set, now)?;
+                    z.remove_below(now);
+                    z.insert(hash, now + ttl_ms as i64);
+                    if d.pttl(set) < ttl_ms as i64 {
+                        d.pexpire(set, Duration::from_millis(ttl_ms));
+                    }
+                }
+                Ok(true)
+            }),
+        }
+    }
+
     pub async fn session_get(&self, hash: &str) -> CacheResult<Option<String>> {
         self.get(&session_key(hash)).await
     }
@@ -188,13 +263,19 @@ impl Store {
             return self.cluster_session_remove(c, hash).await;
         }
         let key = self.key(&session_key(hash));
+        let rev = self.rev_of(&key);
         let set_prefix = self.key("session:user:");
         match &self.backend {
             Backend::Redis(r) => r
-                .script::<i64>(&REMOVE, &[&key], &[hash, &set_prefix])
+                .script::<i64>(
+                    &REMOVE,
+                    &[&key, &rev],
+                    &[hash, &set_prefix, &REV_TTL_MS.to_string()],
+                )
                 .await
                 .map(|n| n > 0),
             Backend::Memory(m) => m.with(|d| {
+                mem_rev_bump(d, &rev)?;
                 let Some(json) = d.get_str(&key)? else {
                     return Ok(false);
                 };
@@ -209,19 +290,25 @@ impl Store {
         }
     }
 
-    /// Removes every session of a user, atomically; returns how many existed.
+    /// Removes every session of a user, atomically; returns how many existed. The index's
+    /// revision is bumped first: every fill of the user's sessions whose load began before is
+    /// refused (the fill checks it atomically with its SET, so the sessions' own revisions
+    /// need no bump here; on Cluster, where they are separate steps, they are bumped).
     pub async fn session_remove_user(&self, user_id: &str) -> CacheResult<u32> {
         if let Some(c) = self.cluster() {
             return self.cluster_session_remove_user(c, user_id).await;
         }
         let set = self.key(&session_user_key(user_id));
+        let set_rev = self.rev_of(&set);
         let session_prefix = self.key("session:");
         match &self.backend {
             Backend::Redis(r) => {
-                r.script::<u32>(&REMOVE_USER, &[&set], &[&session_prefix])
+                let ttl = REV_TTL_MS.to_string();
+                r.script::<u32>(&REMOVE_USER, &[&set, &set_rev], &[&session_prefix, &ttl])
                     .await
             }
             Backend::Memory(m) => m.with(|d| {
+                mem_rev_bump(d, &set_rev)?;
                 let mut n = 0;
                 for member in mem_index(d, &set, mem_now_ms())?.members() {
                     if d.del(&format!("{session_prefix}{member}")) {
