@@ -497,8 +497,9 @@ impl NativeCache {
 mod tests {
     use super::*;
 
+    type Answered = Vec<(u32, CacheResult<Reply>)>;
     #[derive(Clone, Default)]
-    struct Answers(Arc<Mutex<Vec<(u32, CacheResult<Reply>)>>>);
+    struct Answers(Arc<Mutex<Answered>>);
 
     impl Deliver for Answers {
         fn deliver(&self, id: u32, r: CacheResult<Reply>) {

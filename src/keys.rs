@@ -165,6 +165,24 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Redis Cluster's slot of a key (CRC16/XMODEM of its slot string, mod 16384), for the tests
+/// that check which keys share a slot.
+#[cfg(test)]
+pub(crate) fn key_slot(key: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in slot_string(key).as_bytes() {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,25 +201,9 @@ mod tests {
         assert_eq!(rate_ip_key("::1"), "rate-ip:::1");
     }
 
-    /// Redis Cluster's slot of a key (CRC16/XMODEM of its slot string, mod 16384).
-    fn cluster_slot(key: &str) -> u16 {
-        let mut crc: u16 = 0;
-        for &b in slot_string(key).as_bytes() {
-            crc ^= (b as u16) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ 0x1021
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc % 16384
-    }
-
     #[test]
     fn rev_keys_share_their_data_key_slot() {
-        assert_eq!(cluster_slot("123456789"), 0x31c3 % 16384);
+        assert_eq!(key_slot("123456789"), 0x31c3);
         for prefix in ["", "erp:", "{erp}:", "a{b}c:"] {
             for k in [
                 session_key("abc"),
@@ -217,7 +219,7 @@ mod tests {
                 assert!(rev.starts_with(&format!("{prefix}rev:")), "{rev}");
                 assert!(rev.contains(&stored), "{rev} names {stored}");
                 assert!(same_slot(&rev, &stored), "{rev} / {stored}");
-                assert_eq!(cluster_slot(&rev), cluster_slot(&stored), "{rev}");
+                assert_eq!(key_slot(&rev), key_slot(&stored), "{rev}");
             }
         }
         assert_eq!(rev_key("", "session:abc"), "rev:{session:abc}");

@@ -315,18 +315,7 @@ impl NativeCache {
         pid: JsId,
         json: String,
     ) -> napi::Result<()> {
-        let pid = js(&env, keys::id_string("id", pid))?;
-        let key = match kind.as_str() {
-            "user" => keys::perm_user_key(&pid),
-            "role" => keys::perm_role_key(&pid),
-            _ => {
-                return Err(CacheError::InvalidArg(format!(
-                    "kind must be 'user' or 'role' (got {:?})",
-                    kind.chars().take(20).collect::<String>()
-                ))
-                .throw(&env))
-            }
-        };
+        let key = js(&env, perm_key(&kind, pid))?;
         self.run(id, move |s| async move {
             s.drop_if_equal(&key, &json).await.map(Reply::Bool)
         });

@@ -46,6 +46,31 @@ pub fn hash_token(env: Env, token: String) -> napi::Result<String> {
     Ok(keys::hash_token(&token))
 }
 
+impl NativeCache {
+    /// The checks of a session write (setSession and a loader's fill): the token hash, the
+    /// user id, the TTL (1 ms … 1 h) and the value's size → (user id, TTL).
+    fn session_write(
+        &self,
+        token_hash: &str,
+        json: &str,
+        ttl_ms: f64,
+        user_id: Option<JsId>,
+    ) -> CacheResult<(Option<String>, Duration)> {
+        keys::check_token_hash("tokenHash", token_hash)?;
+        let user_id = match user_id {
+            Some(u) => Some(keys::id_string("userId", u)?),
+            None => None,
+        };
+        if !ttl_ms.is_finite() || !(1.0..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
+            return Err(CacheError::OutOfRange(format!(
+                "session TTL must be 1 ms to 1 h (got {ttl_ms} ms)"
+            )));
+        }
+        self.check_value("session data", json)?;
+        Ok((user_id, Duration::from_millis(ttl_ms as u64)))
+    }
+}
+
 #[napi]
 impl NativeCache {
     /// GET `session:{tokenHash}` → JSON string or null.
@@ -84,19 +109,10 @@ impl NativeCache {
         ttl_ms: f64,
         user_id: Option<JsId>,
     ) -> napi::Result<()> {
-        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
-        let user_id = match user_id {
-            Some(u) => Some(js(&env, keys::id_string("userId", u))?),
-            None => None,
-        };
-        if !ttl_ms.is_finite() || !(1.0..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
-            return Err(CacheError::OutOfRange(format!(
-                "session TTL must be 1 ms to 1 h (got {ttl_ms} ms)"
-            ))
-            .throw(&env));
-        }
-        js(&env, self.check_value("session data", &json))?;
-        let ttl = Duration::from_millis(ttl_ms as u64);
+        let (user_id, ttl) = js(
+            &env,
+            self.session_write(&token_hash, &json, ttl_ms, user_id),
+        )?;
         if let Some(s) = self.direct_store() {
             let call = s.session_put_call(&token_hash, &json, ttl, user_id.as_deref());
             self.script_direct(id, call, |r| r.map(|_| Reply::Bool(true)));
@@ -139,20 +155,11 @@ impl NativeCache {
         rev: String,
         t: String,
     ) -> napi::Result<()> {
-        js(&env, keys::check_token_hash("tokenHash", &token_hash))?;
-        let user_id = match user_id {
-            Some(u) => Some(js(&env, keys::id_string("userId", u))?),
-            None => None,
-        };
-        if !ttl_ms.is_finite() || !(1.0..=MAX_SESSION_TTL_MS).contains(&ttl_ms) {
-            return Err(CacheError::OutOfRange(format!(
-                "session TTL must be 1 ms to 1 h (got {ttl_ms} ms)"
-            ))
-            .throw(&env));
-        }
-        js(&env, self.check_value("session data", &json))?;
+        let (user_id, ttl) = js(
+            &env,
+            self.session_write(&token_hash, &json, ttl_ms, user_id),
+        )?;
         let t = js(&env, check_seen(&rev, &t))?;
-        let ttl = Duration::from_millis(ttl_ms as u64);
         self.run(id, move |s| async move {
             s.session_fill(&token_hash, &json, ttl, user_id.as_deref(), &rev, t)
                 .await

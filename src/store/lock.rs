@@ -237,23 +237,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{lock_fence_key, same_slot, slot_string};
-
-    /// CRC16/XMODEM mod 16384: the Redis Cluster slot of a key.
-    fn key_slot(key: &str) -> u16 {
-        let mut crc: u16 = 0;
-        for &b in slot_string(key).as_bytes() {
-            crc ^= (b as u16) << 8;
-            for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ 0x1021
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc & 0x3fff
-    }
+    use crate::keys::{key_slot, lock_fence_key, same_slot, slot_string};
 
     #[test]
     fn key_slot_matches_redis() {
