@@ -201,7 +201,8 @@ async function makeContenders(url, port) {
   const ours = require('../index.js').createCache({ url, loaders: { session: loaderFor('ours') } });
 
   const ioClient = (autoPipelining) => {
-    const c = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: autoPipelining, lazyConnect: false });
+    // its own database: the baseline's session index is a plain set, ours a sorted set
+    const c = new Redis({ host: '127.0.0.1', port, db: autoPipelining ? 2 : 1, enableAutoPipelining: autoPipelining, lazyConnect: false });
     c.on('error', (err) => console.error(`ioredis${autoPipelining ? ' (auto)' : ''}: ${err.message}`));
     return c;
   };

@@ -153,14 +153,18 @@ function operations(ours, oursFar, base) {
 async function perOperation(url) {
   const ours = createCache({ url, rateLimits, nodeId: 'bench' });
   const oursFar = createCache({ url, rateLimits, nodeId: 'bench', nearCacheTtlMs: 0 });
-  const baseAp = createBaseline(url, { autoPipelining: true, rateLimits });
-  const baseNo = createBaseline(url, { autoPipelining: false, rateLimits });
+  // Each contender in its own database of the same server: the baseline keeps the old layout
+  // (a plain set as the user's session index), ours a sorted set, so one key cannot serve both.
+  const baseAp = createBaseline(`${url}/1`, { autoPipelining: true, rateLimits });
+  const baseNo = createBaseline(`${url}/2`, { autoPipelining: false, rateLimits });
   await Promise.all([baseAp.ready(), baseNo.ready()]);
   if (!(await ours.pubsub.subscribe())) throw new Error('our pub/sub did not subscribe');
   await Promise.all([baseAp.pubsub.subscribe(), baseNo.pubsub.subscribe()]);
   // one subscriber each way, both reading every published message
-  for (let i = 0; i < TOKENS; i++) await ours.sessionCache.setSession(hashToken(token(i)), sessionData(i));
-  for (let i = 0; i < USERS; i++) await ours.permissionCache.setUserPermissions(i, snapshot(i));
+  for (const c of [ours, baseAp, baseNo]) {
+    for (let i = 0; i < TOKENS; i++) await c.sessionCache.setSession(hashToken(token(i)), sessionData(i));
+    for (let i = 0; i < USERS; i++) await c.permissionCache.setUserPermissions(i, snapshot(i));
+  }
 
   const ops = operations(ours, oursFar, baseAp).filter((op) => ONLY === null || ONLY.has(op.key));
   if (ONLY !== null && ops.length === 0 && !ONLY.has('express')) throw new Error(`BENCH_ONLY names no operation (keys: ${operations(ours, oursFar, baseAp).map((op) => op.key).join(', ')})`);
