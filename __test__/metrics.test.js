@@ -5,7 +5,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
-const { createCache, metricsContentType } = require('..');
+const { createCache, metricsContentType, hashToken } = require('..');
 const { BACKENDS } = require('./helpers/backends');
 const { sleep } = require('./helpers/redis');
 
@@ -117,6 +117,31 @@ for (const [name, make] of BACKENDS) {
       assert.equal(m.get('bisman_cache_pubsub_lag_milliseconds_count'), 1);
       assert.ok(m.get('bisman_cache_pubsub_lag_milliseconds_sum') >= 0);
       assert.equal(m.get('bisman_cache_pubsub_subscribed'), 1);
+    });
+
+    it('counts loader fills refused by a revocation, and the pub/sub refusals and losses, as stats() does', async () => {
+      const slow = createCache({
+        url: backend.url,
+        keyPrefix: `m${uid()}:`,
+        loaders: { session: async () => (await sleep(60), { user_id: 3, expires_at: new Date(Date.now() + 60000).toISOString() }) },
+      });
+      try {
+        const load = slow.getSessionWithFallback('revoked-mid-load');
+        await sleep(20);
+        await slow.invalidateSession(hashToken('revoked-mid-load'));
+        assert.equal((await load).source, 'database', 'the request that began before the logout gets its answer');
+        assert.equal(await slow.sessionCache.getSession(hashToken('revoked-mid-load')), null, 'not cached');
+        const m = parse(slow.metrics());
+        const s = slow.stats();
+        assert.equal(m.get('bisman_cache_stale_fills_total{service="session"}'), 1);
+        assert.equal(m.get('bisman_cache_stale_fills_total{service="permission"}'), s.permission.staleFills);
+        assert.equal(m.get('bisman_cache_corrupt_values_total{service="session"}'), s.session.corrupt);
+        assert.equal(m.get('bisman_cache_pubsub_rejected_total{reason="unsigned"}'), s.pubsub.rejected.unsigned);
+        assert.equal(m.get('bisman_cache_pubsub_lost_messages_total{kind="gap"}'), s.pubsub.gaps);
+        assert.equal(m.get('bisman_cache_near_cache_drops_total'), s.pubsub.nearDrops);
+      } finally {
+        await slow.shutdown();
+      }
     });
 
     it('collectMetrics() gives the same samples as data', () => {

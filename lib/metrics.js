@@ -85,6 +85,16 @@ function collect(cache) {
   fam('pubsub_subscribed', 'gauge', '1 while the invalidation subscription is confirmed.').add({}, status.connected ? 1 : 0);
   fam('pubsub_resubscribes_total', 'counter', 'Times the subscriber resubscribed after a reconnect.').add({}, status.resubscribes);
   fam('pubsub_dropped_total', 'counter', 'Messages dropped by the subscriber.').add({}, status.dropped);
+  const rejected = fam('pubsub_rejected_total', 'counter', 'Received messages refused before any handler or near cache saw them, by reason: oversize (maxMessageBytes), unsigned or bad_signature (pubsubSecret).', ['reason']);
+  const rj = ps.rejected || {};
+  rejected.add({ reason: 'oversize' }, rj.oversize).add({ reason: 'unsigned' }, rj.unsigned).add({ reason: 'bad_signature' }, rj.badSignature);
+  const lost = fam('pubsub_lost_messages_total', 'counter', 'Signs that invalidation messages were lost, by kind: gap (a skipped number), out_of_order (a replay or duplicate), sender_restart, late_join (a sender first heard mid-stream); each drops the near caches.', ['kind']);
+  lost.add({ kind: 'gap' }, ps.gaps).add({ kind: 'out_of_order' }, ps.outOfOrder).add({ kind: 'sender_restart' }, ps.senderRestarts).add({ kind: 'late_join' }, ps.lateJoins);
+  fam('near_cache_drops_total', 'counter', 'Times this node dropped its near caches because invalidation messages may have been lost.').add({}, ps.nearDrops);
+  const stale = fam('stale_fills_total', 'counter', 'Loader answers not cached because a revocation came after the miss that started the load, by service.', ['service']);
+  stale.add({ service: 'session' }, s.session.staleFills).add({ service: 'permission' }, s.permission.staleFills);
+  const corrupt = fam('corrupt_values_total', 'counter', 'Cached values that were not a session or a permissions snapshot: dropped and read as a miss, by service.', ['service']);
+  corrupt.add({ service: 'session' }, s.session.corrupt).add({ service: 'permission' }, s.permission.corrupt);
 
   if (b !== null) {
     const near = cache.permissionCache.nearCacheStats();
