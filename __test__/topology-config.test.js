@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { createCache } = require('..');
 
 function refused(options, Class = TypeError, code = 'ERR_INVALID_ARG') {
-  let err = null;
+  let err;
   try {
     const cache = createCache(options);
     // shapes are checked by createCache; URLs when the native side is created (first use)

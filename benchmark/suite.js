@@ -20,7 +20,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
+const { spawn } = require('child_process');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
 const { startBenchRedis } = require('./lib/redis');
