@@ -91,6 +91,11 @@ describe('configuration', () => {
     assert.throws(() => createCache({ url: 'memory://', keyPrefix: 'a*' }), (e) => e instanceof TypeError);
     assert.throws(() => createCache({ url: 5 }), (e) => e instanceof TypeError);
     assert.throws(() => createCache({ loaders: { session: 'nope' } }), (e) => e instanceof TypeError);
+    // a number option of another type: a TypeError with our code (was napi's NumberExpected)
+    for (const name of ['commandTimeoutMs', 'connectTimeoutMs', 'maxValueBytes', 'circuitThreshold', 'circuitCooldownMs', 'maxOutboxBytes', 'maxReplyBytes', 'maxMessageBytes', 'nearCacheTtlMs', 'nearCacheMax']) {
+      assert.throws(() => createCache({ url: 'memory://', [name]: '1mb' }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG' && e.message.startsWith(name), name);
+      assert.throws(() => cacheModule.configure({ url: 'memory://', [name]: true }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG', name);
+    }
   });
 
   it('configure() swaps the back end under the same singleton objects', async () => {

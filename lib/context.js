@@ -94,14 +94,16 @@ function normalizeOptions(options) {
   if (typeof nodeId !== 'string' || nodeId === '' || /[\s:*?[\]]/.test(nodeId)) {
     throw typeError('nodeId must be a non-empty string without whitespace, ":" or glob characters');
   }
+  for (const name of NUMBER_OPTIONS) {
+    const v = options[name];
+    if (v != null && typeof v !== 'number') throw typeError(`${name} must be a number (got ${typeof v})`);
+  }
   return { ...options, url: url || undefined, loaders, nodeId, revocationJournalMax: journalMax(options.revocationJournalMax) };
 }
 
-// A byte bound of the transport (range-checked natively): a number, or undefined for the default.
-function byteCount(value, name) {
-  if (value !== undefined && typeof value !== 'number') throw typeError(`${name} must be a number of bytes`);
-  return value;
-}
+// The numeric options: their type is checked here (a TypeError with a code, like every bad
+// option), their range natively (src/config.rs: a RangeError).
+const NUMBER_OPTIONS = ['commandTimeoutMs', 'connectTimeoutMs', 'maxValueBytes', 'circuitThreshold', 'circuitCooldownMs', 'maxOutboxBytes', 'maxReplyBytes', 'maxMessageBytes', 'nearCacheTtlMs', 'nearCacheMax'];
 
 class Context {
   constructor(options) {
@@ -129,8 +131,8 @@ class Context {
         maxValueBytes: o.maxValueBytes,
         circuitThreshold: o.circuitThreshold,
         circuitCooldownMs: o.circuitCooldownMs,
-        maxOutboxBytes: byteCount(o.maxOutboxBytes, 'maxOutboxBytes'),
-        maxReplyBytes: byteCount(o.maxReplyBytes, 'maxReplyBytes'),
+        maxOutboxBytes: o.maxOutboxBytes,
+        maxReplyBytes: o.maxReplyBytes,
         tlsCa: tlsCaOf(o.tls),
         ...nearCacheOptions(o),
         ...pubsubOptions(o),
