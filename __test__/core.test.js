@@ -98,6 +98,14 @@ describe('configuration', () => {
     }
   });
 
+  it('a numeric option given as null takes its default, like undefined', async () => {
+    const names = ['commandTimeoutMs', 'connectTimeoutMs', 'maxValueBytes', 'circuitThreshold', 'circuitCooldownMs', 'maxOutboxBytes', 'maxReplyBytes', 'maxMessageBytes', 'nearCacheTtlMs', 'nearCacheMax'];
+    const c = createCache({ url: 'memory://nulls', ...Object.fromEntries(names.map((n) => [n, null])) });
+    assert.equal((await c.ping()).pong, 'PONG');
+    assert.equal(await c.sessionCache.setSession('h', { user_id: 1 }), true);
+    await c.shutdown();
+  });
+
   it('configure() swaps the back end under the same singleton objects', async () => {
     const { sessionCache } = cacheModule;
     cacheModule.configure({ url: 'memory://swap-a' });

@@ -94,11 +94,13 @@ function normalizeOptions(options) {
   if (typeof nodeId !== 'string' || nodeId === '' || /[\s:*?[\]]/.test(nodeId)) {
     throw typeError('nodeId must be a non-empty string without whitespace, ":" or glob characters');
   }
+  const numbers = {};
   for (const name of NUMBER_OPTIONS) {
     const v = options[name];
     if (v != null && typeof v !== 'number') throw typeError(`${name} must be a number (got ${typeof v})`);
+    numbers[name] = v == null ? undefined : v; // null, like undefined: the default
   }
-  return { ...options, url: url || undefined, loaders, nodeId, revocationJournalMax: journalMax(options.revocationJournalMax) };
+  return { ...options, ...numbers, url: url || undefined, loaders, nodeId, revocationJournalMax: journalMax(options.revocationJournalMax) };
 }
 
 // The numeric options: their type is checked here (a TypeError with a code, like every bad

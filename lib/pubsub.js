@@ -27,10 +27,9 @@ function buildMessage(ctx, msg) {
 // The native options of `maxMessageBytes` (a number; its range is checked natively) and
 // `pubsubSecret` (a string, or an array of one or two: the first signs, any verifies).
 function pubsubOptions(o) {
-  const { maxMessageBytes, pubsubSecret } = o;
-  if (maxMessageBytes !== undefined && typeof maxMessageBytes !== 'number') {
-    throw typeError('maxMessageBytes must be a number of bytes');
-  }
+  // maxMessageBytes' type is checked with the other numeric options (lib/context.js).
+  const { pubsubSecret } = o;
+  const maxMessageBytes = o.maxMessageBytes == null ? undefined : o.maxMessageBytes;
   let pubsubSecrets;
   if (typeof pubsubSecret === 'string') pubsubSecrets = [pubsubSecret];
   else if (Array.isArray(pubsubSecret) && pubsubSecret.every((s) => typeof s === 'string')) pubsubSecrets = [...pubsubSecret];
