@@ -112,10 +112,21 @@ class Cluster {
   }
 
   // Kills a primary with SIGKILL and resolves once its replica is promoted and the cluster
-  // is ok again → { killed, promotedAfterMs }.
+  // is ok again → { killed, promotedAfterMs }. The kill waits (2 s at most) until the replica
+  // has acknowledged everything the primary had written: Redis replicates asynchronously, so a
+  // write made a moment before the kill (a lock's grant) may otherwise be lost with it, and no
+  // client can prevent that; the failover tests pin what happens to the writes that survive.
   async killPrimary(port) {
     const before = await this.primaries();
     const victim = port || before[0];
+    const offsets = async () => {
+      const info = String(await ask(victim, 'INFO', 'replication'));
+      const own = Number((/master_repl_offset:(\d+)/.exec(info) || [])[1] || 0);
+      const acked = [...info.matchAll(/slave\d+:[^\r\n]*offset=(\d+)/g)].map((m) => Number(m[1]));
+      return acked.length > 0 && Math.max(...acked) >= own;
+    };
+    const syncedBy = Date.now() + 2000;
+    while (Date.now() < syncedBy && !(await offsets().catch(() => false))) await new Promise((r) => setTimeout(r, 20));
     const t0 = Date.now();
     await this.node(victim).kill();
     await until('a replica promoted', async () => {
