@@ -366,6 +366,13 @@ impl MemoryStore {
     }
 }
 
+/// The memory store's clock (index scores, revisions): ms on a monotonic clock, the one its
+/// TTLs run on (a memory store never outlives its process, so no epoch is needed).
+pub(crate) fn now_ms() -> i64 {
+    static BASE: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    BASE.elapsed().as_millis() as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,6 @@ use std::time::Duration;
 use ::redis::Script;
 
 use super::memory::MemData;
-use super::session::mem_now_ms;
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::keys::{rev_key, same_slot};
@@ -88,7 +87,7 @@ pub fn mem_rev(d: &mut MemData, rev_key: &str) -> CacheResult<String> {
 /// `rev_bump` of revision_prelude.lua on the memory store.
 pub fn mem_rev_bump(d: &mut MemData, rev_key: &str) -> CacheResult<i64> {
     let old = mem_rev(d, rev_key)?.parse::<i64>().unwrap_or(0);
-    let new = (old + 1).max(mem_now_ms());
+    let new = (old + 1).max(crate::store::memory::now_ms());
     d.set_str(
         rev_key,
         new.to_string(),
@@ -99,7 +98,7 @@ pub fn mem_rev_bump(d: &mut MemData, rev_key: &str) -> CacheResult<i64> {
 
 /// `rev_unchanged` of revision_prelude.lua on the memory store.
 pub fn mem_rev_unchanged(d: &mut MemData, rev_key: &str, seen: &str, t: i64) -> CacheResult<bool> {
-    Ok(mem_rev(d, rev_key)? == seen && mem_now_ms() - t < MAX_LOAD_MS)
+    Ok(mem_rev(d, rev_key)? == seen && crate::store::memory::now_ms() - t < MAX_LOAD_MS)
 }
 
 impl Store {
@@ -139,7 +138,7 @@ impl Store {
                 Ok(MissRead {
                     value: d.get_str(&k)?,
                     rev: mem_rev(d, &rk)?,
-                    t: mem_now_ms(),
+                    t: crate::store::memory::now_ms(),
                 })
             }),
         }
@@ -257,7 +256,7 @@ mod tests {
         let ttl = d.pttl("rev:{k}");
         assert!(ttl > MAX_LOAD_MS && ttl <= REV_TTL_MS, "{ttl}");
         let seen = mem_rev(&mut d, "rev:{k}").unwrap();
-        let t = mem_now_ms();
+        let t = crate::store::memory::now_ms();
         assert!(mem_rev_unchanged(&mut d, "rev:{k}", &seen, t).unwrap());
         assert!(!mem_rev_unchanged(&mut d, "rev:{k}", "0", t).unwrap());
         assert!(!mem_rev_unchanged(&mut d, "rev:{k}", &seen, t - MAX_LOAD_MS).unwrap());

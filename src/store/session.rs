@@ -1,7 +1,7 @@
 //! Session operations of the store: one script (Redis) or one critical section (memory) each.
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redis::Script;
 
@@ -30,30 +30,23 @@ static PUT: LazyLock<Script> =
 static PUT_LUA: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(index_script!("scripts/session_put.lua")));
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/revision_prelude.lua"),
-        index_script!("scripts/session_remove.lua")
+    Script::new(rev_script!(
+        "scripts/session_index_prelude.lua",
+        "scripts/session_remove.lua"
     ))
 });
 static REMOVE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(rev_script!("scripts/session_remove_user.lua")));
 static FILL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/revision_prelude.lua"),
-        index_script!("scripts/session_fill.lua")
+    Script::new(rev_script!(
+        "scripts/session_index_prelude.lua",
+        "scripts/session_fill.lua"
     ))
 });
 static DROP_CORRUPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_drop_corrupt.lua")));
 static LIST_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(index_script!("scripts/session_list_user.lua")));
-
-/// The memory store's clock for index scores: ms on a monotonic clock (the same one its TTLs
-/// run on; a memory store never outlives its process, so no epoch is needed).
-pub(crate) fn mem_now_ms() -> i64 {
-    static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
-    BASE.elapsed().as_millis() as i64
-}
 
 /// The user's session index in the memory store, as a sorted set: what `zindex` in
 /// session_index_prelude.lua does (a plain set converted, any other type dropped).
@@ -174,7 +167,7 @@ impl Store {
             Backend::Memory(m) => m.with(|d| {
                 d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
                 if let Some(set) = &set {
-                    let now = mem_now_ms();
+                    let now = crate::store::memory::now_ms();
                     let z = mem_index(d, set, now)?;
                     z.remove_below(now);
                     z.insert(hash, now + ttl_ms as i64);
@@ -237,7 +230,7 @@ impl Store {
                 }
                 d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
                 if let Some(set) = &set {
-                    let now = mem_now_ms();
+                    let now = crate::store::memory::now_ms();
                     let z = mem_index(d, set, now)?;
                     z.remove_below(now);
                     z.insert(hash, now + ttl_ms as i64);
@@ -282,7 +275,7 @@ impl Store {
                 d.del(&key);
                 if let Some(uid) = user_of(&json) {
                     let index = format!("{set_prefix}{uid}");
-                    mem_index(d, &index, mem_now_ms())?.remove(hash);
+                    mem_index(d, &index, crate::store::memory::now_ms())?.remove(hash);
                     mem_drop_empty(d, &index);
                 }
                 Ok(true)
@@ -310,7 +303,7 @@ impl Store {
             Backend::Memory(m) => m.with(|d| {
                 mem_rev_bump(d, &set_rev)?;
                 let mut n = 0;
-                for member in mem_index(d, &set, mem_now_ms())?.members() {
+                for member in mem_index(d, &set, crate::store::memory::now_ms())?.members() {
                     if d.del(&format!("{session_prefix}{member}")) {
                         n += 1;
                     }
@@ -334,7 +327,7 @@ impl Store {
                     .await
             }
             Backend::Memory(m) => m.with(|d| {
-                let now = mem_now_ms();
+                let now = crate::store::memory::now_ms();
                 mem_index(d, &set, now)?.remove_below(now);
                 let mut live = Vec::new();
                 for member in d.zset(&set)?.members() {

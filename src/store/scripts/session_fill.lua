@@ -11,14 +11,5 @@ if KEYS[3] then
   if user_rev and tonumber(user_rev) >= tonumber(ARGV[5]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if KEYS[3] then
-  local now = now_ms()
-  zindex(KEYS[3], now)
-  local ttl = tonumber(ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ms(now))
-  redis.call('ZADD', KEYS[3], ms(now + ttl), ARGV[3])
-  if redis.call('PTTL', KEYS[3]) < ttl then
-    redis.call('PEXPIRE', KEYS[3], ttl)
-  end
-end
+if KEYS[3] then index_add(KEYS[3], ARGV[3], tonumber(ARGV[2])) end
 return 1

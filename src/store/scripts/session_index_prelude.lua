@@ -38,3 +38,15 @@ local function zindex(key, now)
   if #members > 0 then redis.call('PEXPIRE', key, left) end
 end
 
+-- Adds `member` (a session living `ttl` ms) to the index: members whose session has expired
+-- leave it (so it never names dead sessions), and the index lives at least as long as its
+-- newest session, never without a TTL. O(log n + m) for n members of whom m have expired.
+local function index_add(key, member, ttl)
+  local now = now_ms()
+  zindex(key, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ms(now))
+  redis.call('ZADD', key, ms(now + ttl), member)
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
