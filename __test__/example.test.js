@@ -28,6 +28,66 @@ function run(cmd, args, env, timeoutMs = 60000) {
   });
 }
 
+// The load balancer's view of an outage: with Redis killed, liveness and readiness stay 200
+// (readiness reports the cache as degraded), a signed-in user is still served (the session and
+// permissions come from the database through the loaders), and only the cache's own /health
+// says 503. `/` says what the server is.
+describe('example ERP: health for load balancers, and the home page', () => {
+  it('/health/live and /health/ready stay 200 while Redis is down; requests are served by the fallbacks', async () => {
+    const redis = await startRedis();
+    const port = await freePort();
+    const child = spawn(process.execPath, ['examples/erp-server/server.js'], { cwd: ROOT, env: { ...process.env, PORT: String(port), REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    const base = `http://127.0.0.1:${port}`;
+    const get = async (p, headers = {}) => {
+      const r = await fetch(base + p, { headers });
+      const text = await r.text();
+      return { status: r.status, type: r.headers.get('content-type'), text, json: () => JSON.parse(text) };
+    };
+    try {
+      for (let i = 0; i < 200 && !stdout.includes('listening'); i++) await sleep(50);
+      assert.match(stdout, /listening/);
+      const home = await get('/');
+      assert.equal(home.status, 200);
+      assert.match(home.type, /^text\/html/);
+      for (const link of ['/health/live', '/health/ready', '/health', '/metrics', '/api/auth/login']) assert.ok(home.text.includes(link), `the home page names ${link}`);
+      const ready = await get('/health/ready');
+      assert.equal(ready.status, 200);
+      assert.equal(ready.json().status, 'ok');
+      assert.equal(ready.json().cache.pong, 'PONG');
+
+      const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-pass' }) });
+      assert.equal(login.status, 200);
+      const { token } = await login.json();
+      const auth = { authorization: `Bearer ${token}` };
+      assert.equal((await get('/api/inventory/items', auth)).status, 200);
+
+      await redis.kill();
+      const live = await get('/health/live');
+      assert.equal(live.status, 200);
+      assert.deepEqual(live.json(), { status: 'ok' });
+      const down = await get('/health/ready');
+      assert.equal(down.status, 200, down.text);
+      assert.equal(down.json().status, 'degraded');
+      assert.equal(down.json().cache.enabled, false);
+      assert.equal((await get('/health')).status, 503);
+      // served by the fallbacks: the session and the permission check come from the database
+      const me = await get('/api/me', auth);
+      assert.equal(me.status, 200, me.text);
+      assert.equal(me.json().user.id, 1);
+      assert.equal((await get('/api/inventory/items', auth)).status, 200);
+      assert.equal((await get('/api/inventory/items')).status, 401);
+    } finally {
+      child.kill('SIGTERM');
+      await redis.stop();
+    }
+    const { code, signal } = await Promise.race([exited, sleep(10000).then(() => ({ code: 'timeout' }))]);
+    assert.equal(code, 0, `server exit: ${code} ${signal}`);
+  });
+});
+
 // `npm run demo` (through npm when the test runs under npm, else the script npm would run).
 function runDemo(env) {
   const cleanEnv = { REDIS_URL: '', ...env };
