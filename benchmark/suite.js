@@ -521,7 +521,11 @@ function markdown(R) {
   L.push('|---|---:|:---:|');
   for (const t of TARGETS) {
     const v = t.get(R);
-    if (v == null) continue;
+    if (v === undefined) continue; // its part did not run
+    if (v === null) {
+      L.push(`| ${t.label}: ${t.min != null ? `≥ ${t.min}×` : `≤ ${t.max}×`} | n/a | – |`);
+      continue;
+    }
     const met = t.min != null ? v >= t.min : v <= t.max;
     L.push(`| ${t.label}: ${t.min != null ? `≥ ${t.min}×` : `≤ ${t.max}×`} | ${v.toFixed(2)}× | ${met ? 'yes' : '**no**'} |`);
   }
