@@ -1,21 +1,35 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run bench`: @bisman/cache against the plain-JS ioredis baseline (benchmark/baseline/),
-// both on the same fresh redis-server, in the same run:
+// both on the same fresh Redis, in the same run:
 //   1. per operation, at 1 and at 256 calls in flight (tinybench): ours, baseline with ioredis
 //      auto-pipelining, baseline without; the rounds alternate between the three so machine
-//      noise hits all alike; median of ROUNDS rounds; ratio = ours / the better baseline;
-//   2. end to end: the guide's section 8 chain (rate limiter + session + permission) in an
-//      Express app (its own process) under autocannon, 100 connections, alternating, median;
-//   3. memory: RSS before and after 1,000,000 session reads (each in its own process).
-// Writes BENCHMARKS.md and benchmark/ratios.svg (the chart shown in the README).
+//      noise hits all alike; median of ROUNDS rounds; ratio = ours / the better baseline.
+//      On three topologies: `plain` (one redis-server over TCP: every operation), `tls` (one
+//      redis-server with `--tls-port`, its certificate from a CA made by the run; ours through
+//      `rediss://` + `tls: { ca }`, ioredis with the same CA) and `cluster` (the test helpers'
+//      Redis Cluster, 3 primaries + 3 replicas; ours through `cluster`, ioredis `Redis.Cluster`):
+//      session hit and checkLimit;
+//   2. `express`: the guide's section 8 chain (rate limiter + session + permission) in an
+//      Express app (its own process) under autocannon, 100 connections; ours, both baselines
+//      and the no-cache stub app alternate, median of the rounds: requests/s, p99, and the app
+//      process's CPU per request (all its threads) above the stub's;
+//   3. `rss`: RSS before and after 1,000,000 session reads (each in its own process).
+// Prints one table with every row; writes BENCHMARKS.md and benchmark/ratios.svg (the chart
+// shown in the README).
 //
-//   node benchmark/suite.js [--quick] [--rounds 5] [--ms 600] [--express-sec 10]
+//   node benchmark/suite.js [--quick] [--rounds 5] [--ms 600] [--express-sec 10] [--express-rounds 5]
+//     [--express-budget <s>] [--no-express] [--no-rss] [--no-write]
+//   node benchmark/suite.js --only tls,cluster     only these parts (plain, tls, cluster,
+//     express, rss); `npm run bench:tls` etc.
 //   BENCH_ONLY=permNear,permFar node benchmark/suite.js   only these per-operation rows (keys
-//     below; `express` for the Express chain); no RSS, and nothing written (a partial run
-//     must not replace BENCHMARKS.md or the chart)
+//     below; `express` for the Express chain), on the plain topology unless --only says more
+// A partial run (--only or BENCH_ONLY) writes nothing: it must not replace BENCHMARKS.md or the
+// chart.
 //
-// Every loop is bounded in count and time; the whole run takes about 6 minutes.
+// Every loop is bounded in count and time. The whole run takes about 10 minutes on 2 cores:
+// plain ≈ 2.5 min, tls ≈ 1 min, cluster ≈ 1 min, express ≈ 4.5 min (5 rounds of 4 apps ×
+// 12 s, and never more than --express-budget seconds), rss ≈ 20 s.
 
 const fs = require('fs');
 const os = require('os');
@@ -23,7 +37,9 @@ const path = require('path');
 const { spawn } = require('child_process');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
-const { startBenchRedis } = require('./lib/redis');
+const { startBenchRedis, startBenchCluster } = require('./lib/redis');
+const { seedApp, startApp, cannon } = require('./lib/express');
+const { processCpuSeconds } = require('./lib/cpu');
 
 const ROOT = path.join(__dirname, '..');
 const argv = process.argv.slice(2);
@@ -32,15 +48,36 @@ const arg = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
+const listArg = (name) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? String(argv[i + 1] || '').split(',').map((k) => k.trim()).filter(Boolean) : null;
+};
 const QUICK = flag('quick');
 const ROUNDS = arg('rounds', QUICK ? 3 : 5);
 const ROUND_MS = arg('ms', QUICK ? 250 : 600);
 const EXPRESS_SEC = arg('express-sec', QUICK ? 3 : 10);
 const EXPRESS_ROUNDS = arg('express-rounds', QUICK ? 1 : 5);
+const EXPRESS_WARMUP_SEC = 2;
+// A round of the Express part starts only while the part has run less than this (the first
+// round always runs): the bound in time whatever the rounds' count.
+const EXPRESS_BUDGET_SEC = arg('express-budget', 1.5 * EXPRESS_ROUNDS * 4 * (EXPRESS_SEC + EXPRESS_WARMUP_SEC + 1));
 const RSS_READS = arg('rss-reads', QUICK ? 100_000 : 1_000_000);
 const TOKENS = 1000;
 const USERS = 1000;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((k) => k.trim()).filter(Boolean)) : null;
+const PARTS = ['plain', 'tls', 'cluster', 'express', 'rss'];
+const onlyParts = listArg('only');
+if (onlyParts !== null && (onlyParts.length === 0 || onlyParts.some((p) => !PARTS.includes(p)))) {
+  throw new Error(`--only takes a comma-separated list of ${PARTS.join(', ')}`);
+}
+// What runs: --only's parts; else with BENCH_ONLY the plain rows it names (and the Express
+// chain if it names `express`); else everything.
+// --no-express and --no-rss leave those parts out of a full run.
+const RUN = new Set(onlyParts || (ONLY !== null ? ['plain', ...(ONLY.has('express') ? ['express'] : [])] : PARTS));
+for (const part of ['express', 'rss']) if (flag(`no-${part}`)) RUN.delete(part);
+const PARTIAL = onlyParts !== null || ONLY !== null;
+// The operations measured on TLS and on the cluster.
+const TOPOLOGY_OPS = ['sessionHit', 'checkLimit'];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
@@ -82,8 +119,9 @@ async function round(series, inFlight) {
   return Object.fromEntries(bench.tasks.map((t) => [t.name, calls[t.name] / (t.result.totalTime / 1000)]));
 }
 
+// The operations (`ours`, `oursFar` and `base` are only read when a row runs: null gives the
+// list of names and keys).
 function operations(ours, oursFar, base) {
-  const S = ours.sessionCache;
   const hashes = Array.from({ length: TOKENS }, (_, i) => hashToken(token(i)));
   const tokens = Array.from({ length: TOKENS }, (_, i) => token(i));
   const data = Array.from({ length: TOKENS }, (_, i) => sessionData(i));
@@ -98,13 +136,13 @@ function operations(ours, oursFar, base) {
     {
       name: 'session hit (getSessionWithFallback)',
       key: 'sessionHit',
-      ours: async (i) => sessionOk(await S.getSessionWithFallback(tokens[i % TOKENS])),
+      ours: async (i) => sessionOk(await ours.sessionCache.getSessionWithFallback(tokens[i % TOKENS])),
       base: (b) => async (i) => sessionOk(await b.sessionCache.getSessionWithFallback(tokens[i % TOKENS])),
     },
     {
       name: 'setSession',
       key: 'setSession',
-      ours: async (i) => check(await S.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
+      ours: async (i) => check(await ours.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
       base: (b) => async (i) => check(await b.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
     },
     {
@@ -150,26 +188,8 @@ function operations(ours, oursFar, base) {
   ];
 }
 
-async function perOperation(url) {
-  const ours = createCache({ url, rateLimits, nodeId: 'bench' });
-  const oursFar = createCache({ url, rateLimits, nodeId: 'bench', nearCacheTtlMs: 0 });
-  // Each contender in its own database of the same server: the baseline keeps the old layout
-  // (a plain set as the user's session index), ours a sorted set, so one key cannot serve both.
-  const baseAp = createBaseline(`${url}/1`, { autoPipelining: true, rateLimits });
-  const baseNo = createBaseline(`${url}/2`, { autoPipelining: false, rateLimits });
-  await Promise.all([baseAp.ready(), baseNo.ready()]);
-  if (!(await ours.pubsub.subscribe())) throw new Error('our pub/sub did not subscribe');
-  await Promise.all([baseAp.pubsub.subscribe(), baseNo.pubsub.subscribe()]);
-  // one subscriber each way, both reading every published message
-  for (const c of [ours, baseAp, baseNo]) {
-    for (let i = 0; i < TOKENS; i++) await c.sessionCache.setSession(hashToken(token(i)), sessionData(i));
-    for (let i = 0; i < USERS; i++) await c.permissionCache.setUserPermissions(i, snapshot(i));
-  }
-
-  const ops = operations(ours, oursFar, baseAp).filter((op) => ONLY === null || ONLY.has(op.key));
-  if (ONLY !== null && ops.length === 0 && !ONLY.has('express')) throw new Error(`BENCH_ONLY names no operation (keys: ${operations(ours, oursFar, baseAp).map((op) => op.key).join(', ')})`);
-  const rows = [];
-  // The harness's own ceiling: an op that only awaits an already-resolved promise.
+// The harness's own ceiling: an op that only awaits an already-resolved promise.
+async function harnessCeiling() {
   const empty = async () => true;
   const ceiling = {};
   for (const inFlight of [1, 256]) {
@@ -177,9 +197,45 @@ async function perOperation(url) {
     for (let r = 0; r < ROUNDS; r++) xs.push((await round({ empty }, inFlight)).empty);
     ceiling[inFlight] = median(xs);
   }
-  rows.ceiling = ceiling;
   console.log(`harness ceiling (await of a resolved promise): ${fmtOps(ceiling[1])} at 1 in flight, ${fmtOps(ceiling[256])} at 256`);
+  return ceiling;
+}
+
+// The per-operation rows of one topology. `topo`: { name, ours: createCache's connection
+// options, baseline(n): [url or cluster nodes, createBaseline's connection options] for the
+// baseline n = 1 (auto-pipelining) or 2 (without), each in its own database or key prefix,
+// keys: the operations measured (null: all) }.
+async function perOperation(topo) {
+  const all = operations(null, null, null).map((op) => op.key);
+  const keys = all.filter((k) => (topo.keys === null || topo.keys.includes(k)) && (ONLY === null || ONLY.has(k)));
+  if (keys.length === 0) {
+    if (ONLY !== null && !ONLY.has('express')) throw new Error(`BENCH_ONLY names no operation of ${topo.name} (keys: ${(topo.keys || all).join(', ')})`);
+    return [];
+  }
+  const ours = createCache({ ...topo.ours, rateLimits, nodeId: 'bench' });
+  const oursFar = keys.includes('permFar') ? createCache({ ...topo.ours, rateLimits, nodeId: 'bench', nearCacheTtlMs: 0 }) : null;
+  // Each contender in its own database (or, on a cluster, under its own key prefix): the
+  // baseline keeps the old layout (a plain set as the user's session index), ours a sorted set,
+  // so one key cannot serve both.
+  const [apTarget, apOpts] = topo.baseline(1);
+  const [noTarget, noOpts] = topo.baseline(2);
+  const baseAp = createBaseline(apTarget, { ...apOpts, autoPipelining: true, rateLimits });
+  const baseNo = createBaseline(noTarget, { ...noOpts, autoPipelining: false, rateLimits });
+  const rows = [];
   try {
+    await Promise.all([baseAp.ready(), baseNo.ready()]);
+    // one subscriber each way, both reading every published message (ours: the near cache
+    // answers only while subscribed)
+    if (!(await ours.pubsub.subscribe())) throw new Error(`our pub/sub did not subscribe (${topo.name})`);
+    await Promise.all([baseAp.pubsub.subscribe(), baseNo.pubsub.subscribe()]);
+    const perms = keys.some((k) => k.startsWith('perm'));
+    for (const c of [ours, baseAp, baseNo]) {
+      for (let i = 0; i < TOKENS; i++) {
+        if (!(await c.sessionCache.setSession(hashToken(token(i)), sessionData(i)))) throw new Error(`seeding the sessions failed (${topo.name})`);
+      }
+      for (let i = 0; perms && i < USERS; i++) await c.permissionCache.setUserPermissions(i, snapshot(i));
+    }
+    const ops = operations(ours, oursFar, baseAp).filter((op) => keys.includes(op.key));
     for (const op of ops) {
       for (const inFlight of [1, 256]) {
         const series = {
@@ -195,17 +251,17 @@ async function perOperation(url) {
         }
         const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
         const best = Math.max(m.ioredisAuto, m.ioredis);
-        const row = { op: op.name, key: op.key, inFlight, ...m, ratio: m.ours / best };
+        const row = { topology: topo.name, op: op.name, key: op.key, inFlight, ...m, ratio: m.ours / best };
         rows.push(row);
         console.log(
-          `${op.name.padEnd(38)} ${String(inFlight).padStart(3)} in flight: ours ${fmtOps(m.ours)}, ioredis+auto ${fmtOps(m.ioredisAuto)}, ioredis ${fmtOps(
+          `${topo.name.padEnd(7)} ${op.name.padEnd(38)} ${String(inFlight).padStart(3)} in flight: ours ${fmtOps(m.ours)}, ioredis+auto ${fmtOps(m.ioredisAuto)}, ioredis ${fmtOps(
             m.ioredis,
           )} → ${row.ratio.toFixed(2)}×`,
         );
       }
     }
   } finally {
-    await Promise.all([ours.shutdown(), oursFar.shutdown()]);
+    await Promise.all([ours.shutdown(), oursFar && oursFar.shutdown()]);
     baseAp.close();
     baseNo.close();
   }
@@ -216,81 +272,45 @@ const fmtOps = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n /
 
 // ---- end to end: Express + autocannon ------------------------------------------------------
 
-function startApp(impl, url) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'express_app.js'), impl, url], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the ${impl} app did not start within 15 s`));
-    }, 15000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ port: Number(m[1]), stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the ${impl} app exited (${code})`));
-    });
-  });
-}
-
-async function cannon(port, duration = EXPRESS_SEC) {
-  const autocannon = require('autocannon');
-  const r = await autocannon({
-    url: `http://127.0.0.1:${port}/api/inventory/items`,
-    connections: 100,
-    duration,
-    headers: { authorization: `Bearer ${token(7)}` },
-  });
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`autocannon saw ${r.non2xx} non-2xx answers and ${r.errors} errors`);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
-}
-
-// The data the chain reads (snapshots live 5 minutes: write them afresh before every round).
-async function seedExpress(url) {
-  const c = createCache({ url });
-  try {
-    await c.sessionCache.setSession(hashToken(token(7)), sessionData(7));
-    await c.permissionCache.setUserPermissions(7, snapshot(7));
-  } finally {
-    await c.shutdown();
-  }
-}
-
+// The four apps alternate within each round (at most EXPRESS_ROUNDS rounds, and no new round
+// once EXPRESS_BUDGET_SEC have passed). Per app and round: a warm-up, then EXPRESS_SEC s of
+// autocannon while the app process's CPU (every thread, from /proc) is read before and after.
 async function express(url) {
   const impls = ['ours', 'ioredisAuto', 'ioredis', 'none'];
   const results = Object.fromEntries(impls.map((k) => [k, []]));
-  for (let r = 0; r < EXPRESS_ROUNDS; r++) {
+  const started = Date.now();
+  for (let r = 0; r < EXPRESS_ROUNDS && (r === 0 || Date.now() - started < EXPRESS_BUDGET_SEC * 1000); r++) {
     for (const impl of impls) {
-      await seedExpress(url);
+      await seedApp(url);
       const app = await startApp(impl, url);
       try {
-        await cannon(app.port, 2).catch(() => null); // 2 s warm-up (JIT, connections)
-        results[impl].push(await cannon(app.port));
+        await cannon(app.port, EXPRESS_WARMUP_SEC).catch(() => null); // JIT, connections
+        const cpu0 = processCpuSeconds(app.pid);
+        const a = await cannon(app.port, EXPRESS_SEC);
+        const cpu = processCpuSeconds(app.pid) - cpu0;
+        if (a.non2xx > 0 || a.errors > 0) throw new Error(`autocannon saw ${a.non2xx} non-2xx answers and ${a.errors} errors (${impl})`);
+        if (!(a.requests.total > 0)) throw new Error(`the ${impl} app answered no request`);
+        results[impl].push({ rps: a.requests.average, p50: a.latency.p50, p99: a.latency.p99, cpuUs: (cpu / a.requests.total) * 1e6 });
       } finally {
         await app.stop();
       }
       const last = results[impl][results[impl].length - 1];
-      console.log(`express ${impl.padEnd(12)} round ${r + 1}: ${Math.round(last.rps)} req/s, p50 ${last.p50} ms, p99 ${last.p99} ms`);
+      console.log(`express ${impl.padEnd(12)} round ${r + 1}: ${Math.round(last.rps)} req/s, p50 ${last.p50} ms, p99 ${last.p99} ms, app CPU ${last.cpuUs.toFixed(1)} µs/request`);
     }
   }
-  const out = {};
+  const out = { rounds: results.ours.length };
   for (const impl of impls) {
-    out[impl] = {
-      rps: median(results[impl].map((x) => x.rps)),
-      p50: median(results[impl].map((x) => x.p50)),
-      p99: median(results[impl].map((x) => x.p99)),
-    };
+    out[impl] = Object.fromEntries(['rps', 'p50', 'p99', 'cpuUs'].map((k) => [k, median(results[impl].map((x) => x[k]))]));
   }
   const best = out.ioredisAuto.rps >= out.ioredis.rps ? 'ioredisAuto' : 'ioredis';
   out.best = best;
   out.rpsRatio = out.ours.rps / out[best].rps;
   out.p99Ratio = out.ours.p99 / out[best].p99;
+  // The CPU criterion: what each cache adds to the app's CPU per request, over the stub app
+  // (Express and HTTP alone); against the baseline that adds the least.
+  for (const impl of ['ours', 'ioredisAuto', 'ioredis']) out[impl].cpuAboveUs = out[impl].cpuUs - out.none.cpuUs;
+  out.cpuBest = out.ioredisAuto.cpuAboveUs <= out.ioredis.cpuAboveUs ? 'ioredisAuto' : 'ioredis';
+  out.cpuRatio = out[out.cpuBest].cpuAboveUs > 0 ? out.ours.cpuAboveUs / out[out.cpuBest].cpuAboveUs : null;
   return out;
 }
 
@@ -343,17 +363,57 @@ async function rssMain(impl, url, reads) {
 
 // ---- output --------------------------------------------------------------------------------
 
+// The targets are set on the plain topology (issue 8), plus the Express CPU criterion.
+const plainRow = (R, key) => R.rows.find((r) => r.topology === 'plain' && r.key === key && r.inFlight === 256)?.ratio;
 const TARGETS = [
-  { label: 'session hit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'sessionHit' && r.inFlight === 256)?.ratio, min: 2.0 },
-  { label: 'checkLimit, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'checkLimit' && r.inFlight === 256)?.ratio, min: 2.0 },
-  { label: 'hasModulePermission (near cache), 256 in flight', get: (R) => R.rows.find((r) => r.key === 'permNear' && r.inFlight === 256)?.ratio, min: 20 },
-  { label: 'acquire + release, 256 in flight', get: (R) => R.rows.find((r) => r.key === 'lock' && r.inFlight === 256)?.ratio, min: 1.5 },
+  { label: 'session hit, 256 in flight', get: (R) => plainRow(R, 'sessionHit'), min: 2.0 },
+  { label: 'checkLimit, 256 in flight', get: (R) => plainRow(R, 'checkLimit'), min: 2.0 },
+  { label: 'hasModulePermission (near cache), 256 in flight', get: (R) => plainRow(R, 'permNear'), min: 20 },
+  { label: 'acquire + release, 256 in flight', get: (R) => plainRow(R, 'lock'), min: 1.5 },
   { label: 'Express chain, requests/s', get: (R) => R.express && R.express.rpsRatio, min: 1.3 },
   { label: 'Express chain, p99 latency (lower is better)', get: (R) => R.express && R.express.p99Ratio, max: 0.75 },
+  { label: 'Express chain, app CPU per request above the stub app (lower is better)', get: (R) => R.express && R.express.cpuRatio, max: 0.5 },
 ];
 
+const IMPL_NAMES = { ours: '@bisman/cache', ioredisAuto: 'baseline, ioredis + autopipelining', ioredis: 'baseline, ioredis', none: 'no cache at all (stubs: the ceiling)' };
+const us = (x) => `${x.toFixed(1)} µs`;
+
+// Every row of the run, one table: [topology, operation, in flight, ours, baseline, ratio].
+// The baseline column is the better of the two ioredis set-ups (named when it is not the
+// auto-pipelining one).
+function allRows(R) {
+  const out = [];
+  for (const r of R.rows) {
+    const base = r.ioredisAuto >= r.ioredis ? fmtOps(r.ioredisAuto) : `${fmtOps(r.ioredis)} (no autopipelining)`;
+    out.push([r.topology, r.op, String(r.inFlight), fmtOps(r.ours), base, `${r.ratio.toFixed(2)}×`]);
+  }
+  if (R.express) {
+    const e = R.express;
+    const b = e[e.best];
+    const cb = e[e.cpuBest];
+    const name = (k) => (k === 'ioredisAuto' ? '' : ' (no autopipelining)');
+    out.push(['plain', 'Express chain, requests/s', '100 conn.', String(Math.round(e.ours.rps)), `${Math.round(b.rps)}${name(e.best)}`, `${e.rpsRatio.toFixed(2)}×`]);
+    out.push(['plain', 'Express chain, p99 ms (lower is better)', '100 conn.', String(e.ours.p99), `${b.p99}${name(e.best)}`, `${e.p99Ratio.toFixed(2)}×`]);
+    out.push([
+      'plain',
+      'Express app CPU per request above the stub (lower is better)',
+      '100 conn.',
+      us(e.ours.cpuAboveUs),
+      `${us(cb.cpuAboveUs)}${name(e.cpuBest)}`,
+      e.cpuRatio === null ? 'n/a' : `${e.cpuRatio.toFixed(2)}×`,
+    ]);
+  }
+  return out;
+}
+
+function textTable(head, rows) {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i <= 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
 function svg(rows) {
-  const bars = rows.map((r) => ({ label: `${r.op} (${r.inFlight})`, v: r.ratio }));
+  const bars = rows.map((r) => ({ label: `${r.topology === 'plain' ? '' : `${r.topology}: `}${r.op} (${r.inFlight})`, v: r.ratio }));
   const W = 760;
   const left = 300;
   const barH = 18;
@@ -415,25 +475,35 @@ function markdown(R) {
   L.push('');
   L.push('## Per operation (ops/s)');
   L.push('');
-  L.push('| operation | in flight | @bisman/cache | ioredis + autopipelining | ioredis | ratio |');
-  L.push('|---|---:|---:|---:|---:|---:|');
-  if (R.rows.ceiling) L.push(`| *(the harness alone: await of a resolved promise)* | 1 / 256 | ${fmtOps(R.rows.ceiling[1])} / ${fmtOps(R.rows.ceiling[256])} | | | |`);
-  for (const r of R.rows) L.push(`| ${r.op} | ${r.inFlight} | ${fmtOps(r.ours)} | ${fmtOps(r.ioredisAuto)} | ${fmtOps(r.ioredis)} | ${r.ratio.toFixed(2)}× |`);
+  L.push(
+    'Topologies: **plain** is one redis-server over TCP (every operation). **tls** is one redis-server listening with `--tls-port` on loopback, its certificate signed by a CA the run makes with openssl; ours connects with `rediss://` and `tls: { ca }`, the baseline (ioredis) with the same CA. **cluster** is a Redis Cluster of 3 primaries and 3 replicas (the test helpers\' `startCluster`); ours connects with `cluster: [seed nodes]`, the baseline with ioredis `Redis.Cluster`, running the same single-key steps ours runs on a cluster where a standalone Redis gets one multi-key script (`checkLimit`: the IP\'s index entry, then the counter). On tls and cluster the rows are session hit and `checkLimit`, measured as the plain rows are.',
+  );
+  L.push('');
+  L.push('| topology | operation | in flight | @bisman/cache | ioredis + autopipelining | ioredis | ratio |');
+  L.push('|---|---|---:|---:|---:|---:|---:|');
+  if (R.ceiling) L.push(`| – | *(the harness alone: await of a resolved promise)* | 1 / 256 | ${fmtOps(R.ceiling[1])} / ${fmtOps(R.ceiling[256])} | | | |`);
+  for (const r of R.rows) L.push(`| ${r.topology} | ${r.op} | ${r.inFlight} | ${fmtOps(r.ours)} | ${fmtOps(r.ioredisAuto)} | ${fmtOps(r.ioredis)} | ${r.ratio.toFixed(2)}× |`);
   L.push('');
   if (R.express) {
     const e = R.express;
     L.push(`## Express, guide section 8 chain (rate limiter + session + permission)`);
     L.push('');
-    L.push(`autocannon, 100 connections, ${R.expressSec} s per round, median of ${R.expressRounds} rounds; app in its own process.`);
+    L.push(
+      `autocannon, 100 connections, ${R.expressSec} s per round after ${EXPRESS_WARMUP_SEC} s of warm-up, the four apps alternating, median of ${e.rounds} rounds; each app in its own process. ` +
+        'App CPU: user + system time of the app process (every thread: JS, libuv, V8 helpers, our I/O thread) during the round, from `/proc`, per request answered; "above the stub" subtracts the no-cache app\'s, i.e. what the cache layer costs per request.',
+    );
     L.push('');
-    L.push('| implementation | requests/s | p50 ms | p99 ms |');
-    L.push('|---|---:|---:|---:|');
+    L.push('| implementation | requests/s | p50 ms | p99 ms | app CPU per request | above the stub |');
+    L.push('|---|---:|---:|---:|---:|---:|');
     for (const k of ['ours', 'ioredisAuto', 'ioredis', 'none']) {
-      L.push(`| ${{ ours: '@bisman/cache', ioredisAuto: 'baseline, ioredis + autopipelining', ioredis: 'baseline, ioredis', none: 'no cache at all (stubs: the ceiling)' }[k]} | ${Math.round(e[k].rps)} | ${e[k].p50} | ${e[k].p99} |`);
+      L.push(`| ${IMPL_NAMES[k]} | ${Math.round(e[k].rps)} | ${e[k].p50} | ${e[k].p99} | ${us(e[k].cpuUs)} | ${k === 'none' ? '–' : us(e[k].cpuAboveUs)} |`);
     }
     L.push('');
     L.push(`Ratio to the better baseline: ${e.rpsRatio.toFixed(2)}× requests/s, ${e.p99Ratio.toFixed(2)}× p99.`);
-    if (e.none) L.push(`The app without any cache (stubs) runs at ${(e.none.rps / e[e.best].rps).toFixed(2)}× the better baseline's requests/s: the most any cache could reach here.`);
+    L.push(
+      `App CPU per request above the stub, ours ÷ the baseline that adds the least (${IMPL_NAMES[e.cpuBest]}): ${e.cpuRatio === null ? 'n/a (the baseline measured no cost above the stub)' : `${e.cpuRatio.toFixed(2)}×`}.`,
+    );
+    L.push(`The app without any cache (stubs) runs at ${(e.none.rps / e[e.best].rps).toFixed(2)}× the better baseline's requests/s: the most any cache could reach here.`);
     L.push('');
   }
   if (R.rss) {
@@ -451,7 +521,11 @@ function markdown(R) {
   L.push('|---|---:|:---:|');
   for (const t of TARGETS) {
     const v = t.get(R);
-    if (v == null) continue;
+    if (v === undefined) continue; // its part did not run
+    if (v === null) {
+      L.push(`| ${t.label}: ${t.min != null ? `≥ ${t.min}×` : `≤ ${t.max}×`} | n/a | – |`);
+      continue;
+    }
     const met = t.min != null ? v >= t.min : v <= t.max;
     L.push(`| ${t.label}: ${t.min != null ? `≥ ${t.min}×` : `≤ ${t.max}×`} | ${v.toFixed(2)}× | ${met ? 'yes' : '**no**'} |`);
   }
@@ -460,36 +534,70 @@ function markdown(R) {
   return L.join('\n') + '\n';
 }
 
-async function main() {
-  const server = await startBenchRedis();
-  const started = Date.now();
-  const R = { date: new Date().toISOString().replace(/\..*/, ' UTC'), redisVersion: server.version, rounds: ROUNDS, roundMs: ROUND_MS, expressSec: EXPRESS_SEC, expressRounds: EXPRESS_ROUNDS };
+// Runs one part, its servers started and stopped around it.
+async function withServer(start, fn) {
+  const server = await start();
   try {
-    console.log(`per operation: ${ROUNDS} rounds of ${ROUND_MS} ms per series`);
-    R.rows = await perOperation(server.url);
-    if ((ONLY === null && !flag('no-express')) || (ONLY !== null && ONLY.has('express'))) {
-      console.log(`\nExpress chain: autocannon 100 connections × ${EXPRESS_SEC} s, ${EXPRESS_ROUNDS} rounds`);
-      R.express = await express(server.url);
-    }
-    if (ONLY === null && !flag('no-rss')) {
-      console.log(`\nRSS around ${RSS_READS} session reads`);
-      R.rss = [await rssChild('ours', server.url), await rssChild('baseline', server.url)];
-      for (const r of R.rss) console.log(`${r.impl}: ${(r.before / 2 ** 20).toFixed(1)} MiB → ${(r.after / 2 ** 20).toFixed(1)} MiB after GC (${r.reads} reads in ${r.secs} s)`);
-    }
+    return await fn(server);
   } finally {
     await server.stop();
   }
+}
+
+async function main() {
+  const started = Date.now();
+  const R = { date: new Date().toISOString().replace(/\..*/, ' UTC'), rounds: ROUNDS, roundMs: ROUND_MS, expressSec: EXPRESS_SEC, rows: [] };
+  const perOp = ['plain', 'tls', 'cluster'].some((p) => RUN.has(p));
+  console.log(`parts: ${[...RUN].join(', ')}${perOp ? `; per operation: ${ROUNDS} rounds of ${ROUND_MS} ms per series` : ''}`);
+  if (RUN.has('plain') || RUN.has('express') || RUN.has('rss')) {
+    await withServer(startBenchRedis, async (server) => {
+      R.redisVersion = server.version;
+      if (RUN.has('plain')) {
+        R.ceiling = await harnessCeiling();
+        const base = (n) => [`${server.url}/${n}`, {}];
+        R.rows.push(...(await perOperation({ name: 'plain', ours: { url: server.url }, baseline: base, keys: null })));
+      }
+      if (RUN.has('express')) {
+        console.log(`\nExpress chain: autocannon 100 connections × ${EXPRESS_SEC} s, ${EXPRESS_ROUNDS} rounds (at most ${Math.round(EXPRESS_BUDGET_SEC)} s)`);
+        R.express = await express(server.url);
+      }
+      if (RUN.has('rss')) {
+        console.log(`\nRSS around ${RSS_READS} session reads`);
+        R.rss = [await rssChild('ours', server.url), await rssChild('baseline', server.url)];
+        for (const r of R.rss) console.log(`${r.impl}: ${(r.before / 2 ** 20).toFixed(1)} MiB → ${(r.after / 2 ** 20).toFixed(1)} MiB after GC (${r.reads} reads in ${r.secs} s)`);
+      }
+    });
+  }
+  if (RUN.has('tls')) {
+    console.log('\nTLS: a CA, a server certificate and a redis-server with --tls-port');
+    await withServer(
+      () => startBenchRedis({ tls: true }),
+      async (server) => {
+        R.redisVersion = server.version;
+        const tls = { ca: server.ca };
+        const base = (n) => [`${server.tlsUrl}/${n}`, { tls }];
+        R.rows.push(...(await perOperation({ name: 'tls', ours: { url: server.tlsUrl, tls }, baseline: base, keys: TOPOLOGY_OPS })));
+      },
+    );
+  }
+  if (RUN.has('cluster')) {
+    console.log('\nCluster: 3 primaries + 3 replicas');
+    await withServer(startBenchCluster, async (cluster) => {
+      const base = (n) => [cluster.nodes, { keyPrefix: `base${n}:` }];
+      R.rows.push(...(await perOperation({ name: 'cluster', ours: { cluster: cluster.nodes }, baseline: base, keys: TOPOLOGY_OPS })));
+    });
+  }
   const notesFile = path.join(__dirname, 'NOTES.md');
   if (fs.existsSync(notesFile)) R.notes = fs.readFileSync(notesFile, 'utf8');
-  if (ONLY !== null) {
-    console.log('\n' + markdown(R));
-    console.log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; BENCH_ONLY=${[...ONLY].join(',')}: a partial run, nothing written`);
+  console.log('\n' + textTable(['topology', 'operation', 'in flight', 'ours', 'baseline (better)', 'ratio'], allRows(R)));
+  const secs = Math.round((Date.now() - started) / 1000);
+  if (PARTIAL) {
+    console.log(`\nbench: done in ${secs} s; a partial run (${[...RUN].join(', ')}${ONLY !== null ? `; BENCH_ONLY=${[...ONLY].join(',')}` : ''}): nothing written`);
     return;
   }
   fs.writeFileSync(path.join(__dirname, 'ratios.svg'), svg(R.rows));
   if (!flag('no-write')) fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), markdown(R));
-  console.log('\n' + markdown(R));
-  console.log(`bench: done in ${Math.round((Date.now() - started) / 1000)} s; wrote BENCHMARKS.md and benchmark/ratios.svg`);
+  console.log(`\nbench: done in ${secs} s; wrote BENCHMARKS.md and benchmark/ratios.svg`);
 }
 
 if (argv[0] === '--rss-child') {

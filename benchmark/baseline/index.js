@@ -5,7 +5,14 @@
 // use) for the multi-step operations, SHA-256 token keys, a separate subscriber connection.
 //
 // `createBaseline(url, { autoPipelining })` builds it on one command connection (with or
-// without ioredis `enableAutoPipelining`) plus a subscriber connection.
+// without ioredis `enableAutoPipelining`) plus a subscriber connection. `url` may be
+// `rediss://` (give `tls: { ca }`, passed to ioredis as is) or an array of cluster seed node
+// URLs: then both connections are `Redis.Cluster` clients, and the multi-key scripts whose
+// keys the documented names put in different slots run as the same single-key steps, in the
+// same order, as ours on a cluster (src/store/cluster_ops.rs): the limiter's index entry, then
+// its counter; the user's session set, then the session. The lock's fence key is hash-tagged
+// into the lock key's slot, as ours is. `keyPrefix` (ioredis') keeps its keys apart from
+// ours where no separate database exists (a cluster has only database 0).
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -19,6 +26,9 @@ const lua = (name) => fs.readFileSync(path.join(SCRIPTS, name), 'utf8');
 // The same fixed-window counter script as ours: INCR, and the TTL set atomically with the
 // first hit (an INCR + EXPIRE pair once left counters without a TTL).
 const RATE_HIT_LUA = lua('rate_hit.lua');
+// Its two halves, one key each, for a cluster (the same scripts ours runs there).
+const RATE_INDEX_LUA = lua('cluster_rate_index.lua');
+const RATE_COUNT_LUA = lua('cluster_rate_count.lua');
 // Compare-and-delete by owner.
 const LOCK_RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -50,14 +60,24 @@ class RateLimiter {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
     if (typeof client.bismanRateHit !== 'function') {
       client.defineCommand('bismanRateHit', { numberOfKeys: 2, lua: RATE_HIT_LUA });
+      client.defineCommand('bismanRateIndex', { numberOfKeys: 1, lua: RATE_INDEX_LUA });
+      client.defineCommand('bismanRateCount', { numberOfKeys: 1, lua: RATE_COUNT_LUA });
     }
+  }
+
+  // One hit → [hits in this window, ms left]. On a cluster the counter and the IP's index are
+  // in different slots: the index entry first, then the counter, each one atomic script.
+  async hit(ip, endpoint, max, windowMs) {
+    const key = `rate:${ip}:${endpoint.replace(/\//g, '_')}`;
+    if (!this.client.isCluster) return this.client.bismanRateHit(key, `rate-ip:${ip}`, windowMs, endpoint, max);
+    await this.client.bismanRateIndex(`rate-ip:${ip}`, endpoint, max, windowMs);
+    return this.client.bismanRateCount(key, windowMs);
   }
 
   async checkLimit(ip, endpoint) {
     const { max, windowSec } = this.limits[endpoint] || this.limits.default;
-    const key = `rate:${ip}:${endpoint.replace(/\//g, '_')}`;
     try {
-      const [total, left] = await this.client.bismanRateHit(key, `rate-ip:${ip}`, windowSec * 1000, endpoint, max);
+      const [total, left] = await this.hit(ip, endpoint, max, windowSec * 1000);
       return { allowed: total <= max, remaining: Math.max(0, max - total), resetIn: Math.ceil(left / 1000), total, limit: max };
     } catch {
       return { allowed: true, remaining: max, resetIn: windowSec, total: 0, limit: max }; // fail open
@@ -68,11 +88,10 @@ class RateLimiter {
   createLimiter({ max, windowSec }) {
     return async (req, res, next) => {
       const endpoint = req.baseUrl + req.path;
-      const key = `rate:${req.ip}:${endpoint.replace(/\//g, '_')}`;
       let total = 0;
       let left = windowSec * 1000;
       try {
-        [total, left] = await this.client.bismanRateHit(key, `rate-ip:${req.ip}`, windowSec * 1000, endpoint, max);
+        [total, left] = await this.hit(req.ip, endpoint, max, windowSec * 1000);
       } catch {
         // fail open
       }
@@ -128,8 +147,11 @@ class DistributedLock {
   async acquire(resource, id, { ttlSec = 30 } = {}) {
     const key = `lock:${resource}:${id}`;
     const owner = `${this.nodeId}:${process.pid}:${crypto.randomBytes(16).toString('hex')}`;
+    // on a cluster the fence key must share the lock key's slot: a hash tag around the lock
+    // key as Redis sees it (ioredis puts the prefix in front of both), as ours has
+    const fence = this.client.isCluster ? `lock-fence:{${this.client.options.keyPrefix || ''}${key}}` : `lock-fence:${key}`;
     try {
-      const r = await this.client.bismanLockAcquire(key, `lock-fence:${key}`, owner, ttlSec * 1000, FENCE_TTL_MS);
+      const r = await this.client.bismanLockAcquire(key, fence, owner, ttlSec * 1000, FENCE_TTL_MS);
       if (r[0] === 1) return { acquired: true, owner, fence: r[1], ttl: ttlSec };
       return { acquired: false, heldBy: r[1], ttl: Math.max(0, Math.ceil(r[2] / 1000)) };
     } catch (error) {
@@ -197,10 +219,21 @@ class PubSub {
   }
 }
 
-function createBaseline(url, { autoPipelining = true, loaders = {}, rateLimits = {} } = {}) {
-  const opts = { enableAutoPipelining: autoPipelining, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
-  const client = new Redis(url, opts);
-  const subscriber = new Redis(url, { maxRetriesPerRequest: 1 });
+// Cluster seed node URLs → ioredis `{ host, port }` (credentials, if any, go in redisOptions).
+function clusterClient(nodes, { enableAutoPipelining = false, enableOfflineQueue = true, keyPrefix, lazyConnect, ...redisOptions }) {
+  const seeds = nodes.map((u) => {
+    const { hostname, port } = new URL(u);
+    return { host: hostname, port: Number(port) };
+  });
+  return new Redis.Cluster(seeds, { enableAutoPipelining, enableOfflineQueue, keyPrefix, lazyConnect, redisOptions });
+}
+
+function createBaseline(url, { autoPipelining = true, loaders = {}, rateLimits = {}, tls, keyPrefix } = {}) {
+  const common = { maxRetriesPerRequest: 1, ...(tls ? { tls } : {}), ...(keyPrefix ? { keyPrefix } : {}) };
+  const opts = { ...common, enableAutoPipelining: autoPipelining, enableOfflineQueue: false, lazyConnect: false };
+  const cluster = Array.isArray(url);
+  const client = cluster ? clusterClient(url, opts) : new Redis(url, opts);
+  const subscriber = cluster ? clusterClient(url, common) : new Redis(url, common);
   const sessionCache = new SessionCache(client, { loader: loaders.session || null });
   return {
     client,

@@ -26,6 +26,17 @@ if KEYS[2] then
 end
 return 1
 `;
+// On a cluster the session and its user's set are in different slots: the set alone first
+// (SADD, TTL raised to the session's), then the session (SET PX), as ours orders the two
+// steps there, so no session exists that its user's set does not name.
+const SESSION_INDEX_LUA = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+`;
 
 function hashToken(token) {
   return crypto.createHash('sha256').update(token).digest('hex');
@@ -52,6 +63,7 @@ class SessionCache {
     if (typeof client.bismanSessionPut !== 'function') {
       // EVALSHA with a transparent EVAL on NOSCRIPT (ioredis handles it).
       client.defineCommand('bismanSessionPut', { lua: SESSION_PUT_LUA });
+      client.defineCommand('bismanSessionIndex', { numberOfKeys: 1, lua: SESSION_INDEX_LUA });
     }
   }
 
@@ -70,7 +82,10 @@ class SessionCache {
     const key = SESSION_PREFIX + tokenHash;
     const json = JSON.stringify(data);
     try {
-      if (userId != null) {
+      if (userId != null && this.client.isCluster) {
+        await this.client.bismanSessionIndex(USER_SET_PREFIX + userId, tokenHash, ttl);
+        await this.client.set(key, json, 'PX', ttl);
+      } else if (userId != null) {
         await this.client.bismanSessionPut(2, key, USER_SET_PREFIX + userId, json, ttl, tokenHash);
       } else {
         await this.client.set(key, json, 'PX', ttl);

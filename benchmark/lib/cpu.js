@@ -25,4 +25,24 @@ function perSecond(before, after, secs) {
     .filter(([, v]) => v > 1);
 }
 
-module.exports = { cpu, perSecond };
+// Clock ticks per second of /proc's CPU times (USER_HZ; 100 on Linux unless built otherwise).
+let hz = null;
+function ticksPerSecond() {
+  if (hz === null) {
+    try {
+      hz = Number(require('child_process').execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5000 }).trim()) || 100;
+    } catch {
+      hz = 100;
+    }
+  }
+  return hz;
+}
+
+// pid → CPU seconds (user + system) of the whole process: every thread, the ended ones too.
+function processCpuSeconds(pid) {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+}
+
+module.exports = { cpu, perSecond, processCpuSeconds };

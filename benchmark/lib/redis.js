@@ -1,10 +1,18 @@
 'use strict';
-// A fresh redis-server for one benchmark run: a free loopback port, no persistence
-// (`--save '' --appendonly no`, set by the test helper), stopped at the end. If the process
-// is interrupted (Ctrl-C) or dies, the server is killed with it.
+// Fresh Redis for one benchmark run, stopped at the end; if the process is interrupted
+// (Ctrl-C) or dies, the servers are killed with it. All on loopback, free ports, no
+// persistence (`--save '' --appendonly no`, set by the test helpers):
+//   startBenchRedis()          one redis-server (plain TCP)
+//   startBenchRedis({ tls })   one redis-server that also listens with TLS (`--tls-port`), its
+//                              certificate signed by a CA made here with openssl
+//   startBenchCluster()        the test helpers' Redis Cluster: 3 primaries, 3 replicas
 
 const { execFileSync } = require('child_process');
-const { startRedis, redisAvailable } = require('../../__test__/helpers/redis.js');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { startRedis, redisAvailable, freePort } = require('../../__test__/helpers/redis.js');
+const { startCluster } = require('../../__test__/helpers/topologies.js');
 
 function redisServerVersion() {
   try {
@@ -16,16 +24,15 @@ function redisServerVersion() {
   }
 }
 
-// → { url, port, version, client(), stop() }: the test helper's shape (client() is a plain
-// ioredis client, disconnected by stop()), plus the server version. `stop()` is idempotent.
-async function startBenchRedis() {
-  if (!redisAvailable()) {
-    throw new Error('redis-server is not installed (apt-get install redis-server)');
-  }
-  const server = await startRedis();
+function requireRedis() {
+  if (!redisAvailable()) throw new Error('redis-server is not installed (apt-get install redis-server)');
+}
+
+// `stop` made idempotent, and run before the process dies of SIGINT/SIGTERM.
+function guarded(stopServers) {
   let stopped = false;
   const onSignal = (signal) => {
-    // Kill the server, then die of the same signal as we would have without this handler.
+    // Kill the servers, then die of the same signal as we would have without this handler.
     stop().finally(() => process.kill(process.pid, signal));
   };
   const stop = async () => {
@@ -33,12 +40,60 @@ async function startBenchRedis() {
     stopped = true;
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    await server.stop();
+    await stopServers();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  return { url: server.url, port: server.port, version: redisServerVersion(), client: () => server.client(), stop };
+  return stop;
+}
+
+// A CA and a certificate for 127.0.0.1/localhost signed by it, in `dir` (openssl, the same
+// commands as the TLS tests in __test__/faults/security.test.js).
+function makePki(dir) {
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore', timeout: 30000 });
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=bisman bench CA');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
+  return { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
+}
+
+// → { url, port, version, client(), stop() } (client() is a plain ioredis client on the
+// plaintext port, disconnected by stop()); with `tls`, also `tlsUrl` (rediss://127.0.0.1:<port>)
+// and `ca` (the CA's PEM, for `tls: { ca }`). `stop()` is idempotent.
+async function startBenchRedis({ tls = false } = {}) {
+  requireRedis();
+  let dir = null;
+  let pki = null;
+  let tlsPort = null;
+  const args = [];
+  if (tls) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-bench-tls-'));
+    try {
+      pki = makePki(dir);
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(`openssl could not make the bench's certificates: ${err.message}`, { cause: err });
+    }
+    tlsPort = await freePort();
+    args.push('--tls-port', String(tlsPort), '--tls-cert-file', pki.cert, '--tls-key-file', pki.key, '--tls-ca-cert-file', pki.ca, '--tls-auth-clients', 'no');
+  }
+  const server = await startRedis({ args });
+  const stop = guarded(async () => {
+    await server.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const out = { url: server.url, port: server.port, version: redisServerVersion(), client: () => server.client(), stop };
+  if (tls) Object.assign(out, { tlsUrl: `rediss://127.0.0.1:${tlsPort}`, ca: fs.readFileSync(pki.ca, 'utf8') });
+  return out;
+}
+
+// → { nodes: ['redis://127.0.0.1:<port>', …] (all six), stop() }.
+async function startBenchCluster() {
+  requireRedis();
+  const cluster = await startCluster();
+  return { nodes: cluster.urls, stop: guarded(() => cluster.stop()) };
 }
 
 // `startRedis` too, for benchmarks written against the test helper's name.
-module.exports = { startBenchRedis, startRedis: startBenchRedis, redisServerVersion };
+module.exports = { startBenchRedis, startBenchCluster, startRedis: startBenchRedis, redisServerVersion };
