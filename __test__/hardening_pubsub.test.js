@@ -136,7 +136,7 @@ function listen(cache) {
 
 const rejected = (cache) => cache.stats().pubsub.rejected;
 
-// The wire format of a signed message (README): the published JSON object with a last field
+// The wire format of a signed message (docs/pubsub.md): the published JSON object with a last field
 // "sig" = hex HMAC-SHA256(secret, "bisman-cache pubsub v1\n" + channel + "\n" + object), where
 // channel is the channel as published (keyPrefix included) and object the exact bytes.
 function signed(secret, channel, object) {

@@ -61,7 +61,7 @@ function rawSetter(backend) {
   return (key, value) => c.set(key, value, 'EX', 600);
 }
 
-// The signed wire format (README): the object with a last field "sig".
+// The signed wire format (docs/pubsub.md): the object with a last field "sig".
 function signed(secret, channel, object) {
   const sig = crypto.createHmac('sha256', secret).update(`bisman-cache pubsub v1\n${channel}\n${object}`).digest('hex');
   return `${object.slice(0, -1)},"sig":"${sig}"}`;
