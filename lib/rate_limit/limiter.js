@@ -15,8 +15,8 @@ const { createLimiter, middleware } = require('./middleware');
 const DECISION_ENDPOINTS_MAX = 1000;
 
 // One hit sent to the store, { ip, endpoint, name, lim, at }: `name` is the counter (see
-// counterName), `at` when it was sent on the monotonic clock; the store's answer fills in
-// { total, leftMs } (see storedHit).
+// counterName in ./endpoints.js), `at` when it was sent on the monotonic clock; the store's
+// answer fills in { total, leftMs } (see storedHit).
 function newHit(ip, endpoint, name, lim) {
   return { ip, endpoint, name, lim, at: performance.now(), total: 0, leftMs: 0 };
 }
