@@ -206,29 +206,32 @@ export declare class NativeCache {
   sessionListUser(id: number, userId: JsId): void
 }
 
+/** The pub/sub channels, by name. */
+export interface Channels {
+  permissions: string
+  sessions: string
+  cache: string
+}
+
+/** Every error code, by name. */
+export interface ErrorCodes {
+  invalidArg: string
+  valueTooLarge: string
+  outOfRange: string
+  disabled: string
+  timeout: string
+  unavailable: string
+  redis: string
+  closed: string
+  circuitOpen: string
+  internal: string
+  overload: string
+}
+
 /** SHA-256 of a raw token, hex: the form under which a session is stored. */
 export declare function hashToken(token: string): string
 
 export declare function lockKey(resource: JsId, id: JsId): string
-
-/** Diagnostics of the embedded store (tests, dev tools): the live keys of `memory://{name}`. */
-export declare function memoryStoreKeys(name: string): Array<string>
-
-/** Diagnostics of the embedded store: PTTL of a key of `memory://{name}` (-2 missing, -1 none). */
-export declare function memoryStorePttl(name: string, key: string): number
-
-/**
- * Diagnostics of the embedded store (tests): PUBLISH `payload` as is (unsigned, unchecked:
- * what any client of a shared Redis could send) on `channel` (as published, prefix
- * included) of `memory://{name}` → receivers.
- */
-export declare function memoryStorePublish(name: string, channel: string, payload: string): number
-
-/**
- * Diagnostics of the embedded store (tests, dev tools): SET `key` (as stored, prefix
- * included) to `value` with a TTL in `memory://{name}`.
- */
-export declare function memoryStoreSet(name: string, key: string, value: string, ttlMs: number): void
 
 /** What the JS façade passes to `new NativeCache(options, onBatch)`. */
 export interface NativeOptions {
@@ -285,6 +288,37 @@ export declare function permRoleKey(roleId: JsId): string
 export declare function permUserKey(userId: JsId): string
 
 export declare function rateKey(ip: JsId, endpoint: string): string
+
+/** One default rate limit. */
+export interface RateLimitRule {
+  endpoint: string
+  max: number
+  windowSec: number
+}
+
+/** The shared rules (read once by lib/rules.js). */
+export declare function rules(): Rules
+
+/** The shared rules as JS reads them (lib/rules.js freezes them). */
+export interface Rules {
+  errorCodes: ErrorCodes
+  backendFailureCodes: Array<string>
+  channel: Channels
+  /** The channels in the order of [`CHANNELS`]. */
+  channels: Array<string>
+  sessionMaxTtlMs: number
+  sessionMaxTokenBytes: number
+  lockMaxTtlMs: number
+  rateLimitMax: number
+  rateLimitMaxWindowSec: number
+  defaultRateLimits: Array<RateLimitRule>
+  defaultSuperRoles: Array<string>
+  permissionWildcard: string
+  nearWordGen: number
+  nearWordTrusted: number
+  permUserTtlMinSec: number
+  permUserTtlMaxSec: number
+}
 
 export declare function sessionKey(tokenHash: JsId): string
 

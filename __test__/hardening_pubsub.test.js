@@ -4,7 +4,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
-const native = require('../binding.js');
+const hooks = require('./helpers/hooks');
 const { createCache } = require('..');
 const fs = require('fs');
 const os = require('os');
@@ -27,7 +27,7 @@ async function rejectsWith(promise, Class, code, what) {
 async function seed(backend, keys) {
   if (backend.name === 'memory') {
     const name = backend.url.slice('memory://'.length);
-    for (const k of keys) native.memoryStoreSet(name, k, 'v', 600_000);
+    for (const k of keys) hooks.memoryStoreSet(name, k, 'v', 600_000);
     return;
   }
   const c = backend.server.client();
@@ -120,7 +120,7 @@ async function within(ms, poll, what) {
 function rawPublisher(backend) {
   if (backend.name === 'memory') {
     const name = backend.url.slice('memory://'.length);
-    return async (channel, payload) => native.memoryStorePublish(name, channel, payload);
+    return async (channel, payload) => hooks.memoryStorePublish(name, channel, payload);
   }
   const c = backend.server.client();
   return (channel, payload) => c.publish(channel, payload);

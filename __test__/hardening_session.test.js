@@ -6,7 +6,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const { createCache, hashToken } = require('..');
-const native = require('../binding.js');
+const hooks = require('./helpers/hooks');
 const { BACKENDS } = require('./helpers/backends');
 const { runApp } = require('./helpers/guide');
 
@@ -98,7 +98,7 @@ for (const [name, make] of BACKENDS) {
     let admin = null; // an ioredis client on the redis back end (raw writes, SLOWLOG)
     // Writes a raw string value, as another writer (or a corruption) would leave it.
     const rawSet = async (key, value, ttlMs = 600_000) => {
-      if (backend.name === 'memory') native.memoryStoreSet(backend.url.slice('memory://'.length), key, value, ttlMs);
+      if (backend.name === 'memory') hooks.memoryStoreSet(backend.url.slice('memory://'.length), key, value, ttlMs);
       else await admin.set(key, value, 'PX', ttlMs);
     };
 

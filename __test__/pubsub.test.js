@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const path = require('path');
 const { spawn } = require('child_process');
-const native = require('../binding.js');
+const hooks = require('./helpers/hooks');
 const { createCache, permUserKey, hashToken } = require('..');
 const { BACKENDS, redisBackend } = require('./helpers/backends');
 const { forkWorker } = require('./helpers/worker');
@@ -52,7 +52,7 @@ function makeDb() {
 async function seed(backend, keys) {
   if (backend.name === 'memory') {
     const name = backend.url.slice('memory://'.length);
-    for (const k of keys) native.memoryStoreSet(name, k, 'v', 600_000);
+    for (const k of keys) hooks.memoryStoreSet(name, k, 'v', 600_000);
     return;
   }
   if (backend.seed) return backend.seed(keys);

@@ -8,7 +8,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
 const Redis = require('ioredis');
-const native = require('../binding.js');
+const hooks = require('./helpers/hooks');
 const { createCache } = require('..');
 const { BACKENDS } = require('./helpers/backends');
 const { sleep } = require('./helpers/redis');
@@ -45,7 +45,7 @@ function rawClient(backend) {
 function rawPublisher(backend) {
   if (backend.name === 'memory') {
     const name = backend.url.slice('memory://'.length);
-    return async (channel, payload) => native.memoryStorePublish(name, channel, payload);
+    return async (channel, payload) => hooks.memoryStorePublish(name, channel, payload);
   }
   const c = rawClient(backend);
   return (channel, payload) => c.publish(channel, payload);
@@ -55,7 +55,7 @@ function rawPublisher(backend) {
 function rawSetter(backend) {
   if (backend.name === 'memory') {
     const name = backend.url.slice('memory://'.length);
-    return async (key, value) => native.memoryStoreSet(name, key, value, 600_000);
+    return async (key, value) => hooks.memoryStoreSet(name, key, value, 600_000);
   }
   const c = rawClient(backend);
   return (key, value) => c.set(key, value, 'EX', 600);

@@ -1,26 +1,29 @@
 'use strict';
 // Typed errors with stable codes, and the codes that mean "the back end failed" (fall back).
 
-function typeError(message, code = 'ERR_INVALID_ARG') {
+const { CODES, BACKEND_CODES: BACKEND_LIST } = require('./rules');
+
+function typeError(message, code = CODES.invalidArg) {
   const e = new TypeError(message);
   e.code = code;
   return e;
 }
 
-function rangeError(message, code = 'ERR_OUT_OF_RANGE') {
+function rangeError(message, code = CODES.outOfRange) {
   const e = new RangeError(message);
   e.code = code;
   return e;
 }
 
-// Failures of Redis (or of the connection to it), as opposed to bad input.
-const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL', 'ERR_CACHE_OVERLOAD']);
+// Failures of the back end (Redis, the connection to it, no back end configured, this process
+// overloaded), as opposed to bad input: src/rules.rs BACKEND_FAILURE_CODES says why each is one.
+const BACKEND_CODES = new Set(BACKEND_LIST);
 
 // This process has too many operations in flight (the back end is not keeping up): refused at
 // once and handled like a back-end failure, never as bad input.
 function overloadError(message) {
   const e = new Error(message);
-  e.code = 'ERR_CACHE_OVERLOAD';
+  e.code = CODES.overload;
   return e;
 }
 

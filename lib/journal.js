@@ -17,6 +17,7 @@
 const native = require('./native');
 const { typeError, rangeError, isBackendFailure } = require('./errors');
 const { buildMessage } = require('./pubsub');
+const { CODES } = require('./rules');
 
 const DEFAULT_MAX = 10_000;
 const MAX_MAX = 1_000_000;
@@ -89,7 +90,7 @@ class Journal {
   failure(service, value, kind, id, publish) {
     return (err) => {
       this.ctx.failed(service, err);
-      if (err.code !== 'ECACHEDISABLED') this.record(kind, id, publish);
+      if (err.code !== CODES.disabled) this.record(kind, id, publish);
       return value;
     };
   }

@@ -4,9 +4,10 @@
 // live here. Without a working back end no lock is ever granted.
 
 const { typeError, rangeError, checkIdType, checkString, isBackendFailure } = require('./errors');
+const { CODES, LOCK_MAX_TTL_MS } = require('./rules');
 
 const DEFAULT_TTL_SEC = 30;
-const MAX_TTL_SEC = 86400; // the native side refuses more than one day
+const MAX_TTL_SEC = LOCK_MAX_TTL_MS / 1000;
 const DEFAULT_RETRY_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 60_000;
 const MAX_RETRIES = 100_000;
@@ -131,7 +132,7 @@ class DistributedLock {
     for (let n = 0; ; n++) {
       const sent = now();
       const r = await this.attempt(resource, id, o.ttlMs);
-      if (r.acquired || r.code === 'ECACHEDISABLED' || r.code === 'ECLOSED') return [r, sent];
+      if (r.acquired || r.code === CODES.disabled || r.code === CODES.closed) return [r, sent];
       const t = now();
       if (n >= o.retries && !(deadline > t)) return [r, sent];
       this.stats.waits++;

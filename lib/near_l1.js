@@ -21,12 +21,11 @@
 //   counted from a clock read before the call), and there are at most nearCacheMax entries.
 
 const { performance } = require('perf_hooks');
-
-const GEN = 0;
-const TRUSTED = 1;
+const { NEAR_WORD_GEN: GEN, NEAR_WORD_TRUSTED: TRUSTED, PERMISSION_WILDCARD: ALL } = require('./rules');
 
 // A user snapshot compiled for the checks, by the rules of Snapshot in src/near_cache.rs (the
-// super-role answer comes from Rust).
+// super-role answer comes from Rust). Both are pinned by one table of cases,
+// __test__/fixtures/permission_rules.json, checked by a Rust unit test and __test__/rules.test.js.
 function compile(json, isSuper, expires) {
   const snap = JSON.parse(json);
   let allModules = false;
@@ -34,7 +33,7 @@ function compile(json, isSuper, expires) {
   if (Array.isArray(snap.modules)) {
     for (const m of snap.modules) {
       if (typeof m !== 'string') continue;
-      if (m === '*') allModules = true;
+      if (m === ALL) allModules = true;
       modules.add(m);
     }
   }
@@ -47,7 +46,7 @@ function compile(json, isSuper, expires) {
       if (Array.isArray(p[page])) {
         for (const a of p[page]) {
           if (typeof a !== 'string') continue;
-          if (a === '*') all = true;
+          if (a === ALL) all = true;
           actions.add(a);
         }
       }
@@ -163,4 +162,4 @@ class NearL1 {
   }
 }
 
-module.exports = { NearL1, hasModule, hasPage };
+module.exports = { NearL1, compile, hasModule, hasPage };

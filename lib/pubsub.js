@@ -5,8 +5,7 @@
 
 const { EventEmitter } = require('events');
 const { typeError, checkIdType, checkString } = require('./errors');
-
-const CHANNELS = Object.freeze(['permissions:invalidate', 'sessions:invalidate', 'cache:invalidate']);
+const { CHANNEL, CHANNELS } = require('./rules');
 
 // A message as it travels: the caller's fields plus `origin` (nodeId) and `ts` (epoch ms);
 // natively, when it is published, `sender` (this instance's random id) and `seq` (its number
@@ -123,7 +122,7 @@ class PubSub extends EventEmitter {
       this.stats.lagSamples++;
       if (lag > this.stats.lagMsMax) this.stats.lagMsMax = lag;
     }
-    const own = channel === 'cache:invalidate' && data !== null && typeof data === 'object' ? this.internal.get(data.type) : undefined;
+    const own = channel === CHANNEL.cache && data !== null && typeof data === 'object' ? this.internal.get(data.type) : undefined;
     if (own !== undefined) {
       try {
         own(data);
@@ -168,15 +167,15 @@ class PubSub extends EventEmitter {
 
   // → the number of subscribers that received it.
   publishPermissionInvalidation(msg) {
-    return this.publish('permissions:invalidate', msg);
+    return this.publish(CHANNEL.permissions, msg);
   }
 
   publishSessionInvalidation(msg) {
-    return this.publish('sessions:invalidate', msg);
+    return this.publish(CHANNEL.sessions, msg);
   }
 
   publishCacheInvalidation(msg) {
-    return this.publish('cache:invalidate', msg);
+    return this.publish(CHANNEL.cache, msg);
   }
 
   // The convenience invalidations delete in Redis, then broadcast; each answers what its

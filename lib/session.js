@@ -3,12 +3,11 @@
 
 const native = require('./native');
 const { typeError, checkIdType, checkString } = require('./errors');
+const { SESSION_MAX_TTL_MS: MAX_TTL_MS, SESSION_MAX_TOKEN_BYTES: MAX_TOKEN_BYTES } = require('./rules');
 
-const MAX_TTL_MS = 3600 * 1000;
 // Longest raw token (UTF-8 bytes) that can name a session: generous for JWTs, which can be
 // several KB. A longer one, or an empty one, is no session: getSessionWithFallback answers
-// null without asking the loader (MAX_TOKEN_BYTES in src/session.rs is the same bound).
-const MAX_TOKEN_BYTES = 64 * 1024;
+// null without asking the loader (the bound of src/rules.rs, which hashToken enforces).
 
 // True when a token string cannot name a session (counted; the answer is null). Costs no
 // byte count for a token that is short enough in any encoding.

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run test:pack`: the install a user gets from the registry, proved on this machine.
-//   1. builds the linux-x64-gnu binary (release),
+//   1. builds the linux-x64-gnu binary (release, without the test hooks),
 //   2. packs the root package (JS, types and the loader only) with the optionalDependencies that
 //      `napi pre-publish` writes at publish time, and the npm/linux-x64-gnu platform package
-//      holding the binary,
+//      holding the binary, and proves neither holds a test hook,
 //   3. installs both tarballs into a new temporary project with cargo and rustc off the PATH,
 //   4. there requires the package (CommonJS, ESM, the drop-in subpaths) and runs a few calls on
 //      memory:// and on a real redis-server.
@@ -16,6 +16,7 @@ const os = require('os');
 const path = require('path');
 
 const ROOT = path.join(__dirname, '..');
+const HOOKS = require('../__test__/helpers/hooks').NAMES;
 const TARGET = 'x86_64-unknown-linux-gnu';
 
 class PackFailure extends Error {}
@@ -86,6 +87,16 @@ async function main() {
     if (stray.length) fail(`the root package must ship only JS, types and the loader; it holds ${stray.join(', ')}`);
     // Stage it as it is published: the tarball's own files plus the optionalDependencies.
     run('tar', ['-xzf', path.join(raw, packed.filename), '-C', raw]);
+    // The test hooks (cargo feature `test-hooks`) are in neither the loader, its types, nor
+    // the published binary.
+    for (const f of ['binding.js', 'binding.d.ts']) {
+      const text = fs.readFileSync(path.join(raw, 'package', f), 'utf8');
+      const named = HOOKS.filter((h) => text.includes(h));
+      if (named.length) fail(`the packed ${f} names the test hooks ${named.join(', ')}`);
+    }
+    const probeHooks = `const b = require(process.argv[1]); const h = ${JSON.stringify(HOOKS)}.filter((n) => n in b); if (typeof b.rules !== 'function' || h.length) { console.error('exports ' + h.join(', ')); process.exit(1); }`;
+    if (spawnSync(process.execPath, ['-e', probeHooks, binary], { stdio: 'inherit' }).status !== 0) fail(`${binaryName} exports test hooks (or lacks rules)`);
+    console.log(`  test hooks: none in binding.js, binding.d.ts and ${binaryName} (${HOOKS.join(', ')})`);
     const stagedJson = path.join(raw, 'package', 'package.json');
     const staged = JSON.parse(fs.readFileSync(stagedJson, 'utf8'));
     staged.optionalDependencies = optionalDependencies;

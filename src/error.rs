@@ -2,6 +2,8 @@
 
 use napi::{sys, Env, JsError, JsRangeError, JsTypeError, Status};
 
+use crate::rules;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
     /// Wrong type or a malformed id/value: JS `TypeError`, `code: 'ERR_INVALID_ARG'`.
@@ -48,31 +50,24 @@ enum JsKind {
 impl CacheError {
     pub fn code(&self) -> &'static str {
         match self {
-            CacheError::InvalidArg(_) => "ERR_INVALID_ARG",
-            CacheError::TooLarge(_) => "ERR_VALUE_TOO_LARGE",
-            CacheError::OutOfRange(_) => "ERR_OUT_OF_RANGE",
-            CacheError::Disabled => "ECACHEDISABLED",
-            CacheError::Timeout(_) => "ETIMEDOUT",
-            CacheError::Unavailable(_) => "ECACHEUNAVAILABLE",
-            CacheError::Redis(_) => "ERR_REDIS",
-            CacheError::Closed => "ECLOSED",
-            CacheError::CircuitOpen => "ECIRCUITOPEN",
-            CacheError::Internal(_) => "ERR_CACHE_INTERNAL",
+            CacheError::InvalidArg(_) => rules::ERR_INVALID_ARG,
+            CacheError::TooLarge(_) => rules::ERR_VALUE_TOO_LARGE,
+            CacheError::OutOfRange(_) => rules::ERR_OUT_OF_RANGE,
+            CacheError::Disabled => rules::ECACHEDISABLED,
+            CacheError::Timeout(_) => rules::ETIMEDOUT,
+            CacheError::Unavailable(_) => rules::ECACHEUNAVAILABLE,
+            CacheError::Redis(_) => rules::ERR_REDIS,
+            CacheError::Closed => rules::ECLOSED,
+            CacheError::CircuitOpen => rules::ECIRCUITOPEN,
+            CacheError::Internal(_) => rules::ERR_CACHE_INTERNAL,
         }
     }
 
     /// True for failures of the back end (as opposed to bad input): these make the caller
-    /// fall back, and count as errors in `stats()`.
+    /// fall back, and count as errors in `stats()`. The set is [`rules::BACKEND_FAILURE_CODES`]
+    /// (which says why `Disabled` is one), the same set JS reads.
     pub fn is_backend_failure(&self) -> bool {
-        matches!(
-            self,
-            CacheError::Timeout(_)
-                | CacheError::Unavailable(_)
-                | CacheError::Redis(_)
-                | CacheError::Closed
-                | CacheError::CircuitOpen
-                | CacheError::Internal(_)
-        )
+        rules::is_backend_code(self.code())
     }
 
     fn kind(&self) -> JsKind {
@@ -144,6 +139,41 @@ mod tests {
         assert_eq!(CacheError::Timeout(5).code(), "ETIMEDOUT");
         assert!(CacheError::Timeout(5).is_backend_failure());
         assert!(!CacheError::InvalidArg("x".into()).is_backend_failure());
+    }
+
+    /// One of each variant: the drift check of the codes against the shared rules.
+    fn every_variant() -> Vec<CacheError> {
+        vec![
+            CacheError::InvalidArg("x".into()),
+            CacheError::TooLarge("x".into()),
+            CacheError::OutOfRange("x".into()),
+            CacheError::Disabled,
+            CacheError::Timeout(5),
+            CacheError::Unavailable("x".into()),
+            CacheError::Redis("x".into()),
+            CacheError::Closed,
+            CacheError::CircuitOpen,
+            CacheError::Internal("x"),
+        ]
+    }
+
+    #[test]
+    fn the_back_end_failures_are_the_shared_set() {
+        let backend: Vec<&str> = every_variant()
+            .iter()
+            .filter(|e| e.is_backend_failure())
+            .map(CacheError::code)
+            .collect();
+        // Every back-end code but the one JS raises itself (ERR_CACHE_OVERLOAD) is a variant's.
+        let expected: Vec<&str> = rules::BACKEND_FAILURE_CODES
+            .into_iter()
+            .filter(|c| *c != rules::ERR_CACHE_OVERLOAD)
+            .collect();
+        assert_eq!(backend, expected);
+        assert!(CacheError::Disabled.is_backend_failure());
+        for input in ["ERR_INVALID_ARG", "ERR_VALUE_TOO_LARGE", "ERR_OUT_OF_RANGE"] {
+            assert!(!rules::is_backend_code(input), "{input}");
+        }
     }
 
     #[test]

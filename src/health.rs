@@ -113,18 +113,6 @@ pub fn lock_key(env: Env, resource: JsId, id: JsId) -> napi::Result<String> {
     Ok(keys::lock_key(&resource, &id))
 }
 
-/// Diagnostics of the embedded store (tests, dev tools): the live keys of `memory://{name}`.
-#[napi]
-pub fn memory_store_keys(name: String) -> Vec<String> {
-    crate::store::memory::MemoryStore::named(&name).with(|d| d.keys())
-}
-
-/// Diagnostics of the embedded store: PTTL of a key of `memory://{name}` (-2 missing, -1 none).
-#[napi]
-pub fn memory_store_pttl(name: String, key: String) -> f64 {
-    crate::store::memory::MemoryStore::named(&name).with(|d| d.pttl(&key)) as f64
-}
-
 /// The circuit breaker in front of Redis.
 ///
 /// After `threshold` consecutive failures of the link (timeouts, connection errors) Redis is

@@ -16,8 +16,11 @@ pub mod near_cache;
 pub mod permissions;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod rules;
 pub mod session;
 pub mod store;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 /// The Tokio runtime behind every connection: ONE worker thread (unless `TOKIO_WORKER_THREADS`
 /// says otherwise). Its tasks only move bytes and wait (no CPU-heavy work runs on it), and on

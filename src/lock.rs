@@ -14,8 +14,8 @@ use crate::keys::{self, JsId};
 use crate::store::lock::{lock_acquire_reply, lock_release_reply, Acquired};
 use crate::store::Store;
 
-/// Longest lock TTL accepted: one day (a longer job keeps a shorter lock alive with `extend`).
-pub const MAX_LOCK_TTL_MS: f64 = 86_400_000.0;
+/// The longest lock TTL (a longer job keeps a shorter lock alive with `extend`).
+pub use crate::rules::MAX_LOCK_TTL_MS;
 /// Random bytes in an owner token: 128 bits, from the OS CSPRNG (`getrandom`).
 pub const OWNER_RANDOM_BYTES: usize = 16;
 /// Waits before each attempt to remove a lock whose acquire timed out (see [`clean_phantom`]).

@@ -31,17 +31,16 @@ use serde_json::Value;
 use crate::config::NativeOptions;
 use crate::error::{CacheError, CacheResult};
 use crate::keys;
+use crate::rules::{
+    CH_CACHE, CH_PERMISSIONS, DEFAULT_SUPER_ROLES, NEAR_WORD_GEN, NEAR_WORD_TRUSTED,
+    PERMISSION_WILDCARD,
+};
 use crate::store::pubsub::glob_match;
 
 pub const DEFAULT_TTL_MS: f64 = 5_000.0;
 pub const MAX_TTL_MS: f64 = 60_000.0;
 pub const DEFAULT_MAX_ENTRIES: f64 = 10_000.0;
 pub const MAX_MAX_ENTRIES: f64 = 1_000_000.0;
-pub const DEFAULT_SUPER_ROLE: &str = "SUPER_ADMIN";
-
-pub const CH_PERMISSIONS: &str = "permissions:invalidate";
-pub const CH_SESSIONS: &str = "sessions:invalidate";
-pub const CH_CACHE: &str = "cache:invalidate";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -110,7 +109,7 @@ impl Snapshot {
         let mut all_modules = false;
         let mut modules = HashSet::new();
         for m in strings(obj.get("modules")) {
-            if m == "*" {
+            if m == PERMISSION_WILDCARD {
                 all_modules = true;
             }
             modules.insert(m.to_string());
@@ -121,7 +120,7 @@ impl Snapshot {
                 let mut all = false;
                 let mut actions = HashSet::new();
                 for a in strings(Some(list)) {
-                    if a == "*" {
+                    if a == PERMISSION_WILDCARD {
                         all = true;
                     }
                     actions.insert(a.to_string());
@@ -218,6 +217,10 @@ pub struct SharedWords {
     pub trusted: AtomicU32,
 }
 
+// The word indices JS reads (rules::NEAR_WORD_*) are the fields' places.
+const _: () = assert!(std::mem::offset_of!(SharedWords, gen) == NEAR_WORD_GEN as usize * 4);
+const _: () = assert!(std::mem::offset_of!(SharedWords, trusted) == NEAR_WORD_TRUSTED as usize * 4);
+
 #[derive(Default)]
 pub struct NearStats {
     pub hits: AtomicU64,
@@ -271,7 +274,7 @@ impl NearCache {
         let super_roles = o
             .super_roles
             .clone()
-            .unwrap_or_else(|| vec![DEFAULT_SUPER_ROLE.to_string()]);
+            .unwrap_or_else(|| DEFAULT_SUPER_ROLES.map(String::from).to_vec());
         Ok(NearCache::new(
             Duration::from_millis(ttl as u64),
             max as usize,
@@ -520,6 +523,44 @@ fn message_id(v: Option<&Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::CH_SESSIONS;
+
+    /// The shared table of permission cases (also checked by __test__/rules.test.js against
+    /// lib/permissions.js and lib/near_l1.js).
+    #[test]
+    fn snapshot_follows_the_shared_permission_table() {
+        let table: Value =
+            serde_json::from_str(include_str!("../__test__/fixtures/permission_rules.json"))
+                .unwrap();
+        let cases = table["cases"].as_array().unwrap();
+        assert!(cases.len() >= 8);
+        for c in cases {
+            let name = c["name"].as_str().unwrap();
+            let roles: Vec<String> = c["superRoles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect();
+            let snap = Snapshot::parse(c["snapshot"].to_string(), &roles).expect(name);
+            assert_eq!(snap.is_super(), c["isSuper"].as_bool().unwrap(), "{name}");
+            for (module, want) in c["modules"].as_object().unwrap() {
+                assert_eq!(
+                    snap.has_module(module),
+                    want.as_bool().unwrap(),
+                    "{name}: {module}"
+                );
+            }
+            for p in c["pages"].as_array().unwrap() {
+                let (page, action) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
+                assert_eq!(
+                    snap.has_page(page, action),
+                    p[2].as_bool().unwrap(),
+                    "{name}: {page} {action}"
+                );
+            }
+        }
+    }
 
     fn near() -> NearCache {
         let n = NearCache::new(Duration::from_secs(5), 3, vec!["SUPER_ADMIN".into()]);

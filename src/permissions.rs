@@ -17,8 +17,9 @@ use napi_derive::napi;
 use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::near_cache::{Kind, SharedWords, Snapshot, CH_PERMISSIONS};
-use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
+use crate::near_cache::{Kind, SharedWords, Snapshot};
+use crate::rules::CH_PERMISSIONS;
+use crate::rules::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
 use crate::store::revision::check_seen;
 
 /// `perm:user:{id}` (`kind` "user") or `perm:role:{id}` ("role"), unprefixed.

@@ -31,13 +31,13 @@ use tokio::task::JoinHandle;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::near_cache::{NearCache, CH_CACHE, CH_PERMISSIONS, CH_SESSIONS};
+use crate::near_cache::NearCache;
+pub use crate::rules::CHANNELS;
+use crate::rules::{CH_CACHE, CH_SESSIONS};
 use crate::store::memory::{MemDeliver, MemoryStore};
 use crate::store::pipeline::decode;
 use crate::store::pubsub::{MessageRules, Rejected};
 use crate::store::{Backend, Store};
-
-pub const CHANNELS: [&str; 3] = [CH_PERMISSIONS, CH_SESSIONS, CH_CACHE];
 
 /// Messages waiting for JS; beyond this they are dropped (pub/sub is at-most-once anyway,
 /// and the near cache has already applied them).
@@ -861,22 +861,6 @@ impl NativeCache {
         });
         Ok(())
     }
-}
-
-/// Diagnostics of the embedded store (tests, dev tools): SET `key` (as stored, prefix
-/// included) to `value` with a TTL in `memory://{name}`.
-#[napi]
-pub fn memory_store_set(name: String, key: String, value: String, ttl_ms: f64) {
-    let ttl = Duration::from_millis(ttl_ms.clamp(1.0, 86_400_000.0) as u64);
-    MemoryStore::named(&name).with(|d| d.set_str(&key, value, Some(ttl)));
-}
-
-/// Diagnostics of the embedded store (tests): PUBLISH `payload` as is (unsigned, unchecked:
-/// what any client of a shared Redis could send) on `channel` (as published, prefix
-/// included) of `memory://{name}` → receivers.
-#[napi]
-pub fn memory_store_publish(name: String, channel: String, payload: String) -> u32 {
-    MemoryStore::named(&name).publish(&channel, &payload)
 }
 
 #[cfg(test)]

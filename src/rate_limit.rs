@@ -10,10 +10,8 @@ use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 use crate::store::rate_limit::rate_hit_reply;
 
-/// Largest `max` accepted.
-pub const MAX_LIMIT: f64 = 1_000_000_000.0;
-/// Longest window accepted: one week, in seconds.
-pub const MAX_WINDOW_SEC: f64 = 604_800.0;
+/// The bounds of `max` and `windowSec`.
+pub use crate::rules::{MAX_LIMIT, MAX_WINDOW_SEC};
 
 /// Whole seconds left in a window (rounded up: a window with 1 ms left is not over).
 pub fn reset_in(left_ms: i64) -> i64 {

@@ -17,12 +17,7 @@ pub(crate) fn miss_reply(m: MissRead) -> Reply {
     Reply::Strs(v)
 }
 
-/// Longest raw token accepted (bytes): generous for JWTs (several KB). `getSessionWithFallback`
-/// answers null past it without asking the loader (lib/session.js checks first); `hashToken`
-/// refuses it with RangeError ERR_VALUE_TOO_LARGE.
-pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
-/// A session is cached for one hour at most.
-pub const MAX_SESSION_TTL_MS: f64 = 3_600_000.0;
+pub use crate::rules::{MAX_SESSION_TTL_MS, MAX_TOKEN_BYTES};
 
 fn check_token(token: &str) -> CacheResult<()> {
     if token.is_empty() {

@@ -3,7 +3,7 @@
 // a real redis-server (DBSIZE/SCAN/PTTL through ioredis) and the embedded memory:// store.
 
 const crypto = require('crypto');
-const native = require('../../binding.js');
+const hooks = require('./hooks');
 const Redis = require('ioredis');
 const { startRedis } = require('./redis');
 
@@ -38,8 +38,8 @@ async function memoryBackend() {
   return {
     name: 'memory',
     url: `memory://${name}`,
-    keys: async () => native.memoryStoreKeys(name),
-    pttl: async (key) => native.memoryStorePttl(name, key),
+    keys: async () => hooks.memoryStoreKeys(name),
+    pttl: async (key) => hooks.memoryStorePttl(name, key),
     smembers: null,
     flush: async () => {},
     close: async () => {},
