@@ -3,8 +3,9 @@
 // everything; '*' in modules grants every module; '*' in a page's list grants every action on
 // that page.
 
-// The super roles when the `superRoles` option is not given.
-const DEFAULT_SUPER_ROLES = Object.freeze(['SUPER_ADMIN']);
+// The super roles when the `superRoles` option is not given, and the wildcard: the native
+// side's (src/rules.rs).
+const { DEFAULT_SUPER_ROLES, PERMISSION_WILDCARD: ANY } = require('../rules');
 const hasOwn = Object.prototype.hasOwnProperty;
 
 function isSuper(snap, superRoles) {
@@ -16,7 +17,7 @@ function allowsModule(snap, module, superRoles) {
   if (snap === null || typeof snap !== 'object') return false;
   if (isSuper(snap, superRoles)) return true;
   const m = snap.modules;
-  return Array.isArray(m) && (m.includes('*') || m.includes(module));
+  return Array.isArray(m) && (m.includes(ANY) || m.includes(module));
 }
 
 function allowsPage(snap, page, action, superRoles) {
@@ -25,7 +26,7 @@ function allowsPage(snap, page, action, superRoles) {
   const pages = snap.pages;
   if (pages === null || typeof pages !== 'object' || !hasOwn.call(pages, page)) return false;
   const list = pages[page];
-  return Array.isArray(list) && (list.includes('*') || list.includes(action));
+  return Array.isArray(list) && (list.includes(ANY) || list.includes(action));
 }
 
 module.exports = { DEFAULT_SUPER_ROLES, allowsModule, allowsPage };

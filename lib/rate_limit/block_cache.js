@@ -3,6 +3,7 @@
 // Redis call, until their window ends; and resets made on any node reach every node's copy.
 
 const { performance } = require('perf_hooks');
+const { CHANNEL } = require('../rules');
 
 // The in-process block cache: once a client is over its limit on an endpoint, further hits in
 // that window are answered from here, with no Redis call, until the window ends (or the limit
@@ -119,7 +120,7 @@ class BlockSync {
   broadcast(n, ip, endpoint) {
     if (this.pubsub === null) return n;
     const msg = endpoint === undefined ? { type: RATE_RESET, ip } : { type: RATE_RESET, ip, endpoint };
-    return this.pubsub.publish('cache:invalidate', msg).then(
+    return this.pubsub.publish(CHANNEL.cache, msg).then(
       () => n,
       () => n,
     );

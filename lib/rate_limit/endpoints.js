@@ -4,17 +4,8 @@
 // the counter a limit counts on.
 
 const { typeError, rangeError } = require('../errors');
-
-const MAX_LIMIT = 1e9;
-const MAX_WINDOW_SEC = 604800;
-
-const DEFAULT_LIMITS = Object.freeze({
-  '/api/auth/login': Object.freeze({ max: 5, windowSec: 60 }),
-  '/api/auth/register': Object.freeze({ max: 3, windowSec: 60 }),
-  '/api/otp/send': Object.freeze({ max: 3, windowSec: 60 }),
-  '/api/payments': Object.freeze({ max: 30, windowSec: 60 }),
-  default: Object.freeze({ max: 100, windowSec: 60 }),
-});
+// The bounds and the default table are the native side's (src/rules.rs).
+const { RATE_LIMIT_MAX: MAX_LIMIT, RATE_LIMIT_MAX_WINDOW_SEC: MAX_WINDOW_SEC, DEFAULT_LIMITS } = require('../rules');
 const LOGIN = '/api/auth/login';
 const STRICT = Object.freeze({ max: 3, windowSec: 60 });
 

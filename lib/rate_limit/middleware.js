@@ -60,7 +60,7 @@ function createLimiter(limiter, options = {}) {
   if (max === undefined && windowSec === undefined) {
     resolve = (endpoint) => limiter.limitFor(endpoint);
   } else {
-    const fixed = checkLimitSpec({ max: max === undefined ? DEFAULT_LIMITS.default.max : max, windowSec: windowSec === undefined ? 60 : windowSec }, 'createLimiter');
+    const fixed = checkLimitSpec({ max: max === undefined ? DEFAULT_LIMITS.default.max : max, windowSec: windowSec === undefined ? DEFAULT_LIMITS.default.windowSec : windowSec }, 'createLimiter');
     resolve = () => fixed;
   }
   return middleware(limiter, resolve, { keyGenerator, skip, handler, message, failClosed, insured });
