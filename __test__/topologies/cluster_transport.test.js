@@ -128,6 +128,20 @@ describe('Redis Cluster transport (pipelines per primary)', () => {
     assert.ok(w1 - w0 <= 3 + 100 + 10, `${w1 - w0} writes`);
   });
 
+  it('after SCRIPT FLUSH on every primary, the scripted calls still work (EVAL or SCRIPT LOAD on each node)', async () => {
+    const h = uid();
+    await cache.sessionCache.setSession(h, { user_id: 9 });
+    await cache.rateLimiter.checkLimit('10.7.0.1', '/noscript');
+    for (const p of await cluster.primaries()) await ask(p, 'SCRIPT', 'FLUSH');
+    // a fresh session and IP, and a lock: keys spread over the primaries
+    const hits = await Promise.all(Array.from({ length: 30 }, (_, i) => cache.rateLimiter.checkLimit(`10.7.1.${i}`, '/noscript')));
+    hits.forEach((r) => assert.equal(r.total, 1));
+    const locks = await Promise.all(Array.from({ length: 10 }, () => cache.distributedLock.acquire('noscript', uid(), { ttlSec: 5 })));
+    locks.forEach((l) => assert.equal(l.acquired, true));
+    assert.equal(await cache.sessionCache.setSession(uid(), { user_id: 9 }), true);
+    assert.equal(await cache.sessionCache.invalidateSession(h), true);
+  });
+
   it('a hung primary (SIGSTOP): every call settles within commandTimeoutMs + margin; all well after SIGCONT', async () => {
     const hung = cluster.node((await cluster.primaries())[1]);
     const ids = Array.from({ length: 60 }, uid);

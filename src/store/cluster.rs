@@ -677,9 +677,10 @@ impl ClusterStore {
         self.start(Payload::Call(call), route, slot, false, done);
     }
 
-    /// Sends what the deferred submits queued, on every primary.
+    /// Sends what the deferred submits queued, on every node's pipeline (not only the map's
+    /// primaries: a command routed just before a refresh may wait on a node it no longer has).
     pub fn flush(&self) {
-        for (_, p) in self.inner.map.read().nodes.iter() {
+        for p in self.inner.pipes.lock().values() {
             p.flush();
         }
     }
