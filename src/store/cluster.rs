@@ -946,6 +946,16 @@ mod tests {
     }
 
     #[test]
+    fn a_script_call_is_routed_by_its_first_key() {
+        static LUA: std::sync::LazyLock<super::super::pipeline::Lua> =
+            std::sync::LazyLock::new(|| super::super::pipeline::Lua::new("return 1"));
+        let call = ScriptCall::new(&LUA, &["lock:{a}", "fence"], &["x"]);
+        assert_eq!(call.first_key(), Some(b"lock:{a}".to_vec()));
+        assert_eq!(key_slot(call.first_key().unwrap()), key_slot("a"));
+        assert_eq!(ScriptCall::new(&LUA, &[], &["0", "x"]).first_key(), None);
+    }
+
+    #[test]
     fn a_script_load_is_the_script_source() {
         let s = Script::new("return 7");
         let mut expected = Vec::new();
