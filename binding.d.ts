@@ -19,16 +19,23 @@ export declare class NativeCache {
    */
   flush(): void
   /**
-   * Whether operations are sent on the pipelined connection, which [`flush`](Self::flush)
-   * sends (plain TCP Redis); the other back ends never need a flush.
+   * Whether operations are sent on pipelined connections, which [`flush`](Self::flush)
+   * sends (plain TCP Redis, Redis Cluster); the other back ends never need a flush.
    */
   pipelined(): boolean
   /**
-   * `[writes, commands, refused]`: how many writes of the outbox the pipelined connection
-   * made, how many commands they carried, and how many commands found the outbox full
-   * (for tests and benchmarks; `[0, 0, 0]` without one).
+   * `[writes, commands, refused]`: how many writes of the outbox the pipelined
+   * connections made, how many commands they carried, and how many commands found the
+   * outbox full (summed over a cluster's primaries; for tests and benchmarks; `[0, 0, 0]`
+   * without one).
    */
   transportCounts(): Array<number>
+  /**
+   * `[moved, asked, retried, refreshes]` on Redis Cluster: redirections followed (MOVED,
+   * ASK), commands sent again (TRYAGAIN, CLUSTERDOWN, a primary not reachable) and reads
+   * of the slot map (for tests; `[0, 0, 0, 0]` on other back ends).
+   */
+  clusterCounts(): Array<number>
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker: a health check sees (and brings about) the recovery.

@@ -25,7 +25,7 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
-use crate::store::pipeline::{encode, Done, Resp, ScriptCall};
+use crate::store::pipeline::{Done, Resp, ScriptCall};
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.
@@ -350,33 +350,45 @@ impl NativeCache {
     /// once per tick of the event loop in which it started an operation).
     #[napi]
     pub fn flush(&self) {
-        if let Some(p) = self.core.store.as_ref().and_then(|s| s.pipeline()) {
-            p.flush();
+        if let Some(d) = self.core.store.as_ref().and_then(|s| s.direct()) {
+            d.flush();
         }
     }
 
-    /// Whether operations are sent on the pipelined connection, which [`flush`](Self::flush)
-    /// sends (plain TCP Redis); the other back ends never need a flush.
+    /// Whether operations are sent on pipelined connections, which [`flush`](Self::flush)
+    /// sends (plain TCP Redis, Redis Cluster); the other back ends never need a flush.
     #[napi]
     pub fn pipelined(&self) -> bool {
         self.direct_store().is_some()
     }
 
-    /// `[writes, commands, refused]`: how many writes of the outbox the pipelined connection
-    /// made, how many commands they carried, and how many commands found the outbox full
-    /// (for tests and benchmarks; `[0, 0, 0]` without one).
+    /// `[writes, commands, refused]`: how many writes of the outbox the pipelined
+    /// connections made, how many commands they carried, and how many commands found the
+    /// outbox full (summed over a cluster's primaries; for tests and benchmarks; `[0, 0, 0]`
+    /// without one).
     #[napi]
     pub fn transport_counts(&self) -> Vec<f64> {
-        let (w, c, r) =
-            self.core
-                .store
-                .as_ref()
-                .and_then(|s| s.pipeline())
-                .map_or((0, 0, 0), |p| {
-                    let (w, c) = p.transport_counts();
-                    (w, c, p.refused_count())
-                });
+        let (w, c, r) = self
+            .core
+            .store
+            .as_ref()
+            .and_then(|s| s.direct())
+            .map_or((0, 0, 0), |d| d.transport_counts());
         vec![w as f64, c as f64, r as f64]
+    }
+
+    /// `[moved, asked, retried, refreshes]` on Redis Cluster: redirections followed (MOVED,
+    /// ASK), commands sent again (TRYAGAIN, CLUSTERDOWN, a primary not reachable) and reads
+    /// of the slot map (for tests; `[0, 0, 0, 0]` on other back ends).
+    #[napi]
+    pub fn cluster_counts(&self) -> Vec<f64> {
+        let counts = self
+            .core
+            .store
+            .as_ref()
+            .and_then(|s| s.cluster())
+            .map_or([0; 4], |c| c.counts());
+        counts.iter().map(|&n| n as f64).collect()
     }
 }
 
@@ -432,16 +444,29 @@ impl NativeCache {
 
     /// One command (`args` as sent: keys already prefixed) queued straight on the pipeline;
     /// `on_reply` decodes its reply on the I/O task (it must not block). Sends (true) exactly
-    /// when [`direct_store`](Self::direct_store) is some.
+    /// when [`direct_store`](Self::direct_store) is some. On a cluster it goes to the primary
+    /// of its key (`args[1]`); a PUBLISH to the home primary (see `ClusterStore::publish`).
     pub(crate) fn cmd_direct<F>(&self, id: u32, args: &[&[u8]], on_reply: F) -> bool
     where
         F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
     {
-        let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
+        let Some(store) = self.core.store.as_ref() else {
+            return false;
+        };
+        let Some(direct) = store.direct() else {
             return false;
         };
         if let Some(done) = self.direct_done(id, on_reply) {
-            pipeline.submit_deferred(|b| encode(b, args), done);
+            let home;
+            let route: &[u8] = match args {
+                [b"PUBLISH", ..] => {
+                    home = store.key(crate::pubsub::CHANNELS[0]);
+                    home.as_bytes()
+                }
+                [_, key, ..] => key,
+                _ => b"",
+            };
+            direct.submit_deferred(route, args, done);
         }
         true
     }
@@ -465,9 +490,15 @@ impl NativeCache {
         }))
     }
 
-    /// The store when it has the pipelined transport (plain TCP Redis): the back end on
-    /// which the direct paths below work.
+    /// The store when it has the pipelined transport (plain TCP Redis, Redis Cluster): the
+    /// back end on which the direct paths below work. Multi-key scripts whose keys a cluster
+    /// puts in different slots take [`one_server_store`](Self::one_server_store) instead.
     pub(crate) fn direct_store(&self) -> Option<&Arc<Store>> {
+        self.core.store.as_ref().filter(|s| s.direct().is_some())
+    }
+
+    /// The store when it has one server's pipelined connection (plain TCP Redis).
+    pub(crate) fn one_server_store(&self) -> Option<&Arc<Store>> {
         self.core.store.as_ref().filter(|s| s.pipeline().is_some())
     }
 
@@ -479,11 +510,40 @@ impl NativeCache {
     where
         F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
     {
-        let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
+        let Some(direct) = self.core.store.as_ref().and_then(|s| s.direct()) else {
             return false;
         };
         if let Some(done) = self.direct_done(id, on_reply) {
-            pipeline.submit_script_deferred(call, done);
+            direct.submit_script_deferred(call, done);
+        }
+        true
+    }
+
+    /// Two script calls of one operation on a cluster (keys in different slots), the second
+    /// sent when the first succeeded (from the I/O task that received its reply); `on_reply`
+    /// decodes the second's reply. False when the back end is not a cluster.
+    pub(crate) fn script_pair_direct<F>(
+        &self,
+        id: u32,
+        first: ScriptCall,
+        second: ScriptCall,
+        on_reply: F,
+    ) -> bool
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let Some(store) = self.core.store.clone().filter(|s| s.cluster().is_some()) else {
+            return false;
+        };
+        if let Some(done) = self.direct_done(id, on_reply) {
+            let then: Done = Box::new(move |r| match (r, store.cluster()) {
+                (Ok(_), Some(c)) => c.submit_script(second, done),
+                (Ok(_), None) => done(Err(CacheError::Closed)),
+                (Err(e), _) => done(Err(e)),
+            });
+            if let Some(c) = self.core.store.as_ref().and_then(|s| s.cluster()) {
+                c.submit_script_deferred(first, then);
+            }
         }
         true
     }

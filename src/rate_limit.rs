@@ -8,6 +8,7 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
+use crate::store::pipeline::Resp;
 use crate::store::rate_limit::rate_hit_reply;
 
 /// The bounds of `max` and `windowSec`.
@@ -58,12 +59,19 @@ impl NativeCache {
     ) -> napi::Result<()> {
         let ip = js(&env, ip_endpoint(ip, &endpoint))?;
         let (max, window) = js(&env, check_limits(max, window_sec))?;
-        if let Some(s) = self.direct_store() {
+        let answer = |r: CacheResult<Resp>| {
+            let (total, left) = rate_hit_reply(r?)?;
+            Ok(Reply::Nums(vec![total as f64, left.max(0) as f64]))
+        };
+        if let Some(s) = self.one_server_store() {
             let call = s.rate_hit_call(&ip, &endpoint, max, window);
-            self.script_direct(id, call, |r| {
-                let (total, left) = rate_hit_reply(r?)?;
-                Ok(Reply::Nums(vec![total as f64, left.max(0) as f64]))
-            });
+            self.script_direct(id, call, answer);
+            return Ok(());
+        }
+        if let Some(s) = self.direct_store() {
+            // a cluster: the IP's index entry, then the counter (see cluster_ops.rs)
+            let (index, count) = s.cluster_rate_hit_calls(&ip, &endpoint, max, window);
+            self.script_pair_direct(id, index, count, answer);
             return Ok(());
         }
         self.run(id, move |s| async move {

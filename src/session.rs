@@ -108,7 +108,7 @@ impl NativeCache {
             &env,
             self.session_write(&token_hash, &json, ttl_ms, user_id),
         )?;
-        if let Some(s) = self.direct_store() {
+        if let Some(s) = self.one_server_store() {
             let call = s.session_put_call(&token_hash, &json, ttl, user_id.as_deref());
             self.script_direct(id, call, |r| r.map(|_| Reply::Bool(true)));
             return Ok(());

@@ -1,53 +1,134 @@
-//! The Redis Cluster back end (redis-rs `cluster-async`): commands and scripts are routed by
-//! their first key (MOVED/ASK and topology refreshes are redis-rs' job), every one bounded by
-//! commandTimeoutMs.
+//! The Redis Cluster back end, on our own pipelined connections: one [`Pipeline`] per primary
+//! (made on first use, with the cache's timeouts and limits and the seed URL's credentials),
+//! a slot map read with CLUSTER SLOTS from any node, and every command routed by its first
+//! key's slot. The direct paths of the bridge queue on these pipelines from the JS thread
+//! exactly as on one server: no task per command.
+//!
+//! Redirections are handled above the pipelines, in the completion callback, on the I/O task
+//! that received the reply:
+//! - `MOVED slot host:port`: the slot is moved in the map (a full refresh is scheduled) and
+//!   the command is sent to the named node;
+//! - `ASK slot host:port`: `ASKING` and the command, back to back on the named node;
+//! - `TRYAGAIN`, `CLUSTERDOWN`, and a primary that cannot be reached (the command was never
+//!   sent): a refresh, then the command again after a short back-off;
+//! - `NOSCRIPT`: the script again as EVAL (a [`ScriptCall`]) or after its `SCRIPT LOAD`
+//!   (a redis-rs [`Script`]) on that node.
+//!
+//! Each command has at most [`MAX_REDIRECTS`] redirections and [`MAX_RETRIES`] retries, and
+//! one deadline (commandTimeoutMs from its first sending) for all its sendings together.
+//! The map is refreshed on MOVED, when a primary cannot be reached or times out, and every
+//! [`REFRESH_EVERY`] while commands are routed.
 //!
 //! What a single Redis does in one script but a cluster cannot (keys in different slots) is
-//! split by the services' store ops; see the README's "Redis Cluster and Sentinel" section.
-//! Here: SCAN on every primary ([`ClusterStore::primaries`] + [`ClusterStore::query_on`]), and
-//! the pub/sub connection, which may be on any node (PUBLISH reaches every node of a cluster).
+//! split by the services' store ops (`cluster_ops.rs`); multi-key UNLINK/DEL/EXISTS are split
+//! by slot here; SCAN runs on every primary ([`ClusterStore::primaries`] +
+//! [`ClusterStore::query_on`]). The pub/sub connection stays on redis-rs (one dedicated
+//! connection, see [`ClusterStore::subscriber`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, Value};
+use parking_lot::{Mutex, RwLock};
+use redis::{Cmd, FromRedisValue, RedisError, Script};
 
+use super::pipeline::{decode, encode, encode_arg, encode_header, Done, Endpoint, Limits};
+use super::pipeline::{Pipeline, Resp, ScriptCall};
 use super::topology::SharedAttempt;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
+use crate::keys::key_slot;
 
-pub struct ClusterStore {
-    client: ClusterClient,
-    conn: parking_lot::Mutex<Option<ClusterConnection>>,
-    /// The connect in progress, shared by every call that needs the connection meanwhile.
-    connecting: SharedAttempt<CacheResult<ClusterConnection>>,
-    seeds: Vec<(String, u16)>,
-    /// `user:pass@` of the first seed URL (or empty), for direct connections to nodes.
-    userinfo: String,
-    secrets: Vec<String>,
-    command_timeout: Duration,
-    connect_timeout: Duration,
-    healthy: AtomicBool,
-    closed: AtomicBool,
+/// Redirections (MOVED, ASK) one command may follow.
+pub const MAX_REDIRECTS: u8 = 5;
+/// Retries of one command after TRYAGAIN, CLUSTERDOWN or an unreachable primary.
+pub const MAX_RETRIES: u8 = 8;
+/// The slot map is read again when it is older than this and a command is routed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// Two refreshes start at least this far apart (MOVED storms, a dead primary).
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(100);
+const SLOTS: usize = 16384;
+/// No node serves the slot.
+const NONE: u16 = u16::MAX;
+
+type Addr = (String, u16);
+
+/// Which node a command goes to.
+#[derive(Clone)]
+enum Route {
+    /// The primary serving the slot, as the map says.
+    Slot(u16),
+    /// This node.
+    Node(Addr),
+    /// This node, after `ASKING`.
+    Ask(Addr),
+    /// Any primary (commands without a key).
+    Any,
 }
 
-/// A redis-rs error as ours, its text scrubbed of `secrets`.
-fn classify(e: RedisError, secrets: &[String], command_timeout: Duration) -> CacheError {
-    if e.is_timeout() {
-        return CacheError::Timeout(command_timeout.as_millis() as u64);
-    }
-    let text = secrets
-        .iter()
-        .fold(e.to_string(), |t, s| redact(&t, Some(s)));
-    match e.kind() {
-        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {
-            CacheError::Redis(text)
+/// What is sent: its encoding is kept for resending.
+enum Payload {
+    Cmd(Vec<u8>),
+    /// EVALSHA; EVAL with the source after a NOSCRIPT.
+    Call(ScriptCall),
+    /// EVALSHA; after a NOSCRIPT, `load` (SCRIPT LOAD with the source) then EVALSHA again.
+    Script {
+        evalsha: Vec<u8>,
+        load: Arc<Vec<u8>>,
+    },
+}
+
+struct SlotMap {
+    /// Index into `nodes` per slot ([`NONE`]: not served).
+    slots: Vec<u16>,
+    nodes: Vec<(Addr, Arc<Pipeline>)>,
+    at: Instant,
+}
+
+impl SlotMap {
+    fn empty() -> SlotMap {
+        SlotMap {
+            slots: Vec::new(),
+            nodes: Vec::new(),
+            at: Instant::now(),
         }
-        _ => CacheError::Unavailable(text),
     }
+
+    fn node(&self, slot: u16) -> Option<&Arc<Pipeline>> {
+        let i = *self.slots.get(slot as usize)?;
+        self.nodes.get(i as usize).map(|(_, p)| p)
+    }
+}
+
+struct Inner {
+    seeds: Vec<Addr>,
+    username: Option<String>,
+    password: Option<String>,
+    /// `user:pass@` of the first seed URL (or empty), for the pub/sub connection.
+    userinfo: String,
+    secrets: Arc<Vec<String>>,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    limits: Limits,
+    map: RwLock<SlotMap>,
+    /// Every node's pipeline made so far (kept across refreshes).
+    pipes: Mutex<HashMap<Addr, Arc<Pipeline>>>,
+    refreshing: SharedAttempt<CacheResult<()>>,
+    last_refresh: Mutex<Option<Instant>>,
+    /// SCRIPT LOAD of each redis-rs script used, by SHA-1.
+    loads: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    healthy: AtomicBool,
+    closed: AtomicBool,
+    /// MOVED and ASK followed, retries, map reads made (see [`ClusterStore::counts`]).
+    moved: AtomicU64,
+    asked: AtomicU64,
+    retried: AtomicU64,
+    refreshes: AtomicU64,
+}
+
+pub struct ClusterStore {
+    inner: Arc<Inner>,
 }
 
 /// `host` and `port` of a `redis://[user:pass@]host:port[/…]` URL (already validated).
@@ -70,11 +151,429 @@ fn userinfo(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `slot host:port` of a MOVED or ASK error's text after its word.
+fn redirect_target(rest: &str) -> Option<(u16, Addr)> {
+    let mut parts = rest.split_whitespace();
+    let slot = parts.next()?.parse().ok()?;
+    let (h, p) = parts.next()?.rsplit_once(':')?;
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    Some((slot, (h.to_string(), p.parse().ok()?)))
+}
+
+/// The packed `SCRIPT LOAD <source>` of a redis-rs script (redis-rs builds it; this
+/// connection only records what it is given, and answers with the script's SHA-1).
+fn script_load_bytes(script: &Script) -> Vec<u8> {
+    struct Recorder(Vec<u8>, String);
+    impl redis::ConnectionLike for Recorder {
+        fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+            self.0 = cmd.to_vec();
+            Ok(redis::Value::BulkString(self.1.clone().into_bytes()))
+        }
+        fn req_packed_commands(
+            &mut self,
+            _: &[u8],
+            _: usize,
+            _: usize,
+        ) -> redis::RedisResult<Vec<redis::Value>> {
+            Ok(Vec::new())
+        }
+        fn get_db(&self) -> i64 {
+            0
+        }
+        fn check_connection(&mut self) -> bool {
+            true
+        }
+        fn is_open(&self) -> bool {
+            true
+        }
+    }
+    let mut rec = Recorder(Vec::new(), script.get_hash().to_string());
+    let _ = script.load(&mut rec);
+    rec.0
+}
+
+impl Inner {
+    fn scrub(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| redact(&t, Some(s)))
+    }
+
+    /// The pipeline to `addr`, made on first use.
+    fn pipe(&self, addr: &Addr) -> Arc<Pipeline> {
+        let mut pipes = self.pipes.lock();
+        if let Some(p) = pipes.get(addr) {
+            return p.clone();
+        }
+        let secrets = self.secrets.clone();
+        let p = Arc::new(Pipeline::new(
+            Endpoint {
+                host: addr.0.clone(),
+                port: addr.1,
+                username: self.username.clone(),
+                password: self.password.clone(),
+                db: 0,
+            },
+            self.command_timeout,
+            self.connect_timeout,
+            self.limits,
+            Box::new(move |text| secrets.iter().fold(text, |t, s| redact(&t, Some(s)))),
+        ));
+        if self.closed.load(Ordering::Relaxed) {
+            p.close();
+        }
+        pipes.insert(addr.clone(), p.clone());
+        p
+    }
+
+    /// The pipeline a command on `route` goes to now; none when the map names no node for
+    /// its slot (it must be read first).
+    fn resolve(self: &Arc<Self>, route: &Route) -> Option<Arc<Pipeline>> {
+        match route {
+            Route::Node(a) | Route::Ask(a) => Some(self.pipe(a)),
+            Route::Slot(slot) => {
+                let map = self.map.read();
+                let p = map.node(*slot).cloned();
+                if map.at.elapsed() > REFRESH_EVERY {
+                    drop(map);
+                    self.schedule_refresh();
+                }
+                p
+            }
+            Route::Any => {
+                let first = self.map.read().nodes.first().map(|(_, p)| p.clone());
+                first.or_else(|| self.seeds.first().map(|a| self.pipe(a)))
+            }
+        }
+    }
+
+    /// Starts a refresh of the map in the background, unless one started less than
+    /// [`MIN_REFRESH_GAP`] ago.
+    fn schedule_refresh(self: &Arc<Self>) {
+        {
+            let mut last = self.last_refresh.lock();
+            if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_GAP) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let inner = self.clone();
+        napi::bindgen_prelude::spawn(async move {
+            let _ = inner.refresh().await;
+        });
+    }
+
+    /// Reads the map again (one read at a time, shared by every caller meanwhile), waiting
+    /// for it at most connectTimeoutMs + commandTimeoutMs.
+    async fn refresh(self: &Arc<Self>) -> CacheResult<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        *self.last_refresh.lock() = Some(Instant::now());
+        let inner = self.clone();
+        let bound = self.connect_timeout + self.command_timeout;
+        self.refreshing
+            .join(move || async move { inner.load_map().await }, bound)
+            .await
+            .unwrap_or(Err(CacheError::Timeout(bound.as_millis() as u64)))
+    }
+
+    /// CLUSTER SLOTS from the first node that answers (the nodes of the map, those whose
+    /// link is up first, then the seeds), into the map.
+    async fn load_map(self: &Arc<Self>) -> CacheResult<()> {
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let mut candidates: Vec<(Addr, Arc<Pipeline>)> = self.map.read().nodes.clone();
+        candidates.sort_by_key(|(_, p)| !p.is_healthy());
+        for s in &self.seeds {
+            if !candidates.iter().any(|(a, _)| a == s) {
+                candidates.push((s.clone(), self.pipe(s)));
+            }
+        }
+        let mut last = CacheError::Unavailable("Redis Cluster: no node answered".into());
+        for (addr, pipe) in candidates {
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(CacheError::Closed);
+            }
+            let deadline = Instant::now() + self.command_timeout;
+            let reply = pipe
+                .request_until(|b| encode(b, &[b"CLUSTER", b"SLOTS"]), deadline)
+                .await;
+            match reply.and_then(|r| self.parse_slots(r, &addr)) {
+                Ok(map) => {
+                    *self.map.write() = map;
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// A CLUSTER SLOTS reply (from `from`) as a map.
+    fn parse_slots(&self, reply: Resp, from: &Addr) -> CacheResult<SlotMap> {
+        let Resp::Array(ranges) = reply else {
+            return Err(CacheError::Redis(
+                "unexpected reply to CLUSTER SLOTS".into(),
+            ));
+        };
+        let mut map = SlotMap {
+            slots: vec![NONE; SLOTS],
+            nodes: Vec::new(),
+            at: Instant::now(),
+        };
+        for range in ranges {
+            let Resp::Array(parts) = range else { continue };
+            let (Some(Resp::Int(lo)), Some(Resp::Int(hi)), Some(Resp::Array(master))) =
+                (parts.first(), parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            let host = match master.first() {
+                Some(Resp::Bulk(h)) if !h.is_empty() => String::from_utf8_lossy(h).into_owned(),
+                // an empty or unknown host: the node that answered
+                _ => from.0.clone(),
+            };
+            let Some(Resp::Int(port)) = master.get(1) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(*port) else {
+                continue;
+            };
+            let addr = (host, port);
+            let i = match map.nodes.iter().position(|(a, _)| *a == addr) {
+                Some(i) => i,
+                None => {
+                    let p = self.pipe(&addr);
+                    map.nodes.push((addr, p));
+                    map.nodes.len() - 1
+                }
+            };
+            let (lo, hi) = (
+                (*lo).clamp(0, SLOTS as i64 - 1),
+                (*hi).clamp(0, SLOTS as i64 - 1),
+            );
+            for s in lo..=hi {
+                map.slots[s as usize] = i as u16;
+            }
+        }
+        if map.nodes.is_empty() {
+            return Err(CacheError::Unavailable(
+                "Redis Cluster: no primary serves slots".into(),
+            ));
+        }
+        Ok(map)
+    }
+
+    /// MOVED: `slot` is served by `addr` from now on.
+    fn moved(self: &Arc<Self>, slot: u16, addr: &Addr) {
+        {
+            let mut map = self.map.write();
+            if !map.slots.is_empty() {
+                let i = match map.nodes.iter().position(|(a, _)| a == addr) {
+                    Some(i) => i,
+                    None => {
+                        let p = self.pipe(addr);
+                        map.nodes.push((addr.clone(), p));
+                        map.nodes.len() - 1
+                    }
+                };
+                map.slots[slot as usize] = i as u16;
+            }
+        }
+        self.schedule_refresh();
+    }
+
+    /// The packed SCRIPT LOAD of `script`, made once.
+    fn load_of(&self, script: &Script) -> Arc<Vec<u8>> {
+        let mut loads = self.loads.lock();
+        loads
+            .entry(script.get_hash().to_string())
+            .or_insert_with(|| Arc::new(script_load_bytes(script)))
+            .clone()
+    }
+}
+
+/// One command on its way: sent, and sent again on a redirection or a retry.
+struct Op {
+    inner: Arc<Inner>,
+    payload: Arc<Payload>,
+    route: Route,
+    /// The slot of its key, if it has one.
+    slot: Option<u16>,
+    deadline: Instant,
+    redirects: u8,
+    retries: u8,
+    /// NOSCRIPT was answered: send the script's source.
+    eval: bool,
+    /// Wait for the façade's flush (only the first sending, from the JS thread).
+    deferred: bool,
+    done: Done,
+}
+
+impl Op {
+    fn send(mut self) {
+        let inner = self.inner.clone();
+        if inner.closed.load(Ordering::Relaxed) {
+            (self.done)(Err(CacheError::Closed));
+            return;
+        }
+        let Some(pipe) = inner.resolve(&self.route) else {
+            // no map yet (or the slot is not served): read it, then route
+            napi::bindgen_prelude::spawn(async move {
+                let refreshed =
+                    match tokio::time::timeout_at(self.deadline.into(), self.inner.refresh()).await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(CacheError::Timeout(
+                            self.inner.command_timeout.as_millis() as u64
+                        )),
+                    };
+                let served = matches!(&self.route, Route::Slot(s) if self.inner.map.read().node(*s).is_some());
+                match refreshed {
+                    Ok(()) if served => {
+                        self.deferred = false;
+                        self.send();
+                    }
+                    Ok(()) => {
+                        self.inner.healthy.store(false, Ordering::Relaxed);
+                        (self.done)(Err(CacheError::Unavailable(
+                            "Redis Cluster: no primary serves the slot".into(),
+                        )))
+                    }
+                    Err(e) => {
+                        self.inner.healthy.store(false, Ordering::Relaxed);
+                        (self.done)(Err(e))
+                    }
+                }
+            });
+            return;
+        };
+        let (deadline, deferred) = (self.deadline, self.deferred);
+        if matches!(self.route, Route::Ask(_)) {
+            pipe.submit_until(
+                |b| encode(b, &[b"ASKING"]),
+                Box::new(|_| {}),
+                deadline,
+                deferred,
+            );
+        }
+        let payload = self.payload.clone();
+        if let (true, Payload::Script { load, .. }) = (self.eval, payload.as_ref()) {
+            pipe.submit_until(
+                |b| b.extend_from_slice(load),
+                Box::new(|_| {}),
+                deadline,
+                deferred,
+            );
+        }
+        let eval = self.eval;
+        pipe.submit_until(
+            |b| match payload.as_ref() {
+                Payload::Cmd(bytes) => b.extend_from_slice(bytes),
+                Payload::Call(call) => call.write(b, eval),
+                Payload::Script { evalsha, .. } => b.extend_from_slice(evalsha),
+            },
+            Box::new(move |r| self.on_reply(r)),
+            deadline,
+            deferred,
+        );
+    }
+
+    /// On the I/O task of the node that answered.
+    fn on_reply(mut self, r: CacheResult<Resp>) {
+        self.deferred = false;
+        let inner = self.inner.clone();
+        let e = match r {
+            Ok(v) => {
+                inner.healthy.store(true, Ordering::Relaxed);
+                return (self.done)(Ok(v));
+            }
+            Err(e) => e,
+        };
+        match &e {
+            CacheError::Redis(text) => {
+                inner.healthy.store(true, Ordering::Relaxed);
+                let redirect = text
+                    .strip_prefix("MOVED ")
+                    .map(|t| (false, t))
+                    .or_else(|| text.strip_prefix("ASK ").map(|t| (true, t)))
+                    .and_then(|(ask, t)| redirect_target(t).map(|x| (ask, x)));
+                if let Some((ask, (slot, addr))) = redirect {
+                    if self.redirects >= MAX_REDIRECTS {
+                        return (self.done)(Err(e));
+                    }
+                    self.redirects += 1;
+                    if ask {
+                        inner.asked.fetch_add(1, Ordering::Relaxed);
+                        self.route = Route::Ask(addr);
+                    } else {
+                        inner.moved.fetch_add(1, Ordering::Relaxed);
+                        inner.moved(slot, &addr);
+                        self.route = Route::Node(addr);
+                    }
+                    return self.send();
+                }
+                if text.starts_with("NOSCRIPT") && !self.eval {
+                    if let Payload::Cmd(_) = self.payload.as_ref() {
+                        return (self.done)(Err(e));
+                    }
+                    self.eval = true;
+                    return self.send();
+                }
+                if text.starts_with("TRYAGAIN") || text.starts_with("CLUSTERDOWN") {
+                    return self.retry(e, false);
+                }
+                (self.done)(Err(e))
+            }
+            // never sent (connect refused or in back-off): safe to send again elsewhere
+            CacheError::Unavailable(text)
+                if !text.starts_with("connection lost") && !text.contains("outbox is full") =>
+            {
+                inner.healthy.store(false, Ordering::Relaxed);
+                self.retry(e, true)
+            }
+            CacheError::Unavailable(_) | CacheError::Timeout(_) => {
+                inner.healthy.store(false, Ordering::Relaxed);
+                if !matches!(self.route, Route::Any) {
+                    inner.schedule_refresh();
+                }
+                (self.done)(Err(e))
+            }
+            _ => (self.done)(Err(e)),
+        }
+    }
+
+    /// Sends the command again after a short back-off (and a map refresh when `refresh`),
+    /// while its deadline allows; else answers `e`.
+    fn retry(mut self, e: CacheError, refresh: bool) {
+        let backoff = Duration::from_millis((20u64 << self.retries.min(3)).min(200));
+        if self.retries >= MAX_RETRIES || Instant::now() + backoff >= self.deadline {
+            return (self.done)(Err(e));
+        }
+        self.retries += 1;
+        self.inner.retried.fetch_add(1, Ordering::Relaxed);
+        if refresh {
+            self.inner.schedule_refresh();
+            // back to the map's node for the slot (it may have changed)
+            if let Route::Node(_) | Route::Ask(_) = self.route {
+                if let Some(slot) = self.slot {
+                    self.route = Route::Slot(slot);
+                }
+            }
+        }
+        napi::bindgen_prelude::spawn(async move {
+            tokio::time::sleep(backoff).await;
+            self.send();
+        });
+    }
+}
+
 impl ClusterStore {
     pub fn new(
         nodes: &[RedisTarget],
         command_timeout: Duration,
         connect_timeout: Duration,
+        limits: Limits,
     ) -> CacheResult<ClusterStore> {
         let secrets: Vec<String> = nodes
             .iter()
@@ -82,162 +581,245 @@ impl ClusterStore {
             .flat_map(|p| [crate::config::percent_decode(&p), p])
             .filter(|s| !s.is_empty())
             .collect();
-        let client = ClusterClientBuilder::new(nodes.iter().map(|n| n.url.as_str()))
-            .connection_timeout(connect_timeout)
-            .response_timeout(command_timeout)
-            // a few quick retries ride out MOVED/ASK and a replica's promotion; the whole
-            // command stays bounded by commandTimeoutMs (see `bounded`)
-            .retries(6)
-            .min_retry_wait(20)
-            .max_retry_wait(250)
-            .build()
-            .map_err(|_| {
-                CacheError::InvalidArg("invalid cluster node URL (the URL is not shown)".into())
-            })?;
+        let invalid =
+            || CacheError::InvalidArg("invalid cluster node URL (the URL is not shown)".into());
+        let first = nodes.first().ok_or_else(invalid)?;
+        let info = redis::Client::open(first.url.as_str())
+            .map_err(|_| invalid())?
+            .get_connection_info()
+            .clone();
+        let settings = info.redis_settings();
+        let seeds: Vec<Addr> = nodes.iter().filter_map(|n| host_port(&n.url)).collect();
+        if seeds.len() != nodes.len() {
+            return Err(invalid());
+        }
         Ok(ClusterStore {
-            client,
-            conn: parking_lot::Mutex::new(None),
-            connecting: SharedAttempt::default(),
-            seeds: nodes.iter().filter_map(|n| host_port(&n.url)).collect(),
-            userinfo: nodes.first().map(|n| userinfo(&n.url)).unwrap_or_default(),
-            secrets,
-            command_timeout,
-            connect_timeout,
-            healthy: AtomicBool::new(true),
-            closed: AtomicBool::new(false),
+            inner: Arc::new(Inner {
+                seeds,
+                username: settings.username().map(str::to_string),
+                password: settings.password().map(str::to_string),
+                userinfo: userinfo(&first.url),
+                secrets: Arc::new(secrets),
+                command_timeout,
+                connect_timeout,
+                limits,
+                map: RwLock::new(SlotMap::empty()),
+                pipes: Mutex::new(HashMap::new()),
+                refreshing: SharedAttempt::default(),
+                last_refresh: Mutex::new(None),
+                loads: Mutex::new(HashMap::new()),
+                healthy: AtomicBool::new(true),
+                closed: AtomicBool::new(false),
+                moved: AtomicU64::new(0),
+                asked: AtomicU64::new(0),
+                retried: AtomicU64::new(0),
+                refreshes: AtomicU64::new(0),
+            }),
         })
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.inner.healthy.load(Ordering::Relaxed)
     }
 
     pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.conn.lock().take();
-    }
-
-    fn scrub(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .fold(text.to_string(), |t, s| redact(&t, Some(s)))
-    }
-
-    fn map_err(&self, e: RedisError) -> CacheError {
-        let e = classify(e, &self.secrets, self.command_timeout);
-        self.healthy
-            .store(matches!(e, CacheError::Redis(_)), Ordering::Relaxed);
-        e
-    }
-
-    /// The cluster connection, created on first use. Concurrent first calls share one
-    /// connect attempt, and each waits for it at most connectTimeoutMs.
-    async fn connection(&self) -> CacheResult<ClusterConnection> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(CacheError::Closed);
-        }
-        if let Some(c) = self.conn.lock().as_ref() {
-            return Ok(c.clone());
-        }
-        let client = self.client.clone();
-        let secrets = self.secrets.clone();
-        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
-        let attempt = move || async move {
-            match tokio::time::timeout(connect_timeout, client.get_async_connection()).await {
-                Err(_) => Err(CacheError::Timeout(connect_timeout.as_millis() as u64)),
-                Ok(Err(e)) => Err(classify(e, &secrets, command_timeout)),
-                Ok(Ok(c)) => Ok(c),
-            }
-        };
-        let result = self
-            .connecting
-            .join(attempt, self.connect_timeout)
-            .await
-            .unwrap_or(Err(CacheError::Timeout(
-                self.connect_timeout.as_millis() as u64
-            )));
-        match result {
-            Ok(c) => {
-                if self.closed.load(Ordering::Relaxed) {
-                    return Err(CacheError::Closed);
-                }
-                Ok(self.conn.lock().get_or_insert(c).clone())
-            }
-            Err(e) => {
-                self.healthy
-                    .store(matches!(e, CacheError::Redis(_)), Ordering::Relaxed);
-                Err(e)
-            }
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let pipes: Vec<Arc<Pipeline>> = self.inner.pipes.lock().values().cloned().collect();
+        for p in pipes {
+            p.close();
         }
     }
 
-    async fn bounded<T>(
+    fn start(&self, payload: Payload, route: Route, slot: Option<u16>, deferred: bool, done: Done) {
+        Op {
+            inner: self.inner.clone(),
+            payload: Arc::new(payload),
+            route,
+            slot,
+            deadline: Instant::now() + self.inner.command_timeout,
+            redirects: 0,
+            retries: 0,
+            eval: false,
+            deferred,
+            done,
+        }
+        .send();
+    }
+
+    /// Queues `args` (a command, keys already prefixed) on the primary of `route_key`'s slot,
+    /// sent by the next [`flush`](Self::flush); `done` gets the final reply (after any
+    /// redirection). Never blocks.
+    pub fn submit_deferred(&self, route_key: &[u8], args: &[&[u8]], done: Done) {
+        let mut bytes = Vec::with_capacity(args.iter().map(|a| a.len() + 16).sum());
+        encode(&mut bytes, args);
+        let slot = key_slot(route_key);
+        self.start(
+            Payload::Cmd(bytes),
+            Route::Slot(slot),
+            Some(slot),
+            true,
+            done,
+        );
+    }
+
+    /// Queues a script call on the primary of its first key's slot, sent by the next
+    /// [`flush`](Self::flush) (EVAL after a NOSCRIPT).
+    pub fn submit_script_deferred(&self, call: ScriptCall, done: Done) {
+        let slot = call.first_key().map(key_slot);
+        let route = slot.map_or(Route::Any, Route::Slot);
+        self.start(Payload::Call(call), route, slot, true, done);
+    }
+
+    /// [`submit_script_deferred`](Self::submit_script_deferred), sent at once.
+    pub fn submit_script(&self, call: ScriptCall, done: Done) {
+        let slot = call.first_key().map(key_slot);
+        let route = slot.map_or(Route::Any, Route::Slot);
+        self.start(Payload::Call(call), route, slot, false, done);
+    }
+
+    /// Sends what the deferred submits queued, on every node's pipeline (not only the map's
+    /// primaries: a command routed just before a refresh may wait on a node it no longer has).
+    pub fn flush(&self) {
+        for p in self.inner.pipes.lock().values() {
+            p.flush();
+        }
+    }
+
+    /// (writes, commands, refused) summed over every node's pipeline.
+    pub fn transport_counts(&self) -> (u64, u64, u64) {
+        self.inner
+            .pipes
+            .lock()
+            .values()
+            .fold((0, 0, 0), |(w, c, r), p| {
+                let (pw, pc) = p.transport_counts();
+                (w + pw, c + pc, r + p.refused_count())
+            })
+    }
+
+    /// One script call (EVAL after a NOSCRIPT), routed by its first key.
+    pub async fn call(&self, call: ScriptCall) -> CacheResult<Resp> {
+        let slot = call.first_key().map(key_slot);
+        let route = slot.map_or(Route::Any, Route::Slot);
+        self.request(Payload::Call(call), route, slot).await
+    }
+
+    /// (MOVED followed, ASK followed, retries, reads of the slot map) so far.
+    pub fn counts(&self) -> [u64; 4] {
+        let i = &self.inner;
+        [&i.moved, &i.asked, &i.retried, &i.refreshes].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    async fn request(
         &self,
-        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> CacheResult<T> {
-        match tokio::time::timeout(self.command_timeout, fut).await {
-            Err(_) => {
-                self.healthy.store(false, Ordering::Relaxed);
-                Err(CacheError::Timeout(self.command_timeout.as_millis() as u64))
-            }
-            Ok(Err(e)) => Err(self.map_err(e)),
-            Ok(Ok(v)) => {
-                self.healthy.store(true, Ordering::Relaxed);
-                Ok(v)
-            }
-        }
+        payload: Payload,
+        route: Route,
+        slot: Option<u16>,
+    ) -> CacheResult<Resp> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.start(
+            payload,
+            route,
+            slot,
+            false,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or(Err(CacheError::Closed))
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        let mut conn = self.connection().await?;
-        self.bounded(cmd.query_async(&mut conn)).await
+        let args: Vec<&[u8]> = cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b,
+                _ => &b"0"[..],
+            })
+            .collect();
+        let name = args
+            .first()
+            .map(|n| n.to_ascii_uppercase())
+            .unwrap_or_default();
+        let keyless = matches!(name.as_slice(), b"PING" | b"CLUSTER" | b"INFO" | b"SCRIPT");
+        let multi = matches!(name.as_slice(), b"UNLINK" | b"DEL" | b"EXISTS" | b"TOUCH");
+        if multi && args.len() > 2 {
+            // keys of different slots: one command per slot, the counts summed
+            let mut by_slot: Vec<(u16, Vec<&[u8]>)> = Vec::new();
+            for k in &args[1..] {
+                let s = key_slot(k);
+                match by_slot.iter_mut().find(|(x, _)| *x == s) {
+                    Some((_, ks)) => ks.push(k),
+                    None => by_slot.push((s, vec![args[0], k])),
+                }
+            }
+            if by_slot.len() > 1 {
+                let mut n: i64 = 0;
+                for (slot, part) in by_slot {
+                    let mut bytes = Vec::new();
+                    encode(&mut bytes, &part);
+                    let r = self
+                        .request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot))
+                        .await?;
+                    n += decode::<i64>(r)?;
+                }
+                return decode(Resp::Int(n));
+            }
+        }
+        let bytes = cmd.get_packed_command();
+        let (route, slot) = match args.get(1) {
+            Some(k) if !keyless => {
+                let s = key_slot(k);
+                (Route::Slot(s), Some(s))
+            }
+            _ => (Route::Any, None),
+        };
+        decode(self.request(Payload::Cmd(bytes), route, slot).await?)
     }
 
-    /// EVALSHA routed by the first key (SCRIPT LOAD on NOSCRIPT).
+    /// EVALSHA routed by the first key (SCRIPT LOAD and EVALSHA again on NOSCRIPT).
     pub async fn script<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        let mut inv = script.prepare_invoke();
-        for k in keys {
-            inv.key(*k);
+        let mut evalsha = Vec::new();
+        encode_header(&mut evalsha, 3 + keys.len() + args.len());
+        encode_arg(&mut evalsha, b"EVALSHA");
+        encode_arg(&mut evalsha, script.get_hash().as_bytes());
+        encode_arg(&mut evalsha, keys.len().to_string().as_bytes());
+        for a in keys.iter().chain(args) {
+            encode_arg(&mut evalsha, a.as_bytes());
         }
-        for a in args {
-            inv.arg(*a);
-        }
-        let mut conn = self.connection().await?;
-        self.bounded(inv.invoke_async(&mut conn)).await
+        let load = self.inner.load_of(script);
+        let slot = keys.first().map(key_slot);
+        let route = slot.map_or(Route::Any, Route::Slot);
+        let r = self
+            .request(Payload::Script { evalsha, load }, route, slot)
+            .await?;
+        decode(r)
     }
 
-    /// The primaries serving slots now, from CLUSTER SLOTS.
+    /// The primaries serving slots now (the map read again first).
     pub async fn primaries(&self) -> CacheResult<Vec<(String, u16)>> {
-        let slots: Vec<Value> = self.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
-        let mut out: Vec<(String, u16)> = Vec::new();
-        for range in slots {
-            let Value::Array(parts) = range else { continue };
-            let Some(Value::Array(master)) = parts.get(2) else {
-                continue;
-            };
-            let host = match master.first() {
-                Some(v) => String::from_redis_value(v.clone()).unwrap_or_default(),
-                None => continue,
-            };
-            let port = match master.get(1) {
-                Some(v) => u16::from_redis_value(v.clone()).unwrap_or(0),
-                None => continue,
-            };
-            if !host.is_empty() && port != 0 && !out.iter().any(|(h, p)| *h == host && *p == port) {
-                out.push((host, port));
-            }
-        }
-        if out.is_empty() {
+        let refreshed = self.inner.refresh().await;
+        let nodes: Vec<Addr> = {
+            let map = self.inner.map.read();
+            map.nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| map.slots.contains(&(*i as u16)))
+                .map(|(_, (a, _))| a.clone())
+                .collect()
+        };
+        if nodes.is_empty() {
+            refreshed?;
             return Err(CacheError::Unavailable(
                 "Redis Cluster: no primary serves slots".into(),
             ));
         }
-        Ok(out)
+        Ok(nodes)
     }
 
     /// One command on one node.
@@ -246,15 +828,11 @@ impl ClusterStore {
         node: &(String, u16),
         cmd: &Cmd,
     ) -> CacheResult<T> {
-        let mut conn = self.connection().await?;
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-            host: node.0.clone(),
-            port: node.1,
-        });
-        let v = self
-            .bounded(conn.route_command(cmd.clone(), routing))
-            .await?;
-        T::from_redis_value(v).map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
+        let bytes = cmd.get_packed_command();
+        decode(
+            self.request(Payload::Cmd(bytes), Route::Node(node.clone()), None)
+                .await?,
+        )
     }
 
     /// PUBLISH on the "home" primary: the one serving the slot of `home_key` (the first
@@ -263,52 +841,40 @@ impl ClusterStore {
     /// keeps a publisher's messages in order and makes the receiver count (which a node gives
     /// for its own subscribers only) exact.
     pub async fn publish(&self, home_key: &str, channel: &str, payload: &str) -> CacheResult<u32> {
-        let mut conn = self.connection().await?;
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-            Route::with_key(home_key, SlotAddr::Master),
-        ));
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(channel).arg(payload);
-        let v = self.bounded(conn.route_command(cmd, routing)).await?;
-        u32::from_redis_value(v).map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
+        let mut bytes = Vec::new();
+        encode(
+            &mut bytes,
+            &[b"PUBLISH", channel.as_bytes(), payload.as_bytes()],
+        );
+        let slot = key_slot(home_key);
+        decode(
+            self.request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot))
+                .await?,
+        )
     }
 
-    /// The primary serving `key`'s slot now (CLUSTER KEYSLOT + CLUSTER SLOTS).
+    /// The primary serving `key`'s slot now (the map read again first).
     async fn primary_of(&self, key: &str) -> CacheResult<(String, u16)> {
-        let slot: i64 = self
-            .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
-            .await?;
-        let slots: Vec<Value> = self.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
-        for range in slots {
-            let Value::Array(parts) = range else { continue };
-            let (Some(from), Some(to), Some(Value::Array(master))) =
-                (parts.first(), parts.get(1), parts.get(2))
-            else {
-                continue;
-            };
-            let from = i64::from_redis_value(from.clone()).unwrap_or(-1);
-            let to = i64::from_redis_value(to.clone()).unwrap_or(-1);
-            if slot < from || slot > to {
-                continue;
-            }
-            let host = master
-                .first()
-                .and_then(|v| String::from_redis_value(v.clone()).ok());
-            let port = master
-                .get(1)
-                .and_then(|v| u16::from_redis_value(v.clone()).ok());
-            if let (Some(h), Some(p)) = (host, port) {
-                return Ok((h, p));
-            }
-        }
-        Err(CacheError::Unavailable(
-            "Redis Cluster: no primary serves the slot".into(),
-        ))
+        let _ = self.inner.refresh().await;
+        let map = self.inner.map.read();
+        let i = map
+            .slots
+            .get(key_slot(key) as usize)
+            .copied()
+            .unwrap_or(NONE);
+        map.nodes
+            .get(i as usize)
+            .map(|(a, _)| a.clone())
+            .ok_or_else(|| {
+                CacheError::Unavailable("Redis Cluster: no primary serves the slot".into())
+            })
     }
 
-    /// A pub/sub connection to the home primary of `channels[0]` (see [`ClusterStore::publish`]),
-    /// else to any other node (the primaries, then the seeds): any node delivers every message.
+    /// A pub/sub connection (redis-rs) to the home primary of `channels[0]` (see
+    /// [`ClusterStore::publish`]), else to any other node (the primaries, then the seeds):
+    /// any node delivers every message.
     pub async fn subscriber(&self, channels: &[String]) -> CacheResult<redis::aio::PubSub> {
+        let inner = &self.inner;
         let mut nodes = Vec::new();
         if let Some(first) = channels.first() {
             if let Ok(home) = self.primary_of(first).await {
@@ -320,14 +886,14 @@ impl ClusterStore {
                 nodes.push(p);
             }
         }
-        for s in &self.seeds {
+        for s in &inner.seeds {
             if !nodes.contains(s) {
                 nodes.push(s.clone());
             }
         }
         let mut last = CacheError::Unavailable("Redis Cluster: no node to subscribe on".into());
         for (host, port) in nodes {
-            if self.closed.load(Ordering::Relaxed) {
+            if inner.closed.load(Ordering::Relaxed) {
                 return Err(CacheError::Closed);
             }
             let host = if host.contains(':') {
@@ -335,16 +901,16 @@ impl ClusterStore {
             } else {
                 host
             };
-            let url = format!("redis://{}{host}:{port}", self.userinfo);
+            let url = format!("redis://{}{host}:{port}", inner.userinfo);
             let connect = async {
                 let client = redis::Client::open(url.as_str())?;
                 let mut ps = client.get_async_pubsub().await?;
                 ps.subscribe(channels).await?;
                 Ok::<_, RedisError>(ps)
             };
-            match tokio::time::timeout(self.connect_timeout, connect).await {
-                Err(_) => last = CacheError::Timeout(self.connect_timeout.as_millis() as u64),
-                Ok(Err(e)) => last = CacheError::Unavailable(self.scrub(&e.to_string())),
+            match tokio::time::timeout(inner.connect_timeout, connect).await {
+                Err(_) => last = CacheError::Timeout(inner.connect_timeout.as_millis() as u64),
+                Ok(Err(e)) => last = CacheError::Unavailable(inner.scrub(&e.to_string())),
                 Ok(Ok(ps)) => return Ok(ps),
             }
         }
@@ -364,5 +930,36 @@ mod tests {
         );
         assert_eq!(host_port("redis://:pw@h:7001/0"), Some(("h".into(), 7001)));
         assert_eq!(host_port("redis://h"), None);
+    }
+
+    #[test]
+    fn redirections_name_their_slot_and_node() {
+        assert_eq!(
+            redirect_target("3999 127.0.0.1:6381"),
+            Some((3999, ("127.0.0.1".into(), 6381)))
+        );
+        assert_eq!(
+            redirect_target("12 [::1]:7000"),
+            Some((12, ("::1".into(), 7000)))
+        );
+        assert_eq!(redirect_target("x 127.0.0.1:1"), None);
+    }
+
+    #[test]
+    fn a_script_call_is_routed_by_its_first_key() {
+        static LUA: std::sync::LazyLock<super::super::pipeline::Lua> =
+            std::sync::LazyLock::new(|| super::super::pipeline::Lua::new("return 1"));
+        let call = ScriptCall::new(&LUA, &["lock:{a}", "fence"], &["x"]);
+        assert_eq!(call.first_key(), Some(b"lock:{a}".to_vec()));
+        assert_eq!(key_slot(call.first_key().unwrap()), key_slot("a"));
+        assert_eq!(ScriptCall::new(&LUA, &[], &["0", "x"]).first_key(), None);
+    }
+
+    #[test]
+    fn a_script_load_is_the_script_source() {
+        let s = Script::new("return 7");
+        let mut expected = Vec::new();
+        encode(&mut expected, &[b"SCRIPT", b"LOAD", b"return 7"]);
+        assert_eq!(script_load_bytes(&s), expected);
     }
 }

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 
 use super::cluster::ClusterStore;
+use super::pipeline::{decode, Lua, ScriptCall};
 use super::rate_limit::RateStatus;
 use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
 use super::session::{index_script, user_of};
@@ -51,10 +52,10 @@ static SESSION_INDEX_GUARDED: LazyLock<Script> = LazyLock::new(|| {
         "scripts/cluster_session_index.lua"
     ))
 });
-static RATE_INDEX: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_index.lua")));
-static RATE_COUNT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_count.lua")));
+static RATE_INDEX: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/cluster_rate_index.lua")));
+static RATE_COUNT: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/cluster_rate_count.lua")));
 static COUNTER_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cluster_counter_status.lua")));
 
@@ -232,6 +233,25 @@ impl Store {
         Ok(())
     }
 
+    /// A rate hit on a cluster as its two script calls, in order: the IP's index entry,
+    /// then the counter (whose reply is the hit's, see `rate_hit_reply`).
+    pub fn cluster_rate_hit_calls(
+        &self,
+        ip: &str,
+        endpoint: &str,
+        limit: u64,
+        window: Duration,
+    ) -> (ScriptCall, ScriptCall) {
+        let key = self.key(&rate_key(ip, endpoint));
+        let index = self.key(&rate_ip_key(ip));
+        let window_ms = (window.as_millis() as u64).max(1);
+        let (w, l) = (window_ms.to_string(), limit.to_string());
+        (
+            ScriptCall::new(&RATE_INDEX, &[&index], &[endpoint, &l, &w]),
+            ScriptCall::new(&RATE_COUNT, &[&key], &[&w]),
+        )
+    }
+
     pub(crate) async fn cluster_rate_hit(
         &self,
         c: &ClusterStore,
@@ -240,12 +260,10 @@ impl Store {
         limit: u64,
         window_ms: u64,
     ) -> CacheResult<(i64, i64)> {
-        let key = self.key(&rate_key(ip, endpoint));
-        let index = self.key(&rate_ip_key(ip));
-        let (w, l) = (window_ms.to_string(), limit.to_string());
-        c.script::<i64>(&RATE_INDEX, &[&index], &[endpoint, &l, &w])
-            .await?;
-        c.script::<(i64, i64)>(&RATE_COUNT, &[&key], &[&w]).await
+        let window = Duration::from_millis(window_ms);
+        let (index, count) = self.cluster_rate_hit_calls(ip, endpoint, limit, window);
+        c.call(index).await?;
+        decode(c.call(count).await?)
     }
 
     pub(crate) async fn cluster_rate_reset(
@@ -318,6 +336,7 @@ impl Store {
         let started = Instant::now();
         let mut removed: u64 = 0;
         for node in c.primaries().await? {
+            // a multi-key UNLINK is split by slot by `ClusterStore::query`: no CROSSSLOT
             let mut cursor: u64 = 0;
             let mut done = false;
             for _ in 0..MAX_SCAN_STEPS {
@@ -333,7 +352,6 @@ impl Store {
                     )
                     .await?;
                 for chunk in found.chunks(UNLINK_BATCH) {
-                    // redis-rs splits a multi-key UNLINK by slot: no CROSSSLOT
                     removed += c.query::<u64>(cmd("UNLINK").arg(chunk)).await?;
                 }
                 cursor = next;

@@ -37,6 +37,50 @@ pub fn check_value(max: usize, what: &str, value: &str) -> CacheResult<()> {
     Ok(())
 }
 
+/// Where the direct paths queue commands (see [`Store::direct`]).
+pub enum Direct<'a> {
+    One(&'a pipeline::Pipeline),
+    Cluster(&'a cluster::ClusterStore),
+}
+
+impl Direct<'_> {
+    /// Queues `args` (keys prefixed), sent by the next [`flush`](Self::flush); on a cluster
+    /// it goes to the primary of `route_key`'s slot.
+    pub fn submit_deferred(&self, route_key: &[u8], args: &[&[u8]], done: pipeline::Done) {
+        match self {
+            Direct::One(p) => p.submit_deferred(|b| pipeline::encode(b, args), done),
+            Direct::Cluster(c) => c.submit_deferred(route_key, args, done),
+        }
+    }
+
+    /// Queues a script call (on a cluster, to the primary of its first key's slot), sent by
+    /// the next [`flush`](Self::flush).
+    pub fn submit_script_deferred(&self, call: pipeline::ScriptCall, done: pipeline::Done) {
+        match self {
+            Direct::One(p) => p.submit_script_deferred(call, done),
+            Direct::Cluster(c) => c.submit_script_deferred(call, done),
+        }
+    }
+
+    pub fn flush(&self) {
+        match self {
+            Direct::One(p) => p.flush(),
+            Direct::Cluster(c) => c.flush(),
+        }
+    }
+
+    /// (writes, commands, refused): see [`pipeline::Pipeline::transport_counts`].
+    pub fn transport_counts(&self) -> (u64, u64, u64) {
+        match self {
+            Direct::One(p) => {
+                let (w, c) = p.transport_counts();
+                (w, c, p.refused_count())
+            }
+            Direct::Cluster(c) => c.transport_counts(),
+        }
+    }
+}
+
 pub enum Backend {
     Redis(Box<RedisStore>),
     Memory(MemoryStore),
@@ -68,8 +112,12 @@ impl Store {
                 .with_circuit(circuit()),
             )),
             BackendConfig::Cluster(nodes) => {
-                let c =
-                    cluster::ClusterStore::new(nodes, cfg.command_timeout, cfg.connect_timeout)?;
+                let c = cluster::ClusterStore::new(
+                    nodes,
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                    cfg.transport_limits(),
+                )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
                         topology::Topology::Cluster(Box::new(c)),
@@ -116,6 +164,15 @@ impl Store {
             Backend::Redis(r) => r.pipeline(),
             Backend::Memory(_) => None,
         }
+    }
+
+    /// The pipelined transport the direct paths queue on: one server's pipeline, or the
+    /// cluster's pipelines (one per primary).
+    pub fn direct(&self) -> Option<Direct<'_>> {
+        if let Some(p) = self.pipeline() {
+            return Some(Direct::One(p));
+        }
+        self.cluster().map(Direct::Cluster)
     }
 
     pub fn is_memory(&self) -> bool {

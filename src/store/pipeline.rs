@@ -341,6 +341,20 @@ impl Pipeline {
         Instant::now() + self.shared.command_timeout
     }
 
+    /// [`submit`](Self::submit) (or, when `deferred`, [`submit_deferred`](Self::submit_deferred))
+    /// answered by `deadline` at the latest: a command resent elsewhere (a cluster redirection)
+    /// keeps the deadline of its first sending.
+    pub fn submit_until(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>),
+        done: Done,
+        deadline: Instant,
+        deferred: bool,
+    ) {
+        let wake = if deferred { Wake::OnFlush } else { Wake::Now };
+        self.submit_as(write, done, wake, deadline);
+    }
+
     fn submit_as(
         &self,
         write: impl FnOnce(&mut Vec<u8>),
@@ -480,7 +494,21 @@ impl ScriptCall {
         }
     }
 
-    fn write(&self, b: &mut Vec<u8>, eval: bool) {
+    /// The first key, for routing (a cluster slot); none for a call without keys.
+    pub fn first_key(&self) -> Option<Vec<u8>> {
+        // `tail` is `numkeys key… arg…` as bulk strings
+        let (numkeys, used) = parse(&self.tail).ok()??;
+        if numkeys == Resp::Bulk(b"0".to_vec()) {
+            return None;
+        }
+        match parse(&self.tail[used..]).ok()?? {
+            (Resp::Bulk(k), _) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Appends the call as EVALSHA, or as EVAL with the script's source when `eval`.
+    pub fn write(&self, b: &mut Vec<u8>, eval: bool) {
         encode_header(b, self.argc);
         if eval {
             encode_arg(b, b"EVAL");
