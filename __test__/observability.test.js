@@ -5,7 +5,8 @@
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('crypto');
 const client = require('prom-client');
@@ -147,6 +148,37 @@ describe('@bisman/cache/prom-client', () => {
     assert.throws(() => registerMetrics(new client.Registry(), { cache: {} }), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
     const esm = await import('@bisman/cache/prom-client');
     assert.equal(esm.registerMetrics, registerMetrics);
+  });
+});
+
+describe('types of @bisman/cache/prom-client and of the trace context', () => {
+  it('compile with a prom-client Registry under tsc --strict, and refuse a misuse', () => {
+    const TSC = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+    const project = path.join(__dirname, 'ts-consumer', 'tsconfig.json');
+    const dir = fs.mkdtempSync(path.join(__dirname, 'ts-consumer', '.tmp-'));
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'good.ts'),
+        "import { Registry } from 'prom-client';\n" +
+          "import { registerMetrics } from '@bisman/cache/prom-client';\n" +
+          "import { createCache, type OperationTraceContext } from '@bisman/cache';\n" +
+          'const metrics = registerMetrics(new Registry(), { cache: createCache() });\n' +
+          "const t: 'counter' | 'gauge' | 'summary' | 'histogram' = metrics[0].type;\n" +
+          "const c: OperationTraceContext = { service: 'session', operation: 'getSession', keyFamily: 'session' };\n" +
+          'void [t, c];\n',
+      );
+      fs.writeFileSync(path.join(dir, 'bad.ts'), "import { registerMetrics } from '@bisman/cache/prom-client';\nregisterMetrics(new Map());\n");
+      const cfg = JSON.parse(fs.readFileSync(project, 'utf8'));
+      for (const [file, ok] of [['good.ts', true], ['bad.ts', false]]) {
+        cfg.files = [file];
+        fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(cfg));
+        const r = spawnSync(process.execPath, [TSC, '-p', path.join(dir, 'tsconfig.json')], { encoding: 'utf8', timeout: 120000 });
+        if (ok) assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+        else assert.match(r.stdout, /bad\.ts\(2,17\): error TS2741: Property .registerMetric. is missing/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
