@@ -515,10 +515,11 @@ export interface Stats {
 }
 
 /** One Prometheus metric family of {@link Cache.collectMetrics}: samples are
- * `[nameSuffix, labels, value]` (suffix `''`, or `'_sum'`/`'_count'` for summaries). */
+ * `[nameSuffix, labels, value]` (suffix `''`, `'_sum'`/`'_count'` for summaries and
+ * histograms, `'_bucket'` for a histogram's buckets, whose labels add `le`). */
 export interface MetricFamily {
   name: string;
-  type: 'counter' | 'gauge' | 'summary';
+  type: 'counter' | 'gauge' | 'summary' | 'histogram';
   help: string;
   /** The label names its samples carry (e.g. `['service']`, `['endpoint', 'decision']`). */
   labelNames: string[];
@@ -613,3 +614,33 @@ export declare function permRoleKey(roleId: Id): string;
 export declare function rateKey(ip: Id, endpoint: string): string;
 export declare function lockKey(resource: Id, id: Id): string;
 export declare function hashToken(token: string): string;
+
+/**
+ * The context object published on the diagnostics_channel TracingChannel
+ * `bisman-cache:operation` (start, end, asyncStart, asyncEnd, error) around every public
+ * operation; nothing is built while the channel has no subscriber. It never carries a token,
+ * a token hash, an IP, an id, a password or an answer.
+ *
+ * ```js
+ * const dc = require('node:diagnostics_channel');
+ * dc.tracingChannel('bisman-cache:operation').subscribe({
+ *   start(c) { c.t0 = performance.now(); },
+ *   asyncEnd(c) { console.log(c.service, c.operation, c.keyFamily, performance.now() - c.t0, c.error?.code); },
+ *   end() {}, asyncStart() {}, error() {},
+ * });
+ * ```
+ */
+export interface OperationTraceContext {
+  service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'health';
+  /** The method called: `'getSession'`, `'checkLimit'`, `'acquire'`, `'ping'`, … */
+  operation: string;
+  /** The key's family (`'session'`, `'perm:user'`, `'rate'`, `'lock:approval'`, a channel name);
+   * absent for operations on no key. A lock resource with a digit shows as `'lock'`. */
+  keyFamily?: string;
+  /** Set when the back end is one `redis://` or `rediss://` server. */
+  serverAddress?: string;
+  serverPort?: number;
+  dbIndex?: number;
+  /** The rejection (or synchronous throw) of a failing call. */
+  error?: unknown;
+}

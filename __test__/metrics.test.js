@@ -21,14 +21,14 @@ function parse(text) {
     let m = /^# (HELP|TYPE) (bisman_cache_[a-z_]+) (.+)$/.exec(line);
     if (m) {
       if (m[1] === 'TYPE') {
-        assert.match(m[3], /^(counter|gauge|summary)$/);
+        assert.match(m[3], /^(counter|gauge|summary|histogram)$/);
         typed.add(m[2]);
       }
       continue;
     }
     m = /^(bisman_cache_[a-z_]+)(\{(?:[a-z_]+="(?:[^"\\\n]|\\.)*",?)*\})? (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/.exec(line);
     assert.ok(m, `not an exposition line: ${JSON.stringify(line)}`);
-    assert.ok(typed.has(m[1].replace(/_(sum|count)$/, '')) || typed.has(m[1]), `sample before its TYPE: ${line}`);
+    assert.ok(typed.has(m[1].replace(/_(sum|count|bucket)$/, '')) || typed.has(m[1]), `sample before its TYPE: ${line}`);
     samples.set(m[1] + (m[2] || ''), Number(m[3]));
   }
   return samples;
@@ -151,7 +151,7 @@ for (const [name, make] of BACKENDS) {
       for (const f of families) {
         assert.match(f.name, /^bisman_cache_/);
         for (const [suffix, labels, value] of f.samples) {
-          assert.deepEqual(Object.keys(labels), f.labelNames, f.name);
+          assert.deepEqual(Object.keys(labels), suffix === '_bucket' ? [...f.labelNames, 'le'] : f.labelNames, f.name);
           const l = Object.entries(labels).map(([k, v]) => `${k}="${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',');
           assert.equal(text.get(`${f.name}${suffix}${l ? `{${l}}` : ''}`), value);
           n++;

@@ -11,6 +11,8 @@ const keys = require('./keys');
 const { EventEmitter } = require('events');
 const { metrics, collect, CONTENT_TYPE } = require('./metrics');
 const { attachEvents } = require('./events');
+const { instrument } = require('./tracing');
+const { debug, describeTarget } = require('./debug');
 
 // An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
 // The circuit breaker's state ('closed' before any back end was made).
@@ -35,6 +37,8 @@ class Cache extends EventEmitter {
     this.permissionCache = new PermissionCache(this.ctx);
     this.pubsub = new PubSub(this.ctx);
     this.rateLimiter = new RateLimiter(this.ctx, rateLimits, this.pubsub);
+    instrument(this);
+    debug('cache created for %s', describeTarget(this.ctx.options));
   }
 
   // The top-level session shortcuts of the module, on every instance.
@@ -52,6 +56,7 @@ class Cache extends EventEmitter {
     const insured = parseInsurance(options && options.rateLimitInsurance);
     const ipv6Subnet = parseIpv6Subnet(options && options.ipv6Subnet);
     this.ctx.reconfigure(options);
+    debug('reconfigured for %s (the previous connection is closed)', describeTarget(this.ctx.options));
     // A subscription follows the instance to its new back end.
     if (this.pubsub.wanted) this.pubsub.subscribe().catch(() => {});
     this.rateLimiter.setLimits(rateLimits);
@@ -128,6 +133,7 @@ class Cache extends EventEmitter {
   // call connects again.
   shutdown() {
     this.ctx.shutdown();
+    debug('shut down: connections closed');
     return Promise.resolve();
   }
 }

@@ -11,6 +11,7 @@ const { tlsCaOf } = require('./tls');
 const { NearL1 } = require('./near_l1');
 const { pubsubOptions } = require('./pubsub');
 const { Journal, journalMax } = require('./journal');
+const { Latency, timedValue, timedError } = require('./metrics');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
 
@@ -117,6 +118,10 @@ class Context {
     this.flights = new Map();
     // Revocations that could not reach Redis, replayed when it answers (lib/journal.js).
     this.journal = new Journal(this, this.options.revocationJournalMax);
+    // The public operation running synchronously (set by lib/tracing.js), or null; the
+    // back-end calls it starts are observed in `latency` (lib/metrics.js).
+    this.current = null;
+    this.latency = new Latency();
   }
 
   ensureBridge() {
@@ -203,7 +208,11 @@ class Context {
       }
       return Promise.reject(err);
     }
-    if (early === undefined) return b.wait(id, onValue, onError, arg);
+    if (early === undefined) {
+      const op = this.current;
+      if (op === null) return b.wait(id, onValue, onError, arg);
+      return b.wait(id, timedValue, timedError, this.latency.begin(op, onValue, onError, arg));
+    }
     b.release(id);
     return Promise.resolve(early);
   }

@@ -8,6 +8,10 @@
 // The link state is read from isEnabled() every CIRCUIT_POLL_MS while someone listens to
 // 'circuit' or 'reconnect' (an unref'd timer: it never keeps Node alive). A listener that
 // throws is logged, never propagated into the call that failed.
+// With NODE_DEBUG=bisman-cache (lib/debug.js) the link state is polled from the start, and
+// failures and circuit transitions are logged on stderr.
+
+const { debug, debugFailure, enabled: debugEnabled } = require('./debug');
 
 const CIRCUIT_POLL_MS = 100;
 const LINK_EVENTS = new Set(['circuit', 'reconnect']);
@@ -26,6 +30,7 @@ function attachEvents(cache) {
   };
 
   ctx.onBackendFailure = (service, err) => {
+    debugFailure(service, err);
     if (cache.listenerCount('error') > 0) safeEmit('error', err, service);
   };
 
@@ -38,25 +43,31 @@ function attachEvents(cache) {
     const now = b.native.isEnabled();
     if (up === null) {
       up = now;
+      debug('circuit %s (back end %s)', now ? 'closed' : 'open', now ? 'answers' : 'unavailable: calls fall back');
       if (!now) safeEmit('circuit', { state: 'open' });
       return;
     }
     if (now === up) return;
     up = now;
+    debug('circuit %s (back end %s)', now ? 'closed' : 'open', now ? 'answers again' : 'unavailable: calls fall back');
     safeEmit('circuit', { state: now ? 'closed' : 'open' });
     if (now) safeEmit('reconnect');
   };
 
   const linkListeners = () => cache.listenerCount('circuit') + cache.listenerCount('reconnect');
-  cache.on('newListener', (event) => {
-    if (!LINK_EVENTS.has(event) || timer !== null) return;
+  const poll = () => {
     up = null;
     timer = setInterval(tick, CIRCUIT_POLL_MS);
     timer.unref();
     setImmediate(tick);
+  };
+  if (debugEnabled) poll();
+  cache.on('newListener', (event) => {
+    if (!LINK_EVENTS.has(event) || timer !== null) return;
+    poll();
   });
   cache.on('removeListener', (event) => {
-    if (LINK_EVENTS.has(event) && timer !== null && linkListeners() === 0) {
+    if (LINK_EVENTS.has(event) && timer !== null && !debugEnabled && linkListeners() === 0) {
       clearInterval(timer);
       timer = null;
     }

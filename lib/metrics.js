@@ -3,7 +3,106 @@
 // built from stats() and the services' own counters. No dependency: serve it from a /metrics
 // route, or hand it to prom-client through a custom collector (README "Metrics").
 
+const { performance } = require('perf_hooks');
+const { OPERATIONS } = require('./tracing');
+
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
+
+// Upper bounds (seconds) of the latency histogram's buckets; '+Inf' follows.
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const NB = LATENCY_BUCKETS.length;
+// One row per operation: NB + 1 bucket counts (not cumulative; the last is +Inf), the sum of
+// the observed seconds, the count.
+const ROW = NB + 3;
+// Timing records kept for reuse: a call in flight holds one; at most this many wait idle.
+const POOL_MAX = 4096;
+
+// A clock read costs a system call on some hosts (≈ 200 ns), so it is read once per run of
+// synchronous code: the calls started together (a burst, a Promise.all) share their start
+// time, the answers delivered in one batch their end time. The reading expires at the next
+// microtask checkpoint.
+let clock = 0;
+let clockSet = false;
+const expireClock = () => {
+  clockSet = false;
+};
+function now() {
+  if (!clockSet) {
+    clock = performance.now();
+    clockSet = true;
+    queueMicrotask(expireClock);
+  }
+  return clock;
+}
+
+// The latency histogram of one cache instance, per traced operation (lib/tracing.js): the
+// time from the start of a back-end call an operation makes (Context#opArg) to its answer.
+// Recording makes no allocation once the pool of timing records holds as many records as
+// calls are in flight: a record carries the call's own handlers and argument instead of them.
+class Latency {
+  constructor() {
+    this.table = new Float64Array(OPERATIONS.length * ROW);
+    this.pool = [];
+  }
+
+  // A record for one back-end call of `op`, handed to Bridge#wait as its argument with the
+  // handlers timedValue / timedError below.
+  begin(op, onValue, onError, arg) {
+    let rec = this.pool.pop();
+    if (rec === undefined) rec = { latency: this, row: 0, onValue: undefined, onError: undefined, arg: undefined, t0: 0 };
+    rec.row = op.index * ROW;
+    rec.onValue = onValue;
+    rec.onError = onError;
+    rec.arg = arg;
+    rec.t0 = now();
+    return rec;
+  }
+
+  // Observes the call of `rec` and recycles the record.
+  end(rec) {
+    const s = (now() - rec.t0) / 1000;
+    const t = this.table;
+    const row = rec.row;
+    let b = 0;
+    while (b < NB && s > LATENCY_BUCKETS[b]) b++;
+    t[row + b]++;
+    t[row + NB + 1] += s;
+    t[row + NB + 2]++;
+    rec.onValue = undefined;
+    rec.onError = undefined;
+    rec.arg = undefined;
+    if (this.pool.length < POOL_MAX) this.pool.push(rec);
+  }
+
+  // → [[op, cumulative bucket counts, sum, count]] of the operations observed at least once.
+  snapshot() {
+    const out = [];
+    const t = this.table;
+    for (const op of OPERATIONS) {
+      const row = op.index * ROW;
+      const count = t[row + NB + 2];
+      if (count === 0) continue;
+      const cumulative = [];
+      let c = 0;
+      for (let b = 0; b <= NB; b++) cumulative.push((c += t[row + b]));
+      out.push([op, cumulative, t[row + NB + 1], count]);
+    }
+    return out;
+  }
+}
+
+function timedValue(value, rec) {
+  const { onValue, arg } = rec;
+  rec.latency.end(rec);
+  return onValue === undefined ? value : onValue(value, arg);
+}
+
+function timedError(err, rec) {
+  const { onError, arg } = rec;
+  rec.latency.end(rec);
+  if (onError === undefined) throw err;
+  return onError(err, arg);
+}
 
 // Label values are escaped as the exposition format requires (\\, \" and \n).
 const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -96,13 +195,12 @@ function collect(cache) {
   const corrupt = fam('corrupt_values_total', 'counter', 'Cached values that were not a session or a permissions snapshot: dropped and read as a miss, by service.', ['service']);
   corrupt.add({ service: 'session' }, s.session.corrupt).add({ service: 'permission' }, s.permission.corrupt);
 
-  if (b !== null) {
-    const near = cache.permissionCache.nearCacheStats();
-    fam('near_cache_hits_total', 'counter', 'Permission reads answered from process memory.').add({}, near.hits);
-    fam('near_cache_misses_total', 'counter', 'Permission reads the near cache could not answer.').add({}, near.misses);
-    fam('near_cache_size', 'gauge', 'Permission snapshots held in process memory.').add({}, near.size);
-    fam('near_cache_trusted', 'gauge', '1 while the near cache may answer (subscription healthy).').add({}, near.trusted ? 1 : 0);
-  }
+  // The same families with or without a back end (a registry keeps the names it first saw).
+  const near = b !== null ? cache.permissionCache.nearCacheStats() : { hits: 0, misses: 0, size: 0, trusted: false };
+  fam('near_cache_hits_total', 'counter', 'Permission reads answered from process memory.').add({}, near.hits);
+  fam('near_cache_misses_total', 'counter', 'Permission reads the near cache could not answer.').add({}, near.misses);
+  fam('near_cache_size', 'gauge', 'Permission snapshots held in process memory.').add({}, near.size);
+  fam('near_cache_trusted', 'gauge', '1 while the near cache may answer (subscription healthy).').add({}, near.trusted ? 1 : 0);
 
   const rev = s.revocation;
   fam('revocations_pending', 'gauge', 'Revocations that could not reach Redis, kept by this node until it replays them (it treats them as revoked meanwhile).').add({}, rev.pending);
@@ -110,6 +208,13 @@ function collect(cache) {
   fam('revocation_journal_overflow_total', 'counter', 'Revocations that did not fit in the journal (revocationJournalMax): lost for the other nodes.').add({}, rev.journalOverflow);
   fam('enabled', 'gauge', '1 while the cache is enabled and Redis is not known to be down (the circuit is closed); 0 while reads fall back to the loaders.').add({}, s.enabled ? 1 : 0);
   fam('in_flight', 'gauge', 'Operations waiting on the back end.').add({}, s.inFlight);
+
+  const duration = fam('operation_duration_seconds', 'histogram', 'Time from the start of a back-end call made by a public operation to its answer (answers from process memory are not observed), by service and operation.', ['service', 'operation']);
+  for (const [op, cumulative, sum, count] of cache.ctx.latency.snapshot()) {
+    const { service, operation } = op;
+    for (let b = 0; b <= NB; b++) duration.add({ service, operation, le: b < NB ? String(LATENCY_BUCKETS[b]) : '+Inf' }, cumulative[b], '_bucket');
+    duration.add({ service, operation }, sum, '_sum').add({ service, operation }, count, '_count');
+  }
   return f;
 }
 
@@ -119,4 +224,4 @@ function metrics(cache) {
     .join('\n')}\n`;
 }
 
-module.exports = { metrics, collect, CONTENT_TYPE: 'text/plain; version=0.0.4; charset=utf-8' };
+module.exports = { metrics, collect, Latency, timedValue, timedError, LATENCY_BUCKETS, CONTENT_TYPE: 'text/plain; version=0.0.4; charset=utf-8' };
