@@ -578,6 +578,69 @@ mod tests {
     }
 
     #[test]
+    fn unix_socket_urls_are_accepted_and_their_password_scrubbed() {
+        for url in [
+            "unix:///tmp/r.sock",
+            "redis+unix:///tmp/r.sock?db=2&pass=pw",
+        ] {
+            assert!(
+                matches!(cfg(url).unwrap().backend, Backend::Redis(_)),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            password_of("unix:///tmp/r.sock?db=2&pass=s3cret").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(password_of("redis+unix:///tmp/r.sock?db=2"), None);
+    }
+
+    #[test]
+    fn tls_options_need_rediss_and_valid_values() {
+        let with = |url: &str, f: fn(&mut NativeOptions)| {
+            let mut o = NativeOptions {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            f(&mut o);
+            Config::from_options(o)
+        };
+        assert!(
+            with("rediss://h:1", |o| o.tls_reject_unauthorized = Some(false))
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        assert!(cfg("rediss://h:1").unwrap().tls.is_none());
+        for (url, f) in [
+            (
+                "redis://h:1",
+                (|o| o.tls_servername = Some("h".into())) as fn(&mut NativeOptions),
+            ),
+            ("unix:///tmp/r.sock", |o| {
+                o.tls_reject_unauthorized = Some(true)
+            }),
+            ("rediss://h:1", |o| o.tls_ca = Some("not pem".into())),
+            ("rediss://h:1", |o| o.tls_cert = Some("x".into())),
+            ("rediss://h:1", |o| o.tls_servername = Some(String::new())),
+            ("rediss://h:1", |o| {
+                o.tls_servername = Some("bad name!".into())
+            }),
+            ("rediss://h:1", |o| {
+                o.tls_cert =
+                    Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into());
+                o.tls_key = Some(
+                    "-----BEGIN PRIVATE KEY-----\nsecretkey\n-----END PRIVATE KEY-----\n".into(),
+                );
+            }),
+        ] {
+            let e = with(url, f).err().unwrap();
+            assert_eq!(e.code(), "ERR_INVALID_ARG", "{url}: {e}");
+            assert!(!e.to_string().contains("secretkey"), "{e}");
+        }
+    }
+
+    #[test]
     fn timeouts_are_range_checked() {
         let e = Config::from_options(NativeOptions {
             command_timeout_ms: Some(0.0),
