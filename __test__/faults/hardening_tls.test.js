@@ -11,7 +11,7 @@ const os = require('os');
 const path = require('path');
 const { createCache } = require('../..');
 const { startRedis, makePki } = require('../helpers/redis');
-const { guardProcess, timed, waitFor } = require('../helpers/faults');
+const { guardProcess, timed, waitFor, within } = require('../helpers/faults');
 
 const guard = guardProcess();
 const TIMEOUT = 200;
@@ -19,17 +19,6 @@ const CONNECT_TIMEOUT = 500;
 const PASSWORD = 'hung-tls-pa55word';
 const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL']);
 const BLOB = 'x'.repeat(400 * 1024);
-
-// Settles `p`, or rejects after `ms` (a hang fails the test instead of stalling it).
-function within(p, ms, what) {
-  let timer;
-  return Promise.race([
-    p,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 describe('a hung TLS server (SIGSTOP) settles every call within commandTimeoutMs + margin', () => {
   let dir;
