@@ -448,20 +448,22 @@ enum Link {
 
 impl Link {
     /// TCP and Unix sockets split into owned halves (no lock between them); a TLS stream
-    /// shares one session state, so its halves are `tokio::io::split`'s.
-    fn into_halves(self) -> (Reader, Writer) {
+    /// shares one session state, so its halves are `tokio::io::split`'s (their lock is never
+    /// contended: one task polls both). → (reader, writer, whether the writer buffers: TLS
+    /// holds records it could not send yet until a flush).
+    fn into_halves(self) -> (Reader, Writer, bool) {
         match self {
             Link::Tcp(s) => {
                 let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
+                (Box::new(r), Box::new(w), false)
             }
             Link::Tls(s) => {
                 let (r, w) = tokio::io::split(s);
-                (Box::new(r), Box::new(w))
+                (Box::new(r), Box::new(w), true)
             }
             Link::Unix(s) => {
                 let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
+                (Box::new(r), Box::new(w), false)
             }
         }
     }
@@ -962,10 +964,10 @@ fn expire(queue: &mut VecDeque<Pending>, now: Instant, timeout: Duration) -> boo
     any
 }
 
-async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer)> {
+async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer, bool)> {
     let ep = &shared.endpoint;
     let unavailable = |e: String| CacheError::Unavailable((shared.scrub)(e));
-    let (mut reader, mut writer) = open_link(ep, &*shared.scrub).await?.into_halves();
+    let (mut reader, mut writer, buffered) = open_link(ep, &*shared.scrub).await?.into_halves();
     let mut hello = Vec::new();
     let mut expected = 0;
     if let Some(pass) = &ep.password {
@@ -1012,7 +1014,7 @@ async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer)> {
             }
         }
     }
-    Ok((reader, writer))
+    Ok((reader, writer, buffered))
 }
 
 /// Capacity the read buffer goes back to once a large reply has been handled.
@@ -1020,6 +1022,8 @@ const READ_BUFFER: usize = 64 * 1024;
 
 async fn io_loop(shared: Arc<Shared>) {
     let mut conn: Option<(Reader, Writer)> = None;
+    // The writer holds bytes until flushed (TLS).
+    let mut buffered = false;
     let mut inflight: VecDeque<Pending> = VecDeque::new();
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     // What the writer took from the outbox, and how much of it is written.
@@ -1070,7 +1074,9 @@ async fn io_loop(shared: Arc<Shared>) {
                     wbuf.clear();
                     wpos = 0;
                     unflushed = false;
-                    conn = Some(s);
+                    let (reader, writer, b) = s;
+                    buffered = b;
+                    conn = Some((reader, writer));
                     // The commands queued meanwhile were announced to the wait we left: send
                     // them now.
                     shared.notify.notify_one();
@@ -1100,8 +1106,8 @@ async fn io_loop(shared: Arc<Shared>) {
         let mut lost: Option<String> = None;
         tokio::select! {
             _ = shared.notify.notified(), if !writing => refill = true,
-            // Writes what the writer took; once all of it is written, flushes (TLS holds
-            // the records it could not send yet; TCP and Unix sockets flush at once).
+            // Writes what the writer took; once all of it is written, a TLS writer is
+            // flushed (it holds the records the socket did not take yet).
             r = async {
                 if writing {
                     writer.write(&wbuf[wpos..]).await.map(Some)
@@ -1116,7 +1122,7 @@ async fn io_loop(shared: Arc<Shared>) {
                         wbuf.clear();
                         wpos = 0;
                         refill = true;
-                        unflushed = true;
+                        unflushed = buffered;
                     }
                 }
                 Ok(None) => unflushed = false,
