@@ -242,7 +242,10 @@ export declare function lockKey(resource: JsId, id: JsId): string
 
 /** What the JS façade passes to `new NativeCache(options, onBatch)`. */
 export interface NativeOptions {
-  /** `redis://…`, `rediss://…`, `memory://[name]`; absent means disabled. */
+  /**
+   * `redis://…`, `rediss://…`, `unix:///path` / `redis+unix:///path` (`?db=`, `?user=`,
+   * `?pass=`), `memory://[name]`; absent means disabled.
+   */
   url?: string
   keyPrefix?: string
   commandTimeoutMs?: number
@@ -269,6 +272,13 @@ export interface NativeOptions {
    * a path into PEM). Without it the public web PKI roots are trusted.
    */
   tlsCa?: string
+  /** PEM of the client certificate chain and its private key (mTLS; both or neither). */
+  tlsCert?: string
+  tlsKey?: string
+  /** The name sent (SNI) and checked in the server's certificate (default the URL host). */
+  tlsServername?: string
+  /** False accepts any server certificate (tests only; default true). */
+  tlsRejectUnauthorized?: boolean
   /** Largest pub/sub message sent or accepted, in bytes (default 64 KiB). */
   maxMessageBytes?: number
   /** `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation). */

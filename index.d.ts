@@ -28,8 +28,27 @@ export interface PermissionSnapshot {
   [field: string]: unknown;
 }
 
+/** The `tls` option of a `rediss://` URL. Every PEM is a string or Buffer, or the path of a
+ * PEM file; a bad value is a `TypeError` with `code` `ERR_INVALID_ARG`. */
+export interface TlsOptions {
+  /** The CA that signs the server's certificate: then the only root trusted. Without it the
+   * public web PKI roots are trusted. */
+  ca?: string | Buffer;
+  /** Client certificate (chain) for mutual TLS; needs `key`. */
+  cert?: string | Buffer;
+  /** Private key of `cert` (unencrypted PEM: PKCS#8, PKCS#1 or SEC1); needs `cert`. */
+  key?: string | Buffer;
+  /** Name sent (SNI) and checked against the server's certificate (a DNS name or an IP
+   * address); default the URL's host. */
+  servername?: string;
+  /** Default true. `false` accepts ANY server certificate (self-signed, wrong name, expired):
+   * for tests only — it gives up the protection TLS exists for. */
+  rejectUnauthorized?: boolean;
+}
+
 export interface CacheOptions {
-  /** `redis://…`, `rediss://…`, `memory://[name]`; default `process.env.REDIS_URL`; unset: disabled. */
+  /** `redis://…`, `rediss://…`, `unix:///path` or `redis+unix:///path` (`?db=`, `?user=`,
+   * `?pass=`), `memory://[name]`; default `process.env.REDIS_URL`; unset: disabled. */
   url?: string;
   /** Redis Cluster: seed node URLs `['redis://h:7000', …]` (instead of `url`). */
   cluster?: string[];
@@ -66,10 +85,9 @@ export interface CacheOptions {
    * as express-rate-limit: `2001:db8:0:ab00::/56`); `false` counts each address. Addresses are
    * normalised first (`::ffff:1.2.3.4` → `1.2.3.4`; brackets, zones and ports dropped). */
   ipv6Subnet?: number | false;
-  /** `rediss://` only: `ca` = the PEM (string or Buffer) or the path of the CA that signs the
-   * server's certificate; it is then the only root trusted. A TLS URL never falls back to
-   * plaintext. */
-  tls?: { ca?: string | Buffer };
+  /** TLS settings, `rediss://` only (refused with a `TypeError` with any other URL). A TLS
+   * URL never falls back to plaintext. */
+  tls?: TlsOptions;
   loaders?: Loaders;
   /** Near cache of permission snapshots: TTL in ms, 0 … 60000 (default 5000; 0 disables). */
   nearCacheTtlMs?: number;

@@ -7,7 +7,7 @@ const os = require('os');
 const { Bridge } = require('./bridge');
 const { typeError, isBackendFailure } = require('./errors');
 const { nearCacheOptions } = require('./permissions');
-const { tlsCaOf } = require('./tls');
+const { tlsOptionsOf } = require('./tls');
 const { NearL1 } = require('./near_l1');
 const { pubsubOptions } = require('./pubsub');
 const { Journal, journalMax } = require('./journal');
@@ -140,7 +140,7 @@ class Context {
         circuitCooldownMs: o.circuitCooldownMs,
         maxOutboxBytes: o.maxOutboxBytes,
         maxReplyBytes: o.maxReplyBytes,
-        tlsCa: tlsCaOf(o.tls),
+        ...tlsOptionsOf(o.tls),
         ...nearCacheOptions(o),
         ...pubsubOptions(o),
       });

@@ -11,7 +11,8 @@ use crate::keys;
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeOptions {
-    /// `redis://…`, `rediss://…`, `memory://[name]`; absent means disabled.
+    /// `redis://…`, `rediss://…`, `unix:///path` / `redis+unix:///path` (`?db=`, `?user=`,
+    /// `?pass=`), `memory://[name]`; absent means disabled.
     pub url: Option<String>,
     pub key_prefix: Option<String>,
     pub command_timeout_ms: Option<f64>,
@@ -34,6 +35,13 @@ pub struct NativeOptions {
     /// PEM of the CA that signs the server's certificate (`rediss://` only; the façade reads
     /// a path into PEM). Without it the public web PKI roots are trusted.
     pub tls_ca: Option<String>,
+    /// PEM of the client certificate chain and its private key (mTLS; both or neither).
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// The name sent (SNI) and checked in the server's certificate (default the URL host).
+    pub tls_servername: Option<String>,
+    /// False accepts any server certificate (tests only; default true).
+    pub tls_reject_unauthorized: Option<bool>,
     /// Largest pub/sub message sent or accepted, in bytes (default 64 KiB).
     pub max_message_bytes: Option<f64>,
     /// `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation).
@@ -79,7 +87,8 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub circuit_threshold: u32,
     pub circuit_cooldown: Duration,
-    pub tls_ca: Option<Vec<u8>>,
+    /// The TLS settings of a `rediss://` URL (the `tls` options), built once.
+    pub tls: Option<std::sync::Arc<crate::store::pipeline::Tls>>,
     pub max_message_bytes: usize,
     /// Never shown in an error or `Debug` output (Config has no `Debug`).
     pub pubsub_secrets: Vec<Vec<u8>>,
@@ -135,9 +144,18 @@ fn millis(what: &str, v: Option<f64>, default: f64) -> CacheResult<Duration> {
     Ok(Duration::from_millis(ms as u64))
 }
 
-/// Splits the password out of `scheme://[user:]pass@host…` (percent-encoded and decoded forms).
+/// Splits the password out of `scheme://[user:]pass@host…`, or of the `pass=` query of a
+/// Unix socket URL (percent-encoded and decoded forms).
 fn password_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
+    if is_unix_url(url) {
+        let query = rest.split_once('?')?.1.split('#').next()?;
+        return query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("pass="))
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+    }
     let authority = rest.split(['/', '?', '#']).next()?;
     let userinfo = authority.rsplit_once('@')?.0;
     let pass = match userinfo.split_once(':') {
@@ -149,6 +167,11 @@ fn password_of(url: &str) -> Option<String> {
     } else {
         Some(pass.to_string())
     }
+}
+
+/// `unix:///path` or `redis+unix:///path`: a Redis server on a Unix socket.
+fn is_unix_url(url: &str) -> bool {
+    url.starts_with("unix://") || url.starts_with("redis+unix://")
 }
 
 /// Percent-decodes a URL component (for scrubbing: redis-rs may echo the decoded form).
@@ -257,6 +280,67 @@ fn pubsub_secrets(secrets: Option<Vec<String>>) -> CacheResult<Vec<Vec<u8>>> {
     Ok(secrets.into_iter().map(String::into_bytes).collect())
 }
 
+/// A PEM text of the `tls` options (`what` names it in the error).
+fn pem<'a>(what: &str, v: &'a Option<String>, marker: &str) -> CacheResult<Option<&'a [u8]>> {
+    match v {
+        None => Ok(None),
+        Some(p) if p.contains(marker) => Ok(Some(p.as_bytes())),
+        Some(_) => Err(CacheError::InvalidArg(format!(
+            "{what} must be PEM (or the path of a PEM file; the value is not shown)"
+        ))),
+    }
+}
+
+/// The `tls` options: only with a `rediss://` URL; `cert` and `key` together; `servername`
+/// a DNS name or IP address. A `rediss://` URL without them trusts the web PKI roots.
+fn tls_of(
+    o: &NativeOptions,
+    backend: &Backend,
+) -> CacheResult<Option<std::sync::Arc<crate::store::pipeline::Tls>>> {
+    use crate::store::pipeline::{Tls, TlsSettings};
+    let given = o.tls_ca.is_some()
+        || o.tls_cert.is_some()
+        || o.tls_key.is_some()
+        || o.tls_servername.is_some()
+        || o.tls_reject_unauthorized.is_some();
+    if !given {
+        return Ok(None);
+    }
+    let ca = pem("tls.ca", &o.tls_ca, "-----BEGIN CERTIFICATE-----").map_err(|_| {
+        CacheError::InvalidArg("tls.ca must be a PEM certificate (or the path of one)".into())
+    })?;
+    let cert = pem("tls.cert", &o.tls_cert, "-----BEGIN CERTIFICATE-----")?;
+    let key = pem("tls.key", &o.tls_key, "PRIVATE KEY-----")?;
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(CacheError::InvalidArg(
+                "tls.cert and tls.key go together (a client certificate and its key)".into(),
+            ))
+        }
+    };
+    let servername = o.tls_servername.as_deref();
+    if servername.is_some_and(|n| n.is_empty() || n.len() > 253) {
+        return Err(CacheError::InvalidArg(
+            "tls.servername must be a DNS name or an IP address of 1 to 253 characters".into(),
+        ));
+    }
+    if !matches!(backend, Backend::Redis(t) if t.url.starts_with("rediss://")) {
+        let which = if o.tls_ca.is_some() { "tls.ca" } else { "tls" };
+        return Err(CacheError::InvalidArg(format!(
+            "{which} needs a rediss:// URL (TLS); it is refused with any other"
+        )));
+    }
+    let tls = Tls::new(&TlsSettings {
+        ca,
+        client,
+        server_name: servername,
+        reject_unauthorized: o.tls_reject_unauthorized.unwrap_or(true),
+    })?;
+    Ok(Some(std::sync::Arc::new(tls)))
+}
+
 impl Config {
     pub fn from_options(o: NativeOptions) -> CacheResult<Config> {
         let backend = match topology(&o)? {
@@ -268,18 +352,23 @@ impl Config {
                     let name = if name.is_empty() { "default" } else { name };
                     Backend::Memory(name.to_string())
                 }
-                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                Some(u)
+                    if u.starts_with("redis://")
+                        || u.starts_with("rediss://")
+                        || is_unix_url(u) =>
+                {
                     Backend::Redis(RedisTarget {
                         url: u.to_string(),
                         password: password_of(u),
                     })
                 }
                 Some(_) => return Err(CacheError::InvalidArg(
-                    "url must start with redis://, rediss:// or memory:// (the value is not shown)"
+                    "url must start with redis://, rediss://, unix://, redis+unix:// or memory:// (the value is not shown)"
                         .into(),
                 )),
             },
         };
+        let tls = tls_of(&o, &backend)?;
         let key_prefix = o.key_prefix.unwrap_or_default();
         if !key_prefix.is_empty() {
             keys::check_id("keyPrefix", &key_prefix)?;
@@ -321,22 +410,6 @@ impl Config {
                 "maxReplyBytes ({max_reply_bytes}) must be at least maxValueBytes ({max_value_bytes}): a stored value must be readable"
             )));
         }
-        let tls_ca = match o.tls_ca {
-            None => None,
-            Some(pem) => {
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(CacheError::InvalidArg(
-                        "tls.ca must be a PEM certificate (or the path of one)".into(),
-                    ));
-                }
-                if !matches!(&backend, Backend::Redis(t) if t.url.starts_with("rediss://")) {
-                    return Err(CacheError::InvalidArg(
-                        "tls.ca needs a rediss:// URL (TLS); it is refused with any other".into(),
-                    ));
-                }
-                Some(pem.into_bytes())
-            }
-        };
         let max_message_bytes = bytes(
             "maxMessageBytes",
             o.max_message_bytes,
@@ -348,7 +421,7 @@ impl Config {
         Ok(Config {
             max_message_bytes,
             pubsub_secrets,
-            tls_ca,
+            tls,
             max_outbox_bytes,
             max_reply_bytes,
             circuit_threshold: circuit_threshold as u32,
@@ -502,6 +575,69 @@ mod tests {
         .unwrap();
         assert_eq!(c.transport_limits().max_outbox, 65_536);
         assert_eq!(c.transport_limits().max_reply, 1_048_576);
+    }
+
+    #[test]
+    fn unix_socket_urls_are_accepted_and_their_password_scrubbed() {
+        for url in [
+            "unix:///tmp/r.sock",
+            "redis+unix:///tmp/r.sock?db=2&pass=pw",
+        ] {
+            assert!(
+                matches!(cfg(url).unwrap().backend, Backend::Redis(_)),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            password_of("unix:///tmp/r.sock?db=2&pass=s3cret").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(password_of("redis+unix:///tmp/r.sock?db=2"), None);
+    }
+
+    #[test]
+    fn tls_options_need_rediss_and_valid_values() {
+        let with = |url: &str, f: fn(&mut NativeOptions)| {
+            let mut o = NativeOptions {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            f(&mut o);
+            Config::from_options(o)
+        };
+        assert!(
+            with("rediss://h:1", |o| o.tls_reject_unauthorized = Some(false))
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        assert!(cfg("rediss://h:1").unwrap().tls.is_none());
+        for (url, f) in [
+            (
+                "redis://h:1",
+                (|o| o.tls_servername = Some("h".into())) as fn(&mut NativeOptions),
+            ),
+            ("unix:///tmp/r.sock", |o| {
+                o.tls_reject_unauthorized = Some(true)
+            }),
+            ("rediss://h:1", |o| o.tls_ca = Some("not pem".into())),
+            ("rediss://h:1", |o| o.tls_cert = Some("x".into())),
+            ("rediss://h:1", |o| o.tls_servername = Some(String::new())),
+            ("rediss://h:1", |o| {
+                o.tls_servername = Some("bad name!".into())
+            }),
+            ("rediss://h:1", |o| {
+                o.tls_cert =
+                    Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into());
+                o.tls_key = Some(
+                    "-----BEGIN PRIVATE KEY-----\nsecretkey\n-----END PRIVATE KEY-----\n".into(),
+                );
+            }),
+        ] {
+            let e = with(url, f).err().unwrap();
+            assert_eq!(e.code(), "ERR_INVALID_ARG", "{url}: {e}");
+            assert!(!e.to_string().contains("secretkey"), "{e}");
+        }
     }
 
     #[test]

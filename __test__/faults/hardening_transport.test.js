@@ -10,22 +10,11 @@ const net = require('net');
 const { createCache } = require('../..');
 const { startRedis, sleep } = require('../helpers/redis');
 const { BACKENDS } = require('../helpers/backends');
-const { guardProcess, timed, waitFor } = require('../helpers/faults');
+const { guardProcess, timed, waitFor, within } = require('../helpers/faults');
 
 const guard = guardProcess();
 const TIMEOUT = 200;
 const BACKEND_CODES = new Set(['ETIMEDOUT', 'ECACHEUNAVAILABLE', 'ERR_REDIS', 'ECLOSED', 'ECACHEDISABLED', 'ECIRCUITOPEN', 'ERR_CACHE_INTERNAL']);
-
-// Settles `p`, or rejects after `ms` (so that a hang fails the test instead of stalling it).
-function within(p, ms, what) {
-  let timer;
-  return Promise.race([
-    p,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 // Counts the back-end failure codes a cache reports through its 'error' event.
 function codeCounter(cache) {

@@ -6,13 +6,13 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync, execFileSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const Redis = require('ioredis');
 const { createCache } = require('../..');
-const { startRedis, freePort, sleep } = require('../helpers/redis');
+const { startRedis, freePort, sleep, makePki } = require('../helpers/redis');
 const { startAclRedis, aclSetUserLine, APP, SUITE, PREFIX } = require('../helpers/acl');
 const { guardProcess } = require('../helpers/faults');
 
@@ -114,17 +114,6 @@ describe('least-privilege ACL user', () => {
     assert.ok(readme.includes(aclSetUserLine('bisman', '<password>', PREFIX)), aclSetUserLine('bisman', '<password>', PREFIX));
   });
 });
-
-// A CA, a server certificate for 127.0.0.1/localhost signed by it, and an unrelated CA.
-function makePki(dir) {
-  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=bisman test CA');
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.crt', '-days', '2', '-subj', '/CN=some other CA');
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
-  return { ca: path.join(dir, 'ca.crt'), other: path.join(dir, 'other.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
-}
 
 describe('rediss:// with a CA made in the test', () => {
   let dir;

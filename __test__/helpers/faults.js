@@ -88,4 +88,15 @@ async function waitFor(check, { timeoutMs = 10000, everyMs = 20 } = {}) {
   return -1;
 }
 
-module.exports = { clientPause, killPubSubClients, makeOom, clearOom, commandStats, guardProcess, timed, waitFor };
+// Settles `p`, or rejects after `ms` (so that a hang fails the test instead of stalling it).
+function within(p, ms, what) {
+  let timer;
+  return Promise.race([
+    p,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+module.exports = { clientPause, killPubSubClients, makeOom, clearOom, commandStats, guardProcess, timed, waitFor, within };

@@ -53,7 +53,10 @@ async function waitReady(port, password, timeoutMs = 10000, username = undefined
 class RedisServer {
   // `username`/`password`: the admin the test helpers use. `app`: { user, pass } — then `url`
   // authenticates as that (least-privilege) user instead.
-  constructor(port, args, password, { username, app } = {}) {
+  // `unixsocket`: the server also listens on `this.socket` (a Unix socket in its directory).
+  // `tls`: { pki, authClients } — the server also listens for TLS on `this.tlsPort` with
+  // `pki.cert`/`pki.key`, trusting `pki.ca` for client certificates (`tls-auth-clients`).
+  constructor(port, args, password, { username, app, unixsocket, tls, tlsPort } = {}) {
     this.port = port;
     this.args = args;
     this.password = password;
@@ -62,6 +65,9 @@ class RedisServer {
     this.proc = null;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-redis-'));
     this.clients = [];
+    this.socket = unixsocket ? path.join(this.dir, 'redis.sock') : undefined;
+    this.tls = tls;
+    this.tlsPort = tlsPort;
   }
 
   get url() {
@@ -74,6 +80,11 @@ class RedisServer {
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning',
       ...(this.password && !this.username ? ['--requirepass', this.password] : []),
+      ...(this.socket ? ['--unixsocket', this.socket, '--unixsocketperm', '700'] : []),
+      ...(this.tls
+        ? ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.pki.cert, '--tls-key-file', this.tls.pki.key,
+          '--tls-ca-cert-file', this.tls.pki.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no']
+        : []),
       ...this.args,
     ];
     this.proc = spawn('redis-server', args, { stdio: 'ignore' });
@@ -120,9 +131,34 @@ class RedisServer {
   }
 }
 
-async function startRedis({ args = [], password, username, app } = {}) {
+// `unixsocket: true` adds a Unix socket (`server.socket`); `tls: { pki, authClients }` a TLS
+// port (`server.tlsPort`, see RedisServer).
+async function startRedis({ args = [], password, username, app, unixsocket, tls } = {}) {
   const port = await freePort();
-  return new RedisServer(port, args, password, { username, app }).start();
+  const tlsPort = tls ? await freePort() : undefined;
+  return new RedisServer(port, args, password, { username, app, unixsocket, tls, tlsPort }).start();
+}
+
+// A test PKI made with openssl in `dir` (paths): `ca` signs `cert`/`key` (server, for
+// 127.0.0.1 and localhost) and `clientCert`/`clientKey` (mTLS); `other` is an unrelated CA;
+// `selfCert`/`selfKey` a self-signed server certificate for 127.0.0.1.
+function makePki(dir) {
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=bisman test CA');
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.crt', '-days', '2', '-subj', '/CN=some other CA');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
+  run('req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=bisman test client');
+  fs.writeFileSync(path.join(dir, 'client.cnf'), 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+  run('x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '2', '-extfile', 'client.cnf');
+  run('req', '-x509', ...ec, '-keyout', 'self.key', '-out', 'self.crt', '-days', '2', '-subj', '/CN=self-signed', '-addext', 'subjectAltName=IP:127.0.0.1');
+  const at = (f) => path.join(dir, f);
+  return {
+    ca: at('ca.crt'), other: at('other.crt'), cert: at('server.crt'), key: at('server.key'),
+    clientCert: at('client.crt'), clientKey: at('client.key'), selfCert: at('self.crt'), selfKey: at('self.key'),
+  };
 }
 
 function redisAvailable() {
@@ -138,4 +174,4 @@ process.on('exit', () => {
   for (const s of servers) if (s.proc) try { s.proc.kill('SIGKILL'); } catch {}
 });
 
-module.exports = { startRedis, freePort, sleep, redisAvailable, RedisServer };
+module.exports = { startRedis, freePort, sleep, redisAvailable, RedisServer, makePki };

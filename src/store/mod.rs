@@ -106,7 +106,7 @@ impl Store {
                     target,
                     cfg.command_timeout,
                     cfg.connect_timeout,
-                    cfg.tls_ca.as_deref(),
+                    cfg.tls.clone(),
                     cfg.transport_limits(),
                 )?
                 .with_circuit(circuit()),

@@ -1,4 +1,5 @@
-//! Our own pipelined connection to one Redis server over plain TCP: the fast transport.
+//! Our own pipelined connection to one Redis server over plain TCP, TLS (rustls, ring
+//! provider) or a Unix socket: the fast transport.
 //!
 //! Every command is encoded straight into a shared outbox on the caller's thread (the JS
 //! thread for hot operations) together with a completion callback; one I/O task writes the
@@ -15,15 +16,17 @@
 //!   made anew (a black-holed socket never recovers by itself).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
 use crate::error::{CacheError, CacheResult};
@@ -236,13 +239,296 @@ impl Default for Limits {
     }
 }
 
-/// Where and how to connect.
+/// Where and how to connect. A plain TCP endpoint is
+/// `Endpoint { host, port, username, password, db, transport: Transport::Tcp }`, or
+/// [`Endpoint::tcp`].
+#[derive(Clone)]
 pub struct Endpoint {
+    /// The server's host (for TLS also the name its certificate is checked against, unless
+    /// [`Tls`] names another); unused for a Unix socket.
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
+    pub transport: Transport,
+}
+
+impl Endpoint {
+    /// A plain TCP endpoint.
+    pub fn tcp(
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+        db: i64,
+    ) -> Endpoint {
+        Endpoint {
+            host,
+            port,
+            username,
+            password,
+            db,
+            transport: Transport::Tcp,
+        }
+    }
+}
+
+/// The link under the RESP stream.
+#[derive(Clone)]
+pub enum Transport {
+    Tcp,
+    /// TLS over TCP; never falls back to plaintext.
+    Tls(Arc<Tls>),
+    /// A Unix domain socket at this path.
+    Unix(PathBuf),
+}
+
+/// The TLS settings of a connection: what server certificate is trusted, the client
+/// certificate (mTLS) and the name checked. Built once, shared by every connect.
+pub struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    /// The name sent (SNI) and checked; the endpoint's host when absent.
+    server_name: Option<ServerName<'static>>,
+}
+
+/// What a [`Tls`] is made of (PEM texts as given by the caller).
+#[derive(Default)]
+pub struct TlsSettings<'a> {
+    /// The only roots trusted; the web PKI roots (webpki-roots) when absent.
+    pub ca: Option<&'a [u8]>,
+    /// Client certificate chain and its private key (mTLS).
+    pub client: Option<(&'a [u8], &'a [u8])>,
+    pub server_name: Option<&'a str>,
+    /// False accepts any server certificate (tests only): the handshake signatures are still
+    /// checked, the certificate chain and name are not.
+    pub reject_unauthorized: bool,
+}
+
+impl Tls {
+    /// Validates the settings (a bad PEM, key or name is `InvalidArg`; no key material is
+    /// ever echoed).
+    pub fn new(s: &TlsSettings<'_>) -> CacheResult<Tls> {
+        let bad = |m: &str| CacheError::InvalidArg(m.to_string());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|_| bad("TLS: no protocol version available"))?;
+        let builder = if s.reject_unauthorized {
+            let mut roots = rustls::RootCertStore::empty();
+            match s.ca {
+                Some(pem) => {
+                    for cert in CertificateDer::pem_slice_iter(pem) {
+                        let cert = cert.map_err(|_| {
+                            bad("tls.ca must be a PEM certificate (or the path of one)")
+                        })?;
+                        roots.add(cert).map_err(|_| {
+                            bad("tls.ca holds a certificate that is not a valid CA")
+                        })?;
+                    }
+                    if roots.is_empty() {
+                        return Err(bad("tls.ca must be a PEM certificate (or the path of one)"));
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider)))
+        };
+        let config = match s.client {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        bad("tls.cert must be a PEM certificate chain (or the path of one)")
+                    })?;
+                if chain.is_empty() {
+                    return Err(bad(
+                        "tls.cert must be a PEM certificate chain (or the path of one)",
+                    ));
+                }
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|_| bad("tls.key must be a PEM private key (or the path of one)"))?;
+                builder.with_client_auth_cert(chain, key).map_err(|_| {
+                    bad("tls.key does not match tls.cert, or its type is not supported")
+                })?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let server_name = s
+            .server_name
+            .map(|n| {
+                ServerName::try_from(n.to_string())
+                    .map_err(|_| bad("tls.servername must be a DNS name or an IP address"))
+            })
+            .transpose()?;
+        Ok(Tls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+
+    fn name_for(&self, host: &str) -> CacheResult<ServerName<'static>> {
+        match &self.server_name {
+            Some(n) => Ok(n.clone()),
+            None => ServerName::try_from(host.to_string()).map_err(|_| {
+                CacheError::Unavailable("TLS: the host is not a valid server name".into())
+            }),
+        }
+    }
+}
+
+/// `rejectUnauthorized: false`: any certificate is accepted, but the peer must still prove
+/// it holds the key of the one it sent (the handshake signatures are verified).
+#[derive(Debug)]
+struct AnyServerCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A whole connection (for a consumer that does not split it, e.g. redis-rs' `PubSub`).
+pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+
+/// The halves of a connection: the reader and the writer are independent select branches.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A connected stream, before the RESP handshake.
+enum Link {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(UnixStream),
+}
+
+impl Link {
+    /// TCP and Unix sockets split into owned halves (no lock between them); a TLS stream
+    /// shares one session state, so its halves are `tokio::io::split`'s (their lock is never
+    /// contended: one task polls both). → (reader, writer, whether the writer buffers: TLS
+    /// holds records it could not send yet until a flush).
+    fn into_halves(self) -> (Reader, Writer, bool) {
+        match self {
+            Link::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w), false)
+            }
+            Link::Tls(s) => {
+                let (r, w) = tokio::io::split(s);
+                (Box::new(r), Box::new(w), true)
+            }
+            Link::Unix(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w), false)
+            }
+        }
+    }
+
+    fn into_duplex(self) -> Box<dyn Duplex> {
+        match self {
+            Link::Tcp(s) => Box::new(s),
+            Link::Tls(s) => Box::new(s),
+            Link::Unix(s) => Box::new(s),
+        }
+    }
+}
+
+/// Opens the transport of `ep` (TCP, TLS or Unix socket) with no RESP handshake: errors are
+/// passed through `scrub`. A TLS failure is an error, never a plaintext connection.
+async fn open_link(
+    ep: &Endpoint,
+    scrub: &(dyn Fn(String) -> String + Send + Sync),
+) -> CacheResult<Link> {
+    let unavailable = |e: String| CacheError::Unavailable(scrub(e));
+    let tcp = || async {
+        let stream = TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        // A connection given up on is reset, not closed: the commands it still holds in the
+        // socket buffers are discarded by the kernels instead of being run by a hung Redis
+        // when it wakes up (nothing stale is replayed). Dropping a socket never blocks in
+        // Tokio.
+        let _ = stream.set_zero_linger();
+        Ok::<_, CacheError>(stream)
+    };
+    match &ep.transport {
+        Transport::Tcp => Ok(Link::Tcp(tcp().await?)),
+        Transport::Tls(tls) => {
+            let name = tls.name_for(&ep.host)?;
+            let stream = tcp().await?;
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let stream = connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| unavailable(format!("TLS handshake failed: {e}")))?;
+            Ok(Link::Tls(Box::new(stream)))
+        }
+        Transport::Unix(path) => UnixStream::connect(path)
+            .await
+            .map(Link::Unix)
+            .map_err(|e| unavailable(format!("Unix socket: {e}"))),
+    }
+}
+
+/// A connection to `ep` with no RESP handshake (the caller makes its own), within
+/// `timeout`: for connections that are not pipelined (a pub/sub subscriber).
+pub async fn open_stream(
+    ep: &Endpoint,
+    timeout: Duration,
+    scrub: &(dyn Fn(String) -> String + Send + Sync),
+) -> CacheResult<Box<dyn Duplex>> {
+    match tokio::time::timeout(timeout, open_link(ep, scrub)).await {
+        Ok(r) => r.map(Link::into_duplex),
+        Err(_) => Err(CacheError::Unavailable(format!(
+            "connect timed out after {} ms",
+            timeout.as_millis()
+        ))),
+    }
 }
 
 struct Shared {
@@ -706,17 +992,10 @@ fn expire(queue: &mut VecDeque<Pending>, now: Instant, timeout: Duration) -> boo
     any
 }
 
-async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
+async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer, bool)> {
     let ep = &shared.endpoint;
     let unavailable = |e: String| CacheError::Unavailable((shared.scrub)(e));
-    let mut stream = TcpStream::connect((ep.host.as_str(), ep.port))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    // A connection given up on is reset, not closed: the commands it still holds in the
-    // socket buffers are discarded by the kernels instead of being run by a hung Redis when
-    // it wakes up (nothing stale is replayed). Dropping a socket never blocks in Tokio.
-    let _ = stream.set_zero_linger();
+    let (mut reader, mut writer, buffered) = open_link(ep, &*shared.scrub).await?.into_halves();
     let mut hello = Vec::new();
     let mut expected = 0;
     if let Some(pass) = &ep.password {
@@ -731,8 +1010,12 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
         expected += 1;
     }
     if expected > 0 {
-        stream
+        writer
             .write_all(&hello)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        writer
+            .flush()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let mut buf = Vec::new();
@@ -748,7 +1031,7 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
                     if buf.len() > MAX_HANDSHAKE_BYTES {
                         return Err(unavailable("handshake reply too long".into()));
                     }
-                    let n = stream
+                    let n = reader
                         .read_buf(&mut buf)
                         .await
                         .map_err(|e| unavailable(e.to_string()))?;
@@ -759,19 +1042,23 @@ async fn connect(shared: &Shared) -> CacheResult<TcpStream> {
             }
         }
     }
-    Ok(stream)
+    Ok((reader, writer, buffered))
 }
 
 /// Capacity the read buffer goes back to once a large reply has been handled.
 const READ_BUFFER: usize = 64 * 1024;
 
 async fn io_loop(shared: Arc<Shared>) {
-    let mut conn: Option<(OwnedReadHalf, OwnedWriteHalf)> = None;
+    let mut conn: Option<(Reader, Writer)> = None;
+    // The writer holds bytes until flushed (TLS).
+    let mut buffered = false;
     let mut inflight: VecDeque<Pending> = VecDeque::new();
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     // What the writer took from the outbox, and how much of it is written.
     let mut wbuf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     let mut wpos = 0usize;
+    // Everything taken is written, but a flush is still due.
+    let mut unflushed = false;
     let mut last_failure: Option<Instant> = None;
     let mut last_reply = Instant::now();
     let mut tick = tokio::time::interval(TICK);
@@ -814,7 +1101,10 @@ async fn io_loop(shared: Arc<Shared>) {
                     rbuf.clear();
                     wbuf.clear();
                     wpos = 0;
-                    conn = Some(s.into_split());
+                    unflushed = false;
+                    let (reader, writer, b) = s;
+                    buffered = b;
+                    conn = Some((reader, writer));
                     // The commands queued meanwhile were announced to the wait we left: send
                     // them now.
                     shared.notify.notify_one();
@@ -844,16 +1134,26 @@ async fn io_loop(shared: Arc<Shared>) {
         let mut lost: Option<String> = None;
         tokio::select! {
             _ = shared.notify.notified(), if !writing => refill = true,
-            r = writer.write(&wbuf[wpos..]), if writing => match r {
-                Ok(0) => lost = Some("connection closed while writing".into()),
-                Ok(n) => {
+            // Writes what the writer took; once all of it is written, a TLS writer is
+            // flushed (it holds the records the socket did not take yet).
+            r = async {
+                if writing {
+                    writer.write(&wbuf[wpos..]).await.map(Some)
+                } else {
+                    writer.flush().await.map(|()| None)
+                }
+            }, if writing || unflushed => match r {
+                Ok(Some(0)) => lost = Some("connection closed while writing".into()),
+                Ok(Some(n)) => {
                     wpos += n;
                     if wpos == wbuf.len() {
                         wbuf.clear();
                         wpos = 0;
                         refill = true;
+                        unflushed = buffered;
                     }
                 }
+                Ok(None) => unflushed = false,
                 Err(e) => lost = Some(e.to_string()),
             },
             r = reader.read_buf(&mut rbuf) => match r {
@@ -932,6 +1232,7 @@ async fn io_loop(shared: Arc<Shared>) {
             rbuf.clear();
             wbuf.clear();
             wpos = 0;
+            unflushed = false;
             let text = (shared.scrub)(format!("connection lost: {reason}"));
             fail_all(&mut inflight, || CacheError::Unavailable(text.clone()));
         }

@@ -1,42 +1,41 @@
 //! The Redis back end: every command bounded by `commandTimeoutMs`, no offline queue.
 //!
-//! Plain TCP (`redis://host:port`) goes through our own [`Pipeline`]: one connection on which
-//! concurrent commands are pipelined with no per-command task, channel or timer. Other
-//! addresses (TLS, Unix sockets) use one auto-reconnecting multiplexed redis-rs
-//! `ConnectionManager`; it also loads scripts after a NOSCRIPT. While a connection is down,
-//! commands fail fast (or at the latest at their timeout) instead of queueing: nothing is
-//! replayed when Redis returns.
+//! Every address (`redis://`, `rediss://`, `unix://` / `redis+unix://`) goes through our own
+//! [`Pipeline`]: one connection on which concurrent commands are pipelined with no
+//! per-command task, channel or timer; a script unknown to Redis (NOSCRIPT) is loaded on
+//! it too. While the connection is down, commands fail fast (or at the latest at their
+//! timeout) instead of queueing: nothing is replayed when Redis returns.
+//!
+//! redis-rs still runs the pub/sub subscriber (`redis::aio::PubSub`, on a stream this
+//! module opens with the pipeline's own TCP/TLS/Unix connect), and parses the URL and
+//! builds commands (`Cmd`, `Script`, `Value`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError, Script, Value};
 
-use super::pipeline::{encode_arg, encode_header, Endpoint, Limits, Pipeline, Resp};
+use super::pipeline::{
+    encode_arg, encode_header, open_stream, Endpoint, Limits, Pipeline, Resp, Tls, TlsSettings,
+    Transport,
+};
 use super::topology::Topology;
 
 use crate::config::{percent_decode, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
 use crate::health::Circuit;
 
-/// A manager whose connection failed for a reason it does not retry by itself (auth, TLS,
-/// timeout of the handshake) is replaced, at most this often.
-const MIN_RESET_INTERVAL: Duration = Duration::from_millis(500);
-
 pub struct RedisStore {
-    client: redis::Client,
-    manager: Mutex<Option<ConnectionManager>>,
-    last_reset: Mutex<Option<Instant>>,
-    secrets: Vec<String>,
+    /// Where the pipeline and the subscribers connect.
+    endpoint: Endpoint,
+    /// The handshake of a subscriber connection (AUTH, SELECT), made by redis-rs.
+    settings: RedisConnectionInfo,
+    secrets: Arc<Vec<String>>,
     command_timeout: Duration,
     connect_timeout: Duration,
-    /// Last known state of the link: false after a connection failure or timeout, true after
-    /// any answer from Redis.
-    healthy: AtomicBool,
     closed: AtomicBool,
-    /// The fast transport, for plain TCP addresses.
+    /// The connection of a standalone server (absent on a topology store).
     pipeline: Option<Pipeline>,
     /// Redis Cluster or Sentinel: every command goes there instead.
     topology: Option<Box<Topology>>,
@@ -59,71 +58,89 @@ impl RedisStore {
         )
     }
 
-    /// As [`RedisStore::new`]; `tls_ca` (PEM) is the only root trusted for a `rediss://`
-    /// server. A TLS URL never falls back to plaintext. `limits` bound the pipelined
-    /// transport's buffers (`maxOutboxBytes`, `maxReplyBytes`).
+    /// As [`RedisStore::new`]; `tls` (the `tls` options) applies to a `rediss://` server,
+    /// which without it trusts the web PKI roots. A TLS URL never falls back to plaintext.
+    /// `limits` bound the pipelined transport's buffers (`maxOutboxBytes`, `maxReplyBytes`).
     pub fn new_with_tls(
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
-        tls_ca: Option<&[u8]>,
+        tls: Option<Arc<Tls>>,
         limits: Limits,
     ) -> CacheResult<RedisStore> {
-        let secrets: Vec<String> = target
+        let mut secrets: Vec<String> = target
             .password
             .iter()
             .flat_map(|p| [p.clone(), percent_decode(p)])
             .filter(|s| !s.is_empty())
             .collect();
-        if target.url.starts_with("rediss://") {
-            install_tls_provider();
-        }
-        let client = match tls_ca {
-            Some(ca) => redis::Client::build_with_tls(
-                target.url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.to_vec()),
-                },
-            ),
-            None => redis::Client::open(target.url.as_str()),
-        }
-        .map_err(|e| {
+        let invalid = |e: RedisError, secrets: &[String]| {
             CacheError::InvalidArg(format!(
                 "invalid Redis URL (the URL is not shown): {}",
-                scrub(&e.to_string(), &secrets)
+                scrub(&e.to_string(), secrets)
             ))
-        })?;
+        };
+        let client = redis::Client::open(target.url.as_str()).map_err(|e| invalid(e, &secrets))?;
         let info = client.get_connection_info();
-        let pipeline = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => {
-                let settings = info.redis_settings();
-                let secrets = secrets.clone();
-                Some(Pipeline::new(
-                    Endpoint {
-                        host: host.clone(),
-                        port: *port,
-                        username: settings.username().map(str::to_string),
-                        password: settings.password().map(str::to_string),
-                        db: settings.db(),
-                    },
-                    command_timeout,
-                    connect_timeout,
-                    limits,
-                    Box::new(move |text| scrub(&text, &secrets)),
+        let settings = info.redis_settings().clone();
+        if let Some(p) = settings.password() {
+            if !p.is_empty() && !secrets.iter().any(|s| s == p) {
+                secrets.push(p.to_string());
+            }
+        }
+        let (host, port, transport) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, Transport::Tcp),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => {
+                if *insecure {
+                    return Err(CacheError::InvalidArg(
+                        "a rediss:// URL with #insecure is refused: use tls.rejectUnauthorized: false (tests only)".into(),
+                    ));
+                }
+                let tls = match tls {
+                    Some(t) => t,
+                    None => Arc::new(Tls::new(&TlsSettings {
+                        reject_unauthorized: true,
+                        ..Default::default()
+                    })?),
+                };
+                (host.clone(), *port, Transport::Tls(tls))
+            }
+            ConnectionAddr::Unix(path) => (String::new(), 0, Transport::Unix(path.clone())),
+            _ => {
+                return Err(CacheError::InvalidArg(
+                    "unsupported Redis address (the URL is not shown)".into(),
                 ))
             }
-            _ => None,
         };
+        let endpoint = Endpoint {
+            host,
+            port,
+            username: settings.username().map(str::to_string),
+            password: settings.password().map(str::to_string),
+            db: settings.db(),
+            transport,
+        };
+        let secrets = Arc::new(secrets);
+        let scrub_with = secrets.clone();
+        let pipeline = Pipeline::new(
+            endpoint.clone(),
+            command_timeout,
+            connect_timeout,
+            limits,
+            Box::new(move |text| scrub(&text, &scrub_with)),
+        );
         Ok(RedisStore {
-            pipeline,
-            client,
-            manager: Mutex::new(None),
-            last_reset: Mutex::new(None),
+            endpoint,
+            settings,
+            pipeline: Some(pipeline),
             secrets,
             command_timeout,
             connect_timeout,
-            healthy: AtomicBool::new(true),
             closed: AtomicBool::new(false),
             topology: None,
             circuit: Circuit::new(Circuit::DEFAULT_THRESHOLD, Circuit::DEFAULT_COOLDOWN),
@@ -181,17 +198,17 @@ impl RedisStore {
     }
 
     pub fn is_healthy(&self) -> bool {
-        if let Some(t) = &self.topology {
-            return t.is_healthy() && !self.closed.load(Ordering::Relaxed);
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
         }
-        let link = match &self.pipeline {
-            Some(p) => p.is_healthy(),
-            None => self.healthy.load(Ordering::Relaxed),
-        };
-        link && !self.closed.load(Ordering::Relaxed)
+        match (&self.topology, &self.pipeline) {
+            (Some(t), _) => t.is_healthy(),
+            (None, Some(p)) => p.is_healthy(),
+            (None, None) => false,
+        }
     }
 
-    /// The fast transport, when the address is plain TCP.
+    /// The fast transport of a standalone server (any address: TCP, TLS, Unix socket).
     pub fn pipeline(&self) -> Option<&Pipeline> {
         self.pipeline.as_ref()
     }
@@ -207,7 +224,6 @@ impl RedisStore {
     /// Closes the connection; every later command fails with `ECLOSED`.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.manager.lock().take();
         if let Some(p) = &self.pipeline {
             p.close();
         }
@@ -216,80 +232,11 @@ impl RedisStore {
         }
     }
 
-    /// The shared connection, created lazily (this must run on the Tokio runtime).
-    fn connection(&self) -> CacheResult<ConnectionManager> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(CacheError::Closed);
-        }
-        let mut slot = self.manager.lock();
-        if let Some(m) = slot.as_ref() {
-            return Ok(m.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            // One quick retry per reconnect; further attempts are driven by later commands,
-            // so a dead Redis costs a refused connect, never a growing queue.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| self.map_err(e))?;
-        *slot = Some(m.clone());
-        Ok(m)
-    }
-
-    /// Drops a manager that cannot recover by itself, so the next command starts afresh.
-    fn reset(&self) {
-        let mut last = self.last_reset.lock();
-        if last.is_some_and(|t| t.elapsed() < MIN_RESET_INTERVAL) {
-            return;
-        }
-        *last = Some(Instant::now());
-        self.manager.lock().take();
-    }
-
-    fn map_err(&self, e: RedisError) -> CacheError {
-        if e.is_timeout() {
-            // redis-rs' response timeout is set to commandTimeoutMs too and usually fires
-            // before ours: it is the same timeout, and callers must see ETIMEDOUT for it.
-            self.healthy.store(false, Ordering::Relaxed);
-            return CacheError::Timeout(self.command_timeout.as_millis() as u64);
-        }
-        let text = scrub(&e.to_string(), &self.secrets);
-        match e.kind() {
-            ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType => {
-                self.healthy.store(true, Ordering::Relaxed);
-                CacheError::Redis(text)
-            }
-            ErrorKind::Io => {
-                self.healthy.store(false, Ordering::Relaxed);
-                CacheError::Unavailable(text)
-            }
-            _ => {
-                // Authentication, TLS, protocol or client errors: the manager only retries
-                // I/O errors by itself, so start a new one.
-                self.healthy.store(false, Ordering::Relaxed);
-                self.reset();
-                CacheError::Unavailable(text)
-            }
-        }
-    }
-
-    async fn bounded<T>(
-        &self,
-        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> CacheResult<T> {
-        match tokio::time::timeout(self.command_timeout, fut).await {
-            Err(_) => {
-                self.healthy.store(false, Ordering::Relaxed);
-                Err(CacheError::Timeout(self.command_timeout.as_millis() as u64))
-            }
-            Ok(Err(e)) => Err(self.map_err(e)),
-            Ok(Ok(v)) => {
-                self.healthy.store(true, Ordering::Relaxed);
-                Ok(v)
-            }
+    /// The pipeline, or why there is none to use.
+    fn link(&self) -> CacheResult<&Pipeline> {
+        match &self.pipeline {
+            Some(p) if !self.closed.load(Ordering::Relaxed) => Ok(p),
+            _ => Err(CacheError::Closed),
         }
     }
 
@@ -306,7 +253,8 @@ impl RedisStore {
         self.standalone_subscriber(channels).await
     }
 
-    /// [`RedisStore::subscriber`] on this one server (what a topology calls).
+    /// [`RedisStore::subscriber`] on this one server (what a topology calls): the same
+    /// transport as the pipeline's (TLS settings, Unix socket), redis-rs' handshake.
     pub async fn standalone_subscriber(
         &self,
         channels: &[String],
@@ -314,12 +262,18 @@ impl RedisStore {
         if self.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
         }
-        let connect = async {
-            let mut ps = self.client.get_async_pubsub().await?;
+        let deadline = Instant::now() + self.connect_timeout;
+        let secrets = self.secrets.clone();
+        let stream = open_stream(&self.endpoint, self.connect_timeout, &move |t| {
+            scrub(&t, &secrets)
+        })
+        .await?;
+        let subscribe = async {
+            let mut ps = redis::aio::PubSub::new(&self.settings, stream).await?;
             ps.subscribe(channels).await?;
             Ok::<_, RedisError>(ps)
         };
-        match tokio::time::timeout(self.connect_timeout, connect).await {
+        match tokio::time::timeout_at(deadline.into(), subscribe).await {
             Err(_) => Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
             Ok(Err(e)) => Err(CacheError::Unavailable(scrub(
                 &e.to_string(),
@@ -347,18 +301,11 @@ impl RedisStore {
 
     /// [`RedisStore::query`] on this one server, past the breaker (what a topology calls).
     pub async fn standalone_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        if let Some(p) = &self.pipeline {
-            let reply = p.request(|b| cmd.write_packed_command(b)).await?;
-            return typed(reply);
-        }
-        let mut conn = self.connection()?;
-        self.bounded(cmd.query_async(&mut conn)).await
-    }
-
-    /// Runs one script (EVALSHA, loading it on NOSCRIPT).
-    pub async fn eval<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> CacheResult<T> {
-        let mut conn = self.connection()?;
-        self.bounded(inv.invoke_async(&mut conn)).await
+        let reply = self
+            .link()?
+            .request(|b| cmd.write_packed_command(b))
+            .await?;
+        typed(reply)
     }
 
     /// Convenience for scripts: keys and string arguments (refused at once while the circuit
@@ -378,61 +325,95 @@ impl RedisStore {
         r
     }
 
-    /// [`RedisStore::script`] on this one server, past the breaker (what a topology calls).
+    /// [`RedisStore::script`] on this one server, past the breaker (what a topology calls):
+    /// EVALSHA; on NOSCRIPT (first use since Redis started) SCRIPT LOAD and EVALSHA again,
+    /// all within the one call's deadline.
     pub async fn standalone_script<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        // One call, one deadline: the script load after a NOSCRIPT does not get a second one.
         let deadline = Instant::now() + self.command_timeout;
-        if let Some(p) = &self.pipeline {
-            let write = |b: &mut Vec<u8>| {
-                encode_header(b, 3 + keys.len() + args.len());
-                encode_arg(b, b"EVALSHA");
-                encode_arg(b, script.get_hash().as_bytes());
-                encode_arg(b, keys.len().to_string().as_bytes());
-                for k in keys {
-                    encode_arg(b, k.as_bytes());
-                }
-                for a in args {
-                    encode_arg(b, a.as_bytes());
-                }
-            };
-            match p.request_until(write, deadline).await {
-                Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
-                    // First use since Redis started: the managed connection loads the script
-                    // (EVALSHA, then SCRIPT LOAD and EVALSHA on NOSCRIPT).
-                }
-                other => return typed(other?),
+        let p = self.link()?;
+        let write = |b: &mut Vec<u8>| {
+            encode_header(b, 3 + keys.len() + args.len());
+            encode_arg(b, b"EVALSHA");
+            encode_arg(b, script.get_hash().as_bytes());
+            encode_arg(b, keys.len().to_string().as_bytes());
+            for k in keys {
+                encode_arg(b, k.as_bytes());
             }
-        }
-        let mut inv = script.prepare_invoke();
-        for k in keys {
-            inv.key(*k);
-        }
-        for a in args {
-            inv.arg(*a);
-        }
-        match tokio::time::timeout_at(deadline.into(), self.eval(&inv)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.healthy.store(false, Ordering::Relaxed);
-                Err(CacheError::Timeout(self.command_timeout.as_millis() as u64))
+            for a in args {
+                encode_arg(b, a.as_bytes());
             }
+        };
+        match p.request_until(write, deadline).await {
+            Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {}
+            other => return typed(other?),
         }
+        let mut conn = PipelineConn {
+            pipeline: p,
+            deadline,
+            db: self.endpoint.db,
+            failure: None,
+        };
+        let loaded = script.prepare_invoke().load_async(&mut conn).await;
+        if let Some(e) = conn.failure.take() {
+            return Err(e);
+        }
+        loaded.map_err(|e| CacheError::Redis(scrub(&e.to_string(), &self.secrets)))?;
+        typed(p.request_until(write, deadline).await?)
     }
 }
 
-/// Installs rustls' ring crypto provider for the process, once (redis-rs enables rustls with
-/// no provider, and rustls would panic on the first TLS handshake). A provider the host
-/// process installed first is kept.
-fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+/// The pipeline as a redis-rs async connection, for the redis-rs helpers that drive one
+/// (`Script::load_async`); every command keeps the caller's deadline. The pipeline's own
+/// error is kept in `failure` (redis-rs gets a stand-in).
+struct PipelineConn<'p> {
+    pipeline: &'p Pipeline,
+    deadline: Instant,
+    db: i64,
+    failure: Option<CacheError>,
+}
+
+impl redis::aio::ConnectionLike for PipelineConn<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self
+                .pipeline
+                .request_until(|b| cmd.write_packed_command(b), self.deadline)
+                .await
+            {
+                Ok(reply) => Ok(reply.into_value()),
+                Err(e) => {
+                    self.failure = Some(e);
+                    Err(RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the pipelined command failed",
+                    )))
+                }
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        _pipeline: &'a redis::Pipeline,
+        _offset: usize,
+        _count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        Box::pin(async {
+            Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "redis-rs pipelines are not sent on this connection",
+            )))
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.db
+    }
 }
 
 /// A pipeline reply as the caller's type.
