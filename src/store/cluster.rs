@@ -207,13 +207,13 @@ impl Inner {
         }
         let secrets = self.secrets.clone();
         let p = Arc::new(Pipeline::new(
-            Endpoint {
-                host: addr.0.clone(),
-                port: addr.1,
-                username: self.username.clone(),
-                password: self.password.clone(),
-                db: 0,
-            },
+            Endpoint::tcp(
+                addr.0.clone(),
+                addr.1,
+                self.username.clone(),
+                self.password.clone(),
+                0,
+            ),
             self.command_timeout,
             self.connect_timeout,
             self.limits,
