@@ -223,7 +223,12 @@ class RateLimiter {
   // in flight during the reset put it back); every other node's when the broadcast arrives.
   // `endpoint` names one counter: a custom limiter's is `{endpoint}#{max}per{windowSec}s`.
   resetLimit(ip, endpoint) {
-    ip = this.bucketOf(ip);
+    return this.resetCounter(this.bucketOf(ip), endpoint);
+  }
+
+  // resetLimit of a key used as it is (no address normalisation): the express-rate-limit
+  // store's keys.
+  resetCounter(ip, endpoint) {
     const forget = () => this.blocks.delete(String(ip), endpoint);
     return this.ctx.op(
       (n, id) => {
