@@ -269,7 +269,8 @@ function lockout(limiter, ip, name, h, lim, blockSec) {
   if (h === null || h.cached || h.total !== lim.max + 1) return h;
   return limiter.adjust('block', ip, name, h.total, blockSec).then(
     (b) => {
-      h.leftMs = Math.max(h.leftMs, b.at + b.leftMs - h.at);
+      // measured from when the hit was sent: never later than the lockout's end in the store
+      h.leftMs = Math.max(h.leftMs, b.leftMs);
       return h;
     },
     () => h,
