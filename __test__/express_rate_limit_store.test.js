@@ -14,25 +14,12 @@ const { rateLimit } = require('express-rate-limit');
 const { createCache } = require('..');
 const { RateLimitStore } = require('../express-rate-limit');
 const { BACKENDS } = require('./helpers/backends');
+const { serve } = require('./helpers/http');
 const { startRedis } = require('./helpers/redis');
 
 delete process.env.REDIS_URL; // these tests choose their back end explicitly
 
 const uid = () => crypto.randomBytes(6).toString('hex');
-
-async function serve(app) {
-  const server = await new Promise((resolve, reject) => {
-    const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
-  });
-  return {
-    base: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 // An app whose route answers `x-status` (default 200), behind an express-rate-limit limiter
 // keyed by the `x-client` header.

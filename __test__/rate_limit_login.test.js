@@ -13,25 +13,12 @@ const express = require('express');
 const { rateLimit } = require('express-rate-limit');
 const { createCache } = require('..');
 const { BACKENDS } = require('./helpers/backends');
+const { serve } = require('./helpers/http');
 const { sleep } = require('./helpers/redis');
 
 delete process.env.REDIS_URL; // these tests choose their back end explicitly
 
 const freshIp = () => `10.${crypto.randomInt(256)}.${crypto.randomInt(256)}.${1 + crypto.randomInt(254)}`;
-
-async function serve(app) {
-  const server = await new Promise((resolve, reject) => {
-    const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
-  });
-  return {
-    base: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function call(base, path, { ip, method = 'GET', headers = {}, body } = {}) {
   const h = { ...headers };
