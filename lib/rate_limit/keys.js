@@ -42,6 +42,11 @@ function normalizeUsername(v) {
 // is the name of the body field holding the username (read from req.body, then req.query), or a
 // function (req) → the username. Whatever the request holds, the key is an answer: a missing,
 // huge or odd username is hashed like any other.
+/**
+ * @param {{ ipv6Subnet: number | false }} limiter
+ * @param {string | ((req: any) => unknown)} fieldOrFn
+ * @returns {(req: any) => string | Promise<string>}
+ */
 function usernameAndIp(limiter, fieldOrFn) {
   let read;
   if (typeof fieldOrFn === 'function') {

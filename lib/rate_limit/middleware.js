@@ -77,6 +77,11 @@ function parseStandardHeaders(v) {
 //   standardHeaders  'draft-6' (default) | 'draft-7' | 'draft-8' | true ('draft-6') | false
 //   legacyHeaders    X-RateLimit-Limit/-Remaining/-Reset (default false)
 //   failClosed       answer 503 when Redis fails instead of letting the request pass
+/**
+ * @param {import('./limiter').RateLimiter} limiter
+ * @param {import('../../index').CreateLimiterOptions} [options]
+ * @returns {(req: any, res: any, next: (err?: unknown) => void) => void}
+ */
 function createLimiter(limiter, options = {}) {
   if (options === null || typeof options !== 'object') throw typeError('createLimiter options must be an object');
   const { max, windowSec, keyGenerator, skip, handler, message, requestWasSuccessful, blockDurationSec, name, perPath } = options;
