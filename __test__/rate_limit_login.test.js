@@ -357,3 +357,43 @@ for (const [name, make] of BACKENDS) {
     });
   });
 }
+
+describe('login-grade rate limits when Redis hangs', () => {
+  it('a hung Redis (SIGSTOP): a login limiter with every new option answers within commandTimeoutMs + 150 ms (open, or 503 with failClosed)', async () => {
+    const { startRedis } = require('./helpers/redis');
+    const server = await startRedis();
+    const T = 200;
+    const c = createCache({ url: server.url, commandTimeoutMs: T, rateLimitInsurance: false });
+    const rl = c.rateLimiter;
+    const opts = { max: 2, windowSec: 60, blockDurationSec: 600, skipSuccessfulRequests: true, keyGenerator: rl.keys.usernameAndIp('username'), standardHeaders: 'draft-8', legacyHeaders: true };
+    const app = express();
+    app.use(express.json());
+    app.post('/open', rl.createLimiter({ name: 'hung-open', ...opts }), answer);
+    app.post('/closed', rl.createLimiter({ name: 'hung-closed', failClosed: true, ...opts }), answer);
+    const s = await serve(app);
+    try {
+      const body = JSON.stringify({ username: 'mallory' });
+      const post = async (path) => {
+        const t0 = performance.now();
+        const r = await fetch(s.base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        await r.text();
+        return { status: r.status, ms: Math.round(performance.now() - t0) };
+      };
+      assert.equal((await post('/open')).status, 200, 'Redis up');
+      server.pause();
+      const got = [];
+      for (const path of ['/open', '/closed', '/open', '/closed']) got.push(await post(path));
+      console.log(`# login options, hung Redis: ${got.map((g) => `${g.status} in ${g.ms} ms`).join(', ')} (commandTimeoutMs ${T})`);
+      assert.deepEqual(
+        got.map((g) => g.status),
+        [200, 503, 200, 503],
+      );
+      for (const g of got) assert.ok(g.ms <= T + 150, `answered in ${g.ms} ms`);
+    } finally {
+      server.resume();
+      await s.close();
+      await c.shutdown();
+      await server.stop();
+    }
+  });
+});
