@@ -177,6 +177,22 @@ export declare class NativeCache {
    * recorded for getIpStatus) → `[total, ms left in the window]`.
    */
   rateHit(id: number, ip: JsId, endpoint: string, max: number, windowSec: number): void
+  /**
+   * Reads the live counter of `ip` on `endpoint` without counting a hit →
+   * `[total, ms left]` (`[0, 0]` when there is none).
+   */
+  ratePeek(id: number, ip: JsId, endpoint: string): void
+  /**
+   * Takes one hit back from the live counter of `ip` on `endpoint` (never below 0; a
+   * counter that is gone stays gone) → `[total, ms left]`.
+   */
+  rateUndo(id: number, ip: JsId, endpoint: string): void
+  /**
+   * Keeps the counter of `ip` on `endpoint` for at least `blockSec` from now (a lockout
+   * longer than its window; a counter that expired meanwhile is written back as `total`)
+   * → `[total, ms left]`.
+   */
+  rateBlock(id: number, ip: JsId, endpoint: string, total: number, blockSec: number): void
   /** Removes the counter of `ip` on `endpoint` → true if it existed. */
   rateReset(id: number, ip: JsId, endpoint: string): void
   /** Removes every counter of `ip` → how many existed. */

@@ -148,13 +148,39 @@ export interface IpLimitStatus {
 export type RateLimitMiddleware = (req: any, res: any, next: (err?: unknown) => void) => void;
 
 export interface CreateLimiterOptions {
-  /** A fixed limit for this middleware (default 100 when only windowSec is given). Without
-   * max and windowSec, each endpoint's limit comes from `rateLimits`. */
-  max?: number;
+  /** A fixed limit for this middleware (default 100 when only windowSec is given), or a
+   * function `(req) → number | Promise<number>` read per request (0 to the native maximum; an
+   * invalid answer goes to Express's error handler). Without max and windowSec, each endpoint's
+   * limit comes from `rateLimits`. */
+  max?: number | ((req: any) => number | Promise<number>);
   /** Default 60. */
   windowSec?: number;
-  /** The client key (default `req.ip`, so Express's `trust proxy` decides). */
+  /** The limiter's own bucket (1 to 64 of `A-Z a-z 0-9 _ . : -`): every path it guards shares
+   * one budget, counter `@{name}` (`resetLimit(ip, '@name')`). Without a name each path has its
+   * own counter (`{endpoint}` or `{endpoint}#{max}per{windowSec}s`). */
+  name?: string;
+  /** With `name`: one budget per path (`@{name}{endpoint}`) instead of one for the limiter.
+   * Without `name` counting is always per path (`false` is refused). */
+  perPath?: boolean;
+  /** The client key (default `req.ip`, so Express's `trust proxy` decides); see
+   * `rateLimiter.keys.usernameAndIp` for login limits. */
   keyGenerator?: (req: any) => string | number | Promise<string | number>;
+  /** Count the hit, then take it back when the response finishes successful
+   * (`requestWasSuccessful`), e.g. a login limit that counts only failed attempts. */
+  skipSuccessfulRequests?: boolean;
+  /** Count the hit, then take it back when the response finishes failed (or the connection
+   * closes before it finishes). */
+  skipFailedRequests?: boolean;
+  /** Whether a finished response counts as successful (default: status < 400). */
+  requestWasSuccessful?: (req: any, res: any) => boolean | Promise<boolean>;
+  /** Once over the limit, the client stays blocked this many seconds (stored in Redis: every
+   * process sees the lockout; it never shortens the window). */
+  blockDurationSec?: number;
+  /** The RateLimit header set, as express-rate-limit v8 formats it (default 'draft-6'; true is
+   * 'draft-6'; false sends none). */
+  standardHeaders?: 'draft-6' | 'draft-7' | 'draft-8' | boolean;
+  /** Also send X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset (default false). */
+  legacyHeaders?: boolean;
   /** While Redis fails, count this limiter's hits in an in-process window (the "insurance"
    * limiter: each process stays within `max`) instead of failing open (default false; always on
    * for `authLimiter`/`strictLimiter` and the endpoints of `rateLimitInsurance`). */
@@ -171,8 +197,17 @@ export interface CreateLimiterOptions {
   message?: unknown | ((req: any, res: any) => unknown | Promise<unknown>);
 }
 
+/** Key generators for `createLimiter({ keyGenerator })`. */
+export interface RateLimitKeys {
+  /** "username + IP" login limits: `field` names the body (then query) field holding the
+   * username, or a function reads it. The key is `u~{hash of the username, NFKC, trimmed,
+   * lower-cased}~{the client's address bucket}`: any input (huge, odd characters, not a string)
+   * gives a short key and never an exception. */
+  usernameAndIp(field: string | ((req: any) => unknown)): (req: any) => string | Promise<string>;
+}
+
 /** What `handler` receives as its 4th argument. */
-export interface RateLimitHandlerOptions extends CreateLimiterOptions {
+export interface RateLimitHandlerOptions extends Omit<CreateLimiterOptions, 'max'> {
   max: number;
   limit: number;
   windowSec: number;
@@ -200,6 +235,8 @@ export declare class RateLimiter {
   readonly strictLimiter: RateLimitMiddleware;
   /** Express middleware with its own limit, key and failure policy. */
   createLimiter(options?: CreateLimiterOptions): RateLimitMiddleware;
+  /** Key generators for `createLimiter`'s `keyGenerator`. */
+  readonly keys: RateLimitKeys;
 }
 
 export declare class SessionCache {

@@ -9,7 +9,7 @@ use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
 use crate::store::pipeline::Resp;
-use crate::store::rate_limit::rate_hit_reply;
+use crate::store::rate_limit::{rate_hit_reply, RateAdjust};
 
 /// The bounds of `max` and `windowSec`.
 pub use crate::rules::{MAX_LIMIT, MAX_WINDOW_SEC};
@@ -82,6 +82,41 @@ impl NativeCache {
         Ok(())
     }
 
+    /// Reads the live counter of `ip` on `endpoint` without counting a hit →
+    /// `[total, ms left]` (`[0, 0]` when there is none).
+    #[napi]
+    pub fn rate_peek(&self, env: Env, id: u32, ip: JsId, endpoint: String) -> napi::Result<()> {
+        self.rate_adjust(env, id, ip, endpoint, RateAdjust::Peek)
+    }
+
+    /// Takes one hit back from the live counter of `ip` on `endpoint` (never below 0; a
+    /// counter that is gone stays gone) → `[total, ms left]`.
+    #[napi]
+    pub fn rate_undo(&self, env: Env, id: u32, ip: JsId, endpoint: String) -> napi::Result<()> {
+        self.rate_adjust(env, id, ip, endpoint, RateAdjust::Undo)
+    }
+
+    /// Keeps the counter of `ip` on `endpoint` for at least `blockSec` from now (a lockout
+    /// longer than its window; a counter that expired meanwhile is written back as `total`)
+    /// → `[total, ms left]`.
+    #[napi]
+    pub fn rate_block(
+        &self,
+        env: Env,
+        id: u32,
+        ip: JsId,
+        endpoint: String,
+        total: f64,
+        block_sec: f64,
+    ) -> napi::Result<()> {
+        let (total, block) = js(&env, check_limits(total, block_sec))?;
+        let op = RateAdjust::Block {
+            ms: block.as_millis() as u64,
+            total: total as i64,
+        };
+        self.rate_adjust(env, id, ip, endpoint, op)
+    }
+
     /// Removes the counter of `ip` on `endpoint` → true if it existed.
     #[napi]
     pub fn rate_reset(&self, env: Env, id: u32, ip: JsId, endpoint: String) -> napi::Result<()> {
@@ -120,6 +155,25 @@ impl NativeCache {
                 );
             }
             Ok(Reply::Str(serde_json::Value::Object(out).to_string()))
+        });
+        Ok(())
+    }
+}
+
+impl NativeCache {
+    fn rate_adjust(
+        &self,
+        env: Env,
+        id: u32,
+        ip: JsId,
+        endpoint: String,
+        op: RateAdjust,
+    ) -> napi::Result<()> {
+        let ip = js(&env, ip_endpoint(ip, &endpoint))?;
+        self.run(id, move |s| async move {
+            s.rate_adjust(&ip, &endpoint, op)
+                .await
+                .map(|(total, left)| Reply::Nums(vec![total as f64, left.max(0) as f64]))
         });
         Ok(())
     }

@@ -10,6 +10,8 @@ const { parseIpv6Subnet, normalizeIp } = require('./addresses');
 const { BlockCache, BlockSync } = require('./block_cache');
 const { parseInsurance, InsuranceLimiter, openResult, insures } = require('./insurance');
 const { createLimiter, middleware } = require('./middleware');
+const { usernameAndIp } = require('./keys');
+const { RATE_LIMIT_MAX: MAX_LIMIT } = require('../rules');
 
 // Past this many distinct endpoints, metrics()' per-endpoint decisions count under 'other'.
 const DECISION_ENDPOINTS_MAX = 1000;
@@ -32,6 +34,11 @@ function storedHit(v, q) {
   q.leftMs = v[1];
   return q;
 }
+
+// The native calls of the adjustments of a live counter (see adjust()).
+const startPeek = (n, id, q) => n.ratePeek(id, q.ip, q.name);
+const startUndo = (n, id, q) => n.rateUndo(id, q.ip, q.name);
+const startBlock = (n, id, q) => n.rateBlock(id, q.ip, q.name, Math.min(q.total, MAX_LIMIT), q.blockSec);
 
 // A counted hit ({ total, leftMs }) → the answer of checkLimit for a limit of `max`.
 function resultOf(hit, max) {
@@ -61,12 +68,18 @@ class RateLimiter {
     this.blockSync = new BlockSync(ctx, this.blocks, pubsub);
     // The answer handlers of a hit `q` (see newHit), made once: no closure per call.
     this.softHit = ctx.soft('rateLimit', null);
+    this.rethrow = (err) => {
+      ctx.failed('rateLimit', err);
+      throw err;
+    };
     this.tallyHit = (v, q) => this.tally(q.ip, q.endpoint, q.name, storedHit(v, q), q.lim);
     this.tallyFailure = (err, q) => this.tally(q.ip, q.endpoint, q.name, this.softHit(err), q.lim);
     // The ERP's pre-configured limiters: login's limit from `rateLimits` (read per request, so
     // configure() changes it), and 3 per 60 s.
     this.authLimiter = middleware(this, () => this.limitFor(LOGIN), { insured: true });
     this.strictLimiter = middleware(this, () => STRICT, { insured: true });
+    // Key generators for createLimiter's `keyGenerator` (see ./keys.js).
+    this.keys = Object.freeze({ usernameAndIp: (fieldOrFn) => usernameAndIp(this, fieldOrFn) });
   }
 
   // Replaces the limit table (configure() calls this with an already validated table). The
@@ -119,6 +132,25 @@ class RateLimiter {
   // (counted as an error). `at` is when the hit was sent, on the monotonic clock.
   hit(ip, endpoint, name, lim) {
     return this.ctx.opArg(startHit, newHit(ip, endpoint, name, lim), storedHit, this.softHit);
+  }
+
+  // One hit counted in the store → { total, leftMs, at }; a back-end failure rejects (counted
+  // as an error) instead of answering null: for callers with their own failure policy (the
+  // express-rate-limit store).
+  hitOrThrow(ip, name, lim) {
+    return this.ctx.opArg(startHit, newHit(ip, name, name, lim), storedHit, this.rethrow);
+  }
+
+  // Reads ('peek'), takes a hit back from ('undo'), or keeps for `blockSec` from now
+  // ('block', a lockout; `total` is written back if the counter just expired) the live
+  // counter `name` of `ip`, without counting a hit → { total, leftMs, at } ({ total: 0 } when
+  // there is no live counter). A back-end failure rejects (counted as an error). An undo also
+  // drops the block-cache entry, so that the next hit asks the store.
+  adjust(mode, ip, name, total = 0, blockSec = 0) {
+    const q = { ip, name, total, blockSec, at: performance.now(), leftMs: 0 };
+    const start = mode === 'undo' ? startUndo : mode === 'block' ? startBlock : startPeek;
+    if (mode === 'undo') this.blocks.delete(String(ip), name);
+    return this.ctx.opArg(start, q, storedHit, this.rethrow);
   }
 
   // A hit on counter `name` of `endpoint` (or null: the back end failed) → the answer for
@@ -191,7 +223,12 @@ class RateLimiter {
   // in flight during the reset put it back); every other node's when the broadcast arrives.
   // `endpoint` names one counter: a custom limiter's is `{endpoint}#{max}per{windowSec}s`.
   resetLimit(ip, endpoint) {
-    ip = this.bucketOf(ip);
+    return this.resetCounter(this.bucketOf(ip), endpoint);
+  }
+
+  // resetLimit of a key used as it is (no address normalisation): the express-rate-limit
+  // store's keys.
+  resetCounter(ip, endpoint) {
     const forget = () => this.blocks.delete(String(ip), endpoint);
     return this.ctx.op(
       (n, id) => {

@@ -16,6 +16,8 @@ use crate::keys::{rate_ip_key, rate_key};
 
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
 static HIT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/rate_hit.lua")));
+static ADJUST: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/rate_adjust.lua")));
 static RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/rate_reset.lua")));
 static RESET_IP: LazyLock<Script> =
@@ -73,6 +75,59 @@ fn mem_incr(d: &mut MemData, key: &str, window: Duration) -> CacheResult<(i64, i
         }
         Some(_) => Err(wrong_type()),
     }
+}
+
+/// What [`Store::rate_adjust`] does to a live counter (see `scripts/rate_adjust.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateAdjust {
+    /// Reads it.
+    Peek,
+    /// Takes one hit back: never below 0, never on a counter that is gone.
+    Undo,
+    /// Keeps it for at least this long from now (a lockout); one that is gone is written back
+    /// with this count.
+    Block { ms: u64, total: i64 },
+}
+
+impl RateAdjust {
+    fn mode(self) -> &'static str {
+        match self {
+            RateAdjust::Peek => "peek",
+            RateAdjust::Undo => "undo",
+            RateAdjust::Block { .. } => "block",
+        }
+    }
+}
+
+/// The memory store's `rate_adjust.lua` → (hits, ms left).
+fn mem_adjust(d: &mut MemData, key: &str, op: RateAdjust) -> CacheResult<(i64, i64)> {
+    let current = d.get_str(key)?.and_then(|s| s.parse::<i64>().ok());
+    let left = d.pttl(key);
+    if let RateAdjust::Block { ms, total } = op {
+        let Some(n) = current else {
+            d.set_str(key, total.to_string(), Some(Duration::from_millis(ms)));
+            return Ok((total, ms as i64));
+        };
+        if left < ms as i64 {
+            d.pexpire(key, Duration::from_millis(ms));
+            return Ok((n, ms as i64));
+        }
+        return Ok((n, left));
+    }
+    let Some(n) = current.filter(|_| left > 0) else {
+        return Ok((0, 0));
+    };
+    if op == RateAdjust::Undo && n > 0 {
+        if let Some(Entry {
+            val: MemVal::Str(s),
+            ..
+        }) = d.entry(key)
+        {
+            *s = (n - 1).to_string();
+        }
+        return Ok((n - 1, left));
+    }
+    Ok((n, left))
 }
 
 /// HSET; a new hash is created without expiry, as in Redis: callers set its TTL.
@@ -179,6 +234,29 @@ impl Store {
                 }
                 Ok((n, left))
             }),
+        }
+    }
+
+    /// Reads, takes a hit back from, or extends (a lockout) the live counter of `ip` on
+    /// `endpoint` without counting a hit → (hits, ms left); (0, 0) when there is none.
+    pub async fn rate_adjust(
+        &self,
+        ip: &str,
+        endpoint: &str,
+        op: RateAdjust,
+    ) -> CacheResult<(i64, i64)> {
+        let key = self.key(&rate_key(ip, endpoint));
+        let (ms, total) = match op {
+            RateAdjust::Block { ms, total } => (ms.max(1).to_string(), total.to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let args = [op.mode(), ms.as_str(), total.as_str()];
+        if let Some(c) = self.cluster() {
+            return c.script::<(i64, i64)>(&ADJUST, &[&key], &args).await;
+        }
+        match &self.backend {
+            Backend::Redis(r) => r.script::<(i64, i64)>(&ADJUST, &[&key], &args).await,
+            Backend::Memory(m) => m.with(|d| mem_adjust(d, &key, op)),
         }
     }
 
@@ -301,6 +379,60 @@ mod tests {
         assert!(mem_incr(&mut d, "m", Duration::from_secs(5)).is_err());
         d.sadd("s", "a").unwrap();
         assert!(mem_incr(&mut d, "s", Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn an_undo_never_goes_below_zero_nor_outlives_its_window() {
+        let mut d = MemData::default();
+        let w = Duration::from_secs(60);
+        assert_eq!(mem_adjust(&mut d, "c", RateAdjust::Undo).unwrap(), (0, 0));
+        assert!(!d.exists("c"), "an undo never makes a counter");
+        mem_incr(&mut d, "c", w).unwrap();
+        mem_incr(&mut d, "c", w).unwrap();
+        assert_eq!(mem_adjust(&mut d, "c", RateAdjust::Undo).unwrap().0, 1);
+        assert_eq!(mem_adjust(&mut d, "c", RateAdjust::Undo).unwrap().0, 0);
+        assert_eq!(mem_adjust(&mut d, "c", RateAdjust::Undo).unwrap().0, 0);
+        assert!(d.pttl("c") > 59_000, "the TTL stays");
+        d.set_str("n", "3".into(), None);
+        assert_eq!(mem_adjust(&mut d, "n", RateAdjust::Undo).unwrap(), (0, 0));
+        assert_eq!(d.get_str("n").unwrap().as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn a_block_extends_the_window_and_never_shortens_it() {
+        let mut d = MemData::default();
+        mem_incr(&mut d, "c", Duration::from_secs(60)).unwrap();
+        let (n, left) = mem_adjust(
+            &mut d,
+            "c",
+            RateAdjust::Block {
+                ms: 600_000,
+                total: 9,
+            },
+        )
+        .unwrap();
+        assert_eq!((n, left), (1, 600_000));
+        let (_, left) = mem_adjust(
+            &mut d,
+            "c",
+            RateAdjust::Block {
+                ms: 1_000,
+                total: 9,
+            },
+        )
+        .unwrap();
+        assert!(left > 599_000, "{left}");
+        let (n, left) = mem_adjust(
+            &mut d,
+            "gone",
+            RateAdjust::Block {
+                ms: 5_000,
+                total: 6,
+            },
+        )
+        .unwrap();
+        assert_eq!((n, left), (6, 5_000));
+        assert_eq!(mem_adjust(&mut d, "gone", RateAdjust::Peek).unwrap().0, 6);
     }
 
     #[test]
