@@ -238,8 +238,8 @@ fn check_permits(permits: f64) -> CacheResult<u32> {
     Ok(permits as u32)
 }
 
-/// The most permits a semaphore may have (its holders are one sorted set).
-pub const MAX_SEM_PERMITS: f64 = 100_000.0;
+/// The most permits a semaphore may have: an acquire reads up to this many holders.
+pub const MAX_SEM_PERMITS: f64 = 10_000.0;
 
 #[napi]
 impl NativeCache {
