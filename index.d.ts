@@ -284,29 +284,33 @@ export interface LockedError extends Error {
   id: Id;
 }
 
-/**
- * A lock held until `release()` or the end of an `await using` block:
- * `await using lock = await distributedLock.lock('payment', id)`. The watchdog extends it every
- * ttl/3 while it is held.
- */
-export interface LockHandle extends AsyncDisposable {
-  readonly resource: Id;
-  readonly id: Id;
+/** What a held lock and a held semaphore permit have in common. */
+export interface HeldGrant extends AsyncDisposable {
   /** The owner token of this grant. */
   readonly owner: string;
   /** Fencing token of this grant. */
   readonly fence: number;
   /** The TTL the watchdog keeps renewing, in seconds. */
   readonly ttl: number;
-  /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the lock is found lost. */
+  /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the grant is found lost. */
   readonly signal: AbortSignal;
   /**
-   * Stops the watchdog and releases → true if this call freed the lock; false when it was
-   * already released or lost, or Redis failed (it then frees itself at its TTL). Idempotent.
+   * Stops the watchdog and releases → true if this call freed it; false when it was already
+   * released or lost, or Redis failed (it then frees itself at its TTL). Idempotent.
    */
   release(): Promise<boolean>;
   /** `release()`, answering nothing: what `await using` calls. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * A lock held until `release()` or the end of an `await using` block:
+ * `await using lock = await distributedLock.lock('payment', id)`. The watchdog extends it every
+ * ttl/3 while it is held.
+ */
+export interface LockHandle extends HeldGrant {
+  readonly resource: Id;
+  readonly id: Id;
 }
 
 export interface SemaphoreOptions {
@@ -363,15 +367,8 @@ export interface SemaphoreStatus {
 }
 
 /** A permit held until `release()` or the end of an `await using` block (see {@link LockHandle}). */
-export interface PermitHandle extends AsyncDisposable {
+export interface PermitHandle extends HeldGrant {
   readonly semaphore: Id;
-  readonly owner: string;
-  readonly fence: number;
-  readonly ttl: number;
-  /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the permit is found lost. */
-  readonly signal: AbortSignal;
-  release(): Promise<boolean>;
-  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Thrown by withPermit/permit when every permit stays taken. */

@@ -45,6 +45,17 @@ async function rejectsWithReason(promise, reason, since, withinMs) {
   return took;
 }
 
+// The lock's status once it is free, or after 1 s (bounded polling).
+async function freed(lock, resource, id) {
+  let status;
+  for (let i = 0; i < 100; i++) {
+    status = await lock.isLocked(resource, id);
+    if (!status.locked) break;
+    await sleep(10);
+  }
+  return status;
+}
+
 // `await using` needs a parser that knows it (Node 24's V8): compiled with vm when this Node
 // parses it; false on Node 20 and 22.
 function parsesAwaitUsing() {
@@ -204,13 +215,7 @@ for (const [name, make] of BACKENDS) {
         await rejectsWithReason(p, ctrl.signal.reason, performance.now(), 1000);
         for (let i = 0; i < 100 && cache.stats().lock.hits === hits; i++) await sleep(10);
         assert.equal(cache.stats().lock.hits, hits + 1, 'the attempt was granted after the abort');
-        let status;
-        for (let i = 0; i < 100; i++) {
-          status = await lock.isLocked('approval', id);
-          if (!status.locked) break;
-          await sleep(10);
-        }
-        assert.deepEqual(status, { locked: false }, 'the late grant was released');
+        assert.deepEqual(await freed(lock, 'approval', id), { locked: false }, 'the late grant was released');
       }
     });
 
@@ -238,13 +243,7 @@ for (const [name, make] of BACKENDS) {
       assert.equal(fnSignal.reason, reason);
       assert.equal((await lock.isLocked('payment', id)).locked, true, 'held while fn still runs');
       finishFn();
-      let status;
-      for (let i = 0; i < 100; i++) {
-        status = await lock.isLocked('payment', id);
-        if (!status.locked) break;
-        await sleep(10);
-      }
-      assert.deepEqual(status, { locked: false }, 'released once fn settled');
+      assert.deepEqual(await freed(lock, 'payment', id), { locked: false }, 'released once fn settled');
       assert.equal(cache.stats().lock.lost, 0, 'a cancellation is not a lost lock');
     });
 

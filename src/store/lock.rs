@@ -448,6 +448,26 @@ mod tests {
     use super::*;
     use crate::keys::{key_slot, lock_fence_key, same_slot, slot_string};
 
+    fn memory_store(name: &str) -> Store {
+        Store::from_config(
+            &crate::config::Config::from_options(crate::config::NativeOptions {
+                url: Some(format!("memory://{name}")),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn block_on(f: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
     fn key_slot_matches_redis() {
         // Values from the Redis Cluster specification / CLUSTER KEYSLOT.
@@ -526,21 +546,9 @@ mod tests {
 
     #[test]
     fn memory_locks_are_owner_checked_and_fenced() {
-        let store = Store::from_config(
-            &crate::config::Config::from_options(crate::config::NativeOptions {
-                url: Some("memory://lock-unit".into()),
-                ..Default::default()
-            })
-            .unwrap(),
-        )
-        .unwrap()
-        .unwrap();
+        let store = memory_store("lock-unit");
         let ttl = Duration::from_secs(5);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let a = store.lock_acquire("r", "1", "a", ttl).await.unwrap();
             let Acquired::Granted { fence: f1 } = a else {
                 panic!("{a:?}")
@@ -598,20 +606,8 @@ mod tests {
 
     #[test]
     fn memory_semaphores_bound_holders_expire_and_fence() {
-        let store = Store::from_config(
-            &crate::config::Config::from_options(crate::config::NativeOptions {
-                url: Some("memory://sem-unit".into()),
-                ..Default::default()
-            })
-            .unwrap(),
-        )
-        .unwrap()
-        .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        let store = memory_store("sem-unit");
+        block_on(async {
             let long = Duration::from_secs(5);
             let short = Duration::from_millis(30);
             let SemAcquired::Granted { fence: f1, held: 1 } =
