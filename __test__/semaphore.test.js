@@ -146,14 +146,15 @@ for (const [name, make] of BACKENDS) {
       assert.throws(() => dl.semaphore('r', '3'), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       assert.throws(() => dl.semaphore({}, 3), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       assert.throws(() => dl.semaphore('r', 3, { ttlSec: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
-      const tag = `bad{${uid()}}`;
-      await assert.rejects(dl.semaphore(tag, 2).acquire(), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
+      const tagged = uid();
+      const big = uid();
+      await assert.rejects(dl.semaphore(`bad{${tagged}}`, 2).acquire(), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       await assert.rejects(dl.semaphore('a b', 2).acquire(), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
-      await assert.rejects(dl.semaphore(`big-${uid()}`, 1e9).acquire(), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+      await assert.rejects(dl.semaphore(`big-${big}`, 1e9).acquire(), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
       await assert.rejects(dl.semaphore('r', 2).acquire({ retries: -1 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
       await assert.rejects(dl.semaphore('r', 2).withPermit('no'), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       const keys = await backend.keys();
-      assert.ok(!keys.some((k) => k.includes('bad') || k.includes('big-')), keys.join());
+      assert.ok(!keys.some((k) => k.includes(tagged) || k.includes(big)), keys.join());
     });
 
     // withPermit: all permits taken → ELOCKED (with held/permits); the watchdog keeps a 0.6 s
