@@ -69,6 +69,17 @@ export declare class NativeCache {
   /** The holder → `[owner, pttlMs]`, or `[]` when the lock is free. */
   lockStatus(id: number, resource: JsId, lockId: JsId): void
   /**
+   * Tries once to take one of `permits` permits of semaphore `name` for `ttlMs` with a new
+   * owner token → `['1', owner, fence, held]` or `['0', held, msUntilTheFirstFrees]`.
+   */
+  semAcquire(id: number, name: JsId, nodeId: string, permits: number, ttlMs: number): void
+  /** Returns `owner`'s permit of semaphore `name` → true only if this call freed it. */
+  semRelease(id: number, name: JsId, owner: string): void
+  /** Moves a live holder's expiry to now + `ttlMs` → true only if `owner` still holds a permit. */
+  semExtend(id: number, name: JsId, owner: string, ttlMs: number): void
+  /** The live holders of semaphore `name` → `[held, msUntilTheEarliestExpires or -1]`. */
+  semStatus(id: number, name: JsId): void
+  /**
    * The near cache's [`SharedWords`] as an 8-byte ArrayBuffer whose memory *is* those words
    * (not a copy), for the JS near cache to read with `Atomics.load`; handed out once per
    * instance (a second call, or a runtime that refuses external buffers, gets null and

@@ -263,6 +263,14 @@ export interface LockOptions {
   retryDelayMs?: number;
   /** Keep attempting until this many ms have passed (default 0; `mutex`: 10000). */
   waitMs?: number;
+  /**
+   * Cancels the call: it rejects with `signal.reason` (an `AbortError` DOMException unless
+   * `abort()` was given one) as soon as the signal aborts, before any Redis call when it is
+   * already aborted; a grant that arrives after the abort is released at once. Under
+   * `withLock`/`mutex`/`withPermit` it also aborts the work's own `signal`; the lock is
+   * released when the work settles.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LockGranted {
@@ -277,6 +285,7 @@ export interface LockGranted {
 
 export interface LockBusy {
   acquired: false;
+  error?: undefined;
   /** Owner token of the current holder. */
   heldBy: string;
   /** Seconds the holder's lock has left (whole seconds, rounded up; -1: no expiry). */
@@ -287,6 +296,8 @@ export interface LockBusy {
 /** Redis down, slow or not configured: the lock is refused, never assumed. */
 export interface LockRefused {
   acquired: false;
+  /** Nobody is known to hold it: absent (declared so `lock.heldBy` compiles after `!lock.acquired`). */
+  heldBy?: null;
   error: string;
   code: string;
 }
@@ -328,6 +339,125 @@ export interface LockedError extends Error {
   id: Id;
 }
 
+/** What a held lock and a held semaphore permit have in common. */
+export interface HeldGrant extends AsyncDisposable {
+  /** The owner token of this grant. */
+  readonly owner: string;
+  /** Fencing token of this grant. */
+  readonly fence: number;
+  /** The TTL the watchdog keeps renewing, in seconds. */
+  readonly ttl: number;
+  /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the grant is found lost. */
+  readonly signal: AbortSignal;
+  /**
+   * Stops the watchdog and releases → true if this call freed it; false when it was already
+   * released or lost, or Redis failed (it then frees itself at its TTL). Idempotent.
+   */
+  release(): Promise<boolean>;
+  /** `release()`, answering nothing: what `await using` calls. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * A lock held until `release()` or the end of an `await using` block:
+ * `await using lock = await distributedLock.lock('payment', id)`. The watchdog extends it every
+ * ttl/3 while it is held.
+ */
+export interface LockHandle extends HeldGrant {
+  readonly resource: Id;
+  readonly id: Id;
+}
+
+export interface SemaphoreOptions {
+  /** Default TTL of a permit in seconds (30): a holder that crashed frees its permit after it. */
+  ttlSec?: number;
+  /** Default wait for a free permit, in ms (0: one attempt). */
+  waitMs?: number;
+}
+
+export interface PermitGranted {
+  acquired: true;
+  /** The owner token of this permit: needed to release or extend it. */
+  owner: string;
+  /** Fencing token: grows with every grant of this semaphore. */
+  fence: number;
+  /** Permits taken, this one included. */
+  held: number;
+  /** The TTL granted, in seconds. */
+  ttl: number;
+  /** Returns this permit → true if this call freed it. */
+  release(): Promise<boolean>;
+  /** Moves this permit's expiry to `ttlSec` from now (default: the semaphore's TTL) → true if it is still held. */
+  extend(ttlSec?: number): Promise<boolean>;
+  error?: undefined;
+}
+
+export interface PermitBusy {
+  acquired: false;
+  /** Permits taken (all of them). */
+  held: number;
+  /** Ms until the earliest holder's TTL ends (it may release sooner). */
+  retryInMs: number;
+  error?: undefined;
+}
+
+/** Redis down, slow or not configured: no permit is granted. */
+export interface PermitRefused {
+  acquired: false;
+  error: string;
+  code: string;
+}
+
+export type PermitResult = PermitGranted | PermitBusy | PermitRefused;
+
+export interface SemaphoreStatus {
+  /** Live holders. */
+  held: number;
+  permits: number;
+  /** Ms until the earliest holder's TTL ends; -1 when there is none. */
+  nextExpiryMs?: number;
+  /** Set (with `held: 0`) when the back end could not answer. */
+  error?: string;
+  code?: string;
+}
+
+/** A permit held until `release()` or the end of an `await using` block (see {@link LockHandle}). */
+export interface PermitHandle extends HeldGrant {
+  readonly semaphore: Id;
+}
+
+/** Thrown by withPermit/permit when every permit stays taken. */
+export interface SemaphoreFullError extends Error {
+  code: 'ELOCKED';
+  semaphore: Id;
+  held: number;
+  permits: number;
+  retryInMs: number;
+}
+
+/**
+ * A fenced counting semaphore on `sem:{name}`: at most `permits` holders at once on the back
+ * end (one Lua script per attempt). Holders expire by their TTL; fences grow with every grant.
+ */
+export interface Semaphore {
+  readonly name: Id;
+  readonly permits: number;
+  /** One permit, or why not; never throws for an outage. No watchdog: it frees itself at its TTL. */
+  acquire(options?: LockOptions): Promise<PermitResult>;
+  /** True only if `owner` held a live permit and this call freed it. */
+  release(owner: string): Promise<boolean>;
+  /** True only if `owner` still holds a permit; it now expires `ttlSec` from now. */
+  extend(owner: string, ttlSec?: number): Promise<boolean>;
+  status(): Promise<SemaphoreStatus>;
+  /**
+   * Runs `fn` holding a permit, as `withLock` does (watchdog, always released, rethrows);
+   * {@link SemaphoreFullError} (`ELOCKED`) when none frees within `waitMs`.
+   */
+  withPermit<T>(fn: (ctx: LockContext) => T | Promise<T>, options?: LockOptions): Promise<WithLockResult<Awaited<T>>>;
+  /** A permit as a handle with the watchdog: `await using p = await sem.permit()`. */
+  permit(options?: LockOptions): Promise<PermitHandle>;
+}
+
 export declare class DistributedLock {
   acquire(resource: Id, id: Id, options?: LockOptions): Promise<LockResult>;
   /** Compare-and-delete: true only if `owner` still held the lock. */
@@ -346,6 +476,18 @@ export declare class DistributedLock {
   acquireTaskLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquireApprovalLock(id: Id, options?: LockOptions): Promise<LockResult>;
   acquirePaymentLock(id: Id, options?: LockOptions): Promise<LockResult>;
+  /**
+   * Takes the lock as a {@link LockHandle} (`await using lock = await distributedLock.lock(…)`).
+   * Rejects with a {@link LockedError} (`ELOCKED`, `heldBy`, `ttl`) when it stays busy, with
+   * the back end's code when Redis failed (never granted then), with `signal.reason` when
+   * `options.signal` aborts the wait.
+   */
+  lock(resource: Id, id: Id, options?: LockOptions): Promise<LockHandle>;
+  /**
+   * A counting semaphore of `permits` (an integer from 1 to 10000) named `name` (an id without
+   * `{` or `}`: it is the hash tag of the semaphore's keys).
+   */
+  semaphore(name: Id, permits: number, options?: SemaphoreOptions): Semaphore;
 }
 
 export interface NearCacheStats {

@@ -11,7 +11,9 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::keys::{self, JsId};
-use crate::store::lock::{lock_acquire_reply, lock_release_reply, Acquired};
+use crate::store::lock::{
+    check_sem_name, lock_acquire_reply, lock_release_reply, Acquired, SemAcquired,
+};
 use crate::store::Store;
 
 /// The longest lock TTL (a longer job keeps a shorter lock alive with `extend`).
@@ -64,17 +66,27 @@ fn may_have_applied(e: &CacheError) -> bool {
     matches!(e, CacheError::Timeout(_) | CacheError::Unavailable(_))
 }
 
-/// Best effort: removes the lock an acquire may have set although its caller was told it
-/// failed, so no phantom lock blocks the resource for its whole TTL. Compare-and-delete with
-/// the owner token that was sent, so it can only ever remove that acquire's own lock. On the
-/// same connection the release is queued behind the acquire (Redis answers in order), and it
-/// is retried a few times (bounded) in case the connection was lost and must come back first.
-async fn clean_phantom(store: Arc<Store>, resource: String, id: String, owner: String) {
+/// What an acquire that may have applied left behind: a lock or a semaphore permit.
+enum Phantom {
+    Lock { resource: String, id: String },
+    Permit { name: String },
+}
+
+/// Best effort: removes the lock (or permit) an acquire may have set although its caller was
+/// told it failed, so no phantom holder blocks the resource for its whole TTL. Compare-and-delete
+/// with the owner token that was sent, so it can only ever remove that acquire's own grant. On
+/// the same connection the release is queued behind the acquire (Redis answers in order), and
+/// it is retried a few times (bounded) in case the connection was lost and must come back first.
+async fn clean_phantom(store: Arc<Store>, phantom: Phantom, owner: String) {
     for delay in PHANTOM_CLEANUP_DELAYS_MS {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        match store.lock_release(&resource, &id, &owner).await {
+        let r = match &phantom {
+            Phantom::Lock { resource, id } => store.lock_release(resource, id, &owner).await,
+            Phantom::Permit { name } => store.sem_release(name, &owner).await,
+        };
+        match r {
             Ok(_) | Err(CacheError::Closed) | Err(CacheError::Disabled) => return,
             Err(_) => continue,
         }
@@ -99,7 +111,11 @@ fn acquired_reply(
         }
         Err(e) => {
             if may_have_applied(&e) {
-                spawn(clean_phantom(store, resource, lock_id, owner));
+                let phantom = Phantom::Lock {
+                    resource,
+                    id: lock_id,
+                };
+                spawn(clean_phantom(store, phantom, owner));
             }
             Err(e)
         }
@@ -206,6 +222,110 @@ impl NativeCache {
     }
 }
 
+fn sem_name(env: &Env, name: JsId) -> napi::Result<String> {
+    let name = js(env, keys::id_string("name", name))?;
+    js(env, check_sem_name(&name))?;
+    Ok(name)
+}
+
+fn check_permits(permits: f64) -> CacheResult<u32> {
+    if !permits.is_finite() || permits.fract() != 0.0 || !(1.0..=MAX_SEM_PERMITS).contains(&permits)
+    {
+        return Err(CacheError::OutOfRange(format!(
+            "permits must be a whole number from 1 to {MAX_SEM_PERMITS} (got {permits})"
+        )));
+    }
+    Ok(permits as u32)
+}
+
+/// The most permits a semaphore may have: an acquire reads up to this many holders.
+pub const MAX_SEM_PERMITS: f64 = 10_000.0;
+
+#[napi]
+impl NativeCache {
+    /// Tries once to take one of `permits` permits of semaphore `name` for `ttlMs` with a new
+    /// owner token → `['1', owner, fence, held]` or `['0', held, msUntilTheFirstFrees]`.
+    #[napi]
+    pub fn sem_acquire(
+        &self,
+        env: Env,
+        id: u32,
+        name: JsId,
+        node_id: String,
+        permits: f64,
+        ttl_ms: f64,
+    ) -> napi::Result<()> {
+        let name = sem_name(&env, name)?;
+        let permits = js(&env, check_permits(permits))?;
+        let ttl = js(&env, check_ttl(ttl_ms))?;
+        let owner = js(&env, new_owner(&node_id))?;
+        self.run(id, move |s| async move {
+            match s.sem_acquire(&name, &owner, permits, ttl).await {
+                Ok(SemAcquired::Granted { fence, held }) => Ok(Reply::Strs(vec![
+                    "1".into(),
+                    owner,
+                    fence.to_string(),
+                    held.to_string(),
+                ])),
+                Ok(SemAcquired::Full { held, retry_ms }) => Ok(Reply::Strs(vec![
+                    "0".into(),
+                    held.to_string(),
+                    retry_ms.to_string(),
+                ])),
+                Err(e) => {
+                    if may_have_applied(&e) {
+                        spawn(clean_phantom(s, Phantom::Permit { name }, owner));
+                    }
+                    Err(e)
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Returns `owner`'s permit of semaphore `name` → true only if this call freed it.
+    #[napi]
+    pub fn sem_release(&self, env: Env, id: u32, name: JsId, owner: String) -> napi::Result<()> {
+        let name = sem_name(&env, name)?;
+        js(&env, keys::check_id("owner", &owner))?;
+        self.run(id, move |s| async move {
+            s.sem_release(&name, &owner).await.map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// Moves a live holder's expiry to now + `ttlMs` → true only if `owner` still holds a permit.
+    #[napi]
+    pub fn sem_extend(
+        &self,
+        env: Env,
+        id: u32,
+        name: JsId,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<()> {
+        let name = sem_name(&env, name)?;
+        js(&env, keys::check_id("owner", &owner))?;
+        let ttl = js(&env, check_ttl(ttl_ms))?;
+        self.run(id, move |s| async move {
+            s.sem_extend(&name, &owner, ttl).await.map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// The live holders of semaphore `name` → `[held, msUntilTheEarliestExpires or -1]`.
+    #[napi]
+    pub fn sem_status(&self, env: Env, id: u32, name: JsId) -> napi::Result<()> {
+        let name = sem_name(&env, name)?;
+        self.run(id, move |s| async move {
+            s.sem_status(&name)
+                .await
+                .map(|st| Reply::Nums(vec![st.held as f64, st.next_expiry_ms as f64]))
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +367,14 @@ mod tests {
             );
         }
         assert_eq!(check_ttl(30_000.0).unwrap(), Duration::from_secs(30));
+        for bad in [0.0, -1.0, 1.5, f64::NAN, MAX_SEM_PERMITS + 1.0] {
+            assert_eq!(
+                check_permits(bad).unwrap_err().code(),
+                "ERR_OUT_OF_RANGE",
+                "{bad}"
+            );
+        }
+        assert_eq!(check_permits(3.0).unwrap(), 3);
     }
 
     #[test]

@@ -128,7 +128,7 @@ async function locks(): Promise<void> {
     await distributedLock.extend('payment', 42, lock.owner, 60);
     await distributedLock.release('payment', 42, lock.owner);
     void fence;
-  } else if ('heldBy' in lock) {
+  } else if (lock.error === undefined) {
     const heldBy: string = lock.heldBy;
     void heldBy;
   } else {

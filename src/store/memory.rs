@@ -59,6 +59,16 @@ impl ZSet {
         gone.len()
     }
 
+    /// The score of `member`, if it is in the set (ZSCORE).
+    pub fn score(&self, member: &str) -> Option<i64> {
+        self.scores.get(member).copied()
+    }
+
+    /// The lowest score in the set (ZRANGE 0 0 WITHSCORES).
+    pub fn first_score(&self) -> Option<i64> {
+        self.order.first().map(|(s, _)| *s)
+    }
+
     /// Members by score, then by member.
     pub fn members(&self) -> Vec<String> {
         self.order.iter().map(|(_, m)| m.clone()).collect()
@@ -411,6 +421,9 @@ mod tests {
         assert_eq!(z.members(), ["b", "c", "a"]);
         assert_eq!(z.remove_below(30), 1);
         assert_eq!(z.members(), ["c", "a"]);
+        assert_eq!(z.score("a"), Some(40));
+        assert_eq!(z.score("zz"), None);
+        assert_eq!(z.first_score(), Some(30));
         assert!(z.remove("c") && !z.remove("c"));
         assert_eq!(z.len(), 1);
         d.set_str("k", "v".into(), None);
