@@ -111,6 +111,7 @@ describe('adminRouter: options', () => {
       assert.throws(() => adminRouter({ cache: {}, authorize: () => true }), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       assert.throws(() => adminRouter({ cache, authorize: () => true, basePath: 'admin/' }), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       assert.throws(() => adminRouter({ cache, authorize: () => true, maxClients: 0 }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+      assert.throws(() => adminRouter({ cache, authorize: () => true, deleteSession: 'db' }), { name: 'TypeError', code: 'ERR_INVALID_ARG' });
       assert.equal(cache.listenerCount('error'), 0, 'a refused router leaves no listener behind');
       const r = adminRouter({ cache, authorize: () => true });
       assert.equal(typeof r, 'function');
@@ -231,6 +232,36 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual(await cache.sessionCache.getUserSessions(userId), []);
       const after = await req(app.base, `/admin/api/sessions?userId=${userId}`, { headers: ADMIN });
       assert.equal(after.json.count, 0);
+    });
+
+    it("revoking calls the app's deleteSession / deleteUserSessions first; a failing one answers 500 and leaves the cache", async () => {
+      const seen = [];
+      let fail = false;
+      const hook = (kind) => async (arg) => {
+        seen.push([kind, arg, await cache.sessionCache.getUserSessions(userId).then((l) => l.length)]);
+        if (fail) throw new Error('db down');
+      };
+      const userId = `u${uid()}`;
+      const hashes = [1, 2].map(() => crypto.randomBytes(32).toString('hex'));
+      for (const h of hashes) await cache.sessionCache.setSession(h, { user_id: userId, expires_at: future() });
+      const a = await mount(cache, { deleteSession: hook('one'), deleteUserSessions: hook('all') });
+      try {
+        fail = true;
+        const refused = await req(a.base, '/admin/api/sessions/revoke', { method: 'POST', headers: ADMIN, body: { tokenHash: hashes[0] } });
+        assert.equal(refused.status, 500);
+        assert.match(refused.json.error, /could not delete/);
+        assert.notEqual(await cache.sessionCache.getSession(hashes[0]), null, 'the cache copy is kept when the app could not delete its own');
+        fail = false;
+        assert.deepEqual((await req(a.base, '/admin/api/sessions/revoke', { method: 'POST', headers: ADMIN, body: { tokenHash: hashes[0] } })).json, { revoked: true });
+        assert.deepEqual((await req(a.base, '/admin/api/sessions/revoke-all', { method: 'POST', headers: ADMIN, body: { userId } })).json, { revoked: 1 });
+        assert.deepEqual(seen, [
+          ['one', hashes[0], 2],
+          ['one', hashes[0], 2],
+          ['all', userId, 1],
+        ], 'each hook ran before the cache was touched');
+      } finally {
+        await a.close();
+      }
     });
 
     it("an address's limits: status, reset of one endpoint, reset of all", async () => {

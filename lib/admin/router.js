@@ -126,6 +126,16 @@ function readJson(req) {
   });
 }
 
+// The app's own record of a session failed: answered 500, the cache left as it is.
+class HookFailed extends Error {}
+async function appHook(fn) {
+  try {
+    await fn();
+  } catch {
+    throw new HookFailed("the app's session store could not delete the session(s)");
+  }
+}
+
 // The library refuses bad ids with a TypeError/RangeError carrying a code: request input here.
 function isInputError(err) {
   return err instanceof BadInput || ((err instanceof TypeError || err instanceof RangeError) && typeof err.code === 'string');
@@ -133,7 +143,7 @@ function isInputError(err) {
 
 function checkOptions(options) {
   if (options === null || typeof options !== 'object') throw typeError('adminRouter needs an options object: { cache, authorize }');
-  const { authorize, basePath, maxClients = 4 } = options;
+  const { authorize, basePath, maxClients = 4, deleteSession, deleteUserSessions } = options;
   if (typeof authorize !== 'function') {
     throw typeError('adminRouter needs authorize(req) → boolean | Promise<boolean>: the page is never served without the app\'s own admin check');
   }
@@ -147,7 +157,10 @@ function checkOptions(options) {
     throw typeError("basePath must be a path like '/admin' (no trailing slash)");
   }
   if (!Number.isInteger(maxClients) || maxClients < 1 || maxClients > 100) throw rangeError('maxClients must be an integer from 1 to 100');
-  return { cache, authorize, basePath, maxClients };
+  for (const [name, fn] of [['deleteSession', deleteSession], ['deleteUserSessions', deleteUserSessions]]) {
+    if (fn !== undefined && typeof fn !== 'function') throw typeError(`${name} must be a function`);
+  }
+  return { cache, authorize, basePath, maxClients, deleteSession, deleteUserSessions };
 }
 
 /**
@@ -155,7 +168,7 @@ function checkOptions(options) {
  * Throws a TypeError (code ERR_INVALID_ARG) without an `authorize` function.
  */
 function adminRouter(options) {
-  const { cache, authorize, basePath, maxClients } = checkOptions(options);
+  const { cache, authorize, basePath, maxClients, deleteSession, deleteUserSessions } = checkOptions(options);
   const errors = new ErrorRing(50);
   const onError = (err, service) => errors.push(err, service);
   cache.on('error', onError);
@@ -294,10 +307,12 @@ function adminRouter(options) {
     },
     'POST /api/sessions/revoke': async (req, q, body) => {
       const tokenHash = field(body, 'tokenHash');
+      if (deleteSession) await appHook(() => deleteSession(tokenHash));
       return [200, { revoked: await cache.invalidateSession(tokenHash) }];
     },
     'POST /api/sessions/revoke-all': async (req, q, body) => {
       const userId = field(body, 'userId', { id: true });
+      if (deleteUserSessions) await appHook(() => deleteUserSessions(userId));
       return [200, { revoked: await cache.sessionCache.invalidateUserSessions(userId) }];
     },
     'GET /api/limits': async (req, q) => {
@@ -360,6 +375,7 @@ function adminRouter(options) {
       return send(res, status, answer);
     } catch (err) {
       if (isInputError(err)) return send(res, 400, { error: err.message, code: err.code });
+      if (err instanceof HookFailed) return send(res, 500, { error: err.message });
       return send(res, 503, { error: 'the cache could not answer', code: typeof err?.code === 'string' ? err.code : undefined });
     }
   }

@@ -80,7 +80,16 @@ function adminRoutes(db) {
     if (tokenOf(req) === null && String(req.headers.accept || '').includes('text/html')) return res.redirect(303, '/admin/login');
     next();
   });
-  router.use(adminRouter({ cache, authorize }));
+  // Revoking from the page deletes the database's row too, as logout does: otherwise the
+  // session loader would fill the cache again from it on the token's next use.
+  router.use(
+    adminRouter({
+      cache,
+      authorize,
+      deleteSession: (tokenHash) => db.deleteSession(tokenHash),
+      deleteUserSessions: (userId) => db.deleteUserSessions(userId),
+    }),
+  );
   return router;
 }
 
