@@ -9,7 +9,10 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('crypto');
+const fs = require('fs');
 const http = require('http');
+const path = require('path');
+const { spawnSync } = require('child_process');
 const express = require('express');
 const express4 = require('express4');
 const { createCache } = require('..');
@@ -505,6 +508,44 @@ describe('adminRouter: recent errors, mounting', () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await cache.shutdown();
+    }
+  });
+});
+
+// admin.d.ts, compiled the way __test__/typescript.test.js compiles its consumer: the router
+// mounts in an Express app with the module or an instance, and `authorize` cannot be left out
+// (the `@ts-expect-error` lines fail the build if the types decayed to any).
+describe('adminRouter: types', () => {
+  it('admin.d.ts compiles with tsc --strict and refuses a router without authorize', () => {
+    const tscBin = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+    const consumer = path.join(__dirname, 'ts-consumer');
+    const dir = fs.mkdtempSync(path.join(consumer, '.tmp-admin-'));
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'admin.ts'),
+        [
+          "import express = require('express');",
+          "import * as cache from '@bisman/cache';",
+          "import { adminRouter, type AdminRouter } from '@bisman/cache/admin';",
+          'const app = express();',
+          "const r: AdminRouter = adminRouter({ authorize: (req) => req.headers['x-role'] === 'admin' });",
+          "app.use('/admin', r);",
+          "app.use('/ops', adminRouter({ cache: cache.createCache({ url: 'memory://t' }), authorize: async () => true, basePath: '/ops', maxClients: 2, deleteSession: async (h: string) => h.length }));",
+          'r.close();',
+          '// @ts-expect-error authorize is required',
+          'adminRouter({ cache });',
+          '// @ts-expect-error authorize answers a boolean',
+          "adminRouter({ authorize: () => 'yes' });",
+          '',
+        ].join('\n'),
+      );
+      const cfg = JSON.parse(fs.readFileSync(path.join(consumer, 'tsconfig.json'), 'utf8'));
+      cfg.files = ['admin.ts'];
+      fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(cfg));
+      const r = spawnSync(process.execPath, [tscBin, '-p', path.join(dir, 'tsconfig.json')], { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 120000 });
+      assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
