@@ -585,6 +585,7 @@ export declare class PubSub {
   /** → a function that removes the handler. A throwing handler is reported (`'error'` event, else stderr), never fatal. */
   onMessage(channel: Channel, handler: (data: InvalidationMessage, channel: Channel) => unknown): () => boolean;
   on(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
+  once(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
   off(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
   /** → the number of subscribers that received it. */
   publishPermissionInvalidation(msg: Record<string, unknown>): Promise<number>;
@@ -798,9 +799,9 @@ export declare function metrics(): string;
 export declare function collectMetrics(): MetricFamily[];
 export declare const metricsContentType: string;
 /** Listens to an event of the default instance ('error', 'circuit', 'reconnect'). */
-export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
-export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
-export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
+export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
+export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
 export declare function shutdown(): Promise<void>;
 export declare function getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
 export declare function invalidateSession(tokenHash: string): Promise<boolean>;
