@@ -1,5 +1,12 @@
 // Type declarations of @bisman/cache (hand-written façade over the generated binding.d.ts).
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
+// `@types/express` is optional. With it, the middleware and its callbacks take Express's
+// `Request` and `Response`; without it these imports do not resolve (the directive silences
+// the missing module) and the structural `HttpRequest`/`ServerResponse` below apply instead.
+// @ts-ignore
+import type { Request as ExpressRequestIfInstalled, Response as ExpressResponseIfInstalled } from 'express';
+
 export interface SessionData {
   user_id?: string | number;
   userId?: string | number;
@@ -142,17 +149,58 @@ export interface IpLimitStatus {
   resetIn: number;
 }
 
-/** `(req, res, next)`: Express middleware (it also works on plain node:http requests). It sets
- * `req.rateLimit` (a {@link RateLimitResult}) and the headers `RateLimit-Policy` (`5;w=60`),
- * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every counted response. */
-export type RateLimitMiddleware = (req: any, res: any, next: (err?: unknown) => void) => void;
+/** A shape no real type has: an import that did not resolve (an error type, assignable to
+ * everything) is the only thing that matches it. */
+interface Unresolved {
+  readonly __bismanCacheUnresolvedImport: never;
+}
+
+/**
+ * The request as the middleware reads it without `@types/express`: a node:http request with the
+ * fields Express adds, each read only when present (`ip` is the client address the limits count;
+ * without it the socket's address is used).
+ */
+export interface HttpRequest extends IncomingMessage {
+  /** The client address (Express: decided by `trust proxy`). */
+  ip?: string;
+  /** The request path without the query string (Express); else taken from `url`. */
+  path?: string;
+  /** The parsed body, read by `rateLimiter.keys.usernameAndIp(field)`. */
+  body?: unknown;
+  /** The parsed query string, read by `rateLimiter.keys.usernameAndIp(field)` after `body`. */
+  query?: unknown;
+  /** Set by the middleware on every counted request. */
+  rateLimit?: RateLimitResult;
+}
+
+/** Express's `Request` when `@types/express` is installed, else {@link HttpRequest}. */
+export type MiddlewareRequest = { t: ExpressRequestIfInstalled } extends { t: Unresolved } ? HttpRequest : ExpressRequestIfInstalled;
+
+/** Express's `Response` when `@types/express` is installed, else node:http's `ServerResponse`. */
+export type MiddlewareResponse = { t: ExpressResponseIfInstalled } extends { t: Unresolved } ? ServerResponse : ExpressResponseIfInstalled;
+
+/** The middleware's `next`: called with no argument to pass the request on, with an error to hand
+ * it to Express's error handler. */
+export type NextFunction = (err?: unknown) => void;
+
+/**
+ * `(req, res, next)`: Express middleware (an Express `RequestHandler`); it also works on plain
+ * node:http requests. It answers nothing (it calls `next()`, `next(err)` or responds 429/503).
+ * It sets `req.rateLimit` (a {@link RateLimitResult}) and the headers `RateLimit-Policy`
+ * (`5;w=60`), `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every counted
+ * response.
+ *
+ * @example
+ * router.post('/login', rateLimiter.authLimiter, authController.login);
+ */
+export type RateLimitMiddleware = (req: MiddlewareRequest | HttpRequest, res: MiddlewareResponse | ServerResponse, next: NextFunction) => void;
 
 export interface CreateLimiterOptions {
   /** A fixed limit for this middleware (default 100 when only windowSec is given), or a
    * function `(req) → number | Promise<number>` read per request (0 to the native maximum; an
    * invalid answer goes to Express's error handler). Without max and windowSec, each endpoint's
    * limit comes from `rateLimits`. */
-  max?: number | ((req: any) => number | Promise<number>);
+  max?: number | ((req: MiddlewareRequest) => number | Promise<number>);
   /** Default 60. */
   windowSec?: number;
   /** The limiter's own bucket (1 to 64 of `A-Z a-z 0-9 _ . : -`): every path it guards shares
@@ -164,7 +212,7 @@ export interface CreateLimiterOptions {
   perPath?: boolean;
   /** The client key (default `req.ip`, so Express's `trust proxy` decides); see
    * `rateLimiter.keys.usernameAndIp` for login limits. */
-  keyGenerator?: (req: any) => string | number | Promise<string | number>;
+  keyGenerator?: (req: MiddlewareRequest) => string | number | Promise<string | number>;
   /** Count the hit, then take it back when the response finishes successful
    * (`requestWasSuccessful`), e.g. a login limit that counts only failed attempts. */
   skipSuccessfulRequests?: boolean;
@@ -172,7 +220,7 @@ export interface CreateLimiterOptions {
    * closes before it finishes). */
   skipFailedRequests?: boolean;
   /** Whether a finished response counts as successful (default: status < 400). */
-  requestWasSuccessful?: (req: any, res: any) => boolean | Promise<boolean>;
+  requestWasSuccessful?: (req: MiddlewareRequest, res: MiddlewareResponse) => boolean | Promise<boolean>;
   /** Once over the limit, the client stays blocked this many seconds (stored in Redis: every
    * process sees the lockout; it never shortens the window). */
   blockDurationSec?: number;
@@ -188,13 +236,13 @@ export interface CreateLimiterOptions {
   /** Answer 503 instead of letting requests pass when Redis fails (default false: fail-open). */
   failClosed?: boolean;
   /** True (or a promise of true) lets the request through uncounted, without headers. */
-  skip?: (req: any, res: any) => boolean | Promise<boolean>;
+  skip?: (req: MiddlewareRequest, res: MiddlewareResponse) => boolean | Promise<boolean>;
   /** Answers a blocked request instead of the 429 JSON (headers and Retry-After are already set;
    * `req.rateLimit` holds the result). */
-  handler?: (req: any, res: any, next: (err?: unknown) => void, options: RateLimitHandlerOptions) => unknown;
+  handler?: (req: MiddlewareRequest, res: MiddlewareResponse, next: NextFunction, options: RateLimitHandlerOptions) => unknown;
   /** The 429 body instead of `{ error: 'Too many requests', retryAfter }`: a string is sent as
    * text, anything else as JSON; a function computes it. */
-  message?: unknown | ((req: any, res: any) => unknown | Promise<unknown>);
+  message?: unknown | ((req: MiddlewareRequest, res: MiddlewareResponse) => unknown | Promise<unknown>);
 }
 
 /** Key generators for `createLimiter({ keyGenerator })`. */
@@ -203,7 +251,7 @@ export interface RateLimitKeys {
    * username, or a function reads it. The key is `u~{hash of the username, NFKC, trimmed,
    * lower-cased}~{the client's address bucket}`: any input (huge, odd characters, not a string)
    * gives a short key and never an exception. */
-  usernameAndIp(field: string | ((req: any) => unknown)): (req: any) => string | Promise<string>;
+  usernameAndIp(field: string | ((req: MiddlewareRequest) => unknown)): (req: MiddlewareRequest) => string | Promise<string>;
 }
 
 /** What `handler` receives as its 4th argument. */
