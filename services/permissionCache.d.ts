@@ -2,13 +2,13 @@
 import type { PermissionCache } from '../index';
 export { permissionCache, PermissionCache } from '../index';
 /**
- * `permissionCache.getUserPermissions`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.getUserPermissions}.
+ * `permissionCache.getUserPermissions`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.getUserPermissions}.
  */
 export declare const getUserPermissions: PermissionCache['getUserPermissions'];
 /**
- * `permissionCache.setUserPermissions`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.setUserPermissions}.
+ * `permissionCache.setUserPermissions`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.setUserPermissions}.
  */
 export declare const setUserPermissions: PermissionCache['setUserPermissions'];
 /**
@@ -17,23 +17,23 @@ export declare const setUserPermissions: PermissionCache['setUserPermissions'];
  */
 export declare const getUserPermissionsWithFallback: PermissionCache['getUserPermissionsWithFallback'];
 /**
- * `permissionCache.hasModulePermission`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.hasModulePermission}.
+ * `permissionCache.hasModulePermission`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.hasModulePermission}.
  */
 export declare const hasModulePermission: PermissionCache['hasModulePermission'];
 /**
- * `permissionCache.hasPagePermission`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.hasPagePermission}.
+ * `permissionCache.hasPagePermission`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.hasPagePermission}.
  */
 export declare const hasPagePermission: PermissionCache['hasPagePermission'];
 /**
- * `permissionCache.getRolePermissions`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.getRolePermissions}.
+ * `permissionCache.getRolePermissions`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.getRolePermissions}.
  */
 export declare const getRolePermissions: PermissionCache['getRolePermissions'];
 /**
- * `permissionCache.setRolePermissions`, bound to the singleton (so it can be passed around): see
- * {@link PermissionCache.setRolePermissions}.
+ * `permissionCache.setRolePermissions`, bound to the singleton (so it can be passed around):
+ * see {@link PermissionCache.setRolePermissions}.
  */
 export declare const setRolePermissions: PermissionCache['setRolePermissions'];
 /**
