@@ -404,4 +404,3 @@ it('bad maxMessageBytes and pubsubSecret options are refused with a TypeError or
 function diag(msg) {
   console.log(msg);
 }
-

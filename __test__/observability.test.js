@@ -159,13 +159,13 @@ describe('types of @bisman/cache/prom-client and of the trace context', () => {
     try {
       fs.writeFileSync(
         path.join(dir, 'good.ts'),
-        "import { Registry } from 'prom-client';\n" +
-          "import { registerMetrics } from '@bisman/cache/prom-client';\n" +
-          "import { createCache, type OperationTraceContext } from '@bisman/cache';\n" +
-          'const metrics = registerMetrics(new Registry(), { cache: createCache() });\n' +
-          "const t: 'counter' | 'gauge' | 'summary' | 'histogram' = metrics[0].type;\n" +
-          "const c: OperationTraceContext = { service: 'session', operation: 'getSession', keyFamily: 'session' };\n" +
-          'void [t, c];\n',
+        "import { Registry } from 'prom-client';\n"
+        + "import { registerMetrics } from '@bisman/cache/prom-client';\n"
+        + "import { createCache, type OperationTraceContext } from '@bisman/cache';\n"
+        + 'const metrics = registerMetrics(new Registry(), { cache: createCache() });\n'
+        + "const t: 'counter' | 'gauge' | 'summary' | 'histogram' = metrics[0].type;\n"
+        + "const c: OperationTraceContext = { service: 'session', operation: 'getSession', keyFamily: 'session' };\n"
+        + 'void [t, c];\n',
       );
       fs.writeFileSync(path.join(dir, 'bad.ts'), "import { registerMetrics } from '@bisman/cache/prom-client';\nregisterMetrics(new Map());\n");
       const cfg = JSON.parse(fs.readFileSync(project, 'utf8'));

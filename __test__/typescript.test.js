@@ -29,10 +29,10 @@ describe('TypeScript consumer', () => {
     try {
       fs.writeFileSync(
         path.join(dir, 'bad.ts'),
-        "import { rateLimiter, distributedLock } from '@bisman/cache';\n" +
-          "const n: number = rateLimiter.authLimiter;\n" +
-          "distributedLock.acquire('payment', { id: 1 });\n" +
-          'void n;\n',
+        "import { rateLimiter, distributedLock } from '@bisman/cache';\n"
+        + 'const n: number = rateLimiter.authLimiter;\n'
+        + "distributedLock.acquire('payment', { id: 1 });\n"
+        + 'void n;\n',
       );
       const cfg = JSON.parse(fs.readFileSync(PROJECT, 'utf8'));
       cfg.files = ['bad.ts'];

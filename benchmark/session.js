@@ -316,8 +316,8 @@ async function measurePhase({ name, contenders, admin, runs, runOne }) {
       else results[c.key].runs.push(run);
       const tag = round === 0 ? 'warm-up' : `run ${round}/${runs}`;
       process.stderr.write(
-        `  ${name.padEnd(14)} ${tag.padEnd(9)} ${c.label.padEnd(27)} ${fmtInt(run.opsPerSec).padStart(9)} ops/s` +
-          `  (${fmtInt(run.calls)} calls, ${run.ms} ms${run.timedOut ? ', stopped by time' : ''})\n`,
+        `  ${name.padEnd(14)} ${tag.padEnd(9)} ${c.label.padEnd(27)} ${fmtInt(run.opsPerSec).padStart(9)} ops/s`
+        + `  (${fmtInt(run.calls)} calls, ${run.ms} ms${run.timedOut ? ', stopped by time' : ''})\n`,
       );
     }
   }
@@ -356,12 +356,12 @@ function printTable(out, contenders) {
   const lines = [];
   lines.push('');
   lines.push(
-    `Session hits: getSessionWithFallback(token), ${fmtInt(out.config.tokens)} tokens × ${out.sessionBytes} B JSON, ` +
-      `Redis ${out.machine.redis} on 127.0.0.1`,
+    `Session hits: getSessionWithFallback(token), ${fmtInt(out.config.tokens)} tokens × ${out.sessionBytes} B JSON, `
+    + `Redis ${out.machine.redis} on 127.0.0.1`,
   );
   lines.push(
-    `${out.machine.cpus} × ${out.machine.cpuModel}, Node ${out.machine.node}, ioredis ${out.machine.ioredis}; ` +
-      `median of ${out.config.runs} alternating runs after 1 warm-up each; load average ${out.machine.loadavgStart.join(' ')} → ${out.machine.loadavgEnd.join(' ')}`,
+    `${out.machine.cpus} × ${out.machine.cpuModel}, Node ${out.machine.node}, ioredis ${out.machine.ioredis}; `
+    + `median of ${out.config.runs} alternating runs after 1 warm-up each; load average ${out.machine.loadavgStart.join(' ')} → ${out.machine.loadavgEnd.join(' ')}`,
   );
   for (const [title, phase] of phases) {
     lines.push('');
@@ -371,15 +371,15 @@ function printTable(out, contenders) {
     for (const c of contenders) {
       const r = phase.contenders[c.key];
       lines.push(
-        `${c.label.padEnd(28)} ${fmtInt(r.medianOpsPerSec).padStart(12)}  ${`${fmtInt(r.minOpsPerSec)} … ${fmtInt(r.maxOpsPerSec)}`.padStart(19)}` +
-          `  ${r.medianNodeCpuUsPerCall.toFixed(2).padStart(12)}  ${r.medianRedisCpuUsPerCall.toFixed(2).padStart(13)}`,
+        `${c.label.padEnd(28)} ${fmtInt(r.medianOpsPerSec).padStart(12)}  ${`${fmtInt(r.minOpsPerSec)} … ${fmtInt(r.maxOpsPerSec)}`.padStart(19)}`
+        + `  ${r.medianNodeCpuUsPerCall.toFixed(2).padStart(12)}  ${r.medianRedisCpuUsPerCall.toFixed(2).padStart(13)}`,
       );
     }
     const best = contenders.find((c) => c.key === phase.bestIoredis);
     lines.push(
-      `ours / best ioredis (${best.label}): ${fmtRatio(phase.ratioOursToBestIoredis)}` +
-        `   (per round, ours / best of that round: median ${fmtRatio(phase.medianPairedRatioOursToBestIoredis)}, ` +
-        `${phase.pairedRatiosOursToBestIoredis.map((x) => x.toFixed(2)).join(' ')})`,
+      `ours / best ioredis (${best.label}): ${fmtRatio(phase.ratioOursToBestIoredis)}`
+      + `   (per round, ours / best of that round: median ${fmtRatio(phase.medianPairedRatioOursToBestIoredis)}, `
+      + `${phase.pairedRatiosOursToBestIoredis.map((x) => x.toFixed(2)).join(' ')})`,
     );
   }
   lines.push('');

@@ -467,8 +467,8 @@ function markdown(R) {
   L.push(machine(R.redisVersion));
   L.push('');
   L.push(
-    'The baseline (`benchmark/baseline/`) is the same API in plain JavaScript on ioredis 5 (Lua for the limiter and the lock, SHA-256 token keys, a subscriber connection), run with and without `enableAutoPipelining`; the ratio is ours divided by the better of the two. Every series runs against the same redis-server in the same run; rounds alternate between the series; each figure is the median of ' +
-      `${R.rounds} rounds of ${R.roundMs} ms (tinybench runs each round: one task per series, an iteration = a batch of calls that keeps the stated number in flight).`,
+    'The baseline (`benchmark/baseline/`) is the same API in plain JavaScript on ioredis 5 (Lua for the limiter and the lock, SHA-256 token keys, a subscriber connection), run with and without `enableAutoPipelining`; the ratio is ours divided by the better of the two. Every series runs against the same redis-server in the same run; rounds alternate between the series; each figure is the median of '
+    + `${R.rounds} rounds of ${R.roundMs} ms (tinybench runs each round: one task per series, an iteration = a batch of calls that keeps the stated number in flight).`,
   );
   L.push('');
   L.push('![ratios](benchmark/ratios.svg)');
@@ -489,8 +489,8 @@ function markdown(R) {
     L.push(`## Express, guide section 8 chain (rate limiter + session + permission)`);
     L.push('');
     L.push(
-      `autocannon, 100 connections, ${R.expressSec} s per round after ${EXPRESS_WARMUP_SEC} s of warm-up, the four apps alternating, median of ${e.rounds} rounds; each app in its own process. ` +
-        'App CPU: user + system time of the app process (every thread: JS, libuv, V8 helpers, our I/O thread) during the round, from `/proc`, per request answered; "above the stub" subtracts the no-cache app\'s, i.e. what the cache layer costs per request.',
+      `autocannon, 100 connections, ${R.expressSec} s per round after ${EXPRESS_WARMUP_SEC} s of warm-up, the four apps alternating, median of ${e.rounds} rounds; each app in its own process. `
+      + 'App CPU: user + system time of the app process (every thread: JS, libuv, V8 helpers, our I/O thread) during the round, from `/proc`, per request answered; "above the stub" subtracts the no-cache app\'s, i.e. what the cache layer costs per request.',
     );
     L.push('');
     L.push('| implementation | requests/s | p50 ms | p99 ms | app CPU per request | above the stub |');

@@ -142,11 +142,11 @@ describe('revocation outage: Redis killed with AOF on, revoke, restart', () => {
       const afterA = await readAll(A);
       const afterB = await readAll(B);
       console.log(
-        `revocation outage: AOF held the 3 revoked keys; ${back}/3 were back in Redis right after the restart (before the replay). ` +
-          `During the outage node A: ${duringA.revived} revived / ${duringA.reads} reads (${duringA.fromCache} from the cache). ` +
-          `Replay ${replayMs} ms after Redis was ready (${A.stats().revocation.replayed} replayed). ` +
-          `${afterA.revived} revived on the revoking node (${afterA.reads} reads, ${afterA.fromCache} from the cache), ` +
-          `${afterB.revived} revived on another node once the journal is replayed (${afterB.reads} reads, ${afterB.fromCache} from the cache)`,
+        `revocation outage: AOF held the 3 revoked keys; ${back}/3 were back in Redis right after the restart (before the replay). `
+        + `During the outage node A: ${duringA.revived} revived / ${duringA.reads} reads (${duringA.fromCache} from the cache). `
+        + `Replay ${replayMs} ms after Redis was ready (${A.stats().revocation.replayed} replayed). `
+        + `${afterA.revived} revived on the revoking node (${afterA.reads} reads, ${afterA.fromCache} from the cache), `
+        + `${afterB.revived} revived on another node once the journal is replayed (${afterB.reads} reads, ${afterB.fromCache} from the cache)`,
       );
       assert.deepEqual([duringA.revived, duringA.fromCache], [0, 0]);
       assert.equal(afterA.revived, 0);

@@ -140,8 +140,8 @@ const topology = process.env.BISMAN_TOPOLOGY;
 const BACKENDS = topology && TOPOLOGIES[topology]
   ? [[topology, () => TOPOLOGIES[topology]()]]
   : [
-    ['redis', redisBackend],
-    ['memory', memoryBackend],
-  ];
+      ['redis', redisBackend],
+      ['memory', memoryBackend],
+    ];
 
 module.exports = { BACKENDS, redisBackend, memoryBackend, clusterBackend, sentinelBackend };

@@ -40,8 +40,7 @@ async function waitReady(port, password, timeoutMs = 10000, username = undefined
       });
       sock.on('data', (d) => {
         buf += d;
-        if (buf.includes('PONG')) { sock.destroy(); resolve(true); }
-        else if (buf.includes('-LOADING')) { sock.destroy(); resolve(false); }
+        if (buf.includes('PONG')) { sock.destroy(); resolve(true); } else if (buf.includes('-LOADING')) { sock.destroy(); resolve(false); }
       });
     });
     if (ok) return;
@@ -83,7 +82,7 @@ class RedisServer {
       ...(this.socket ? ['--unixsocket', this.socket, '--unixsocketperm', '700'] : []),
       ...(this.tls
         ? ['--tls-port', String(this.tlsPort), '--tls-cert-file', this.tls.pki.cert, '--tls-key-file', this.tls.pki.key,
-          '--tls-ca-cert-file', this.tls.pki.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no']
+            '--tls-ca-cert-file', this.tls.pki.ca, '--tls-auth-clients', this.tls.authClients ? 'yes' : 'no']
         : []),
       ...this.args,
     ];

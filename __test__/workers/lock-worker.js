@@ -67,9 +67,12 @@ async function exitAfterWithLock(url, ttlSec) {
 
 const [mode, url, a, b] = process.argv.slice(2);
 const run =
-  mode === 'counter' ? counter(url, Number(a), b)
-    : mode === 'fence' ? fence(url, Number(a), b)
-      : mode === 'exit' ? exitAfterWithLock(url, Number(a))
+  mode === 'counter'
+    ? counter(url, Number(a), b)
+    : mode === 'fence'
+      ? fence(url, Number(a), b)
+      : mode === 'exit'
+        ? exitAfterWithLock(url, Number(a))
         : Promise.reject(new Error(`unknown mode ${mode}`));
 run.then(
   (r) => process.stdout.write(JSON.stringify(r)),

@@ -66,8 +66,8 @@ async function tour() {
   const okLock = statuses[0] === 200 && statuses[1] === 409;
   steps.push({ name: 'two concurrent approvals of #101', method: 'POST', path: '/api/approvals/101/approve', status: statuses, expected: [200, 409], ok: okLock });
   console.log(
-    `${okLock ? 'ok  ' : 'FAIL'} ${'two concurrent approvals of #101'.padEnd(44)} POST /api/approvals/101/approve ×2 → ${statuses.join(', ')}` +
-      (granted && refused ? `  fence ${granted.json.fence}; other: ${refused.json.error}` : ''),
+    `${okLock ? 'ok  ' : 'FAIL'} ${'two concurrent approvals of #101'.padEnd(44)} POST /api/approvals/101/approve ×2 → ${statuses.join(', ')}`
+    + (granted && refused ? `  fence ${granted.json.fence}; other: ${refused.json.error}` : ''),
   );
   await step('lock is free again', 200, 'POST', '/api/approvals/102/approve', { token: hub }, (r) => `fence ${r.json.fence}`);
 

@@ -58,7 +58,7 @@ function ipv6Groups(s) {
 function ipv6Text(g) {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -138,8 +138,8 @@ function untrustedForwardedFor(req) {
 }
 
 const XFF_WARNING =
-  'X-Forwarded-For arrived but Express\'s "trust proxy" is off: rate limits count the socket address ' +
-  '(the proxy\'s, if there is one) and ignore the header. Behind a reverse proxy, set ' +
-  'app.set(\'trust proxy\', …) to the proxy\'s address or hop count.';
+  'X-Forwarded-For arrived but Express\'s "trust proxy" is off: rate limits count the socket address '
+  + '(the proxy\'s, if there is one) and ignore the header. Behind a reverse proxy, set '
+  + 'app.set(\'trust proxy\', …) to the proxy\'s address or hop count.';
 
 module.exports = { parseIpv6Subnet, normalizeIp, clientIp, untrustedForwardedFor, XFF_WARNING };
