@@ -5,7 +5,7 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::error::{CacheError, CacheResult};
-use crate::keys;
+use crate::names::keys;
 
 /// What the JS façade passes to `new NativeCache(options, onBatch)`.
 #[napi(object)]

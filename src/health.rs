@@ -8,7 +8,7 @@ use napi_derive::napi;
 
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
+use crate::names::keys::{self, JsId};
 
 #[napi]
 impl NativeCache {

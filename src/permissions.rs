@@ -16,7 +16,7 @@ use napi_derive::napi;
 
 use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
+use crate::names::keys::{self, JsId};
 use crate::near_cache::{Kind, SharedWords, Snapshot};
 use crate::rules::CH_PERMISSIONS;
 use crate::rules::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};

@@ -38,7 +38,7 @@ use super::pipeline::{Pipeline, Resp, ScriptCall};
 use super::topology::SharedAttempt;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
-use crate::keys::key_slot;
+use crate::names::slot::key_slot;
 
 /// Redirections (MOVED, ASK) one command may follow.
 pub const MAX_REDIRECTS: u8 = 5;

@@ -41,7 +41,7 @@ use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
 use super::session::{index_script, user_of};
 use super::Store;
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{rate_ip_key, rate_key, session_key, session_user_key};
+use crate::names::keys::{rate_ip_key, rate_key, session_key, session_user_key};
 use std::time::Duration as StdDuration;
 
 static SESSION_INDEX: LazyLock<Script> =

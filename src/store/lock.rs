@@ -10,7 +10,7 @@ use super::memory::now_ms;
 use super::pipeline::{decode, Lua, Resp, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{lock_fence_key, lock_key};
+use crate::names::keys::{lock_fence_key, lock_key};
 
 static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_acquire.lua")));
@@ -82,7 +82,7 @@ pub fn sem_keys(name: &str) -> (String, String) {
 /// A semaphore name is an id (see `keys::check_id`) without `{` or `}`: it is the hash tag of
 /// the semaphore's keys.
 pub fn check_sem_name(name: &str) -> CacheResult<()> {
-    crate::keys::check_id("name", name)?;
+    crate::names::keys::check_id("name", name)?;
     if name.contains(['{', '}']) {
         return Err(CacheError::InvalidArg(
             "a semaphore name must not contain '{' or '}'".into(),
@@ -446,7 +446,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{key_slot, lock_fence_key, same_slot, slot_string};
+    use crate::names::keys::lock_fence_key;
+    use crate::names::slot::{key_slot, same_slot, slot_string};
 
     fn memory_store(name: &str) -> Store {
         Store::from_config(

@@ -12,7 +12,7 @@ use super::memory::{Entry, MemData, MemVal};
 use super::pipeline::{decode, Lua, Resp, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{rate_ip_key, rate_key};
+use crate::names::keys::{rate_ip_key, rate_key};
 
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
 static HIT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/rate_hit.lua")));

@@ -11,7 +11,7 @@ use super::revision::MAX_LOAD_MS;
 use super::revision::{mem_rev, mem_rev_bump, mem_rev_unchanged, rev_script, NO_GUARD, REV_TTL_MS};
 use super::{Backend, Store};
 use crate::error::CacheResult;
-use crate::keys::{check_token_hash, session_key, session_user_key};
+use crate::names::keys::{check_token_hash, session_key, session_user_key};
 
 /// A script that touches a user's session index: the shared prelude (`now_ms`, `zindex`: the
 /// conversion of the previous version's plain set) in front of its own body.
