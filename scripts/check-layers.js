@@ -18,7 +18,7 @@ const SRC = path.join(__dirname, '..', 'src');
 const LAYERS = [
   ['error', 'rules'],
   ['names'],
-  ['config'],
+  ['config', 'tls'],
   ['store'],
   ['near_cache'],
   ['bridge'],

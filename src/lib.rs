@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod rules;
 pub mod session;
 pub mod store;
+pub mod tls;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 

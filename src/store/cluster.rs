@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 
-use super::pipeline::{decode, encode, encode_arg, encode_header, Done, Endpoint, Limits};
+use super::pipeline::{decode, encode, encode_arg, encode_header, Done, Endpoint};
 use super::pipeline::{Pipeline, Resp, ScriptCall};
 use super::topology::SharedAttempt;
+use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
 use crate::names::slot::key_slot;

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
+use crate::config::{Limits, DEFAULT_MAX_REPLY_BYTES};
 use crate::error::{CacheError, CacheResult};
+use crate::tls::Tls;
 
 /// A parsed RESP2 reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,33 +212,6 @@ struct Outbox {
     queue: VecDeque<Pending>,
 }
 
-/// Default bound of the outbox (`maxOutboxBytes`): 32 MiB. The outbox only fills while Redis
-/// does not read (hung, or a link that stopped): 32 MiB is 64 values of the largest default
-/// size (`maxValueBytes` 512 KiB) or some 300,000 small commands (far more than one tick of a
-/// busy process starts), and a bounded amount of memory per instance when Redis hangs.
-pub const DEFAULT_MAX_OUTBOX_BYTES: usize = 32 * 1024 * 1024;
-/// Default bound of one reply (`maxReplyBytes`): Redis' own `proto-max-bulk-len`, 512 MiB.
-pub const DEFAULT_MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
-
-/// Byte bounds of one connection.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Unsent bytes the outbox may hold; a command that finds it full fails at once.
-    pub max_outbox: usize,
-    /// Longest bulk string accepted in a reply, and the bound of a partial reply held in the
-    /// read buffer.
-    pub max_reply: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_outbox: DEFAULT_MAX_OUTBOX_BYTES,
-            max_reply: DEFAULT_MAX_REPLY_BYTES,
-        }
-    }
-}
-
 /// Where and how to connect. A plain TCP endpoint is
 /// `Endpoint { host, port, username, password, db, transport: Transport::Tcp }`, or
 /// [`Endpoint::tcp`].
@@ -282,153 +255,6 @@ pub enum Transport {
     Tls(Arc<Tls>),
     /// A Unix domain socket at this path.
     Unix(PathBuf),
-}
-
-/// The TLS settings of a connection: what server certificate is trusted, the client
-/// certificate (mTLS) and the name checked. Built once, shared by every connect.
-pub struct Tls {
-    config: Arc<rustls::ClientConfig>,
-    /// The name sent (SNI) and checked; the endpoint's host when absent.
-    server_name: Option<ServerName<'static>>,
-}
-
-/// What a [`Tls`] is made of (PEM texts as given by the caller).
-#[derive(Default)]
-pub struct TlsSettings<'a> {
-    /// The only roots trusted; the web PKI roots (webpki-roots) when absent.
-    pub ca: Option<&'a [u8]>,
-    /// Client certificate chain and its private key (mTLS).
-    pub client: Option<(&'a [u8], &'a [u8])>,
-    pub server_name: Option<&'a str>,
-    /// False accepts any server certificate (tests only): the handshake signatures are still
-    /// checked, the certificate chain and name are not.
-    pub reject_unauthorized: bool,
-}
-
-impl Tls {
-    /// Validates the settings (a bad PEM, key or name is `InvalidArg`; no key material is
-    /// ever echoed).
-    pub fn new(s: &TlsSettings<'_>) -> CacheResult<Tls> {
-        let bad = |m: &str| CacheError::InvalidArg(m.to_string());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|_| bad("TLS: no protocol version available"))?;
-        let builder = if s.reject_unauthorized {
-            let mut roots = rustls::RootCertStore::empty();
-            match s.ca {
-                Some(pem) => {
-                    for cert in CertificateDer::pem_slice_iter(pem) {
-                        let cert = cert.map_err(|_| {
-                            bad("tls.ca must be a PEM certificate (or the path of one)")
-                        })?;
-                        roots.add(cert).map_err(|_| {
-                            bad("tls.ca holds a certificate that is not a valid CA")
-                        })?;
-                    }
-                    if roots.is_empty() {
-                        return Err(bad("tls.ca must be a PEM certificate (or the path of one)"));
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            builder.with_root_certificates(roots)
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider)))
-        };
-        let config = match s.client {
-            Some((cert, key)) => {
-                let chain = CertificateDer::pem_slice_iter(cert)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| {
-                        bad("tls.cert must be a PEM certificate chain (or the path of one)")
-                    })?;
-                if chain.is_empty() {
-                    return Err(bad(
-                        "tls.cert must be a PEM certificate chain (or the path of one)",
-                    ));
-                }
-                let key = PrivateKeyDer::from_pem_slice(key)
-                    .map_err(|_| bad("tls.key must be a PEM private key (or the path of one)"))?;
-                builder.with_client_auth_cert(chain, key).map_err(|_| {
-                    bad("tls.key does not match tls.cert, or its type is not supported")
-                })?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let server_name = s
-            .server_name
-            .map(|n| {
-                ServerName::try_from(n.to_string())
-                    .map_err(|_| bad("tls.servername must be a DNS name or an IP address"))
-            })
-            .transpose()?;
-        Ok(Tls {
-            config: Arc::new(config),
-            server_name,
-        })
-    }
-
-    fn name_for(&self, host: &str) -> CacheResult<ServerName<'static>> {
-        match &self.server_name {
-            Some(n) => Ok(n.clone()),
-            None => ServerName::try_from(host.to_string()).map_err(|_| {
-                CacheError::Unavailable("TLS: the host is not a valid server name".into())
-            }),
-        }
-    }
-}
-
-/// `rejectUnauthorized: false`: any certificate is accepted, but the peer must still prove
-/// it holds the key of the one it sent (the handshake signatures are verified).
-#[derive(Debug)]
-struct AnyServerCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A whole connection (for a consumer that does not split it, e.g. redis-rs' `PubSub`).
@@ -501,7 +327,7 @@ async fn open_link(
         Transport::Tls(tls) => {
             let name = tls.name_for(&ep.host)?;
             let stream = tcp().await?;
-            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let connector = tokio_rustls::TlsConnector::from(tls.client_config());
             let stream = connector
                 .connect(name, stream)
                 .await

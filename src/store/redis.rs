@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError, Script, Value};
 
 use super::pipeline::{
-    encode_arg, encode_header, open_stream, Endpoint, Limits, Pipeline, Resp, Tls, TlsSettings,
-    Transport,
+    encode_arg, encode_header, open_stream, Endpoint, Pipeline, Resp, Transport,
 };
 use super::topology::Topology;
 
-use crate::config::{percent_decode, RedisTarget};
+use crate::config::{percent_decode, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
 use crate::health::Circuit;
+use crate::tls::{Tls, TlsSettings};
 
 pub struct RedisStore {
     /// Where the pipeline and the subscribers connect.

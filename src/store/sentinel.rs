@@ -21,9 +21,9 @@ use redis::sentinel::Sentinel;
 use redis::{Cmd, ConnectionAddr, FromRedisValue, Script};
 use tokio::sync::Notify;
 
-use super::pipeline::Limits;
 use super::redis::RedisStore;
 use super::topology::SharedAttempt;
+use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{CacheError, CacheResult};
 
