@@ -25,7 +25,9 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
-use crate::store::pipeline::{Done, Resp, ScriptCall};
+use crate::store::codec::Resp;
+use crate::store::pipeline::Done;
+use crate::store::script::ScriptCall;
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.

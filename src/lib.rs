@@ -19,9 +19,9 @@ pub mod rate_limit;
 pub mod rules;
 pub mod session;
 pub mod store;
-pub mod tls;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+pub mod tls;
 
 /// The Tokio runtime behind every connection: ONE worker thread (unless `TOKIO_WORKER_THREADS`
 /// says otherwise). Its tasks only move bytes and wait (no CPU-heavy work runs on it), and on

@@ -35,8 +35,8 @@ use crate::names::keys::{self, JsId};
 use crate::near_cache::NearCache;
 pub use crate::rules::CHANNELS;
 use crate::rules::{CH_CACHE, CH_SESSIONS};
+use crate::store::codec::decode;
 use crate::store::memory::{MemDeliver, MemoryStore};
-use crate::store::pipeline::decode;
 use crate::store::pubsub::{MessageRules, Rejected};
 use crate::store::{Backend, Store};
 

@@ -33,8 +33,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 
-use super::pipeline::{decode, encode, encode_arg, encode_header, Done, Endpoint};
-use super::pipeline::{Pipeline, Resp, ScriptCall};
+use super::codec::Resp;
+use super::codec::{decode, encode, encode_arg, encode_header};
+use super::pipeline::Pipeline;
+use super::pipeline::{Done, Endpoint};
+use super::script::ScriptCall;
 use super::topology::SharedAttempt;
 use crate::config::Limits;
 use crate::config::RedisTarget;
@@ -948,8 +951,8 @@ mod tests {
 
     #[test]
     fn a_script_call_is_routed_by_its_first_key() {
-        static LUA: std::sync::LazyLock<super::super::pipeline::Lua> =
-            std::sync::LazyLock::new(|| super::super::pipeline::Lua::new("return 1"));
+        static LUA: std::sync::LazyLock<super::super::script::Lua> =
+            std::sync::LazyLock::new(|| super::super::script::Lua::new("return 1"));
         let call = ScriptCall::new(&LUA, &["lock:{a}", "fence"], &["x"]);
         assert_eq!(call.first_key(), Some(b"lock:{a}".to_vec()));
         assert_eq!(key_slot(call.first_key().unwrap()), key_slot("a"));

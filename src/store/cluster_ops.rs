@@ -35,9 +35,10 @@ use std::time::{Duration, Instant};
 use ::redis::Script;
 
 use super::cluster::ClusterStore;
-use super::pipeline::{decode, Lua, ScriptCall};
+use super::codec::decode;
 use super::rate_limit::RateStatus;
 use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
+use super::script::{Lua, ScriptCall};
 use super::session::{index_script, user_of};
 use super::Store;
 use crate::error::{CacheError, CacheResult};

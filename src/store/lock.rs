@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::{Script, Value};
 
+use super::codec::{decode, Resp};
 use super::memory::now_ms;
-use super::pipeline::{decode, Lua, Resp, ScriptCall};
+use super::script::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::{lock_fence_key, lock_key};

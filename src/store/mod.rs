@@ -5,8 +5,10 @@
 //! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
 //! store applies `keyPrefix`.
 
+pub mod circuit;
 pub mod cluster;
 pub mod cluster_ops;
+pub mod codec;
 pub mod lock;
 pub mod memory;
 pub mod permissions;
@@ -15,6 +17,7 @@ pub mod pubsub;
 pub mod rate_limit;
 pub mod redis;
 pub mod revision;
+pub mod script;
 pub mod sentinel;
 pub mod session;
 pub mod topology;
@@ -48,14 +51,14 @@ impl Direct<'_> {
     /// it goes to the primary of `route_key`'s slot.
     pub fn submit_deferred(&self, route_key: &[u8], args: &[&[u8]], done: pipeline::Done) {
         match self {
-            Direct::One(p) => p.submit_deferred(|b| pipeline::encode(b, args), done),
+            Direct::One(p) => p.submit_deferred(|b| codec::encode(b, args), done),
             Direct::Cluster(c) => c.submit_deferred(route_key, args, done),
         }
     }
 
     /// Queues a script call (on a cluster, to the primary of its first key's slot), sent by
     /// the next [`flush`](Self::flush).
-    pub fn submit_script_deferred(&self, call: pipeline::ScriptCall, done: pipeline::Done) {
+    pub fn submit_script_deferred(&self, call: script::ScriptCall, done: pipeline::Done) {
         match self {
             Direct::One(p) => p.submit_script_deferred(call, done),
             Direct::Cluster(c) => c.submit_script_deferred(call, done),
@@ -97,7 +100,7 @@ pub struct Store {
 impl Store {
     /// `None` when the configuration has no back end (the cache is disabled).
     pub fn from_config(cfg: &Config) -> CacheResult<Option<Store>> {
-        let circuit = || crate::health::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
+        let circuit = || circuit::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
         let backend = match &cfg.backend {
             BackendConfig::Disabled => return Ok(None),
             BackendConfig::Memory(name) => Backend::Memory(MemoryStore::named(name)),
@@ -188,16 +191,16 @@ impl Store {
     }
 
     /// The circuit breaker in front of Redis (none for memory://).
-    pub fn circuit(&self) -> Option<&crate::health::Circuit> {
+    pub fn circuit(&self) -> Option<&circuit::Circuit> {
         match &self.backend {
             Backend::Redis(r) => Some(r.circuit()),
             Backend::Memory(_) => None,
         }
     }
 
-    pub fn circuit_state(&self) -> crate::health::CircuitState {
+    pub fn circuit_state(&self) -> circuit::CircuitState {
         self.circuit()
-            .map_or(crate::health::CircuitState::Closed, |c| c.state())
+            .map_or(circuit::CircuitState::Closed, |c| c.state())
     }
 
     pub fn close(&self) {

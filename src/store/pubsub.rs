@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
-use super::pipeline::{decode, encode};
+use super::codec::{decode, encode};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::glob::{glob_escape, glob_match};

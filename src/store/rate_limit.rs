@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use ::redis::Script;
 
+use super::codec::{decode, Resp};
 use super::memory::{Entry, MemData, MemVal};
-use super::pipeline::{decode, Lua, Resp, ScriptCall};
+use super::script::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::{rate_ip_key, rate_key};

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError, Script, Value};
 
-use super::pipeline::{
-    encode_arg, encode_header, open_stream, Endpoint, Pipeline, Resp, Transport,
-};
+use super::codec::{decode, encode_arg, encode_header};
+use super::pipeline::{open_stream, Endpoint, Pipeline, Transport};
 use super::topology::Topology;
 
+use super::circuit::Circuit;
 use crate::config::{percent_decode, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
-use crate::health::Circuit;
 use crate::tls::{Tls, TlsSettings};
 
 pub struct RedisStore {
@@ -305,7 +304,7 @@ impl RedisStore {
             .link()?
             .request(|b| cmd.write_packed_command(b))
             .await?;
-        typed(reply)
+        decode(reply)
     }
 
     /// Convenience for scripts: keys and string arguments (refused at once while the circuit
@@ -350,7 +349,7 @@ impl RedisStore {
         };
         match p.request_until(write, deadline).await {
             Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {}
-            other => return typed(other?),
+            other => return decode(other?),
         }
         let mut conn = PipelineConn {
             pipeline: p,
@@ -363,7 +362,7 @@ impl RedisStore {
             return Err(e);
         }
         loaded.map_err(|e| CacheError::Redis(scrub(&e.to_string(), &self.secrets)))?;
-        typed(p.request_until(write, deadline).await?)
+        decode(p.request_until(write, deadline).await?)
     }
 }
 
@@ -414,12 +413,6 @@ impl redis::aio::ConnectionLike for PipelineConn<'_> {
     fn get_db(&self) -> i64 {
         self.db
     }
-}
-
-/// A pipeline reply as the caller's type.
-fn typed<T: FromRedisValue>(reply: Resp) -> CacheResult<T> {
-    T::from_redis_value(reply.into_value())
-        .map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
 }
 
 fn scrub(text: &str, secrets: &[String]) -> String {

@@ -6,9 +6,9 @@ use std::time::Duration;
 use ::redis::Script;
 
 use super::memory::{MemData, MemVal, ZSet};
-use super::pipeline::{Lua, ScriptCall};
 use super::revision::MAX_LOAD_MS;
 use super::revision::{mem_rev, mem_rev_bump, mem_rev_unchanged, rev_script, NO_GUARD, REV_TTL_MS};
+use super::script::{Lua, ScriptCall};
 use super::{Backend, Store};
 use crate::error::CacheResult;
 use crate::names::keys::{check_token_hash, session_key, session_user_key};
