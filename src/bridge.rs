@@ -26,8 +26,8 @@ use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::pubsub::PubSubState;
 use crate::store::codec::Resp;
-use crate::store::pipeline::Done;
 use crate::store::script::ScriptCall;
+use crate::store::transport::pipeline::Done;
 use crate::store::Store;
 
 /// What an operation answers; the façade knows per operation how to read it.

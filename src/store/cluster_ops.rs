@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 
 use ::redis::Script;
 
-use super::cluster::ClusterStore;
 use super::codec::decode;
 use super::rate_limit::RateStatus;
 use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
 use super::script::{Lua, ScriptCall};
 use super::session::{index_script, user_of};
+use super::transport::cluster::ClusterStore;
 use super::Store;
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::{rate_ip_key, rate_key, session_key, session_user_key};

@@ -6,21 +6,18 @@
 //! store applies `keyPrefix`.
 
 pub mod circuit;
-pub mod cluster;
 pub mod cluster_ops;
 pub mod codec;
 pub mod lock;
 pub mod memory;
 pub mod permissions;
-pub mod pipeline;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod redis;
 pub mod revision;
 pub mod script;
-pub mod sentinel;
 pub mod session;
-pub mod topology;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -42,14 +39,19 @@ pub fn check_value(max: usize, what: &str, value: &str) -> CacheResult<()> {
 
 /// Where the direct paths queue commands (see [`Store::direct`]).
 pub enum Direct<'a> {
-    One(&'a pipeline::Pipeline),
-    Cluster(&'a cluster::ClusterStore),
+    One(&'a transport::pipeline::Pipeline),
+    Cluster(&'a transport::cluster::ClusterStore),
 }
 
 impl Direct<'_> {
     /// Queues `args` (keys prefixed), sent by the next [`flush`](Self::flush); on a cluster
     /// it goes to the primary of `route_key`'s slot.
-    pub fn submit_deferred(&self, route_key: &[u8], args: &[&[u8]], done: pipeline::Done) {
+    pub fn submit_deferred(
+        &self,
+        route_key: &[u8],
+        args: &[&[u8]],
+        done: transport::pipeline::Done,
+    ) {
         match self {
             Direct::One(p) => p.submit_deferred(|b| codec::encode(b, args), done),
             Direct::Cluster(c) => c.submit_deferred(route_key, args, done),
@@ -58,7 +60,11 @@ impl Direct<'_> {
 
     /// Queues a script call (on a cluster, to the primary of its first key's slot), sent by
     /// the next [`flush`](Self::flush).
-    pub fn submit_script_deferred(&self, call: script::ScriptCall, done: pipeline::Done) {
+    pub fn submit_script_deferred(
+        &self,
+        call: script::ScriptCall,
+        done: transport::pipeline::Done,
+    ) {
         match self {
             Direct::One(p) => p.submit_script_deferred(call, done),
             Direct::Cluster(c) => c.submit_script_deferred(call, done),
@@ -72,7 +78,7 @@ impl Direct<'_> {
         }
     }
 
-    /// (writes, commands, refused): see [`pipeline::Pipeline::transport_counts`].
+    /// (writes, commands, refused): see [`transport::pipeline::Pipeline::transport_counts`].
     pub fn transport_counts(&self) -> (u64, u64, u64) {
         match self {
             Direct::One(p) => {
@@ -115,7 +121,7 @@ impl Store {
                 .with_circuit(circuit()),
             )),
             BackendConfig::Cluster(nodes) => {
-                let c = cluster::ClusterStore::new(
+                let c = transport::cluster::ClusterStore::new(
                     nodes,
                     cfg.command_timeout,
                     cfg.connect_timeout,
@@ -123,7 +129,7 @@ impl Store {
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
-                        topology::Topology::Cluster(Box::new(c)),
+                        transport::topology::Topology::Cluster(Box::new(c)),
                         &nodes[0],
                         cfg.command_timeout,
                         cfg.connect_timeout,
@@ -132,7 +138,7 @@ impl Store {
                 ))
             }
             BackendConfig::Sentinel { master_name, nodes } => {
-                let s = sentinel::SentinelStore::new(
+                let s = transport::sentinel::SentinelStore::new(
                     master_name,
                     nodes,
                     cfg.command_timeout,
@@ -141,7 +147,7 @@ impl Store {
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
-                        topology::Topology::Sentinel(s),
+                        transport::topology::Topology::Sentinel(s),
                         &nodes[0],
                         cfg.command_timeout,
                         cfg.connect_timeout,
@@ -162,7 +168,7 @@ impl Store {
     }
 
     /// The pipelined Redis connection, when the back end has one (plain TCP Redis).
-    pub fn pipeline(&self) -> Option<&pipeline::Pipeline> {
+    pub fn pipeline(&self) -> Option<&transport::pipeline::Pipeline> {
         match &self.backend {
             Backend::Redis(r) => r.pipeline(),
             Backend::Memory(_) => None,

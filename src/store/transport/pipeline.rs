@@ -27,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
-use super::codec::{encode, parse_max, Resp, MAX_STATUS_LINE};
-use super::script::ScriptCall;
 use crate::config::Limits;
 use crate::error::{CacheError, CacheResult};
+use crate::store::codec::{encode, parse_max, Resp, MAX_STATUS_LINE};
+use crate::store::script::ScriptCall;
 use crate::tls::Tls;
 
 /// Called once with the reply (or the failure) of a command, on the I/O task.

@@ -33,16 +33,15 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redis::{Cmd, FromRedisValue, RedisError, Script};
 
-use super::codec::Resp;
-use super::codec::{decode, encode, encode_arg, encode_header};
+use super::attempt::SharedAttempt;
 use super::pipeline::Pipeline;
 use super::pipeline::{Done, Endpoint};
-use super::script::ScriptCall;
-use super::topology::SharedAttempt;
 use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
 use crate::names::slot::key_slot;
+use crate::store::codec::{decode, encode, encode_arg, encode_header, Resp};
+use crate::store::script::ScriptCall;
 
 /// Redirections (MOVED, ASK) one command may follow.
 pub const MAX_REDIRECTS: u8 = 5;
@@ -951,8 +950,8 @@ mod tests {
 
     #[test]
     fn a_script_call_is_routed_by_its_first_key() {
-        static LUA: std::sync::LazyLock<super::super::script::Lua> =
-            std::sync::LazyLock::new(|| super::super::script::Lua::new("return 1"));
+        static LUA: std::sync::LazyLock<crate::store::script::Lua> =
+            std::sync::LazyLock::new(|| crate::store::script::Lua::new("return 1"));
         let call = ScriptCall::new(&LUA, &["lock:{a}", "fence"], &["x"]);
         assert_eq!(call.first_key(), Some(b"lock:{a}".to_vec()));
         assert_eq!(key_slot(call.first_key().unwrap()), key_slot("a"));
