@@ -20,7 +20,7 @@ const LAYERS = [
   ['names'],
   ['config', 'tls'],
   ['store'],
-  ['near_cache'],
+  ['near_cache', 'subscription'],
   ['bridge'],
   ['api', 'lib', 'test_hooks'],
 ];

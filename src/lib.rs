@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod rules;
 pub mod session;
 pub mod store;
+pub mod subscription;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod tls;

@@ -17,6 +17,7 @@ pub mod redis;
 pub mod revision;
 pub mod script;
 pub mod session;
+pub mod subscriber;
 pub mod transport;
 
 use std::time::Duration;

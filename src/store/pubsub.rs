@@ -57,7 +57,7 @@ pub struct MessageRules {
     secrets: Vec<Vec<u8>>,
     /// This store's sender id (see [`SENDER_HEX`]).
     sender: String,
-    /// The last number given per channel (index in `crate::pubsub::CHANNELS`). Held while a
+    /// The last number given per channel (index in `crate::rules::CHANNELS`). Held while a
     /// numbered message is handed to its connection, so messages leave in number order.
     seqs: Mutex<[u64; 3]>,
     /// Held across the whole PUBLISH on transports where handing a command to the
@@ -307,7 +307,7 @@ impl Store {
             .map_err(|_| CacheError::Timeout(wait.as_millis() as u64))?;
         let wire = rules.send_next(idx, &ch, payload, |w| w)?;
         if let Some(c) = self.cluster() {
-            let home = self.key(crate::pubsub::CHANNELS[0]);
+            let home = self.key(crate::rules::CHANNELS[0]);
             return c.publish(&home, &ch, &wire).await;
         }
         r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
