@@ -6,18 +6,13 @@
 //! N-API boundary once on the way in and a fraction of a time on the way out.
 #![deny(clippy::all)]
 
+pub mod api;
 pub mod bridge;
 pub mod config;
 pub mod error;
-pub mod health;
-pub mod lock;
 pub mod names;
 pub mod near_cache;
-pub mod permissions;
-pub mod pubsub;
-pub mod rate_limit;
 pub mod rules;
-pub mod session;
 pub mod store;
 pub mod subscription;
 #[cfg(feature = "test-hooks")]

@@ -218,7 +218,7 @@ impl NativeCache {
     pub fn perm_miss_read(&self, env: Env, id: u32, kind: String, pid: JsId) -> napi::Result<()> {
         let key = js(&env, perm_key(&kind, pid))?;
         self.run(id, move |s| async move {
-            s.miss_read(&key).await.map(crate::session::miss_reply)
+            s.miss_read(&key).await.map(crate::api::session::miss_reply)
         });
         Ok(())
     }
