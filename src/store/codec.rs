@@ -1,6 +1,8 @@
 //! RESP2, the wire format of Redis: the parsed reply type, the bounded parser, the command
 //! encoder, and the conversion of a reply to a caller's type.
 
+pub use redis::{cmd, Cmd, FromRedisValue, Value};
+
 use crate::config::DEFAULT_MAX_REPLY_BYTES;
 use crate::error::{CacheError, CacheResult};
 
@@ -17,14 +19,14 @@ pub enum Resp {
 
 impl Resp {
     /// The reply as redis-rs' `Value`, for typed conversions (`FromRedisValue`).
-    pub fn into_value(self) -> redis::Value {
+    pub fn into_value(self) -> Value {
         match self {
-            Resp::Nil | Resp::Error(_) => redis::Value::Nil,
-            Resp::Int(i) => redis::Value::Int(i),
-            Resp::Bulk(b) => redis::Value::BulkString(b),
-            Resp::Simple(s) if s == "OK" => redis::Value::Okay,
-            Resp::Simple(s) => redis::Value::SimpleString(s),
-            Resp::Array(a) => redis::Value::Array(a.into_iter().map(Resp::into_value).collect()),
+            Resp::Nil | Resp::Error(_) => Value::Nil,
+            Resp::Int(i) => Value::Int(i),
+            Resp::Bulk(b) => Value::BulkString(b),
+            Resp::Simple(s) if s == "OK" => Value::Okay,
+            Resp::Simple(s) => Value::SimpleString(s),
+            Resp::Array(a) => Value::Array(a.into_iter().map(Resp::into_value).collect()),
         }
     }
 }
@@ -166,7 +168,7 @@ pub fn encode(buf: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 /// A reply as the caller's type (for replies decoded on the I/O task).
-pub fn decode<T: redis::FromRedisValue>(reply: Resp) -> CacheResult<T> {
+pub fn decode<T: FromRedisValue>(reply: Resp) -> CacheResult<T> {
     T::from_redis_value(reply.into_value())
         .map_err(|e| CacheError::Redis(format!("unexpected reply: {e}")))
 }

@@ -4,11 +4,9 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::{Script, Value};
-
-use super::codec::{decode, Resp};
+use super::codec::{decode, Resp, Value};
 use super::memory::now_ms;
-use super::script::{Lua, ScriptCall};
+use super::script::{Script, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::{lock_fence_key, lock_key};
@@ -17,10 +15,6 @@ static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_acquire.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_release.lua")));
-static ACQUIRE_LUA: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/lock_acquire.lua")));
-static RELEASE_LUA: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/lock_release.lua")));
 static EXTEND: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_extend.lua")));
 static STATUS: LazyLock<Script> =
@@ -170,17 +164,13 @@ impl Store {
         let (key, fence_key) = self.lock_keys(resource, id);
         let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
         let fence_ttl = (FENCE_TTL.as_millis() as u64).to_string();
-        ScriptCall::new(
-            &ACQUIRE_LUA,
-            &[&key, &fence_key],
-            &[owner, &ttl_ms, &fence_ttl],
-        )
+        ScriptCall::new(&ACQUIRE, &[&key, &fence_key], &[owner, &ttl_ms, &fence_ttl])
     }
 
     /// [`lock_release`](Self::lock_release) as one script call for the pipelined transport.
     pub fn lock_release_call(&self, resource: &str, id: &str, owner: &str) -> ScriptCall {
         let (key, _) = self.lock_keys(resource, id);
-        ScriptCall::new(&RELEASE_LUA, &[&key], &[owner])
+        ScriptCall::new(&RELEASE, &[&key], &[owner])
     }
 
     /// The lock key as stored and its fence counter key.

@@ -244,7 +244,7 @@ impl Store {
     pub async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let k = self.key(key);
         match &self.backend {
-            Backend::Redis(r) => r.query(::redis::cmd("GET").arg(&k)).await,
+            Backend::Redis(r) => r.query(codec::cmd("GET").arg(&k)).await,
             Backend::Memory(m) => m.with(|d| d.get_str(&k)),
         }
     }
@@ -256,7 +256,7 @@ impl Store {
         match &self.backend {
             Backend::Redis(r) => {
                 r.query::<()>(
-                    ::redis::cmd("SET")
+                    codec::cmd("SET")
                         .arg(&k)
                         .arg(value)
                         .arg("PX")
@@ -276,7 +276,7 @@ impl Store {
         let k = self.key(key);
         match &self.backend {
             Backend::Redis(r) => r
-                .query::<i64>(::redis::cmd("DEL").arg(&k))
+                .query::<i64>(codec::cmd("DEL").arg(&k))
                 .await
                 .map(|n| n > 0),
             Backend::Memory(m) => Ok(m.with(|d| d.del(&k))),

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
-use super::codec::{decode, encode};
+use super::codec::{cmd, decode, encode};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::glob::{glob_escape, glob_match};
@@ -310,8 +310,7 @@ impl Store {
             let home = self.key(crate::rules::CHANNELS[0]);
             return c.publish(&home, &ch, &wire).await;
         }
-        r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
-            .await
+        r.query::<u32>(cmd("PUBLISH").arg(&ch).arg(&wire)).await
     }
 
     /// UNLINK of exact (unprefixed) keys, in batches → how many existed.
@@ -321,7 +320,7 @@ impl Store {
             Backend::Redis(r) => {
                 let mut n = 0;
                 for chunk in full.chunks(UNLINK_BATCH) {
-                    n += r.query::<u32>(::redis::cmd("UNLINK").arg(chunk)).await?;
+                    n += r.query::<u32>(cmd("UNLINK").arg(chunk)).await?;
                 }
                 Ok(n)
             }
@@ -344,7 +343,7 @@ impl Store {
                 for _ in 0..MAX_SCAN_STEPS {
                     let (next, found): (u64, Vec<Vec<u8>>) = r
                         .query(
-                            ::redis::cmd("SCAN")
+                            cmd("SCAN")
                                 .arg(cursor)
                                 .arg("MATCH")
                                 .arg(&full)
@@ -353,7 +352,7 @@ impl Store {
                         )
                         .await?;
                     for chunk in found.chunks(UNLINK_BATCH) {
-                        removed += r.query::<u64>(::redis::cmd("UNLINK").arg(chunk)).await?;
+                        removed += r.query::<u64>(cmd("UNLINK").arg(chunk)).await?;
                     }
                     cursor = next;
                     if cursor == 0 {

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::{Cmd, FromRedisValue, Script};
+use redis::{Cmd, FromRedisValue};
+
+use super::script::Script;
 
 use super::circuit::Circuit;
 use super::transport::cluster::ClusterStore;
@@ -188,7 +190,7 @@ impl RedisStore {
     /// is open).
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {

@@ -22,9 +22,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::Script;
-
 use super::memory::MemData;
+use super::script::Script;
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::rev_key;

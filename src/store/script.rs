@@ -1,32 +1,44 @@
 //! A Lua script as the store sends it: its source and SHA-1, and one call of it (keys and
-//! arguments encoded once) written as EVALSHA, or as EVAL after a NOSCRIPT.
+//! arguments encoded once). Every call goes out as EVALSHA; on NOSCRIPT (the first use since
+//! Redis started) it is sent again as EVAL with the source, which also caches the script in
+//! Redis for the EVALSHAs that follow. The transport does the re-send ([`is_noscript`]).
 
 use super::codec::{encode_arg, encode_header, parse, push_decimal, Resp};
 
-/// A Lua script as the pipeline sends it: its source (for EVAL after a NOSCRIPT) and SHA-1.
-pub struct Lua {
+/// A Lua script: its source (for EVAL after a NOSCRIPT) and SHA-1.
+pub struct Script {
     src: &'static str,
     sha: String,
 }
 
-impl Lua {
-    pub fn new(src: &'static str) -> Lua {
-        Lua {
+impl Script {
+    pub fn new(src: &'static str) -> Script {
+        Script {
             src,
             sha: redis::Script::new(src).get_hash().to_string(),
         }
     }
+
+    /// A call of this script with `keys` and `args`.
+    pub fn call(&'static self, keys: &[&str], args: &[&str]) -> ScriptCall {
+        ScriptCall::new(self, keys, args)
+    }
+}
+
+/// True for the error reply of an EVALSHA whose script Redis does not hold.
+pub fn is_noscript(error: &str) -> bool {
+    error.starts_with("NOSCRIPT")
 }
 
 /// One script call, encoded once: `numkeys key… arg…` kept for a possible EVAL re-send.
 pub struct ScriptCall {
-    lua: &'static Lua,
+    script: &'static Script,
     argc: usize,
     tail: Vec<u8>,
 }
 
 impl ScriptCall {
-    pub fn new(lua: &'static Lua, keys: &[&str], args: &[&str]) -> ScriptCall {
+    pub fn new(script: &'static Script, keys: &[&str], args: &[&str]) -> ScriptCall {
         let size: usize = keys.iter().chain(args).map(|a| a.len() + 16).sum();
         let mut tail = Vec::with_capacity(size + 8);
         let mut numkeys = Vec::with_capacity(4);
@@ -36,7 +48,7 @@ impl ScriptCall {
             encode_arg(&mut tail, a.as_bytes());
         }
         ScriptCall {
-            lua,
+            script,
             argc: 3 + keys.len() + args.len(),
             tail,
         }
@@ -60,10 +72,10 @@ impl ScriptCall {
         encode_header(b, self.argc);
         if eval {
             encode_arg(b, b"EVAL");
-            encode_arg(b, self.lua.src.as_bytes());
+            encode_arg(b, self.script.src.as_bytes());
         } else {
             encode_arg(b, b"EVALSHA");
-            encode_arg(b, self.lua.sha.as_bytes());
+            encode_arg(b, self.script.sha.as_bytes());
         }
         b.extend_from_slice(&self.tail);
     }
@@ -76,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_script_call_is_evalsha_then_eval_with_the_same_arguments() {
-        static LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new("return 1"));
+        static LUA: LazyLock<Script> = LazyLock::new(|| Script::new("return 1"));
         let call = ScriptCall::new(&LUA, &["k"], &["a", "bc"]);
         let mut b = Vec::new();
         call.write(&mut b, false);

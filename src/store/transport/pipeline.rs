@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use crate::config::Limits;
 use crate::error::{CacheError, CacheResult};
 use crate::store::codec::{encode, parse_max, Resp, MAX_STATUS_LINE};
-use crate::store::script::ScriptCall;
+use crate::store::script::{is_noscript, ScriptCall};
 use crate::tls::Tls;
 
 /// Called once with the reply (or the failure) of a command, on the I/O task.
@@ -356,7 +356,7 @@ impl Pipeline {
             |b| call.write(b, false),
             Box::new(move |r| match r {
                 // On the I/O task: it sends the EVAL itself.
-                Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {
+                Err(CacheError::Redis(e)) if is_noscript(&e) => {
                     if shared.closed.load(Ordering::Relaxed) {
                         done(Err(CacheError::Closed));
                     } else {

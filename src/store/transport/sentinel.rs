@@ -18,7 +18,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
 use redis::sentinel::Sentinel;
-use redis::{Cmd, ConnectionAddr, FromRedisValue, Script};
+use redis::{Cmd, ConnectionAddr, FromRedisValue};
 use tokio::sync::Notify;
 
 use super::attempt::SharedAttempt;
@@ -26,6 +26,7 @@ use super::server::Server;
 use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{CacheError, CacheResult};
+use crate::store::script::Script;
 
 /// How often the background watcher asks the sentinels for the primary.
 pub const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -165,7 +166,7 @@ impl SentinelStore {
 
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {

@@ -1,22 +1,23 @@
 //! One Redis server: the pipelined connection every command goes on (TCP, TLS or a Unix
-//! socket, from a `redis://`, `rediss://` or `unix://` URL), scripts loaded on it after a
-//! NOSCRIPT, and dedicated pub/sub connections made with the same transport. Every command is
+//! socket, from a `redis://`, `rediss://` or `unix://` URL), scripts on it (EVAL after a
+//! NOSCRIPT), and dedicated pub/sub connections made with the same transport. Every command is
 //! bounded by `commandTimeoutMs`; while the connection is down commands fail fast instead of
 //! queueing, so nothing is replayed when Redis returns.
 //!
 //! redis-rs parses the URL, runs the pub/sub subscriber (`redis::aio::PubSub`, on a stream
-//! opened here) and builds commands (`Cmd`, `Script`, `Value`).
+//! opened here) and builds commands (`Cmd`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError, Script, Value};
+use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError};
 
 use super::pipeline::{open_stream, Endpoint, Pipeline, Transport};
 use crate::config::{percent_decode, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
-use crate::store::codec::{decode, encode_arg, encode_header};
+use crate::store::codec::decode;
+use crate::store::script::{is_noscript, Script};
 use crate::tls::{Tls, TlsSettings};
 
 pub struct Server {
@@ -180,93 +181,22 @@ impl Server {
         decode(reply)
     }
 
-    /// Runs a script on this server: EVALSHA; on NOSCRIPT (first use since Redis started) SCRIPT LOAD and EVALSHA again,
-    /// all within the one call's deadline.
+    /// Runs a script on this server: EVALSHA, and EVAL after a NOSCRIPT, both within the
+    /// one call's deadline.
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
         let deadline = Instant::now() + self.command_timeout;
         let p = self.link()?;
-        let write = |b: &mut Vec<u8>| {
-            encode_header(b, 3 + keys.len() + args.len());
-            encode_arg(b, b"EVALSHA");
-            encode_arg(b, script.get_hash().as_bytes());
-            encode_arg(b, keys.len().to_string().as_bytes());
-            for k in keys {
-                encode_arg(b, k.as_bytes());
-            }
-            for a in args {
-                encode_arg(b, a.as_bytes());
-            }
-        };
-        match p.request_until(write, deadline).await {
-            Err(CacheError::Redis(e)) if e.starts_with("NOSCRIPT") => {}
+        let call = script.call(keys, args);
+        match p.request_until(|b| call.write(b, false), deadline).await {
+            Err(CacheError::Redis(e)) if is_noscript(&e) => {}
             other => return decode(other?),
         }
-        let mut conn = PipelineConn {
-            pipeline: p,
-            deadline,
-            db: self.endpoint.db,
-            failure: None,
-        };
-        let loaded = script.prepare_invoke().load_async(&mut conn).await;
-        if let Some(e) = conn.failure.take() {
-            return Err(e);
-        }
-        loaded.map_err(|e| CacheError::Redis(scrub(&e.to_string(), &self.secrets)))?;
-        decode(p.request_until(write, deadline).await?)
-    }
-}
-
-/// The pipeline as a redis-rs async connection, for the redis-rs helpers that drive one
-/// (`Script::load_async`); every command keeps the caller's deadline. The pipeline's own
-/// error is kept in `failure` (redis-rs gets a stand-in).
-struct PipelineConn<'p> {
-    pipeline: &'p Pipeline,
-    deadline: Instant,
-    db: i64,
-    failure: Option<CacheError>,
-}
-
-impl redis::aio::ConnectionLike for PipelineConn<'_> {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
-        Box::pin(async move {
-            match self
-                .pipeline
-                .request_until(|b| cmd.write_packed_command(b), self.deadline)
-                .await
-            {
-                Ok(reply) => Ok(reply.into_value()),
-                Err(e) => {
-                    self.failure = Some(e);
-                    Err(RedisError::from((
-                        redis::ErrorKind::Io,
-                        "the pipelined command failed",
-                    )))
-                }
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        _pipeline: &'a redis::Pipeline,
-        _offset: usize,
-        _count: usize,
-    ) -> redis::RedisFuture<'a, Vec<Value>> {
-        Box::pin(async {
-            Err(RedisError::from((
-                redis::ErrorKind::Client,
-                "redis-rs pipelines are not sent on this connection",
-            )))
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.db
+        decode(p.request_until(|b| call.write(b, true), deadline).await?)
     }
 }
 

@@ -2,7 +2,9 @@
 //! [`Topology::Sentinel`]. `RedisStore` delegates to them, so every service's store ops (which
 //! only call `query`/`script`) run unchanged.
 
-use redis::{Cmd, FromRedisValue, Script};
+use redis::{Cmd, FromRedisValue};
+
+use crate::store::script::Script;
 
 use super::cluster::ClusterStore;
 use super::sentinel::SentinelStore;
@@ -37,7 +39,7 @@ impl Topology {
 
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
