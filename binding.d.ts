@@ -11,31 +11,6 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One cache instance: its back end and its delivery channel to JS. */
 export declare class NativeCache {
-  /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
-  constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
-  /**
-   * Sends the commands the direct paths queued since the last flush (the façade calls it
-   * once per tick of the event loop in which it started an operation).
-   */
-  flush(): void
-  /**
-   * Whether operations are sent on pipelined connections, which [`flush`](Self::flush)
-   * sends (plain TCP Redis, Redis Cluster); the other back ends never need a flush.
-   */
-  pipelined(): boolean
-  /**
-   * `[writes, commands, refused]`: how many writes of the outbox the pipelined
-   * connections made, how many commands they carried, and how many commands found the
-   * outbox full (summed over a cluster's primaries; for tests and benchmarks; `[0, 0, 0]`
-   * without one).
-   */
-  transportCounts(): Array<number>
-  /**
-   * `[moved, asked, retried, refreshes]` on Redis Cluster: redirections followed (MOVED,
-   * ASK), commands sent again (TRYAGAIN, CLUSTERDOWN, a primary not reachable) and reads
-   * of the slot map (for tests; `[0, 0, 0, 0]` on other back ends).
-   */
-  clusterCounts(): Array<number>
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker: a health check sees (and brings about) the recovery.
@@ -238,6 +213,31 @@ export declare class NativeCache {
   sessionRemoveUser(id: number, userId: JsId): void
   /** The token hashes of a user's live sessions → string[]. */
   sessionListUser(id: number, userId: JsId): void
+  /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
+  constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
+  /**
+   * Sends the commands the direct paths queued since the last flush (the façade calls it
+   * once per tick of the event loop in which it started an operation).
+   */
+  flush(): void
+  /**
+   * Whether operations are sent on pipelined connections, which [`flush`](Self::flush)
+   * sends (plain TCP Redis, Redis Cluster); the other back ends never need a flush.
+   */
+  pipelined(): boolean
+  /**
+   * `[writes, commands, refused]`: how many writes of the outbox the pipelined
+   * connections made, how many commands they carried, and how many commands found the
+   * outbox full (summed over a cluster's primaries; for tests and benchmarks; `[0, 0, 0]`
+   * without one).
+   */
+  transportCounts(): Array<number>
+  /**
+   * `[moved, asked, retried, refreshes]` on Redis Cluster: redirections followed (MOVED,
+   * ASK), commands sent again (TRYAGAIN, CLUSTERDOWN, a primary not reachable) and reads
+   * of the slot map (for tests; `[0, 0, 0, 0]` on other back ends).
+   */
+  clusterCounts(): Array<number>
 }
 
 /** The pub/sub channels, by name. */

@@ -18,9 +18,9 @@ const SRC = path.join(__dirname, '..', 'src');
 const LAYERS = [
   ['error', 'rules'],
   ['names'],
-  ['config'],
+  ['config', 'tls'],
   ['store'],
-  ['near_cache'],
+  ['near_cache', 'subscription'],
   ['bridge'],
   ['api', 'lib', 'test_hooks'],
 ];

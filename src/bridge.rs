@@ -24,9 +24,11 @@ use parking_lot::Mutex;
 use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
-use crate::pubsub::PubSubState;
-use crate::store::pipeline::{Done, Resp, ScriptCall};
+use crate::store::codec::Resp;
+use crate::store::script::ScriptCall;
+use crate::store::transport::pipeline::Done;
 use crate::store::Store;
+use crate::subscription::PubSubState;
 
 /// What an operation answers; the façade knows per operation how to read it.
 pub enum Reply {
@@ -460,7 +462,7 @@ impl NativeCache {
             let home;
             let route: &[u8] = match args {
                 [b"PUBLISH", ..] => {
-                    home = store.key(crate::pubsub::CHANNELS[0]);
+                    home = store.key(crate::rules::CHANNELS[0]);
                     home.as_bytes()
                 }
                 [_, key, ..] => key,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::error::{CacheError, CacheResult};
-use crate::keys;
+use crate::names::keys;
 
 /// What the JS façade passes to `new NativeCache(options, onBatch)`.
 #[napi(object)]
@@ -79,6 +79,33 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
+/// Default bound of the outbox (`maxOutboxBytes`): 32 MiB. The outbox only fills while Redis
+/// does not read (hung, or a link that stopped): 32 MiB is 64 values of the largest default
+/// size (`maxValueBytes` 512 KiB) or some 300,000 small commands (far more than one tick of a
+/// busy process starts), and a bounded amount of memory per instance when Redis hangs.
+pub const DEFAULT_MAX_OUTBOX_BYTES: usize = 32 * 1024 * 1024;
+/// Default bound of one reply (`maxReplyBytes`): Redis' own `proto-max-bulk-len`, 512 MiB.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+
+/// Byte bounds of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Unsent bytes the outbox may hold; a command that finds it full fails at once.
+    pub max_outbox: usize,
+    /// Longest bulk string accepted in a reply, and the bound of a partial reply held in the
+    /// read buffer.
+    pub max_reply: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_outbox: DEFAULT_MAX_OUTBOX_BYTES,
+            max_reply: DEFAULT_MAX_REPLY_BYTES,
+        }
+    }
+}
+
 pub struct Config {
     pub backend: Backend,
     pub key_prefix: String,
@@ -88,7 +115,7 @@ pub struct Config {
     pub circuit_threshold: u32,
     pub circuit_cooldown: Duration,
     /// The TLS settings of a `rediss://` URL (the `tls` options), built once.
-    pub tls: Option<std::sync::Arc<crate::store::pipeline::Tls>>,
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
     pub max_message_bytes: usize,
     /// Never shown in an error or `Debug` output (Config has no `Debug`).
     pub pubsub_secrets: Vec<Vec<u8>>,
@@ -98,8 +125,8 @@ pub struct Config {
 
 impl Config {
     /// The byte bounds of the pipelined transport.
-    pub fn transport_limits(&self) -> crate::store::pipeline::Limits {
-        crate::store::pipeline::Limits {
+    pub fn transport_limits(&self) -> Limits {
+        Limits {
             max_outbox: self.max_outbox_bytes,
             max_reply: self.max_reply_bytes,
         }
@@ -296,8 +323,8 @@ fn pem<'a>(what: &str, v: &'a Option<String>, marker: &str) -> CacheResult<Optio
 fn tls_of(
     o: &NativeOptions,
     backend: &Backend,
-) -> CacheResult<Option<std::sync::Arc<crate::store::pipeline::Tls>>> {
-    use crate::store::pipeline::{Tls, TlsSettings};
+) -> CacheResult<Option<std::sync::Arc<crate::tls::Tls>>> {
+    use crate::tls::{Tls, TlsSettings};
     let given = o.tls_ca.is_some()
         || o.tls_cert.is_some()
         || o.tls_key.is_some()
@@ -394,14 +421,14 @@ impl Config {
         let max_outbox_bytes = bytes(
             "maxOutboxBytes",
             o.max_outbox_bytes,
-            crate::store::pipeline::DEFAULT_MAX_OUTBOX_BYTES,
+            DEFAULT_MAX_OUTBOX_BYTES,
             65_536.0,
             1_073_741_824.0,
         )?;
         let max_reply_bytes = bytes(
             "maxReplyBytes",
             o.max_reply_bytes,
-            crate::store::pipeline::DEFAULT_MAX_REPLY_BYTES,
+            DEFAULT_MAX_REPLY_BYTES,
             1024.0,
             536_870_912.0,
         )?;

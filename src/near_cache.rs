@@ -30,12 +30,12 @@ use serde_json::Value;
 
 use crate::config::NativeOptions;
 use crate::error::{CacheError, CacheResult};
-use crate::keys;
+use crate::names::glob::glob_match;
+use crate::names::keys;
 use crate::rules::{
     CH_CACHE, CH_PERMISSIONS, DEFAULT_SUPER_ROLES, NEAR_WORD_GEN, NEAR_WORD_TRUSTED,
     PERMISSION_WILDCARD,
 };
-use crate::store::pubsub::glob_match;
 
 pub const DEFAULT_TTL_MS: f64 = 5_000.0;
 pub const MAX_TTL_MS: f64 = 60_000.0;

@@ -5,8 +5,6 @@
 
 use napi_derive::napi;
 
-pub use crate::store::permissions::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
-
 // ---- error codes (the `code` of every error the package raises for a cache operation) ----
 
 /// Wrong type or a malformed id/value (TypeError).
@@ -67,6 +65,12 @@ pub const CH_SESSIONS: &str = "sessions:invalidate";
 pub const CH_CACHE: &str = "cache:invalidate";
 /// The channels, in the order of their sequence counters (a channel's index is its slot).
 pub const CHANNELS: [&str; 3] = [CH_PERMISSIONS, CH_SESSIONS, CH_CACHE];
+
+// ---- permissions ----
+
+/// User permission snapshots live 60 s to 5 min (default 5 min).
+pub const USER_TTL_MIN_SEC: f64 = 60.0;
+pub const USER_TTL_MAX_SEC: f64 = 300.0;
 
 // ---- sessions ----
 

@@ -32,16 +32,15 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use ::redis::Script;
-
-use super::cluster::ClusterStore;
-use super::pipeline::{decode, Lua, ScriptCall};
+use super::codec::{cmd, decode};
 use super::rate_limit::RateStatus;
 use super::revision::{BUMP, REV_TTL_MS, SKEW_MS};
+use super::script::{Script, ScriptCall};
 use super::session::{index_script, user_of};
+use super::transport::cluster::ClusterStore;
 use super::Store;
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{rate_ip_key, rate_key, session_key, session_user_key};
+use crate::names::keys::{rate_ip_key, rate_key, session_key, session_user_key};
 use std::time::Duration as StdDuration;
 
 static SESSION_INDEX: LazyLock<Script> =
@@ -52,10 +51,10 @@ static SESSION_INDEX_GUARDED: LazyLock<Script> = LazyLock::new(|| {
         "scripts/cluster_session_index.lua"
     ))
 });
-static RATE_INDEX: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/cluster_rate_index.lua")));
-static RATE_COUNT: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/cluster_rate_count.lua")));
+static RATE_INDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_index.lua")));
+static RATE_COUNT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/cluster_rate_count.lua")));
 static COUNTER_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/cluster_counter_status.lua")));
 
@@ -69,10 +68,6 @@ const SCAN_COUNT: usize = 1000;
 const UNLINK_BATCH: usize = 500;
 const PATTERN_DEADLINE: Duration = Duration::from_secs(30);
 const MAX_SCAN_STEPS: usize = 1_000_000;
-
-fn cmd(name: &str) -> ::redis::Cmd {
-    ::redis::cmd(name)
-}
 
 impl Store {
     /// The cluster back end, when the store is on Redis Cluster.

@@ -4,22 +4,17 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::{Script, Value};
-
+use super::codec::{decode, Resp, Value};
 use super::memory::now_ms;
-use super::pipeline::{decode, Lua, Resp, ScriptCall};
+use super::script::{Script, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{lock_fence_key, lock_key};
+use crate::names::keys::{lock_fence_key, lock_key};
 
 static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_acquire.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_release.lua")));
-static ACQUIRE_LUA: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/lock_acquire.lua")));
-static RELEASE_LUA: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/lock_release.lua")));
 static EXTEND: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lock_extend.lua")));
 static STATUS: LazyLock<Script> =
@@ -82,7 +77,7 @@ pub fn sem_keys(name: &str) -> (String, String) {
 /// A semaphore name is an id (see `keys::check_id`) without `{` or `}`: it is the hash tag of
 /// the semaphore's keys.
 pub fn check_sem_name(name: &str) -> CacheResult<()> {
-    crate::keys::check_id("name", name)?;
+    crate::names::keys::check_id("name", name)?;
     if name.contains(['{', '}']) {
         return Err(CacheError::InvalidArg(
             "a semaphore name must not contain '{' or '}'".into(),
@@ -169,17 +164,13 @@ impl Store {
         let (key, fence_key) = self.lock_keys(resource, id);
         let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
         let fence_ttl = (FENCE_TTL.as_millis() as u64).to_string();
-        ScriptCall::new(
-            &ACQUIRE_LUA,
-            &[&key, &fence_key],
-            &[owner, &ttl_ms, &fence_ttl],
-        )
+        ScriptCall::new(&ACQUIRE, &[&key, &fence_key], &[owner, &ttl_ms, &fence_ttl])
     }
 
     /// [`lock_release`](Self::lock_release) as one script call for the pipelined transport.
     pub fn lock_release_call(&self, resource: &str, id: &str, owner: &str) -> ScriptCall {
         let (key, _) = self.lock_keys(resource, id);
-        ScriptCall::new(&RELEASE_LUA, &[&key], &[owner])
+        ScriptCall::new(&RELEASE, &[&key], &[owner])
     }
 
     /// The lock key as stored and its fence counter key.
@@ -446,7 +437,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{key_slot, lock_fence_key, same_slot, slot_string};
+    use crate::names::keys::lock_fence_key;
+    use crate::names::slot::{key_slot, same_slot, slot_string};
 
     fn memory_store(name: &str) -> Store {
         Store::from_config(

@@ -5,19 +5,20 @@
 //! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
 //! store applies `keyPrefix`.
 
-pub mod cluster;
+pub mod circuit;
 pub mod cluster_ops;
+pub mod codec;
 pub mod lock;
 pub mod memory;
 pub mod permissions;
-pub mod pipeline;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod redis;
 pub mod revision;
-pub mod sentinel;
+pub mod script;
 pub mod session;
-pub mod topology;
+pub mod subscriber;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -39,23 +40,32 @@ pub fn check_value(max: usize, what: &str, value: &str) -> CacheResult<()> {
 
 /// Where the direct paths queue commands (see [`Store::direct`]).
 pub enum Direct<'a> {
-    One(&'a pipeline::Pipeline),
-    Cluster(&'a cluster::ClusterStore),
+    One(&'a transport::pipeline::Pipeline),
+    Cluster(&'a transport::cluster::ClusterStore),
 }
 
 impl Direct<'_> {
     /// Queues `args` (keys prefixed), sent by the next [`flush`](Self::flush); on a cluster
     /// it goes to the primary of `route_key`'s slot.
-    pub fn submit_deferred(&self, route_key: &[u8], args: &[&[u8]], done: pipeline::Done) {
+    pub fn submit_deferred(
+        &self,
+        route_key: &[u8],
+        args: &[&[u8]],
+        done: transport::pipeline::Done,
+    ) {
         match self {
-            Direct::One(p) => p.submit_deferred(|b| pipeline::encode(b, args), done),
+            Direct::One(p) => p.submit_deferred(|b| codec::encode(b, args), done),
             Direct::Cluster(c) => c.submit_deferred(route_key, args, done),
         }
     }
 
     /// Queues a script call (on a cluster, to the primary of its first key's slot), sent by
     /// the next [`flush`](Self::flush).
-    pub fn submit_script_deferred(&self, call: pipeline::ScriptCall, done: pipeline::Done) {
+    pub fn submit_script_deferred(
+        &self,
+        call: script::ScriptCall,
+        done: transport::pipeline::Done,
+    ) {
         match self {
             Direct::One(p) => p.submit_script_deferred(call, done),
             Direct::Cluster(c) => c.submit_script_deferred(call, done),
@@ -69,7 +79,7 @@ impl Direct<'_> {
         }
     }
 
-    /// (writes, commands, refused): see [`pipeline::Pipeline::transport_counts`].
+    /// (writes, commands, refused): see [`transport::pipeline::Pipeline::transport_counts`].
     pub fn transport_counts(&self) -> (u64, u64, u64) {
         match self {
             Direct::One(p) => {
@@ -97,7 +107,7 @@ pub struct Store {
 impl Store {
     /// `None` when the configuration has no back end (the cache is disabled).
     pub fn from_config(cfg: &Config) -> CacheResult<Option<Store>> {
-        let circuit = || crate::health::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
+        let circuit = || circuit::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
         let backend = match &cfg.backend {
             BackendConfig::Disabled => return Ok(None),
             BackendConfig::Memory(name) => Backend::Memory(MemoryStore::named(name)),
@@ -112,7 +122,7 @@ impl Store {
                 .with_circuit(circuit()),
             )),
             BackendConfig::Cluster(nodes) => {
-                let c = cluster::ClusterStore::new(
+                let c = transport::cluster::ClusterStore::new(
                     nodes,
                     cfg.command_timeout,
                     cfg.connect_timeout,
@@ -120,7 +130,7 @@ impl Store {
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
-                        topology::Topology::Cluster(Box::new(c)),
+                        transport::topology::Topology::Cluster(Box::new(c)),
                         &nodes[0],
                         cfg.command_timeout,
                         cfg.connect_timeout,
@@ -129,7 +139,7 @@ impl Store {
                 ))
             }
             BackendConfig::Sentinel { master_name, nodes } => {
-                let s = sentinel::SentinelStore::new(
+                let s = transport::sentinel::SentinelStore::new(
                     master_name,
                     nodes,
                     cfg.command_timeout,
@@ -138,7 +148,7 @@ impl Store {
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
-                        topology::Topology::Sentinel(s),
+                        transport::topology::Topology::Sentinel(s),
                         &nodes[0],
                         cfg.command_timeout,
                         cfg.connect_timeout,
@@ -159,7 +169,7 @@ impl Store {
     }
 
     /// The pipelined Redis connection, when the back end has one (plain TCP Redis).
-    pub fn pipeline(&self) -> Option<&pipeline::Pipeline> {
+    pub fn pipeline(&self) -> Option<&transport::pipeline::Pipeline> {
         match &self.backend {
             Backend::Redis(r) => r.pipeline(),
             Backend::Memory(_) => None,
@@ -188,16 +198,16 @@ impl Store {
     }
 
     /// The circuit breaker in front of Redis (none for memory://).
-    pub fn circuit(&self) -> Option<&crate::health::Circuit> {
+    pub fn circuit(&self) -> Option<&circuit::Circuit> {
         match &self.backend {
             Backend::Redis(r) => Some(r.circuit()),
             Backend::Memory(_) => None,
         }
     }
 
-    pub fn circuit_state(&self) -> crate::health::CircuitState {
+    pub fn circuit_state(&self) -> circuit::CircuitState {
         self.circuit()
-            .map_or(crate::health::CircuitState::Closed, |c| c.state())
+            .map_or(circuit::CircuitState::Closed, |c| c.state())
     }
 
     pub fn close(&self) {
@@ -234,7 +244,7 @@ impl Store {
     pub async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let k = self.key(key);
         match &self.backend {
-            Backend::Redis(r) => r.query(::redis::cmd("GET").arg(&k)).await,
+            Backend::Redis(r) => r.query(codec::cmd("GET").arg(&k)).await,
             Backend::Memory(m) => m.with(|d| d.get_str(&k)),
         }
     }
@@ -246,7 +256,7 @@ impl Store {
         match &self.backend {
             Backend::Redis(r) => {
                 r.query::<()>(
-                    ::redis::cmd("SET")
+                    codec::cmd("SET")
                         .arg(&k)
                         .arg(value)
                         .arg("PX")
@@ -266,7 +276,7 @@ impl Store {
         let k = self.key(key);
         match &self.backend {
             Backend::Redis(r) => r
-                .query::<i64>(::redis::cmd("DEL").arg(&k))
+                .query::<i64>(codec::cmd("DEL").arg(&k))
                 .await
                 .map(|n| n > 0),
             Backend::Memory(m) => Ok(m.with(|d| d.del(&k))),

@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use super::Store;
 use crate::error::CacheResult;
-use crate::keys::{perm_role_key, perm_user_key};
+use crate::names::keys::{perm_role_key, perm_user_key};
 
-/// User snapshots live 60 s to 5 min (default 5 min); role snapshots 5 min.
-pub const USER_TTL_MIN_SEC: f64 = 60.0;
-pub const USER_TTL_MAX_SEC: f64 = 300.0;
+/// Role snapshots live 5 min (user snapshots: `rules::USER_TTL_*`, chosen per call).
 pub const ROLE_TTL: Duration = Duration::from_secs(300);
 
 impl Store {

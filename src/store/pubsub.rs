@@ -9,9 +9,10 @@ use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
-use super::pipeline::{decode, encode};
+use super::codec::{cmd, decode, encode};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
+use crate::names::glob::{glob_escape, glob_match};
 
 /// Keys asked of each SCAN step, and keys per UNLINK.
 const SCAN_COUNT: usize = 1000;
@@ -56,7 +57,7 @@ pub struct MessageRules {
     secrets: Vec<Vec<u8>>,
     /// This store's sender id (see [`SENDER_HEX`]).
     sender: String,
-    /// The last number given per channel (index in `crate::pubsub::CHANNELS`). Held while a
+    /// The last number given per channel (index in `crate::rules::CHANNELS`). Held while a
     /// numbered message is handed to its connection, so messages leave in number order.
     seqs: Mutex<[u64; 3]>,
     /// Held across the whole PUBLISH on transports where handing a command to the
@@ -262,91 +263,6 @@ impl MessageRules {
     }
 }
 
-/// Redis `stringmatchlen` semantics: `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes.
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0usize, 0usize);
-    // Where to resume after the last `*`: (pattern index after it, text index it matched to).
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        let step = if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    star = Some((p + 1, t));
-                    p += 1;
-                    continue;
-                }
-                b'?' => Some(p + 1),
-                b'[' => class_match(pattern, p, text[t]),
-                b'\\' if p + 1 < pattern.len() => (pattern[p + 1] == text[t]).then_some(p + 2),
-                c => (c == text[t]).then_some(p + 1),
-            }
-        } else {
-            None
-        };
-        match (step, star) {
-            (Some(next), _) => {
-                p = next;
-                t += 1;
-            }
-            (None, Some((sp, st))) => {
-                p = sp;
-                t = st + 1;
-                star = Some((sp, st + 1));
-            }
-            (None, None) => return false,
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pattern[start] == b'['`; the index after the
-/// class when it matches.
-fn class_match(pattern: &[u8], start: usize, c: u8) -> Option<usize> {
-    let mut i = start + 1;
-    let negate = pattern.get(i) == Some(&b'^');
-    if negate {
-        i += 1;
-    }
-    let mut hit = false;
-    loop {
-        match pattern.get(i) {
-            // An unterminated class ends at the end of the pattern, as in Redis.
-            None => break,
-            Some(b']') => {
-                i += 1;
-                break;
-            }
-            Some(b'\\') if i + 1 < pattern.len() => {
-                hit |= pattern[i + 1] == c;
-                i += 2;
-            }
-            Some(&lo) if pattern.get(i + 1) == Some(&b'-') && i + 2 < pattern.len() => {
-                let hi = pattern[i + 2];
-                let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-                hit |= (lo..=hi).contains(&c);
-                i += 3;
-            }
-            Some(&x) => {
-                hit |= x == c;
-                i += 1;
-            }
-        }
-    }
-    (hit != negate).then_some(i)
-}
-
-/// Escapes glob characters of a literal (the key prefix) for use in a MATCH pattern.
-pub fn glob_escape(literal: &str) -> String {
-    let mut out = String::with_capacity(literal.len());
-    for c in literal.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl Store {
     /// PUBLISH on `keyPrefix + channel` → how many subscribers received it.
     /// The message is bounded by `maxMessageBytes`, numbered (sender id and sequence number,
@@ -361,7 +277,7 @@ impl Store {
     /// PUBLISH: one at a time per instance (bounded by `commandTimeoutMs` to get the turn).
     /// `memory://` delivers synchronously, under the sequence lock.
     pub async fn publish(&self, channel: &str, payload: &str) -> CacheResult<u32> {
-        let idx = crate::pubsub::channel_index(channel)?;
+        let idx = crate::names::channels::channel_index(channel)?;
         let ch = self.key(channel);
         let rules = &self.messages;
         let r = match &self.backend {
@@ -391,11 +307,10 @@ impl Store {
             .map_err(|_| CacheError::Timeout(wait.as_millis() as u64))?;
         let wire = rules.send_next(idx, &ch, payload, |w| w)?;
         if let Some(c) = self.cluster() {
-            let home = self.key(crate::pubsub::CHANNELS[0]);
+            let home = self.key(crate::rules::CHANNELS[0]);
             return c.publish(&home, &ch, &wire).await;
         }
-        r.query::<u32>(::redis::cmd("PUBLISH").arg(&ch).arg(&wire))
-            .await
+        r.query::<u32>(cmd("PUBLISH").arg(&ch).arg(&wire)).await
     }
 
     /// UNLINK of exact (unprefixed) keys, in batches → how many existed.
@@ -405,7 +320,7 @@ impl Store {
             Backend::Redis(r) => {
                 let mut n = 0;
                 for chunk in full.chunks(UNLINK_BATCH) {
-                    n += r.query::<u32>(::redis::cmd("UNLINK").arg(chunk)).await?;
+                    n += r.query::<u32>(cmd("UNLINK").arg(chunk)).await?;
                 }
                 Ok(n)
             }
@@ -428,7 +343,7 @@ impl Store {
                 for _ in 0..MAX_SCAN_STEPS {
                     let (next, found): (u64, Vec<Vec<u8>>) = r
                         .query(
-                            ::redis::cmd("SCAN")
+                            cmd("SCAN")
                                 .arg(cursor)
                                 .arg("MATCH")
                                 .arg(&full)
@@ -437,7 +352,7 @@ impl Store {
                         )
                         .await?;
                     for chunk in found.chunks(UNLINK_BATCH) {
-                        removed += r.query::<u64>(::redis::cmd("UNLINK").arg(chunk)).await?;
+                        removed += r.query::<u64>(cmd("UNLINK").arg(chunk)).await?;
                     }
                     cursor = next;
                     if cursor == 0 {
@@ -464,28 +379,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(p: &str, t: &str) -> bool {
-        glob_match(p.as_bytes(), t.as_bytes())
-    }
-
-    #[test]
-    fn globs_follow_redis() {
-        assert!(m("dash:*", "dash:stats:2024"));
-        assert!(m("dash:*", "dash:"));
-        assert!(!m("dash:*", "dashboard"));
-        assert!(!m("dash:*", "x:dash:1"));
-        assert!(m("*", ""));
-        assert!(m("a?c", "abc"));
-        assert!(!m("a?c", "ac"));
-        assert!(m("a*b*c", "axxbyyc"));
-        assert!(!m("a*b*c", "axxbyy"));
-        assert!(m("r[ae]d", "red") && m("r[ae]d", "rad") && !m("r[ae]d", "rid"));
-        assert!(m("r[^e]d", "rad") && !m("r[^e]d", "red"));
-        assert!(m("v[0-9]", "v7") && !m("v[0-9]", "vx"));
-        assert!(m("a\\*", "a*") && !m("a\\*", "ab"));
-        assert!(m("perm:user:*", "perm:user:5"));
-    }
 
     const CH: &str = "erp:cache:invalidate";
 
@@ -604,14 +497,5 @@ mod tests {
             Err(Rejected::Oversize)
         );
         assert!(open(&rules(&[]), CH, &"x".repeat(1024)).is_ok());
-    }
-
-    #[test]
-    fn the_prefix_is_escaped_literally() {
-        assert_eq!(glob_escape("erp:prod:"), "erp:prod:");
-        assert_eq!(glob_escape("a\\b"), "a\\\\b");
-        let p = format!("{}{}", glob_escape("x\\"), "k*");
-        assert!(m(&p, "x\\k1"));
-        assert!(!m(&p, "xk1"));
     }
 }

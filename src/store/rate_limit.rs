@@ -6,16 +6,14 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use ::redis::Script;
-
+use super::codec::{decode, Resp};
 use super::memory::{Entry, MemData, MemVal};
-use super::pipeline::{decode, Lua, Resp, ScriptCall};
+use super::script::{Script, ScriptCall};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{rate_ip_key, rate_key};
+use crate::names::keys::{rate_ip_key, rate_key};
 
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
-static HIT_LUA: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("scripts/rate_hit.lua")));
 static ADJUST: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/rate_adjust.lua")));
 static RESET: LazyLock<Script> =
@@ -196,7 +194,7 @@ impl Store {
         let index = self.key(&rate_ip_key(ip));
         let window_ms = (window.as_millis() as u64).max(1);
         let (w, l) = (window_ms.to_string(), limit.to_string());
-        ScriptCall::new(&HIT_LUA, &[&key, &index], &[&w, endpoint, &l])
+        ScriptCall::new(&HIT, &[&key, &index], &[&w, endpoint, &l])
     }
 
     /// Counts one hit of `ip` on `endpoint` in a fixed window of `window`; the first hit of a

@@ -22,12 +22,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::Script;
-
 use super::memory::MemData;
+use super::script::Script;
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::keys::{rev_key, same_slot};
+use crate::names::keys::rev_key;
+use crate::names::slot::same_slot;
 
 /// A revision key's TTL: longer than any data TTL of the families it guards (1 h), and than
 /// any load that may still write ([`MAX_LOAD_MS`]).

@@ -3,15 +3,13 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::Script;
-
 use super::memory::{MemData, MemVal, ZSet};
-use super::pipeline::{Lua, ScriptCall};
 use super::revision::MAX_LOAD_MS;
 use super::revision::{mem_rev, mem_rev_bump, mem_rev_unchanged, rev_script, NO_GUARD, REV_TTL_MS};
+use super::script::{Script, ScriptCall};
 use super::{Backend, Store};
 use crate::error::CacheResult;
-use crate::keys::{check_token_hash, session_key, session_user_key};
+use crate::names::keys::{check_token_hash, session_key, session_user_key};
 
 /// A script that touches a user's session index: the shared prelude (`now_ms`, `zindex`: the
 /// conversion of the previous version's plain set) in front of its own body.
@@ -27,8 +25,6 @@ pub(crate) use index_script;
 
 static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(index_script!("scripts/session_put.lua")));
-static PUT_LUA: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(index_script!("scripts/session_put.lua")));
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(rev_script!(
         "scripts/session_index_prelude.lua",
@@ -132,7 +128,7 @@ impl Store {
         let ttl_ms = (ttl.as_millis() as u64).max(1).to_string();
         let mut keys = vec![key.as_str()];
         keys.extend(set.as_deref());
-        ScriptCall::new(&PUT_LUA, &keys, &[json, &ttl_ms, hash])
+        ScriptCall::new(&PUT, &keys, &[json, &ttl_ms, hash])
     }
 
     /// Stores `json` at `session:{hash}` for `ttl` and adds `hash` to the user's index (a

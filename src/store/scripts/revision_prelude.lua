@@ -1,5 +1,5 @@
 -- Prelude of the scripts that read or bump a revision key (put in front of each of them).
--- A revision key (keys.rs rev_key) holds this server's time in ms of the last revocation of
+-- A revision key (names/keys.rs rev_key) holds this server's time in ms of the last revocation of
 -- its data key, kept strictly increasing; a loader fill is written only while it still holds
 -- what the miss that started the load saw (see src/store/revision.rs).
 local function rev_now()

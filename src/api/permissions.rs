@@ -16,7 +16,7 @@ use napi_derive::napi;
 
 use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
+use crate::names::keys::{self, JsId};
 use crate::near_cache::{Kind, SharedWords, Snapshot};
 use crate::rules::CH_PERMISSIONS;
 use crate::rules::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
@@ -218,7 +218,7 @@ impl NativeCache {
     pub fn perm_miss_read(&self, env: Env, id: u32, kind: String, pid: JsId) -> napi::Result<()> {
         let key = js(&env, perm_key(&kind, pid))?;
         self.run(id, move |s| async move {
-            s.miss_read(&key).await.map(crate::session::miss_reply)
+            s.miss_read(&key).await.map(crate::api::session::miss_reply)
         });
         Ok(())
     }

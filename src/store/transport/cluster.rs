@@ -11,8 +11,7 @@
 //! - `ASK slot host:port`: `ASKING` and the command, back to back on the named node;
 //! - `TRYAGAIN`, `CLUSTERDOWN`, and a primary that cannot be reached (the command was never
 //!   sent): a refresh, then the command again after a short back-off;
-//! - `NOSCRIPT`: the script again as EVAL (a [`ScriptCall`]) or after its `SCRIPT LOAD`
-//!   (a redis-rs [`Script`]) on that node.
+//! - `NOSCRIPT`: the script again as EVAL (a [`ScriptCall`]) on that node.
 //!
 //! Each command has at most [`MAX_REDIRECTS`] redirections and [`MAX_RETRIES`] retries, and
 //! one deadline (commandTimeoutMs from its first sending) for all its sendings together.
@@ -31,14 +30,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use redis::{Cmd, FromRedisValue, RedisError, Script};
+use redis::{Cmd, FromRedisValue, RedisError};
 
-use super::pipeline::{decode, encode, encode_arg, encode_header, Done, Endpoint, Limits};
-use super::pipeline::{Pipeline, Resp, ScriptCall};
-use super::topology::SharedAttempt;
+use super::attempt::SharedAttempt;
+use super::pipeline::Pipeline;
+use super::pipeline::{Done, Endpoint};
+use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{redact, CacheError, CacheResult};
-use crate::keys::key_slot;
+use crate::names::slot::key_slot;
+use crate::store::codec::{decode, encode, Resp};
+use crate::store::script::{is_noscript, Script, ScriptCall};
 
 /// Redirections (MOVED, ASK) one command may follow.
 pub const MAX_REDIRECTS: u8 = 5;
@@ -72,11 +74,6 @@ enum Payload {
     Cmd(Vec<u8>),
     /// EVALSHA; EVAL with the source after a NOSCRIPT.
     Call(ScriptCall),
-    /// EVALSHA; after a NOSCRIPT, `load` (SCRIPT LOAD with the source) then EVALSHA again.
-    Script {
-        evalsha: Vec<u8>,
-        load: Arc<Vec<u8>>,
-    },
 }
 
 struct SlotMap {
@@ -116,8 +113,6 @@ struct Inner {
     pipes: Mutex<HashMap<Addr, Arc<Pipeline>>>,
     refreshing: SharedAttempt<CacheResult<()>>,
     last_refresh: Mutex<Option<Instant>>,
-    /// SCRIPT LOAD of each redis-rs script used, by SHA-1.
-    loads: Mutex<HashMap<String, Arc<Vec<u8>>>>,
     healthy: AtomicBool,
     closed: AtomicBool,
     /// MOVED and ASK followed, retries, map reads made (see [`ClusterStore::counts`]).
@@ -158,38 +153,6 @@ fn redirect_target(rest: &str) -> Option<(u16, Addr)> {
     let (h, p) = parts.next()?.rsplit_once(':')?;
     let h = h.trim_start_matches('[').trim_end_matches(']');
     Some((slot, (h.to_string(), p.parse().ok()?)))
-}
-
-/// The packed `SCRIPT LOAD <source>` of a redis-rs script (redis-rs builds it; this
-/// connection only records what it is given, and answers with the script's SHA-1).
-fn script_load_bytes(script: &Script) -> Vec<u8> {
-    struct Recorder(Vec<u8>, String);
-    impl redis::ConnectionLike for Recorder {
-        fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
-            self.0 = cmd.to_vec();
-            Ok(redis::Value::BulkString(self.1.clone().into_bytes()))
-        }
-        fn req_packed_commands(
-            &mut self,
-            _: &[u8],
-            _: usize,
-            _: usize,
-        ) -> redis::RedisResult<Vec<redis::Value>> {
-            Ok(Vec::new())
-        }
-        fn get_db(&self) -> i64 {
-            0
-        }
-        fn check_connection(&mut self) -> bool {
-            true
-        }
-        fn is_open(&self) -> bool {
-            true
-        }
-    }
-    let mut rec = Recorder(Vec::new(), script.get_hash().to_string());
-    let _ = script.load(&mut rec);
-    rec.0
 }
 
 impl Inner {
@@ -382,15 +345,6 @@ impl Inner {
         }
         self.schedule_refresh();
     }
-
-    /// The packed SCRIPT LOAD of `script`, made once.
-    fn load_of(&self, script: &Script) -> Arc<Vec<u8>> {
-        let mut loads = self.loads.lock();
-        loads
-            .entry(script.get_hash().to_string())
-            .or_insert_with(|| Arc::new(script_load_bytes(script)))
-            .clone()
-    }
 }
 
 /// One command on its way: sent, and sent again on a redirection or a retry.
@@ -458,20 +412,11 @@ impl Op {
             );
         }
         let payload = self.payload.clone();
-        if let (true, Payload::Script { load, .. }) = (self.eval, payload.as_ref()) {
-            pipe.submit_until(
-                |b| b.extend_from_slice(load),
-                Box::new(|_| {}),
-                deadline,
-                deferred,
-            );
-        }
         let eval = self.eval;
         pipe.submit_until(
             |b| match payload.as_ref() {
                 Payload::Cmd(bytes) => b.extend_from_slice(bytes),
                 Payload::Call(call) => call.write(b, eval),
-                Payload::Script { evalsha, .. } => b.extend_from_slice(evalsha),
             },
             Box::new(move |r| self.on_reply(r)),
             deadline,
@@ -513,7 +458,7 @@ impl Op {
                     }
                     return self.send();
                 }
-                if text.starts_with("NOSCRIPT") && !self.eval {
+                if is_noscript(text) && !self.eval {
                     if let Payload::Cmd(_) = self.payload.as_ref() {
                         return (self.done)(Err(e));
                     }
@@ -607,7 +552,6 @@ impl ClusterStore {
                 pipes: Mutex::new(HashMap::new()),
                 refreshing: SharedAttempt::default(),
                 last_refresh: Mutex::new(None),
-                loads: Mutex::new(HashMap::new()),
                 healthy: AtomicBool::new(true),
                 closed: AtomicBool::new(false),
                 moved: AtomicU64::new(0),
@@ -777,28 +721,14 @@ impl ClusterStore {
         decode(self.request(Payload::Cmd(bytes), route, slot).await?)
     }
 
-    /// EVALSHA routed by the first key (SCRIPT LOAD and EVALSHA again on NOSCRIPT).
+    /// A script routed by its first key (EVAL after a NOSCRIPT).
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        let mut evalsha = Vec::new();
-        encode_header(&mut evalsha, 3 + keys.len() + args.len());
-        encode_arg(&mut evalsha, b"EVALSHA");
-        encode_arg(&mut evalsha, script.get_hash().as_bytes());
-        encode_arg(&mut evalsha, keys.len().to_string().as_bytes());
-        for a in keys.iter().chain(args) {
-            encode_arg(&mut evalsha, a.as_bytes());
-        }
-        let load = self.inner.load_of(script);
-        let slot = keys.first().map(key_slot);
-        let route = slot.map_or(Route::Any, Route::Slot);
-        let r = self
-            .request(Payload::Script { evalsha, load }, route, slot)
-            .await?;
-        decode(r)
+        decode(self.call(script.call(keys, args)).await?)
     }
 
     /// The primaries serving slots now (the map read again first).
@@ -947,19 +877,11 @@ mod tests {
 
     #[test]
     fn a_script_call_is_routed_by_its_first_key() {
-        static LUA: std::sync::LazyLock<super::super::pipeline::Lua> =
-            std::sync::LazyLock::new(|| super::super::pipeline::Lua::new("return 1"));
+        static LUA: std::sync::LazyLock<crate::store::script::Script> =
+            std::sync::LazyLock::new(|| crate::store::script::Script::new("return 1"));
         let call = ScriptCall::new(&LUA, &["lock:{a}", "fence"], &["x"]);
         assert_eq!(call.first_key(), Some(b"lock:{a}".to_vec()));
         assert_eq!(key_slot(call.first_key().unwrap()), key_slot("a"));
         assert_eq!(ScriptCall::new(&LUA, &[], &["0", "x"]).first_key(), None);
-    }
-
-    #[test]
-    fn a_script_load_is_the_script_source() {
-        let s = Script::new("return 7");
-        let mut expected = Vec::new();
-        encode(&mut expected, &[b"SCRIPT", b"LOAD", b"return 7"]);
-        assert_eq!(script_load_bytes(&s), expected);
     }
 }

@@ -7,8 +7,8 @@ use napi_derive::napi;
 
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
-use crate::store::pipeline::Resp;
+use crate::names::keys::{self, JsId};
+use crate::store::codec::Resp;
 use crate::store::rate_limit::{rate_hit_reply, RateAdjust};
 
 /// The bounds of `max` and `windowSec`.

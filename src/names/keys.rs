@@ -5,6 +5,7 @@
 
 use napi::bindgen_prelude::Either;
 
+use super::slot::slot_string;
 use crate::error::{CacheError, CacheResult};
 
 /// Longest id accepted, in bytes. Longer ones are refused (they are never legitimate ids and
@@ -114,7 +115,7 @@ pub fn lock_key(resource: &str, id: &str) -> String {
 /// - its hash tag is the string that decides the lock key's Redis Cluster slot (the lock key's
 ///   own hash tag if it has one, else the whole key), so a Cluster back end can run the acquire
 ///   script on both keys. The only keys that cannot be co-located this way are a prefix holding
-///   an unclosed `{`, or a tagless lock key holding a `}`; see [`same_slot`] (a Cluster would
+///   an unclosed `{`, or a tagless lock key holding a `}`; see [`same_slot`](super::slot::same_slot) (a Cluster would
 ///   answer CROSSSLOT there, and the lock would be refused, never wrongly granted).
 pub fn lock_fence_key(prefix: &str, stored_lock_key: &str) -> String {
     format!("{prefix}lock-fence:{{{}}}", slot_string(stored_lock_key))
@@ -129,7 +130,7 @@ pub fn lock_fence_key(prefix: &str, stored_lock_key: &str) -> String {
 /// The same reasoning as [`lock_fence_key`]: it starts with the prefix (ACL patterns), it
 /// cannot collide with a data key (`rev:` is a family of its own), it is unique per `K` (`K`
 /// is spelled in it whole), and its hash tag is `K`'s slot string, so it lives in `K`'s
-/// Cluster slot. The same two exceptions as the fence ([`same_slot`] says false there: an
+/// Cluster slot. The same two exceptions as the fence ([`same_slot`](super::slot::same_slot) says false there: an
 /// unclosed `{` in the prefix, a tagless key holding `}`): on Cluster a fill of such a key is
 /// not cached, and its revocation does the DEL and the bump as two commands.
 pub fn rev_key(prefix: &str, stored_key: &str) -> String {
@@ -141,55 +142,16 @@ pub fn rev_key(prefix: &str, stored_key: &str) -> String {
     }
 }
 
-/// The part of a key that Redis Cluster hashes: the first `{…}` with at least one character
-/// inside, else the whole key.
-pub fn slot_string(key: &str) -> &str {
-    // the braces are ASCII: the hashed part starts and ends on character boundaries
-    std::str::from_utf8(slot_bytes(key.as_bytes())).unwrap_or(key)
-}
-
-/// [`slot_string`] of a key given as bytes.
-fn slot_bytes(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
-        }
-    }
-    key
-}
-
-/// True when Redis Cluster puts both keys in the same slot (same hashed string).
-pub fn same_slot(a: &str, b: &str) -> bool {
-    slot_string(a) == slot_string(b)
-}
-
 /// SHA-256 of a raw token, lower-case hex: the only form of a token that reaches a key.
 pub fn hash_token(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Redis Cluster's slot of a key: CRC16/XMODEM of its slot string, mod 16384.
-pub fn key_slot(key: impl AsRef<[u8]>) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in slot_bytes(key.as_ref()) {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::slot::{key_slot, same_slot};
 
     #[test]
     fn builders_match_the_contract() {

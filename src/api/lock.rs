@@ -10,7 +10,7 @@ use napi_derive::napi;
 
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
+use crate::names::keys::{self, JsId};
 use crate::store::lock::{
     check_sem_name, lock_acquire_reply, lock_release_reply, Acquired, SemAcquired,
 };

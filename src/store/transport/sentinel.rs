@@ -1,5 +1,5 @@
 //! The Sentinel back end: a standalone primary found through Redis Sentinel (redis-rs
-//! `sentinel`), reached with the ordinary [`RedisStore`] (our pipelined transport).
+//! `sentinel`), reached as one [`Server`] (our pipelined transport).
 //!
 //! The primary's address is re-resolved through the sentinels
 //! - every [`WATCH_EVERY`] in the background, so a failover is followed even when nothing fails
@@ -18,14 +18,15 @@ use std::time::Duration;
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
 use redis::sentinel::Sentinel;
-use redis::{Cmd, ConnectionAddr, FromRedisValue, Script};
+use redis::{Cmd, ConnectionAddr, FromRedisValue};
 use tokio::sync::Notify;
 
-use super::pipeline::Limits;
-use super::redis::RedisStore;
-use super::topology::SharedAttempt;
+use super::attempt::SharedAttempt;
+use super::server::Server;
+use crate::config::Limits;
 use crate::config::RedisTarget;
 use crate::error::{CacheError, CacheResult};
+use crate::store::script::Script;
 
 /// How often the background watcher asks the sentinels for the primary.
 pub const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -33,7 +34,7 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(500);
 struct Current {
     host: String,
     port: u16,
-    store: Arc<RedisStore>,
+    store: Arc<Server>,
 }
 
 pub struct Inner {
@@ -47,7 +48,7 @@ pub struct Inner {
     watching: AtomicBool,
     wake: Notify,
     /// The resolution in progress, shared by every caller that needs it meanwhile.
-    resolving: SharedAttempt<CacheResult<Arc<RedisStore>>>,
+    resolving: SharedAttempt<CacheResult<Arc<Server>>>,
     /// Bumped at every switch to a new primary (the pub/sub supervisor reconnects on it).
     generation: tokio::sync::watch::Sender<u64>,
 }
@@ -115,7 +116,7 @@ impl SentinelStore {
     }
 
     /// The primary's store (resolved through the sentinels when none is known yet).
-    async fn store(&self) -> CacheResult<Arc<RedisStore>> {
+    async fn store(&self) -> CacheResult<Arc<Server>> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
         }
@@ -139,7 +140,7 @@ impl SentinelStore {
     /// re-resolve, and after `READONLY` (nothing was applied) retries once on the new primary.
     async fn on_primary<T, F, Fut>(&self, op: F) -> CacheResult<T>
     where
-        F: Fn(Arc<RedisStore>) -> Fut,
+        F: Fn(Arc<Server>) -> Fut,
         Fut: std::future::Future<Output = CacheResult<T>>,
     {
         let store = self.store().await?;
@@ -160,17 +161,16 @@ impl SentinelStore {
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        self.on_primary(|s| async move { s.standalone_query(cmd).await })
-            .await
+        self.on_primary(|s| async move { s.query(cmd).await }).await
     }
 
     pub async fn script<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        self.on_primary(|s| async move { s.standalone_script(script, keys, args).await })
+        self.on_primary(|s| async move { s.script(script, keys, args).await })
             .await
     }
 
@@ -196,7 +196,7 @@ impl SentinelStore {
             Ok(s) => s,
             Err(_) => self.store().await?,
         };
-        store.standalone_subscriber(channels).await
+        store.subscriber(channels).await
     }
 }
 
@@ -204,7 +204,7 @@ impl Inner {
     /// Asks the sentinels for the primary and switches to it if it moved → the current
     /// primary's store. Concurrent callers share one resolution, and each waits for it at
     /// most connectTimeoutMs (they used to queue behind a lock for one resolution each).
-    async fn resolve(self: &Arc<Self>) -> CacheResult<Arc<RedisStore>> {
+    async fn resolve(self: &Arc<Self>) -> CacheResult<Arc<Server>> {
         let inner = self.clone();
         self.resolving
             .join(
@@ -218,7 +218,7 @@ impl Inner {
     }
 
     /// One resolution (bounded by connectTimeoutMs).
-    async fn resolve_once(&self) -> CacheResult<Arc<RedisStore>> {
+    async fn resolve_once(&self) -> CacheResult<Arc<Server>> {
         let client = {
             let mut sentinel = self.sentinel.lock().await;
             let ask = sentinel.async_master_for(&self.master_name, None);
@@ -245,7 +245,7 @@ impl Inner {
             url: format!("redis://{}:{port}", bracket(&host)),
             password: None,
         };
-        let store = Arc::new(RedisStore::new_with_tls(
+        let store = Arc::new(Server::new(
             &target,
             self.command_timeout,
             self.connect_timeout,

@@ -7,7 +7,7 @@ use napi_derive::napi;
 
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
-use crate::keys::{self, JsId};
+use crate::names::keys::{self, JsId};
 use crate::store::revision::{check_seen, MissRead};
 
 /// A miss read as JS gets it: `[rev, t]`, or `[rev, t, value]` when a value is there now.

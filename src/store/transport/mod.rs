@@ -1,0 +1,11 @@
+//! The transport: how commands reach Redis. [`pipeline`] is the pipelined connection to one
+//! address, [`server`] one standalone server on it, [`cluster`] the slot routing of Redis
+//! Cluster, [`sentinel`] the primary found through Redis Sentinel, [`topology`] the choice
+//! between the two, and [`attempt`] the shared connect/resolve attempt both use.
+
+pub mod attempt;
+pub mod cluster;
+pub mod pipeline;
+pub mod sentinel;
+pub mod server;
+pub mod topology;
