@@ -340,3 +340,41 @@ describe('general cache while Redis does not answer', () => {
     server.resume();
   });
 });
+
+// The snippets of docs/cache.md run as written, on memory://.
+describe('docs/cache.md snippets', () => {
+  const fs = require('fs');
+  const path = require('path');
+  const text = fs.readFileSync(path.join(__dirname, '..', 'docs', 'cache.md'), 'utf8');
+  const snippets = [...text.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor;
+
+  it('every snippet runs and its assertions hold', async () => {
+    assert.ok(snippets.length >= 4, `${snippets.length} snippets`);
+    for (const [i, code] of snippets.entries()) {
+      const cache = createCache({ url: `memory://docs${uid()}` });
+      const db = {
+        calls: 0,
+        onLoad: () => {},
+        dashboardStats: async () => {
+          db.calls++;
+          return { users: 3 };
+        },
+        slowPrice: async () => {
+          db.onLoad();
+          await sleep(50);
+          return 100;
+        },
+        flags: async () => ({ beta: true }),
+      };
+      try {
+        await new AsyncFunction('cache', 'db', 'assert', code)(cache, db, assert);
+      } catch (err) {
+        err.message = `snippet ${i + 1}: ${err.message}`;
+        throw err;
+      } finally {
+        await cache.shutdown();
+      }
+    }
+  });
+});
