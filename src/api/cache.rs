@@ -45,9 +45,10 @@ impl NativeCache {
     pub fn cache_get(&self, env: Env, id: u32, key: String) -> napi::Result<()> {
         js(&env, check_key(&key))?;
         if !self.get_direct(id, &key) {
-            self.run(id, move |s| async move {
-                s.get(&key).await.map(Reply::opt_str)
-            });
+            self.run(
+                id,
+                move |s| async move { s.get(&key).await.map(Reply::opt_str) },
+            );
         }
         Ok(())
     }
@@ -95,13 +96,16 @@ impl NativeCache {
     #[napi]
     pub fn cache_miss_read(&self, env: Env, id: u32, key: String) -> napi::Result<()> {
         js(&env, check_key(&key))?;
-        self.run(id, move |s| async move { s.miss_read(&key).await.map(miss_reply) });
+        self.run(id, move |s| async move {
+            s.miss_read(&key).await.map(miss_reply)
+        });
         Ok(())
     }
 
     /// A loader's fill of `key`, written only if nothing revoked it since the miss read that
     /// gave `rev` and `t` → true if written, false if refused.
     #[napi]
+    #[allow(clippy::too_many_arguments)]
     pub fn cache_fill(
         &self,
         env: Env,
@@ -115,7 +119,9 @@ impl NativeCache {
         let ttl = js(&env, self.cache_write(&key, &value, ttl_ms))?;
         let t = js(&env, check_seen(&rev, &t))?;
         self.run(id, move |s| async move {
-            s.guarded_fill(&key, &value, ttl, &rev, t).await.map(Reply::Bool)
+            s.guarded_fill(&key, &value, ttl, &rev, t)
+                .await
+                .map(Reply::Bool)
         });
         Ok(())
     }

@@ -26,7 +26,9 @@ impl Store {
                 if self.cluster().is_some() {
                     for k in &full {
                         if self.rev_colocated(k) {
-                            n += r.script::<u32>(&DEL, &[k, &self.rev_of(k)], &[&ttl]).await?;
+                            n += r
+                                .script::<u32>(&DEL, &[k, &self.rev_of(k)], &[&ttl])
+                                .await?;
                         } else if self.revoke_stored(k).await?.is_some() {
                             n += 1;
                         }
