@@ -1306,7 +1306,7 @@ export declare function hashToken(token: string): string;
  */
 export interface OperationTraceContext {
   /** The service of the call (`'health'`: `ping`). */
-  service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'health';
+  service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'cache' | 'health';
   /** The method called: `'getSession'`, `'checkLimit'`, `'acquire'`, `'ping'`, … */
   operation: string;
   /** The key's family (`'session'`, `'perm:user'`, `'rate'`, `'lock:approval'`, a channel name);
@@ -1339,6 +1339,12 @@ export interface SetOptions {
   ttlSec: number;
 }
 
+/** `wrap()`'s `near` as an object. */
+export interface NearOptions {
+  /** How long (ms) a value stays in process memory: more than 0, at most `ttlSec` × 1000. */
+  ttlMs: number;
+}
+
 /** Options of `wrap()`. */
 export interface WrapOptions {
   /** Required: seconds a loaded value stays fresh (more than 0, at most 30 days). */
@@ -1352,7 +1358,7 @@ export interface WrapOptions {
    * invalidation this node makes or hears (`invalidateKeys`, `invalidatePattern`, …) voids it,
    * as does a local `del`/`set` of the key. Bounded: 1000 entries, 16 MiB. The value is
    * shared between callers: treat it as read-only. */
-  near?: boolean | { ttlMs: number };
+  near?: boolean | NearOptions;
   /** The loader's time limit in ms (default 10 000, at most 600 000): past it every waiting
    * caller gets an error with `code: 'ERR_LOADER_TIMEOUT'` and nothing is cached. */
   loaderTimeoutMs?: number;
@@ -1364,8 +1370,9 @@ export interface GeneralCacheStats extends ServiceStats {
   staleFills: number;
   /** Values served past their fresh time (`staleSec`). */
   staleServed: number;
-  /** Background refreshes started, and those that failed (the loader threw or timed out). */
+  /** Background refreshes started (`staleSec`). */
   refreshes: number;
+  /** Background refreshes that failed (the loader threw or timed out). */
   refreshErrors: number;
   /** Loader calls past `loaderTimeoutMs`. */
   loaderTimeouts: number;
@@ -1377,6 +1384,7 @@ export interface GeneralCacheStats extends ServiceStats {
   nearHits: number;
 }
 
+/** `stats()`, continued: the general cache's counters. */
 export interface Stats {
   /** The general cache (`get`, `set`, `del`, `wrap`). */
   cache: GeneralCacheStats;
@@ -1402,6 +1410,7 @@ export interface GeneralCacheMethods {
   wrap<T>(key: string, loader: () => T | Promise<T>, options: WrapOptions): Promise<T>;
 }
 
+/** Every `Cache` (the module's default instance included) is also a general cache. */
 export interface Cache extends GeneralCacheMethods {}
 
 /** {@inheritDoc GeneralCacheMethods.get} */

@@ -378,3 +378,29 @@ describe('docs/cache.md snippets', () => {
     }
   });
 });
+
+describe('general cache tracing', () => {
+  it("publishes service 'cache' with the key's first segment as keyFamily, never the rest", async () => {
+    const dc = require('diagnostics_channel');
+    const seen = [];
+    const start = (ctx) => seen.push({ ...ctx });
+    dc.channel('tracing:bisman-cache:operation:start').subscribe(start);
+    const c = createCache({ url: `memory://trace${uid()}` });
+    try {
+      await c.set('user:42:profile', 1, { ttlSec: 5 });
+      await c.get('user:42:profile');
+      await c.wrap('9f8e7d:secret', async () => 1, { ttlSec: 5 });
+      await c.del(['report:1', 'x']);
+    } finally {
+      dc.channel('tracing:bisman-cache:operation:start').unsubscribe(start);
+      await c.shutdown();
+    }
+    const mine = seen.filter((x) => x.service === 'cache').map((x) => [x.operation, x.keyFamily]);
+    assert.deepEqual(mine, [
+      ['set', 'user'],
+      ['get', 'user'],
+      ['wrap', 'cache'],
+      ['del', 'report'],
+    ]);
+  });
+});
