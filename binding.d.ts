@@ -11,6 +11,19 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** One cache instance: its back end and its delivery channel to JS. */
 export declare class NativeCache {
+  /** GET of `key` → the stored string or null. */
+  cacheGet(id: number, key: string): void
+  /** SET of `key` for `ttlMs` (1 ms … 30 days) → true. */
+  cacheSet(id: number, key: string, value: string, ttlMs: number): void
+  /** Revokes and deletes up to [`MAX_DEL_KEYS`] keys → how many existed. */
+  cacheDel(id: number, keys: Array<string>): void
+  /** The miss read of `key`: `[rev, t]`, or `[rev, t, value]` when a value is there now. */
+  cacheMissRead(id: number, key: string): void
+  /**
+   * A loader's fill of `key`, written only if nothing revoked it since the miss read that
+   * gave `rev` and `t` → true if written, false if refused.
+   */
+  cacheFill(id: number, key: string, value: string, ttlMs: number, rev: string, t: string): void
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker: a health check sees (and brings about) the recovery.

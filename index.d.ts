@@ -1306,7 +1306,7 @@ export declare function hashToken(token: string): string;
  */
 export interface OperationTraceContext {
   /** The service of the call (`'health'`: `ping`). */
-  service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'health';
+  service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'cache' | 'health';
   /** The method called: `'getSession'`, `'checkLimit'`, `'acquire'`, `'ping'`, … */
   operation: string;
   /** The key's family (`'session'`, `'perm:user'`, `'rate'`, `'lock:approval'`, a channel name);
@@ -1321,3 +1321,103 @@ export interface OperationTraceContext {
   /** The rejection (or synchronous throw) of a failing call. */
   error?: unknown;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The general cache: get / set / del / wrap (docs/cache.md), on the module and on every Cache.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A value the general cache stores: anything `JSON.stringify` can write (it comes back as
+ * `JSON.parse` reads it), or a `Buffer` (it comes back a `Buffer`).
+ */
+export type CacheValue = unknown;
+
+/** Options of `set()`. */
+export interface SetOptions {
+  /** Required: seconds the entry lives, more than 0 and at most 30 days (2 592 000). Missing:
+   * a TypeError (`ERR_INVALID_ARG`); out of range: a RangeError (`ERR_OUT_OF_RANGE`). */
+  ttlSec: number;
+}
+
+/** `wrap()`'s `near` as an object. */
+export interface NearOptions {
+  /** How long (ms) a value stays in process memory: more than 0, at most `ttlSec` × 1000. */
+  ttlMs: number;
+}
+
+/** Options of `wrap()`. */
+export interface WrapOptions {
+  /** Required: seconds a loaded value stays fresh (more than 0, at most 30 days). */
+  ttlSec: number;
+  /** Seconds past `ttlSec` during which the old value is still served at once while ONE
+   * background refresh (per process) calls the loader; default 0 (none). The entry's Redis TTL
+   * is `ttlSec + staleSec` (at most 30 days in all). */
+  staleSec?: number;
+  /** Keep the decoded value in process memory: `true` (5 s, at most `ttlSec`) or `{ ttlMs }`.
+   * Used only while this instance's pub/sub subscription is up (`pubsub.subscribe()`); every
+   * invalidation this node makes or hears (`invalidateKeys`, `invalidatePattern`, …) voids it,
+   * as does a local `del`/`set` of the key. Bounded: 1000 entries, 16 MiB. The value is
+   * shared between callers: treat it as read-only. */
+  near?: boolean | NearOptions;
+  /** The loader's time limit in ms (default 10 000, at most 600 000): past it every waiting
+   * caller gets an error with `code: 'ERR_LOADER_TIMEOUT'` and nothing is cached. */
+  loaderTimeoutMs?: number;
+}
+
+/** `stats().cache`: the general cache's counters. */
+export interface GeneralCacheStats extends ServiceStats {
+  /** Loader values not cached because a `del` (or `invalidateKeys`/`invalidatePattern`) came after their miss read. */
+  staleFills: number;
+  /** Values served past their fresh time (`staleSec`). */
+  staleServed: number;
+  /** Background refreshes started (`staleSec`). */
+  refreshes: number;
+  /** Background refreshes that failed (the loader threw or timed out). */
+  refreshErrors: number;
+  /** Loader calls past `loaderTimeoutMs`. */
+  loaderTimeouts: number;
+  /** Loader values that could not be stored (not serialisable, over `maxValueBytes`): answered, not cached. */
+  uncacheable: number;
+  /** Stored values in no form this cache writes (another client's): read as a miss. */
+  corrupt: number;
+  /** `wrap` calls answered from the near cache (counted in `hits` too). */
+  nearHits: number;
+}
+
+/** `stats()`, continued: the general cache's counters. */
+export interface Stats {
+  /** The general cache (`get`, `set`, `del`, `wrap`). */
+  cache: GeneralCacheStats;
+}
+
+/** The general cache's methods, on the module and on every `Cache`. */
+export interface GeneralCacheMethods {
+  /** The value under `key` (keyPrefix applied), or `null` on a miss or when Redis failed
+   * (counted in `stats().cache.errors`). A key is a non-empty string of at most 512 bytes
+   * without control characters (else TypeError `ERR_INVALID_ARG`, RangeError when too long). */
+  get<T = unknown>(key: string): Promise<T | null>;
+  /** Stores `value` for `ttlSec` (required) → true, or false when Redis failed. Over
+   * `maxValueBytes` (its stored form: JSON, or base64 for a Buffer): RangeError
+   * `ERR_VALUE_TOO_LARGE`, nothing written. */
+  set(key: string, value: CacheValue, options: SetOptions): Promise<boolean>;
+  /** Deletes one key or up to 1000 → how many existed (0 when Redis failed). A revocation: a
+   * `wrap` load whose miss read came before it is answered to its caller but not cached. */
+  del(keyOrKeys: string | readonly string[]): Promise<number>;
+  /** Read-through: the cached value, else `loader()` (once for all concurrent callers of this
+   * process), cached for `ttlSec` unless revoked meanwhile. Redis failing: the loader answers,
+   * nothing is cached. A loader's rejection (or `ERR_LOADER_TIMEOUT`) reaches every waiting
+   * caller. A loader answering `undefined` is answered, not cached. */
+  wrap<T>(key: string, loader: () => T | Promise<T>, options: WrapOptions): Promise<T>;
+}
+
+/** Every `Cache` (the module's default instance included) is also a general cache. */
+export interface Cache extends GeneralCacheMethods {}
+
+/** {@inheritDoc GeneralCacheMethods.get} */
+export declare function get<T = unknown>(key: string): Promise<T | null>;
+/** {@inheritDoc GeneralCacheMethods.set} */
+export declare function set(key: string, value: CacheValue, options: SetOptions): Promise<boolean>;
+/** {@inheritDoc GeneralCacheMethods.del} */
+export declare function del(keyOrKeys: string | readonly string[]): Promise<number>;
+/** {@inheritDoc GeneralCacheMethods.wrap} */
+export declare function wrap<T>(key: string, loader: () => T | Promise<T>, options: WrapOptions): Promise<T>;

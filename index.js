@@ -47,6 +47,11 @@ module.exports = {
   },
   getSessionWithFallback: (token) => defaultCache.getSessionWithFallback(token),
   invalidateSession: (tokenHash) => defaultCache.invalidateSession(tokenHash),
+  // The general cache (docs/cache.md).
+  get: (key) => defaultCache.get(key),
+  set: (key, value, opts) => defaultCache.set(key, value, opts),
+  del: (keyOrKeys) => defaultCache.del(keyOrKeys),
+  wrap: (key, loader, opts) => defaultCache.wrap(key, loader, opts),
   ...keys,
 
   Cache,

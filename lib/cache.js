@@ -6,6 +6,7 @@ const { SessionCache } = require('./session');
 const { DistributedLock } = require('./lock');
 const { PermissionCache } = require('./permissions');
 const { PubSub } = require('./pubsub');
+const { GeneralCache } = require('./general_cache');
 const { RateLimiter, parseRateLimits, parseInsurance, parseIpv6Subnet } = require('./rate_limit');
 const keys = require('./keys');
 const { EventEmitter } = require('events');
@@ -37,6 +38,7 @@ class Cache extends EventEmitter {
     this.permissionCache = new PermissionCache(this.ctx);
     this.pubsub = new PubSub(this.ctx);
     this.rateLimiter = new RateLimiter(this.ctx, rateLimits, this.pubsub);
+    this.generalCache = new GeneralCache(this.ctx, this.pubsub);
     instrument(this);
     debug('cache created for %s', describeTarget(this.ctx.options));
   }
@@ -48,6 +50,23 @@ class Cache extends EventEmitter {
 
   invalidateSession(tokenHash) {
     return this.sessionCache.invalidateSession(tokenHash);
+  }
+
+  // The general cache (lib/general_cache.js, docs/cache.md).
+  get(key) {
+    return this.generalCache.get(key);
+  }
+
+  set(key, value, opts) {
+    return this.generalCache.set(key, value, opts);
+  }
+
+  del(keyOrKeys) {
+    return this.generalCache.del(keyOrKeys);
+  }
+
+  wrap(key, loader, opts) {
+    return this.generalCache.wrap(key, loader, opts);
   }
 
   // Replaces the configuration (and reconnects). Throws TypeError/RangeError on bad options.

@@ -6,7 +6,7 @@
 const { performance } = require('perf_hooks');
 const { OPERATIONS } = require('./tracing');
 
-const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub'];
+const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub', 'cache'];
 
 // Upper bounds (seconds) of the latency histogram's buckets; '+Inf' follows.
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];

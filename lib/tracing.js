@@ -3,7 +3,7 @@
 // TracingChannel `bisman-cache:operation` (start, end, asyncStart, asyncEnd, error), as
 // node-redis (`node-redis:command`) and ioredis (`ioredis:command`) publish their commands.
 // The context object of one call:
-//   service        'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'health'
+//   service        'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'cache' | 'health'
 //   operation      the method called: 'getSession', 'checkLimit', 'acquire', …
 //   keyFamily      the family of the key it works on ('session', 'perm:user', 'rate',
 //                  'lock:approval', …): never a token, a token hash, an IP, an id or any other
@@ -33,6 +33,14 @@ const named = (prefix, pattern, fallback) => (name) => (typeof name === 'string'
 const lockOf = named('lock:', FAMILY_NAME, 'lock');
 const channelOf = named('', CHANNEL_FAMILY, 'pubsub');
 const mutexFamily = () => 'lock:mutex';
+// The general cache: a key's first ':' segment when it is a family name, else 'cache' (an
+// array of keys: its first key's).
+const keyFamily = (key) => {
+  const k = Array.isArray(key) ? key[0] : key;
+  if (typeof k !== 'string') return 'cache';
+  const seg = k.split(':', 1)[0];
+  return FAMILY_NAME.test(seg) ? seg : 'cache';
+};
 
 // service → the object of the cache instance that carries it, and its traced methods with their
 // key family (a string, a function of the first argument, or null).
@@ -103,6 +111,11 @@ const SERVICES = [
       invalidateKeys: 'keys',
       invalidatePattern: 'keys',
     },
+  ],
+  [
+    'cache',
+    (cache) => cache.generalCache,
+    { get: keyFamily, set: keyFamily, del: keyFamily, wrap: keyFamily },
   ],
   ['health', (cache) => cache, { ping: null }],
 ];

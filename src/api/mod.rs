@@ -1,6 +1,7 @@
 //! The `#[napi]` surface: one file per service, each an `impl NativeCache` block (or free
 //! functions) that checks its input, then calls the store through the bridge.
 
+pub mod cache;
 pub mod health;
 pub mod lock;
 pub mod names;

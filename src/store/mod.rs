@@ -5,6 +5,7 @@
 //! a Lua script for Redis, one critical section for memory. Keys are given unprefixed; the
 //! store applies `keyPrefix`.
 
+pub mod cache;
 pub mod circuit;
 pub mod cluster_ops;
 pub mod codec;

@@ -1,0 +1,484 @@
+'use strict';
+// The general cache: get / set / del / wrap on any key under keyPrefix (docs/cache.md).
+//
+// Stored form (a string; the tag lets a Buffer come back a Buffer):
+//   'j' + JSON            a JSON value
+//   'b' + base64          a Buffer
+//   's' + freshUntil + ':' + one of the above
+//                         written by wrap with staleSec: fresh until that time (epoch ms of the
+//                         writer's clock), then served stale while one refresh runs
+// A value in any other form (written by another client) reads as a miss, counted in `corrupt`.
+//
+// wrap's fills are guarded like the session loader's (src/store/revision.rs): a miss read gives
+// the key's revision and time, the fill is written only if the revision has not moved; `del`
+// bumps it. invalidateKeys/invalidatePattern (lib/pubsub.js) do not bump revisions: the loads
+// in flight that they match are marked here, on this node at once and on the others when the
+// cache:invalidate message arrives, and a marked load is not cached.
+
+const { typeError, rangeError, checkString } = require('./errors');
+const { CHANNEL, CODES } = require('./rules');
+
+const MAX_TTL_SEC = 30 * 24 * 3600;
+const DEFAULT_LOADER_TIMEOUT_MS = 10000;
+const MAX_LOADER_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_NEAR_TTL_MS = 5000;
+// The per-process near cache of decoded values (wrap's `near`): its bounds.
+const NEAR_MAX_ENTRIES = 1000;
+const NEAR_MAX_BYTES = 16 * 1024 * 1024;
+// Most keys one del takes (src/api/cache.rs MAX_DEL_KEYS).
+const MAX_DEL_KEYS = 1000;
+
+const LOADER_TIMEOUT = 'ERR_LOADER_TIMEOUT';
+
+function checkSeconds(v, name, { required, max = MAX_TTL_SEC, zero = false }) {
+  if (v === undefined || v === null) {
+    if (required) throw typeError(`${name} is required (a number of seconds: nothing is cached forever)`);
+    return 0;
+  }
+  if (typeof v !== 'number') throw typeError(`${name} must be a number of seconds (got ${typeof v})`);
+  if (!Number.isFinite(v) || v > max || v < 0 || (!zero && v === 0)) {
+    throw rangeError(`${name} must be ${zero ? '0' : 'more than 0'} to ${max} seconds (got ${v})`);
+  }
+  return v;
+}
+
+function checkOptions(opts, name) {
+  if (opts === undefined || opts === null) throw typeError(`${name} needs options { ttlSec } (nothing is cached forever)`);
+  if (typeof opts !== 'object') throw typeError(`${name} options must be an object`);
+  return opts;
+}
+
+// The options of set → TTL in ms.
+function setTtlMs(opts) {
+  checkOptions(opts, 'set');
+  return Math.ceil(checkSeconds(opts.ttlSec, 'ttlSec', { required: true }) * 1000);
+}
+
+// The options of wrap, checked → { ttlMs, staleMs, nearTtlMs (0: off), loaderTimeoutMs }.
+function wrapOptions(opts) {
+  checkOptions(opts, 'wrap');
+  const ttlSec = checkSeconds(opts.ttlSec, 'ttlSec', { required: true });
+  const staleSec = checkSeconds(opts.staleSec, 'staleSec', { required: false, zero: true, max: MAX_TTL_SEC - ttlSec });
+  let nearTtlMs = 0;
+  const near = opts.near;
+  if (near === true) nearTtlMs = Math.min(DEFAULT_NEAR_TTL_MS, ttlSec * 1000);
+  else if (near !== undefined && near !== null && near !== false) {
+    if (typeof near !== 'object' || typeof near.ttlMs !== 'number') throw typeError('near must be a boolean or { ttlMs }');
+    if (!Number.isFinite(near.ttlMs) || near.ttlMs <= 0 || near.ttlMs > ttlSec * 1000) {
+      throw rangeError(`near.ttlMs must be more than 0 and at most ttlSec × 1000 (got ${near.ttlMs})`);
+    }
+    nearTtlMs = near.ttlMs;
+  }
+  let loaderTimeoutMs = DEFAULT_LOADER_TIMEOUT_MS;
+  if (opts.loaderTimeoutMs !== undefined && opts.loaderTimeoutMs !== null) {
+    const v = opts.loaderTimeoutMs;
+    if (typeof v !== 'number') throw typeError(`loaderTimeoutMs must be a number (got ${typeof v})`);
+    if (!Number.isFinite(v) || v <= 0 || v > MAX_LOADER_TIMEOUT_MS) throw rangeError(`loaderTimeoutMs must be more than 0 to ${MAX_LOADER_TIMEOUT_MS} (got ${v})`);
+    loaderTimeoutMs = v;
+  }
+  return { ttlMs: Math.ceil(ttlSec * 1000), staleMs: Math.ceil(staleSec * 1000), nearTtlMs, loaderTimeoutMs };
+}
+
+// A value → its stored form (TypeError when it is neither a Buffer nor JSON-serialisable).
+function encode(value, freshUntil) {
+  let body;
+  if (Buffer.isBuffer(value)) body = 'b' + value.toString('base64');
+  else {
+    let json;
+    try {
+      json = JSON.stringify(value);
+    } catch (err) {
+      throw typeError(`the value is not serialisable to JSON: ${err.message}`);
+    }
+    if (json === undefined) throw typeError(`the value is not serialisable to JSON (got ${typeof value})`);
+    body = 'j' + json;
+  }
+  return freshUntil === undefined ? body : `s${freshUntil}:${body}`;
+}
+
+// A stored string → { value, freshUntil } (freshUntil Infinity when it has none), or null
+// when it is not in a form this cache writes.
+function decode(s) {
+  let freshUntil = Infinity;
+  let body = s;
+  if (s.charCodeAt(0) === 115 /* s */) {
+    const colon = s.indexOf(':');
+    freshUntil = colon > 1 ? Number(s.slice(1, colon)) : NaN;
+    if (!Number.isFinite(freshUntil)) return null;
+    body = s.slice(colon + 1);
+  }
+  const tag = body.charCodeAt(0);
+  try {
+    if (tag === 106 /* j */) return { value: JSON.parse(body.slice(1)), freshUntil };
+  } catch {
+    return null;
+  }
+  if (tag === 98 /* b */) return { value: Buffer.from(body.slice(1), 'base64'), freshUntil };
+  return null;
+}
+
+// A Redis glob (MATCH syntax: * ? [set] [^set] [a-z] \x) → a RegExp over whole keys.
+function globRegExp(pattern) {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*') re += '[\\s\\S]*';
+    else if (c === '?') re += '[\\s\\S]';
+    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]);
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 1);
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
+      let set = pattern.slice(i + 1, end);
+      const negate = set[0] === '^';
+      if (negate) set = set.slice(1);
+      re += `[${negate ? '^' : ''}${set.replace(/[\\\]]/g, '\\$&')}]`;
+      i = end;
+    } else re += escapeRe(c);
+  }
+  return new RegExp(re + '$');
+}
+
+const escapeRe = (c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+// Rejects with ERR_LOADER_TIMEOUT when `promise` has not settled within `ms`.
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const e = new Error(`the loader did not answer within ${ms} ms (nothing was cached)`);
+      e.code = LOADER_TIMEOUT;
+      reject(e);
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+class GeneralCache {
+  constructor(ctx, pubsub) {
+    this.ctx = ctx;
+    this.stats = ctx.stats.cache = {
+      hits: 0,
+      misses: 0,
+      fallbacks: 0,
+      loaderCalls: 0,
+      errors: 0,
+      // Loader values not cached because a revocation came after their miss read.
+      staleFills: 0,
+      // Values served past their fresh time (staleSec), and the refreshes that started.
+      staleServed: 0,
+      refreshes: 0,
+      refreshErrors: 0,
+      loaderTimeouts: 0,
+      // Loader values that could not be stored (not serialisable, over maxValueBytes).
+      uncacheable: 0,
+      // Stored values not in a form this cache writes (read as a miss).
+      corrupt: 0,
+      nearHits: 0,
+    };
+    // wrap's near cache: key → { value, gen, expires, freshUntil, bytes }, at most
+    // NEAR_MAX_ENTRIES entries and NEAR_MAX_BYTES bytes (of their stored form), oldest first out.
+    this.near = new Map();
+    this.nearBytes = 0;
+    // The loads in flight (wrap's and the stale refreshes'): key → Set of { revoked }.
+    this.loading = new Map();
+    // The keys whose stale value is being refreshed.
+    this.refreshing = new Set();
+    // invalidateKeys / invalidatePattern on this node (called by lib/pubsub.js before the
+    // native call) and on the others (their cache:invalidate message).
+    ctx.onInvalidate = (msg) => this.invalidated(msg);
+    pubsub.onMessage(CHANNEL.cache, (msg) => this.invalidated(msg));
+
+    this.getStart = (n, id, key) => {
+      checkString(key, 'key');
+      n.cacheGet(id, key);
+    };
+    this.getValue = (s) => {
+      const d = this.read(s);
+      return d === null ? null : d.value;
+    };
+    this.getError = ctx.soft('cache', null);
+  }
+
+  // A stored string → its decoded form, counting the hit or the miss.
+  read(s) {
+    if (s === null) {
+      this.stats.misses++;
+      return null;
+    }
+    const d = decode(s);
+    if (d === null) {
+      this.stats.corrupt++;
+      this.stats.misses++;
+      return null;
+    }
+    this.stats.hits++;
+    return d;
+  }
+
+  // → the value, or null (a miss, or Redis failed: counted in errors).
+  get(key) {
+    return this.ctx.opArg(this.getStart, key, this.getValue, this.getError);
+  }
+
+  // → true, or false when Redis failed. `ttlSec` is required.
+  set(key, value, opts) {
+    return this.ctx.op(
+      (n, id) => {
+        checkString(key, 'key');
+        const ttlMs = setTtlMs(opts);
+        const s = encode(value);
+        this.nearDrop(key);
+        n.cacheSet(id, key, s, ttlMs);
+      },
+      undefined,
+      this.ctx.soft('cache', false),
+    );
+  }
+
+  // → how many of the keys existed (0 when Redis failed). A del is a revocation: a wrap load
+  // whose miss read came before it is not cached, on any node.
+  del(keyOrKeys) {
+    return this.ctx.op(
+      (n, id) => {
+        const keys = typeof keyOrKeys === 'string' ? [keyOrKeys] : keyOrKeys;
+        if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
+          throw typeError('del takes a key (a string) or an array of keys');
+        }
+        if (keys.length > MAX_DEL_KEYS) throw rangeError(`del takes at most ${MAX_DEL_KEYS} keys (got ${keys.length})`, CODES.valueTooLarge);
+        n.cacheDel(id, keys);
+        for (const k of keys) {
+          this.nearDrop(k);
+          this.ctx.detachFlights(`cache:${k}#`);
+        }
+      },
+      undefined,
+      this.ctx.soft('cache', 0),
+    );
+  }
+
+  // Read-through: the cached value, else `loader()` once for all concurrent callers of this
+  // process, its value cached for ttlSec (+ staleSec) unless a revocation came meanwhile.
+  wrap(key, loader, opts) {
+    let o;
+    try {
+      checkString(key, 'key');
+      if (typeof loader !== 'function') throw typeError('loader must be a function');
+      o = wrapOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const gen = o.nearTtlMs > 0 ? this.nearGen() : NaN;
+    if (!Number.isNaN(gen)) {
+      const e = this.near.get(key);
+      if (e !== undefined) {
+        const now = Date.now();
+        if (e.gen === gen && e.expires > now && e.freshUntil > now) {
+          this.stats.nearHits++;
+          this.stats.hits++;
+          return Promise.resolve(e.value);
+        }
+        this.nearDrop(key);
+      }
+    }
+    const call = { key, loader, o, gen };
+    return this.ctx.opArg(this.getStart, key, (s) => this.wrapValue(s, call), (err) => this.wrapError(err, call));
+  }
+
+  wrapValue(s, call) {
+    const d = this.read(s);
+    if (d === null) return this.missRead(call);
+    return this.serve(d, s.length, call);
+  }
+
+  // A value read from Redis: fresh, or stale (served while one refresh runs).
+  serve(d, bytes, call) {
+    if (d.freshUntil <= Date.now()) {
+      this.stats.staleServed++;
+      this.refresh(call);
+    } else if (!Number.isNaN(call.gen)) {
+      this.nearPut(call.key, d.value, call.gen, call.o.nearTtlMs, d.freshUntil, bytes);
+    }
+    return d.value;
+  }
+
+  // Redis failed: the loader answers (once for all concurrent callers), nothing is cached.
+  wrapError(err, call) {
+    this.ctx.failed('cache', err);
+    return this.load(call, null, null);
+  }
+
+  // A miss: the miss read (a value written meanwhile, or the revision that guards the fill).
+  missRead(call) {
+    return this.ctx.op(
+      (n, id) => n.cacheMissRead(id, call.key),
+      (r) => {
+        const d = r.length > 2 ? decode(r[2]) : null;
+        if (d !== null) {
+          this.stats.misses--;
+          this.stats.hits++;
+          return this.serve(d, r[2].length, call);
+        }
+        return this.load(call, r[0], r[1]);
+      },
+      (err) => {
+        this.ctx.failed('cache', err);
+        return this.load(call, null, null);
+      },
+    );
+  }
+
+  // The loader's value for `call.key`, filled under the revision `rev` seen at time `t`
+  // (null: not cached).
+  load(call, rev, t) {
+    return this.ctx.singleFlight(`cache:${call.key}#${rev === null ? '-' : rev}`, async () => {
+      const value = await this.runLoader(call, rev, t);
+      this.stats.fallbacks++;
+      return value;
+    });
+  }
+
+  // Calls the loader (bounded by loaderTimeoutMs) and, when rev is given, fills the key.
+  async runLoader(call, rev, t) {
+    const { key, loader, o } = call;
+    const mark = { revoked: false };
+    let marks = this.loading.get(key);
+    if (marks === undefined) this.loading.set(key, (marks = new Set()));
+    marks.add(mark);
+    try {
+      this.stats.loaderCalls++;
+      let value;
+      try {
+        value = await withTimeout(
+          Promise.resolve().then(() => loader()),
+          o.loaderTimeoutMs,
+        );
+      } catch (err) {
+        if (err && err.code === LOADER_TIMEOUT) this.stats.loaderTimeouts++;
+        throw err;
+      }
+      if (rev !== null && value !== undefined && !mark.revoked) await this.fill(call, value, rev, t, mark);
+      return value;
+    } finally {
+      marks.delete(mark);
+      if (marks.size === 0 && this.loading.get(key) === marks) this.loading.delete(key);
+    }
+  }
+
+  // The guarded write of a loader's value (waited for, so that the next call finds it).
+  fill(call, value, rev, t, mark) {
+    const { key, o } = call;
+    const freshUntil = o.staleMs > 0 ? Date.now() + o.ttlMs : undefined;
+    let s;
+    try {
+      s = encode(value, freshUntil);
+    } catch {
+      this.stats.uncacheable++; // not serialisable: the caller still gets the value
+      return undefined;
+    }
+    return this.ctx
+      .op(
+        (n, id) => n.cacheFill(id, key, s, o.ttlMs + o.staleMs, rev, t),
+        (written) => {
+          if (!written) this.stats.staleFills++;
+          else if (!mark.revoked && !Number.isNaN(call.gen)) this.nearPut(key, value, call.gen, o.nearTtlMs, freshUntil === undefined ? Infinity : freshUntil, s.length);
+        },
+        this.ctx.soft('cache', undefined),
+      )
+      .catch(() => {
+        this.stats.uncacheable++; // over maxValueBytes: the caller still gets the value
+      });
+  }
+
+  // One background refresh of a stale key (per process); its failure is counted, never thrown.
+  refresh(call) {
+    const { key } = call;
+    if (this.refreshing.has(key)) return;
+    this.refreshing.add(key);
+    this.stats.refreshes++;
+    const done = () => this.refreshing.delete(key);
+    this.ctx
+      .op(
+        (n, id) => n.cacheMissRead(id, key),
+        (r) => this.runLoader({ ...call, gen: NaN }, r[0], r[1]),
+        (err) => {
+          this.ctx.failed('cache', err);
+        },
+      )
+      .then(done, () => {
+        this.stats.refreshErrors++;
+        done();
+      });
+  }
+
+  // invalidateKeys / invalidatePattern (this node's call, or another node's message): the
+  // loads in flight on matching keys are not cached; the near cache is voided by the
+  // generation word (every invalidation moves it), and matching entries are dropped here too.
+  invalidated(msg) {
+    if (msg === null || typeof msg !== 'object') return;
+    if (Array.isArray(msg.keys)) {
+      for (const k of msg.keys) {
+        if (typeof k !== 'string') continue;
+        this.nearDrop(k);
+        const marks = this.loading.get(k);
+        if (marks !== undefined) for (const m of marks) m.revoked = true;
+        this.ctx.detachFlights(`cache:${k}#`);
+      }
+    }
+    if (typeof msg.pattern === 'string') {
+      let re;
+      try {
+        re = globRegExp(msg.pattern);
+      } catch {
+        this.nearClear();
+        return;
+      }
+      for (const k of [...this.near.keys()]) if (re.test(k)) this.nearDrop(k);
+      for (const [k, marks] of this.loading) {
+        if (!re.test(k)) continue;
+        for (const m of marks) m.revoked = true;
+        this.ctx.detachFlights(`cache:${k}#`);
+      }
+    }
+  }
+
+  // The near cache's generation (lib/near_l1.js: moved by every invalidation this node applies
+  // or hears, NaN while the subscription is down or the near cache is off).
+  nearGen() {
+    const l1 = this.ctx.bridgeInstance === null ? null : this.ctx.nearL1;
+    return l1 === null ? NaN : l1.live();
+  }
+
+  nearPut(key, value, gen, ttlMs, freshUntil, bytes) {
+    this.nearDrop(key);
+    const size = bytes;
+    if (size > NEAR_MAX_BYTES) return;
+    this.near.set(key, { value, gen, expires: Date.now() + ttlMs, freshUntil, bytes: size });
+    this.nearBytes += size;
+    for (const [k] of this.near) {
+      if (this.near.size <= NEAR_MAX_ENTRIES && this.nearBytes <= NEAR_MAX_BYTES) break;
+      this.nearDrop(k);
+    }
+  }
+
+  nearDrop(key) {
+    const e = this.near.get(key);
+    if (e === undefined) return;
+    this.near.delete(key);
+    this.nearBytes -= e.bytes;
+  }
+
+  nearClear() {
+    this.near.clear();
+    this.nearBytes = 0;
+  }
+
+  // Live near entries (for tests and stats).
+  nearSize() {
+    return this.near.size;
+  }
+}
+
+module.exports = { GeneralCache, encode, decode, globRegExp, LOADER_TIMEOUT };
