@@ -7,7 +7,7 @@
 //      holding the binary, and proves neither holds a test hook,
 //   2b. lints the tarballs: publint (package.json fields and files) on both, and
 //      @arethetypeswrong/cli (the types under node10, node16 CJS and ESM, bundler resolution) on
-//      the root package,
+//      the root package; `npm publish --dry-run` of both (to an unreachable loopback registry),
 //   3. installs both tarballs into a new temporary project with cargo and rustc off the PATH,
 //   4. there requires the package (CommonJS, ESM, the drop-in subpaths) and runs a few calls on
 //      memory:// and on a real redis-server.
@@ -145,6 +145,15 @@ async function main() {
 
     console.log('\n== 2b. lint the packed tarballs (publint, @arethetypeswrong/cli)');
     lintTarballs(path.join(tmp, rootTgz.filename), path.join(tmp, platTgz.filename));
+    // What the release workflow runs, without publishing: npm's own checks of each package
+    // (name, version, files, access). The registry is an unreachable loopback address, so
+    // nothing leaves this machine.
+    for (const dir of [path.join(raw, 'package'), platDir]) {
+      const r = run('npm', ['publish', '--dry-run', '--ignore-scripts', '--access', 'public', '--registry', 'http://127.0.0.1:9/'], { capture: true, cwd: dir });
+      const name = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name;
+      if (!/total files/.test(`${r.stdout}${r.stderr}`)) fail(`npm publish --dry-run of ${name} printed no package summary`);
+      console.log(`  npm publish --dry-run ${name}: ok`);
+    }
 
     console.log('\n== 3. install both into a new project, cargo and rustc off the PATH');
     const app = path.join(tmp, 'app');
