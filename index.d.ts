@@ -1,16 +1,48 @@
 // Type declarations of @bisman/cache (hand-written façade over the generated binding.d.ts).
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
+// `@types/express` is optional. With it, the middleware and its callbacks take Express's
+// `Request` and `Response`; without it these imports do not resolve (the directive silences
+// the missing module) and the structural `HttpRequest`/`ServerResponse` below apply instead.
+// @ts-ignore
+import type { Request as ExpressRequestIfInstalled, Response as ExpressResponseIfInstalled } from 'express';
+
+/**
+ * A session as stored under `session:{tokenHash}`: JSON, any fields; `expires_at` (or `expiresAt`)
+ * bounds its life in the cache.
+ */
 export interface SessionData {
+  /**
+   * The user the session belongs to: it joins `session:user:{userId}` (for
+   * `invalidateUserSessions`).
+   */
   user_id?: string | number;
+  /** Same as `user_id` (either spelling is read). */
   userId?: string | number;
+  /**
+   * When the session ends (ISO string, epoch ms or Date): the cache entry expires then; one already
+   * past is not stored.
+   */
   expires_at?: string | number | Date;
+  /** Same as `expires_at` (either spelling is read). */
   expiresAt?: string | number | Date;
+  /** Any other JSON field is stored and returned as given. */
   [field: string]: unknown;
 }
 
+/** Where an answer came from: the cache (near cache or Redis) or the database loader. */
 export type Source = 'cache' | 'database';
+/**
+ * An id or resource name: a number, or a non-empty string without whitespace, control or glob
+ * characters (`* ? [ ]`), at most 512 bytes; else a TypeError/RangeError
+ * (`ERR_INVALID_ARG`/`ERR_VALUE_TOO_LARGE`).
+ */
 export type Id = string | number;
 
+/**
+ * The database lookups behind the `…WithFallback` calls (and the permission checks on a miss). Each
+ * may answer a value or a promise; a throw or rejection is the caller's rejection.
+ */
 export interface Loaders {
   /** The database lookup of a raw session token; null when there is no such session. */
   session?: (token: string) => Promise<SessionData | null> | SessionData | null;
@@ -22,9 +54,16 @@ export interface Loaders {
 
 /** `'*'` in `modules` grants every module; `'*'` in a page's list every action on that page. */
 export interface PermissionSnapshot {
+  /** The user's role; a role in `superRoles` (default `SUPER_ADMIN`) grants every module and page. */
   role?: string | number;
+  /** Modules granted, e.g. `['INVENTORY', 'FINANCE']`. */
   modules?: string[];
-  pages?: { [page: string]: string[] };
+  /** Actions granted by page, e.g. `{ 'inventory-items': ['view', 'edit'] }`. */
+  pages?: {
+    /** The actions granted on `page` (`'*'`: every action). */
+    [page: string]: string[];
+  };
+  /** Any other JSON field is stored and returned as given. */
   [field: string]: unknown;
 }
 
@@ -46,6 +85,10 @@ export interface TlsOptions {
   rejectUnauthorized?: boolean;
 }
 
+/**
+ * Options of `configure()` and `createCache()`; every field is optional. A bad value is a TypeError
+ * or RangeError with a `code` (`ERR_INVALID_ARG`), and nothing changes.
+ */
 export interface CacheOptions {
   /** `redis://…`, `rediss://…`, `unix:///path` or `redis+unix:///path` (`?db=`, `?user=`,
    * `?pass=`), `memory://[name]`; default `process.env.REDIS_URL`; unset: disabled. */
@@ -53,7 +96,12 @@ export interface CacheOptions {
   /** Redis Cluster: seed node URLs `['redis://h:7000', …]` (instead of `url`). */
   cluster?: string[];
   /** Redis Sentinel: the monitored primary's name and the sentinels' URLs (instead of `url`). */
-  sentinel?: { masterName: string; nodes: string[] };
+  sentinel?: {
+    /** The name the sentinels monitor the primary under (`sentinel monitor <name> …`). */
+    masterName: string;
+    /** The sentinels' URLs, `['redis://h:26379', …]`. */
+    nodes: string[];
+  };
   /** Prepended to every key, e.g. `'erp:prod:'`. */
   keyPrefix?: string;
   /** Names this node in lock owners and pub/sub messages (default: the host name). */
@@ -88,6 +136,7 @@ export interface CacheOptions {
   /** TLS settings, `rediss://` only (refused with a `TypeError` with any other URL). A TLS
    * URL never falls back to plaintext. */
   tls?: TlsOptions;
+  /** The database lookups used on a cache miss (see {@link Loaders}). */
   loaders?: Loaders;
   /** Near cache of permission snapshots: TTL in ms, 0 … 60000 (default 5000; 0 disables). */
   nearCacheTtlMs?: number;
@@ -114,6 +163,7 @@ export interface CacheOptions {
   rateLimits?: RateLimits;
 }
 
+/** One limit: at most `max` hits per fixed window of `windowSec` seconds. */
 export interface RateLimit {
   /** Hits allowed per window (whole number, 0 … 1e9). */
   max: number;
@@ -121,38 +171,95 @@ export interface RateLimit {
   windowSec: number;
 }
 
+/** Limits by endpoint path (`'/api/auth/login'`), and `default` for every other endpoint. */
 export interface RateLimits {
+  /** The limit of every endpoint not listed (default 100 per 60 s). */
   default?: RateLimit;
+  /** The limit of this endpoint path. */
   [endpoint: string]: RateLimit | undefined;
 }
 
+/** The answer of `checkLimit` (and `req.rateLimit` under the middleware). */
 export interface RateLimitResult {
+  /** Whether this hit is within the limit (true too when Redis failed: fail-open, `total` 0). */
   allowed: boolean;
+  /** Hits left in this window after this one (0 when blocked). */
   remaining: number;
   /** Whole seconds until the window ends. */
   resetIn: number;
   /** Hits in this window, this one included. */
   total: number;
+  /** The limit of the window (`max`). */
   limit: number;
 }
 
+/** One live counter of `getIpStatus`. */
 export interface IpLimitStatus {
+  /** Hits counted in the current window. */
   current: number;
+  /** The limit of the window. */
   limit: number;
+  /** Whole seconds until the window ends. */
   resetIn: number;
 }
 
-/** `(req, res, next)`: Express middleware (it also works on plain node:http requests). It sets
- * `req.rateLimit` (a {@link RateLimitResult}) and the headers `RateLimit-Policy` (`5;w=60`),
- * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every counted response. */
-export type RateLimitMiddleware = (req: any, res: any, next: (err?: unknown) => void) => void;
+/** A shape no real type has: an import that did not resolve (an error type, assignable to
+ * everything) is the only thing that matches it. */
+interface Unresolved {
+  /** A property no real type declares. */
+  readonly __bismanCacheUnresolvedImport: never;
+}
 
+/**
+ * The request as the middleware reads it without `@types/express`: a node:http request with the
+ * fields Express adds, each read only when present (`ip` is the client address the limits count;
+ * without it the socket's address is used).
+ */
+export interface HttpRequest extends IncomingMessage {
+  /** The client address (Express: decided by `trust proxy`). */
+  ip?: string;
+  /** The request path without the query string (Express); else taken from `url`. */
+  path?: string;
+  /** The parsed body, read by `rateLimiter.keys.usernameAndIp(field)`. */
+  body?: unknown;
+  /** The parsed query string, read by `rateLimiter.keys.usernameAndIp(field)` after `body`. */
+  query?: unknown;
+  /** Set by the middleware on every counted request. */
+  rateLimit?: RateLimitResult;
+}
+
+/** Express's `Request` when `@types/express` is installed, else {@link HttpRequest}. */
+export type MiddlewareRequest = { t: ExpressRequestIfInstalled } extends { t: Unresolved } ? HttpRequest : ExpressRequestIfInstalled;
+
+/** Express's `Response` when `@types/express` is installed, else node:http's `ServerResponse`. */
+export type MiddlewareResponse = { t: ExpressResponseIfInstalled } extends { t: Unresolved } ? ServerResponse : ExpressResponseIfInstalled;
+
+/** The middleware's `next`: called with no argument to pass the request on, with an error to hand
+ * it to Express's error handler. */
+export type NextFunction = (err?: unknown) => void;
+
+/**
+ * `(req, res, next)`: Express middleware (an Express `RequestHandler`); it also works on plain
+ * node:http requests. It answers nothing (it calls `next()`, `next(err)` or responds 429/503).
+ * It sets `req.rateLimit` (a {@link RateLimitResult}) and the headers `RateLimit-Policy`
+ * (`5;w=60`), `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every counted
+ * response.
+ *
+ * @example
+ * router.post('/login', rateLimiter.authLimiter, authController.login);
+ */
+export type RateLimitMiddleware = (req: MiddlewareRequest | HttpRequest, res: MiddlewareResponse | ServerResponse, next: NextFunction) => void;
+
+/**
+ * Options of `rateLimiter.createLimiter()`. A bad value is a TypeError or RangeError
+ * (`ERR_INVALID_ARG`) from `createLimiter`, never from a request.
+ */
 export interface CreateLimiterOptions {
   /** A fixed limit for this middleware (default 100 when only windowSec is given), or a
    * function `(req) → number | Promise<number>` read per request (0 to the native maximum; an
    * invalid answer goes to Express's error handler). Without max and windowSec, each endpoint's
    * limit comes from `rateLimits`. */
-  max?: number | ((req: any) => number | Promise<number>);
+  max?: number | ((req: MiddlewareRequest) => number | Promise<number>);
   /** Default 60. */
   windowSec?: number;
   /** The limiter's own bucket (1 to 64 of `A-Z a-z 0-9 _ . : -`): every path it guards shares
@@ -164,7 +271,7 @@ export interface CreateLimiterOptions {
   perPath?: boolean;
   /** The client key (default `req.ip`, so Express's `trust proxy` decides); see
    * `rateLimiter.keys.usernameAndIp` for login limits. */
-  keyGenerator?: (req: any) => string | number | Promise<string | number>;
+  keyGenerator?: (req: MiddlewareRequest) => string | number | Promise<string | number>;
   /** Count the hit, then take it back when the response finishes successful
    * (`requestWasSuccessful`), e.g. a login limit that counts only failed attempts. */
   skipSuccessfulRequests?: boolean;
@@ -172,7 +279,7 @@ export interface CreateLimiterOptions {
    * closes before it finishes). */
   skipFailedRequests?: boolean;
   /** Whether a finished response counts as successful (default: status < 400). */
-  requestWasSuccessful?: (req: any, res: any) => boolean | Promise<boolean>;
+  requestWasSuccessful?: (req: MiddlewareRequest, res: MiddlewareResponse) => boolean | Promise<boolean>;
   /** Once over the limit, the client stays blocked this many seconds (stored in Redis: every
    * process sees the lockout; it never shortens the window). */
   blockDurationSec?: number;
@@ -188,13 +295,13 @@ export interface CreateLimiterOptions {
   /** Answer 503 instead of letting requests pass when Redis fails (default false: fail-open). */
   failClosed?: boolean;
   /** True (or a promise of true) lets the request through uncounted, without headers. */
-  skip?: (req: any, res: any) => boolean | Promise<boolean>;
+  skip?: (req: MiddlewareRequest, res: MiddlewareResponse) => boolean | Promise<boolean>;
   /** Answers a blocked request instead of the 429 JSON (headers and Retry-After are already set;
    * `req.rateLimit` holds the result). */
-  handler?: (req: any, res: any, next: (err?: unknown) => void, options: RateLimitHandlerOptions) => unknown;
+  handler?: (req: MiddlewareRequest, res: MiddlewareResponse, next: NextFunction, options: RateLimitHandlerOptions) => unknown;
   /** The 429 body instead of `{ error: 'Too many requests', retryAfter }`: a string is sent as
    * text, anything else as JSON; a function computes it. */
-  message?: unknown | ((req: any, res: any) => unknown | Promise<unknown>);
+  message?: unknown | ((req: MiddlewareRequest, res: MiddlewareResponse) => unknown | Promise<unknown>);
 }
 
 /** Key generators for `createLimiter({ keyGenerator })`. */
@@ -203,22 +310,40 @@ export interface RateLimitKeys {
    * username, or a function reads it. The key is `u~{hash of the username, NFKC, trimmed,
    * lower-cased}~{the client's address bucket}`: any input (huge, odd characters, not a string)
    * gives a short key and never an exception. */
-  usernameAndIp(field: string | ((req: any) => unknown)): (req: any) => string | Promise<string>;
+  usernameAndIp(field: string | ((req: MiddlewareRequest) => unknown)): (req: MiddlewareRequest) => string | Promise<string>;
 }
 
 /** What `handler` receives as its 4th argument. */
 export interface RateLimitHandlerOptions extends Omit<CreateLimiterOptions, 'max'> {
+  /** The limit in force for this request. */
   max: number;
+  /** Same as `max` (express-rate-limit's name). */
   limit: number;
+  /** The window, in seconds. */
   windowSec: number;
+  /** The window, in milliseconds (express-rate-limit's unit). */
   windowMs: number;
+  /** The status of a blocked request. */
   statusCode: 429;
+  /** The configured `message` (or the default body). */
   message: unknown;
 }
 
+/**
+ * Fixed-window rate limits by client address and endpoint, in Redis (`rate:{ip}:{endpoint}`), and
+ * the Express middleware built on them. `rateLimiter` is the module's instance.
+ */
 export declare class RateLimiter {
-  /** Fixed window per IP and endpoint; fails open (allowed, total 0) when Redis fails. An
-   * address counts under its bucket (`::ffff:1.2.3.4` → `1.2.3.4`; IPv6 by `ipv6Subnet`). */
+  /**
+   * Counts one hit of `ip` on `endpoint` in a fixed window (`rateLimits[endpoint]`, else
+   * `rateLimits.default`) → `{ allowed, remaining, resetIn (whole seconds), total, limit }`.
+   * Fails open (allowed, `total` 0) when Redis fails or is skipped; never rejects for that. An
+   * address counts under its bucket (`::ffff:1.2.3.4` → `1.2.3.4`; IPv6 by `ipv6Subnet`). A
+   * non-string/number ip or a non-string endpoint: TypeError (`ERR_INVALID_ARG`).
+   * @example
+   * const result = await rateLimiter.checkLimit(req.ip, '/api/auth/login');
+   * if (!result.allowed) return res.status(429).set('Retry-After', String(result.resetIn)).end();
+   */
   checkLimit(ip: Id, endpoint: string): Promise<RateLimitResult>;
   /** 1 if the counter existed and was removed, else 0; every node's block cache drops it. A
    * custom limiter's counter is `{endpoint}#{max}per{windowSec}s`. */
@@ -239,6 +364,10 @@ export declare class RateLimiter {
   readonly keys: RateLimitKeys;
 }
 
+/**
+ * Sessions in Redis (`session:{tokenHash}`, and `session:user:{userId}` for per-user invalidation).
+ * `sessionCache` is the module's instance.
+ */
 export declare class SessionCache {
   /** true, or false when `expires_at` is already past (nothing stored) or Redis failed. */
   setSession(tokenHash: string, data: SessionData): Promise<boolean>;
@@ -254,6 +383,10 @@ export declare class SessionCache {
   getUserSessions(userId: Id): Promise<string[]>;
 }
 
+/**
+ * Options of `acquire`, `withLock`, `mutex`, `lock` and the semaphore calls. A bad value is a
+ * TypeError or RangeError (`ERR_INVALID_ARG`): the call rejects before any Redis call.
+ */
 export interface LockOptions {
   /** Lock TTL in seconds (default 30, more than 0, at most 86400; fractions allowed). */
   ttlSec?: number;
@@ -273,7 +406,9 @@ export interface LockOptions {
   signal?: AbortSignal;
 }
 
+/** The lock is yours until `release()` or its TTL. */
 export interface LockGranted {
+  /** The lock was granted. */
   acquired: true;
   /** `nodeId:pid:<32 hex digits>` (128 bits from the OS CSPRNG). Needed to release/extend. */
   owner: string;
@@ -283,48 +418,74 @@ export interface LockGranted {
   ttl: number;
 }
 
+/** Someone else holds the lock. */
 export interface LockBusy {
+  /** Not granted: another owner holds it. */
   acquired: false;
+  /** Absent: the back end answered. */
   error?: undefined;
   /** Owner token of the current holder. */
   heldBy: string;
   /** Seconds the holder's lock has left (whole seconds, rounded up; -1: no expiry). */
   ttl: number;
+  /** Milliseconds the holder's lock has left (-1: no expiry). */
   ttlMs: number;
 }
 
 /** Redis down, slow or not configured: the lock is refused, never assumed. */
 export interface LockRefused {
+  /** Not granted: the back end could not answer. */
   acquired: false;
   /** Nobody is known to hold it: absent (declared so `lock.heldBy` compiles after `!lock.acquired`). */
   heldBy?: null;
+  /** Why, e.g. `'cache unavailable'`. */
   error: string;
+  /**
+   * The back end's code: `ECACHEDISABLED`, `ECACHEUNAVAILABLE`, `ETIMEDOUT`, `ECIRCUITOPEN` or
+   * `ECLOSED`.
+   */
   code: string;
 }
 
+/**
+ * What `acquire` answers: granted, busy (`heldBy`) or refused (`error`, `code`). Narrow it on
+ * `acquired`, then on `error`.
+ */
 export type LockResult = LockGranted | LockBusy | LockRefused;
 
+/** What `isLocked` answers. */
 export interface LockStatus {
+  /** Whether someone holds the lock (false too when the back end could not answer: see `error`). */
   locked: boolean;
+  /** The holder's owner token, when locked. */
   owner?: string;
   /** Whole seconds left, rounded up. */
   ttl?: number;
+  /** Milliseconds left, when locked. */
   ttlMs?: number;
   /** Set (with `locked: false`) when the back end could not answer. */
   error?: string;
+  /** With `error`: the back end's code (`ECACHEUNAVAILABLE`, `ETIMEDOUT`, …). */
   code?: string;
 }
 
+/** What `withLock`/`mutex`/`withPermit` pass to the work. */
 export interface LockContext {
   /** Aborts (reason: an Error with `code: 'ELOCKLOST'`) when the lock is found lost. */
   signal: AbortSignal;
+  /** The owner token of the lock held for this work. */
   owner: string;
+  /** The fencing token of this grant: pass it to the storage you protect. */
   fence: number;
 }
 
+/** What `withLock` and `withPermit` answer. */
 export interface WithLockResult<T> {
+  /** What `fn` returned (awaited). */
   result: T;
+  /** The owner token the work ran under. */
   owner: string;
+  /** The fencing token of that grant. */
   fence: number;
   /** True when the watchdog found the lock lost while `fn` ran. */
   lost: boolean;
@@ -332,10 +493,15 @@ export interface WithLockResult<T> {
 
 /** Thrown by withLock/mutex when the lock stays busy. */
 export interface LockedError extends Error {
+  /** Always `ELOCKED`. */
   code: 'ELOCKED';
+  /** The current holder's owner token. */
   heldBy: string;
+  /** Whole seconds the holder's lock has left. */
   ttl: number;
+  /** The lock's resource, as given. */
   resource: Id;
+  /** The lock's id, as given. */
   id: Id;
 }
 
@@ -364,10 +530,13 @@ export interface HeldGrant extends AsyncDisposable {
  * ttl/3 while it is held.
  */
 export interface LockHandle extends HeldGrant {
+  /** The lock's resource, as given. */
   readonly resource: Id;
+  /** The lock's id, as given. */
   readonly id: Id;
 }
 
+/** Defaults of one semaphore, given to `distributedLock.semaphore()`. */
 export interface SemaphoreOptions {
   /** Default TTL of a permit in seconds (30): a holder that crashed frees its permit after it. */
   ttlSec?: number;
@@ -375,7 +544,9 @@ export interface SemaphoreOptions {
   waitMs?: number;
 }
 
+/** A permit is yours until `release()` or its TTL. */
 export interface PermitGranted {
+  /** A permit was granted. */
   acquired: true;
   /** The owner token of this permit: needed to release or extend it. */
   owner: string;
@@ -389,49 +560,69 @@ export interface PermitGranted {
   release(): Promise<boolean>;
   /** Moves this permit's expiry to `ttlSec` from now (default: the semaphore's TTL) → true if it is still held. */
   extend(ttlSec?: number): Promise<boolean>;
+  /** Absent: the back end answered. */
   error?: undefined;
 }
 
+/** Every permit is taken. */
 export interface PermitBusy {
+  /** Not granted: no permit is free. */
   acquired: false;
   /** Permits taken (all of them). */
   held: number;
   /** Ms until the earliest holder's TTL ends (it may release sooner). */
   retryInMs: number;
+  /** Absent: the back end answered. */
   error?: undefined;
 }
 
 /** Redis down, slow or not configured: no permit is granted. */
 export interface PermitRefused {
+  /** Not granted: the back end could not answer. */
   acquired: false;
+  /** Why, e.g. `'cache unavailable'`. */
   error: string;
+  /**
+   * The back end's code: `ECACHEDISABLED`, `ECACHEUNAVAILABLE`, `ETIMEDOUT`, `ECIRCUITOPEN` or
+   * `ECLOSED`.
+   */
   code: string;
 }
 
+/** What `semaphore.acquire()` answers: granted, busy or refused (`error`, `code`). */
 export type PermitResult = PermitGranted | PermitBusy | PermitRefused;
 
+/** What `semaphore.status()` answers. */
 export interface SemaphoreStatus {
   /** Live holders. */
   held: number;
+  /** The semaphore's size. */
   permits: number;
   /** Ms until the earliest holder's TTL ends; -1 when there is none. */
   nextExpiryMs?: number;
   /** Set (with `held: 0`) when the back end could not answer. */
   error?: string;
+  /** With `error`: the back end's code. */
   code?: string;
 }
 
 /** A permit held until `release()` or the end of an `await using` block (see {@link LockHandle}). */
 export interface PermitHandle extends HeldGrant {
+  /** The semaphore's name, as given. */
   readonly semaphore: Id;
 }
 
 /** Thrown by withPermit/permit when every permit stays taken. */
 export interface SemaphoreFullError extends Error {
+  /** Always `ELOCKED`. */
   code: 'ELOCKED';
+  /** The semaphore's name, as given. */
   semaphore: Id;
+  /** Permits taken when the wait ended. */
   held: number;
+  /** The semaphore's size. */
   permits: number;
+  /** Ms until the earliest holder's TTL ends. */
   retryInMs: number;
 }
 
@@ -440,7 +631,9 @@ export interface SemaphoreFullError extends Error {
  * end (one Lua script per attempt). Holders expire by their TTL; fences grow with every grant.
  */
 export interface Semaphore {
+  /** The name given to `semaphore()`. */
   readonly name: Id;
+  /** At most this many holders at once. */
   readonly permits: number;
   /** One permit, or why not; never throws for an outage. No watchdog: it frees itself at its TTL. */
   acquire(options?: LockOptions): Promise<PermitResult>;
@@ -448,6 +641,7 @@ export interface Semaphore {
   release(owner: string): Promise<boolean>;
   /** True only if `owner` still holds a permit; it now expires `ttlSec` from now. */
   extend(owner: string, ttlSec?: number): Promise<boolean>;
+  /** Live holders and the next expiry; never throws for an outage (`error` is set, `held` 0). */
   status(): Promise<SemaphoreStatus>;
   /**
    * Runs `fn` holding a permit, as `withLock` does (watchdog, always released, rethrows);
@@ -458,23 +652,57 @@ export interface Semaphore {
   permit(options?: LockOptions): Promise<PermitHandle>;
 }
 
+/**
+ * Locks in Redis (`lock:{resource}:{id}`, owner-checked, fenced) and semaphores. `distributedLock`
+ * is the module's instance.
+ */
 export declare class DistributedLock {
+  /**
+   * One attempt at `lock:{resource}:{id}` (more with `retries` or `waitMs`) → granted
+   * (`owner`, `fence`, `ttl`), busy (`heldBy`, `ttl`) or refused (`error`, `code`: Redis down, slow or
+   * not configured; a lock is never assumed). Never rejects for an outage; rejects with a
+   * TypeError/RangeError (`ERR_INVALID_ARG`) for a bad resource, id or option (nothing written),
+   * and with `signal.reason` when `options.signal` aborts.
+   * @example
+   * const lock = await distributedLock.acquire('payment', paymentId, { ttlSec: 30 });
+   * if (!lock.acquired) throw new Error(`Payment locked by: ${lock.heldBy ?? lock.error}`);
+   * try {
+   *   await processPayment(paymentId, lock.fence);
+   * } finally {
+   *   await distributedLock.release('payment', paymentId, lock.owner);
+   * }
+   */
   acquire(resource: Id, id: Id, options?: LockOptions): Promise<LockResult>;
   /** Compare-and-delete: true only if `owner` still held the lock. */
   release(resource: Id, id: Id, owner: string): Promise<boolean>;
   /** Compare-and-expire: true only if `owner` still holds the lock (default 30 s). */
   extend(resource: Id, id: Id, owner: string, ttlSec?: number): Promise<boolean>;
+  /**
+   * Who holds `lock:{resource}:{id}` → `{ locked: true, owner, ttl, ttlMs }` or
+   * `{ locked: false }`; `{ locked: false, error, code }` when the back end could not answer (never
+   * rejects for an outage). A bad resource or id: TypeError (`ERR_INVALID_ARG`).
+   * @example
+   * const status = await distributedLock.isLocked('payment', paymentId);
+   * // { locked: true, owner: 'node1:1234:abc…', ttl: 25, ttlMs: 24817 }
+   */
   isLocked(resource: Id, id: Id): Promise<LockStatus>;
   /**
    * Runs `fn` under the lock, extending it every ttl/3; always releases; rethrows what `fn`
    * throws; throws a {@link LockedError} (`ELOCKED`) when the lock stays busy, or an error with
    * the back end's code when Redis is unavailable.
+   * @example
+   * const { result, lost } = await distributedLock.withLock('approval', approvalId, async ({ signal, fence }) => {
+   *   return processApproval(approvalId, { signal, fence });
+   * }, { ttlSec: 30, waitMs: 2000 });
    */
   withLock<T>(resource: Id, id: Id, fn: (ctx: LockContext) => T | Promise<T>, options?: LockOptions): Promise<WithLockResult<Awaited<T>>>;
   /** `withLock` on `lock:mutex:{name}` that waits its turn (`waitMs`, default 10 s) → what `fn` returns. */
   mutex<T>(name: Id, fn: (ctx: LockContext) => T | Promise<T>, options?: LockOptions): Promise<Awaited<T>>;
+  /** `acquire('task', id, options)`. */
   acquireTaskLock(id: Id, options?: LockOptions): Promise<LockResult>;
+  /** `acquire('approval', id, options)`. */
   acquireApprovalLock(id: Id, options?: LockOptions): Promise<LockResult>;
+  /** `acquire('payment', id, options)`. */
   acquirePaymentLock(id: Id, options?: LockOptions): Promise<LockResult>;
   /**
    * Takes the lock as a {@link LockHandle} (`await using lock = await distributedLock.lock(…)`).
@@ -490,24 +718,41 @@ export declare class DistributedLock {
   semaphore(name: Id, permits: number, options?: SemaphoreOptions): Semaphore;
 }
 
+/** What `permissionCache.nearCacheStats()` answers: the in-process copies of permission snapshots. */
 export interface NearCacheStats {
+  /** Whether the near cache is on (`nearCacheTtlMs` > 0). */
   enabled: boolean;
   /** True only while the pub/sub subscription is confirmed. */
   trusted: boolean;
   /** Snapshots held by the native near cache. */
   size: number;
+  /** The most snapshots held (`nearCacheMax`). */
   max: number;
+  /** How long a snapshot is held, in ms (`nearCacheTtlMs`). */
   ttlMs: number;
   /** Answers from process memory (both layers: the JS copy and the native near cache). */
   hits: number;
+  /** Lookups the near cache could not answer. */
   misses: number;
+  /** Snapshots stored in the near cache. */
   fills: number;
+  /** Fills refused: not trusted (no confirmed subscription) or invalidated during the load. */
   refusedFills: number;
+  /** Snapshots dropped by invalidations (local or received). */
   invalidations: number;
   /** The JS-side copy in front of it: live entries, and the answers it gave with no native call. */
-  l1: { size: number; hits: number };
+  l1: {
+    /** Live entries of the JS-side copy. */
+    size: number;
+    /** Answers it gave without a native call. */
+    hits: number;
+  };
 }
 
+/**
+ * Permission snapshots in Redis (`perm:user:{userId}`, `perm:role:{roleId}`) behind a near cache,
+ * and the checks on them. `permissionCache` is the module's instance.
+ */
 export declare class PermissionCache {
   /** Cache only (near cache, then Redis): the snapshot or null. */
   getUserPermissions(userId: Id): Promise<PermissionSnapshot | null>;
@@ -515,25 +760,51 @@ export declare class PermissionCache {
   setUserPermissions(userId: Id, snapshot: PermissionSnapshot, ttlSec?: number): Promise<boolean>;
   /** On a miss asks `loaders.userPermissions(userId, role)` once for concurrent callers. */
   getUserPermissionsWithFallback(userId: Id, role?: Id): Promise<(PermissionSnapshot & { source: Source }) | null>;
+  /**
+   * Whether the user may use `module`: `'*'` or `module` in the snapshot's `modules`, or a
+   * super role (`superRoles`). Reads the near cache, then Redis, then on a miss
+   * `loaders.userPermissions(userId)` (cached); no snapshot anywhere → false. When Redis fails the
+   * loader answers; it rejects only when the loader rejects. A bad id or a non-string module:
+   * TypeError (`ERR_INVALID_ARG`).
+   * @example
+   * if (!(await permissionCache.hasModulePermission(req.user.id, 'INVENTORY'))) return res.sendStatus(403);
+   */
   hasModulePermission(userId: Id, module: string): Promise<boolean>;
+  /**
+   * Whether the user may do `action` on `page`: the page's list holds `action` or `'*'`, or a
+   * super role. Read as {@link PermissionCache.hasModulePermission} is (near cache, Redis, loader;
+   * no snapshot → false). A bad id or a non-string page or action: TypeError (`ERR_INVALID_ARG`).
+   * @example
+   * const canEdit = await permissionCache.hasPagePermission(userId, 'inventory-items', 'edit');
+   */
   hasPagePermission(userId: Id, page: string, action: string): Promise<boolean>;
   /** Deletes, drops the local near copy, broadcasts → true if a snapshot was removed. */
   invalidateUserPermissions(userId: Id): Promise<boolean>;
+  /** Cache only: the role's snapshot or null. */
   getRolePermissions(roleId: Id): Promise<PermissionSnapshot | null>;
   /** `perm:role:{roleId}` for 5 minutes. */
   setRolePermissions(roleId: Id, snapshot: PermissionSnapshot): Promise<boolean>;
+  /**
+   * On a miss asks `loaders.rolePermissions(roleId)` once for concurrent callers → the snapshot
+   * with its `source`, or null.
+   */
   getRolePermissionsWithFallback(roleId: Id): Promise<(PermissionSnapshot & { source: Source }) | null>;
   /** Deletes, drops the role and every user snapshot from near caches, broadcasts. */
   invalidateRolePermissions(roleId: Id): Promise<boolean>;
+  /** The near cache's counters (synchronous, no Redis call). */
   nearCacheStats(): NearCacheStats;
 }
 
+/** The invalidation channels (each prefixed with `keyPrefix` on the wire). */
 export type Channel = 'permissions:invalidate' | 'sessions:invalidate' | 'cache:invalidate';
 
 /** A message as received: what was published, plus `origin` (nodeId) and `ts` (epoch ms). */
 export interface InvalidationMessage {
+  /** The `nodeId` of the sender. */
   origin: string;
+  /** When it was sent, epoch ms. */
   ts: number;
+  /** The published fields (`type`, `userId`, `roleId`, `keys`, …). */
   [field: string]: unknown;
 }
 
@@ -547,12 +818,17 @@ export interface PubSubRejected {
   badSignature: number;
 }
 
+/** What `pubsub.status()` answers (synchronous). */
 export interface PubSubStatus {
+  /** Whether the subscription is confirmed. */
   subscribed: boolean;
+  /** Whether the subscriber connection is up. */
   connected: boolean;
+  /** Times the subscription was restored after a reconnection. */
   resubscribes: number;
   /** Messages dropped because the handlers did not keep up. */
   dropped: number;
+  /** Messages dropped before any handler saw them, by reason. */
   rejected: PubSubRejected;
   /** `pubsubSecret` is set. */
   signed: boolean;
@@ -566,8 +842,11 @@ export interface PubSubStatus {
   unnumbered: number;
   /** Gap detection (README "Gap detection"); each of these dropped the near caches. */
   gaps: number;
+  /** Messages received out of their sender's order. */
   outOfOrder: number;
+  /** Senders seen restarting (a new numbering). */
   senderRestarts: number;
+  /** Senders first seen in the middle of their numbering. */
   lateJoins: number;
   /** Senders forgotten beyond the 4,096 tracked. */
   forgottenSenders: number;
@@ -577,23 +856,47 @@ export interface PubSubStatus {
   senders: number;
 }
 
+/**
+ * Cross-node invalidation over Redis pub/sub: every node drops its near copies on a message.
+ * `pubsub` is the module's instance.
+ */
 export declare class PubSub {
   /** Idempotent → true once subscribed, false if not within connectTimeoutMs (it keeps trying). Never rejects for back-end reasons. */
   subscribe(): Promise<boolean>;
+  /** Whether the subscriber connection is up (synchronous). */
   isConnected(): boolean;
+  /** The subscription's state and counters (synchronous). */
   status(): PubSubStatus;
   /** → a function that removes the handler. A throwing handler is reported (`'error'` event, else stderr), never fatal. */
   onMessage(channel: Channel, handler: (data: InvalidationMessage, channel: Channel) => unknown): () => boolean;
+  /** Listens to handler errors: a throwing `onMessage` handler is reported here (else on stderr). */
   on(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
+  /** As `on`, for one event. */
+  once(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
+  /** Removes a listener added with `on` or `once`. */
   off(event: 'error', listener: (err: unknown, channel: Channel) => void): this;
   /** → the number of subscribers that received it. */
   publishPermissionInvalidation(msg: Record<string, unknown>): Promise<number>;
+  /**
+   * Publishes on `sessions:invalidate` → the number of subscribers that received it (0 when Redis
+   * failed).
+   */
   publishSessionInvalidation(msg: Record<string, unknown>): Promise<number>;
+  /**
+   * Publishes on `cache:invalidate` → the number of subscribers that received it (0 when Redis
+   * failed).
+   */
   publishCacheInvalidation(msg: Record<string, unknown>): Promise<number>;
+  /** Deletes `perm:user:{userId}` and broadcasts it → true if a snapshot was removed. */
   invalidateUserPermissions(userId: Id): Promise<boolean>;
+  /**
+   * Deletes `perm:role:{roleId}` and broadcasts it (every node drops the role's user snapshots) →
+   * true if a snapshot was removed.
+   */
   invalidateRolePermissions(roleId: Id): Promise<boolean>;
   /** `sessionId` = the token hash the session is stored under. */
   invalidateSession(sessionId: string): Promise<boolean>;
+  /** Deletes every session of the user and broadcasts it → the number removed. */
   invalidateUserSessions(userId: Id): Promise<number>;
   /** Exact (unprefixed) keys → how many existed. */
   invalidateKeys(keys: string[]): Promise<number>;
@@ -603,10 +906,18 @@ export declare class PubSub {
   shutdown(): Promise<void>;
 }
 
+/** What `ping()` answers; it never rejects for a back-end failure. */
 export interface PingResult {
+  /** `'PONG'` when Redis answered, else null. */
   pong: 'PONG' | null;
+  /** Round-trip time in milliseconds (two decimals). */
   ms: number;
+  /** Whether the cache is usable (as `isEnabled()` after this ping). */
   enabled: boolean;
+  /**
+   * Why not, when `pong` is null (e.g. `'cache disabled'`, a connection error, `'revocations
+   * pending replay'`).
+   */
   error?: string;
   /** The circuit breaker after this ping (a successful ping closes it). */
   circuit: 'closed' | 'open' | 'half-open';
@@ -614,17 +925,28 @@ export interface PingResult {
   pendingRevocations?: number;
 }
 
+/** Counters of one service since the instance was created. */
 export interface ServiceStats {
+  /** Answers found in the cache. */
   hits: number;
+  /** Lookups not found in the cache. */
   misses: number;
+  /**
+   * Answers given without Redis (a loader, a default, fail-open) because Redis failed or was
+   * skipped.
+   */
   fallbacks: number;
+  /** Calls of the database loaders. */
   loaderCalls: number;
+  /** Back-end failures absorbed. */
   errors: number;
 }
 
+/** `stats().rateLimit`. */
 export interface RateLimitStats extends ServiceStats {
   /** Hits answered allowed / blocked (429 or, failing closed, 503). */
   allowed: number;
+  /** Hits answered blocked (429, or 503 when failing closed). */
   blocked: number;
   /** Blocked hits answered by the in-process block cache, with no Redis call. */
   blockCacheHits: number;
@@ -632,6 +954,7 @@ export interface RateLimitStats extends ServiceStats {
   insured: number;
 }
 
+/** `stats().lock`. */
 export interface LockStats extends ServiceStats {
   /** Attempts retried after waiting (busy lock or back-end failure). */
   waits: number;
@@ -639,25 +962,39 @@ export interface LockStats extends ServiceStats {
   lost: number;
 }
 
+/** `stats().pubsub`. */
 export interface PubSubStats extends ServiceStats {
+  /** Messages received and applied. */
   messages: number;
+  /** `onMessage` handlers that threw or rejected. */
   handlerErrors: number;
   /** Delivery lag of received messages (receive time − sender `ts`), in ms. */
   lagMsSum: number;
+  /** The largest delivery lag seen, in ms. */
   lagMsMax: number;
+  /** Messages in `lagMsSum`. */
   lagSamples: number;
   /** As in `pubsub.status()`. */
   dropped: number;
+  /** As in `pubsub.status()`. */
   rejected: PubSubRejected;
+  /** As in `pubsub.status()`. */
   gaps: number;
+  /** As in `pubsub.status()`. */
   outOfOrder: number;
+  /** As in `pubsub.status()`. */
   senderRestarts: number;
+  /** As in `pubsub.status()`. */
   lateJoins: number;
+  /** As in `pubsub.status()`. */
   forgottenSenders: number;
+  /** As in `pubsub.status()`. */
   nearDrops: number;
+  /** As in `pubsub.status()`. */
   unnumbered: number;
 }
 
+/** `stats().session`. */
 export interface SessionStats extends ServiceStats {
   /** Tokens answered null at once by getSessionWithFallback (empty, or over 64 KiB). */
   rejectedTokens: number;
@@ -669,6 +1006,7 @@ export interface SessionStats extends ServiceStats {
   staleFills: number;
 }
 
+/** `stats().permission`. */
 export interface PermissionStats extends ServiceStats {
   /** Stored values that were not a permissions snapshot: deleted, read as misses. */
   corrupt: number;
@@ -680,17 +1018,25 @@ export interface PermissionStats extends ServiceStats {
 export interface RevocationStats {
   /** Revocations kept, not yet replayed (this node treats them as revoked). */
   pending: number;
+  /** Pending session revocations. */
   sessions: number;
+  /** Pending revocations of all of a user's sessions. */
   userSessions: number;
+  /** Pending user snapshot revocations. */
   userPermissions: number;
+  /** Pending role snapshot revocations. */
   rolePermissions: number;
   /** True after an overflow, until the replay: every read of this node skips the cache. */
   overflowed: boolean;
   /** Revocations that did not fit (revocationJournalMax): lost for the other nodes. */
   journalOverflow: number;
+  /** Revocations kept since the start. */
   recorded: number;
+  /** Revocations replayed on Redis since the start. */
   replayed: number;
+  /** Replay attempts. */
   replayRounds: number;
+  /** Replay attempts that failed (retried later). */
   replayFailures: number;
   /** Entries refused as input on replay (never expected). */
   dropped: number;
@@ -698,16 +1044,25 @@ export interface RevocationStats {
   max: number;
 }
 
+/** What `stats()` answers: counters since the instance was created (synchronous, no Redis call). */
 export interface Stats {
+  /** Session counters. */
   session: SessionStats;
+  /** Permission counters. */
   permission: PermissionStats;
+  /** Rate-limit counters. */
   rateLimit: RateLimitStats;
+  /** Lock counters (semaphores included). */
   lock: LockStats;
+  /** Pub/sub counters. */
   pubsub: PubSubStats;
+  /** Calls waiting on the back end now. */
   inFlight: number;
+  /** As `isEnabled()`. */
   enabled: boolean;
   /** The circuit breaker in front of Redis (read without a round trip). */
   circuit: 'closed' | 'open' | 'half-open';
+  /** The revocation journal. */
   revocation: RevocationStats;
 }
 
@@ -715,51 +1070,82 @@ export interface Stats {
  * `[nameSuffix, labels, value]` (suffix `''`, `'_sum'`/`'_count'` for summaries and
  * histograms, `'_bucket'` for a histogram's buckets, whose labels add `le`). */
 export interface MetricFamily {
+  /** The family name, e.g. `bisman_cache_hits_total`. */
   name: string;
+  /** The Prometheus type. */
   type: 'counter' | 'gauge' | 'summary' | 'histogram';
+  /** The HELP text. */
   help: string;
   /** The label names its samples carry (e.g. `['service']`, `['endpoint', 'decision']`). */
   labelNames: string[];
+  /** The samples, as `[nameSuffix, labels, value]`. */
   samples: Array<[suffix: string, labels: Record<string, string>, value: number]>;
 }
 
+/** The services named by `stats()` and the `'error'` event. */
 export type ServiceName = 'session' | 'permission' | 'rateLimit' | 'lock' | 'pubsub';
 
 /** The events of a cache instance (and of the module's default instance), for logging. */
 export interface CacheEvents {
   /** A back-end failure (Redis down, slow, refused) that a call of `service` absorbed by
    * falling back; one per failed operation. Listening never changes what the call answers. */
-  error: [err: Error & { code?: string }, service: ServiceName];
+  error: [err: Error & { /** The back end's error code, e.g. `ECACHEUNAVAILABLE`, `ECIRCUITOPEN`. */ code?: string }, service: ServiceName];
   /** `'open'`: the back end became unavailable (isEnabled() false, reads go to the loaders);
    * `'closed'`: it is back. Polled every 100 ms while someone listens. */
-  circuit: [event: { state: 'open' | 'closed' }];
+  circuit: [event: { /** The breaker's new state. */ state: 'open' | 'closed' }];
   /** The back end answers again after being down. */
   reconnect: [];
 }
 
+/** A listener of event `E` of {@link CacheEvents}. */
 export type CacheListener<E extends keyof CacheEvents> = (...args: CacheEvents[E]) => void;
 
+/**
+ * The key builders (pure functions, no Redis call): the unprefixed Redis keys of the ERP's
+ * patterns. A bad id is a TypeError (`ERR_INVALID_ARG`), one over 512 bytes a RangeError
+ * (`ERR_VALUE_TOO_LARGE`).
+ */
 export interface KeyBuilders {
+  /** `session:{tokenHash}`. */
   sessionKey(tokenHash: Id): string;
+  /** `session:user:{userId}`. */
   sessionUserKey(userId: Id): string;
+  /** `perm:user:{userId}`. */
   permUserKey(userId: Id): string;
+  /** `perm:role:{roleId}`. */
   permRoleKey(roleId: Id): string;
+  /** `rate:{ip}:{endpoint}` (`/` in the endpoint becomes `_`). */
   rateKey(ip: Id, endpoint: string): string;
+  /** `lock:{resource}:{id}`. */
   lockKey(resource: Id, id: Id): string;
   /** SHA-256 hex of a raw token. */
   hashToken(token: string): string;
 }
 
+/**
+ * One cache: its own back end, options, counters and services. The module's exports are a default
+ * instance; `createCache()` makes others (e.g. per tenant or for tests).
+ */
 export declare class Cache implements KeyBuilders {
+  /** Same as `createCache(options)`. */
   constructor(options?: CacheOptions);
+  /** This instance's sessions. */
   readonly sessionCache: SessionCache;
+  /** This instance's locks and semaphores. */
   readonly distributedLock: DistributedLock;
+  /** This instance's permission snapshots. */
   readonly permissionCache: PermissionCache;
+  /** This instance's invalidation channel. */
   readonly pubsub: PubSub;
+  /** This instance's rate limits and middleware. */
   readonly rateLimiter: RateLimiter;
+  /** As the module's {@link configure}, for this instance → this instance. */
   configure(options?: CacheOptions): this;
+  /** As the module's {@link ping}, for this instance. */
   ping(): Promise<PingResult>;
+  /** As the module's {@link isEnabled}, for this instance. */
   isEnabled(): boolean;
+  /** As the module's {@link stats}, for this instance. */
   stats(): Stats;
   /** Prometheus text (exposition format 0.0.4) of this instance's counters. */
   metrics(): string;
@@ -767,49 +1153,140 @@ export declare class Cache implements KeyBuilders {
   collectMetrics(): MetricFamily[];
   /** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
   readonly metricsContentType: string;
+  /** Listens to an event of this instance (`'error'`, `'circuit'`, `'reconnect'`) → this instance. */
   on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  /** As `on`, for one event → this instance. */
   once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  /** Removes a listener → this instance. */
   off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
+  /** The listeners of `event`. */
   listenerCount(event: keyof CacheEvents): number;
+  /** As the module's {@link shutdown}, for this instance. */
   shutdown(): Promise<void>;
+  /** `this.sessionCache.getSessionWithFallback(token)`. */
   getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
+  /** `this.sessionCache.invalidateSession(tokenHash)`. */
   invalidateSession(tokenHash: string): Promise<boolean>;
+  /** `session:{tokenHash}`. */
   sessionKey(tokenHash: Id): string;
+  /** `session:user:{userId}`. */
   sessionUserKey(userId: Id): string;
+  /** `perm:user:{userId}`. */
   permUserKey(userId: Id): string;
+  /** `perm:role:{roleId}`. */
   permRoleKey(roleId: Id): string;
+  /** `rate:{ip}:{endpoint}` (`/` in the endpoint becomes `_`). */
   rateKey(ip: Id, endpoint: string): string;
+  /** `lock:{resource}:{id}`. */
   lockKey(resource: Id, id: Id): string;
+  /** SHA-256 hex of a raw token. */
   hashToken(token: string): string;
 }
 
+/** The default instance's sessions (`session:{tokenHash}`). */
 export declare const sessionCache: SessionCache;
+/** The default instance's locks and semaphores. */
 export declare const distributedLock: DistributedLock;
+/** The default instance's permission snapshots and checks. */
 export declare const permissionCache: PermissionCache;
+/** The default instance's invalidation channel. */
 export declare const pubsub: PubSub;
+/** The default instance's rate limits and Express middleware. */
 export declare const rateLimiter: RateLimiter;
+/**
+ * (Re)configures the default instance: the singletons keep their identity and move to the new
+ * back end (the previous connection is closed; a subscription follows). Without `url`, `cluster`
+ * or `sentinel` the URL is `process.env.REDIS_URL`; none at all: the cache is disabled and every
+ * call falls back. Synchronous: a bad option throws a TypeError or RangeError with
+ * `code: 'ERR_INVALID_ARG'` and nothing changes. Connecting is lazy: the first call (or `ping()`)
+ * connects.
+ * @example
+ * configure({ url: process.env.REDIS_URL, keyPrefix: 'erp:prod:', commandTimeoutMs: 500 });
+ */
 export declare function configure(options?: CacheOptions): void;
+/**
+ * Another instance with its own back end, options, counters and services (the module's
+ * exports are the default instance). Bad options: TypeError/RangeError (`ERR_INVALID_ARG`).
+ * @example
+ * const tenantCache = createCache({ url: 'redis://tenant-b:6379', keyPrefix: 'erp:b:' });
+ */
 export declare function createCache(options?: CacheOptions): Cache;
+/**
+ * One round trip to Redis, even while the circuit breaker is open (a success closes it) →
+ * `{ pong: 'PONG', ms, enabled: true, circuit }`, or `{ pong: null, ms, enabled: false, error,
+ * circuit }` when disabled or Redis failed. Never rejects for a back-end failure; waits at most
+ * `commandTimeoutMs` (revocations pending replay first: up to 2 × `commandTimeoutMs`).
+ * @example
+ * app.get('/health', async (req, res) => {
+ *   const health = await ping();
+ *   res.status(health.pong ? 200 : 503).json(health);
+ * });
+ */
 export declare function ping(): Promise<PingResult>;
+/**
+ * Synchronous: false while no back end is configured, while Redis is known to be down, while the
+ * circuit breaker is not closed, or while revocations wait for replay. Callers skip the cache then
+ * (`return fetchFromDatabase()`).
+ */
 export declare function isEnabled(): boolean;
+/** The default instance's counters (synchronous, no Redis call). */
 export declare function stats(): Stats;
 /** Prometheus text (exposition format 0.0.4) of the default instance's counters. */
 export declare function metrics(): string;
+/** The default instance's counters as Prometheus families (data), e.g. for a prom-client collector. */
 export declare function collectMetrics(): MetricFamily[];
+/** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
 export declare const metricsContentType: string;
 /** Listens to an event of the default instance ('error', 'circuit', 'reconnect'). */
-export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
-export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
-export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): void;
+export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
+/** As {@link on}, for one event → the module. */
+export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
+/** Removes a listener of the default instance → the module. */
+export declare function off<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
+/**
+ * Closes every connection of the default instance: calls still in flight settle at once as
+ * back-end failures (`code: 'ECLOSED'`; their fallbacks answer) and nothing keeps the process
+ * alive. Never rejects. A later call connects again.
+ * @example
+ * process.on('SIGTERM', async () => {
+ *   await shutdown();
+ *   server.close();
+ * });
+ */
 export declare function shutdown(): Promise<void>;
+/**
+ * `sessionCache.getSessionWithFallback(token)`: the session of a raw token (hashed with
+ * {@link hashToken}) with its `source`, from the cache or, on a miss, from `loaders.session(token)`
+ * (one load for concurrent misses, then cached); null when there is no live session (or the token
+ * is empty or over 64 KiB). When Redis fails the loader answers (`source: 'database'`); it
+ * rejects only when the loader rejects.
+ * @example
+ * const session = await getSessionWithFallback(token);
+ * if (!session) return res.status(401).json({ error: 'Invalid session' });
+ * req.sessionSource = session.source; // 'cache' | 'database'
+ */
 export declare function getSessionWithFallback(token: string): Promise<(SessionData & { source: Source }) | null>;
+/**
+ * `sessionCache.invalidateSession(tokenHash)`: true if a session was removed (it also leaves its
+ * user's set).
+ */
 export declare function invalidateSession(tokenHash: string): Promise<boolean>;
+/** `session:{tokenHash}`. A bad id: TypeError (`ERR_INVALID_ARG`). */
 export declare function sessionKey(tokenHash: Id): string;
+/** `session:user:{userId}`. */
 export declare function sessionUserKey(userId: Id): string;
+/** `perm:user:{userId}`. */
 export declare function permUserKey(userId: Id): string;
+/** `perm:role:{roleId}`. */
 export declare function permRoleKey(roleId: Id): string;
+/**
+ * `rate:{ip}:{endpoint}` (`/` in the endpoint becomes `_`): `rateKey('1.2.3.4', '/api/auth/login')`
+ * → `'rate:1.2.3.4:_api_auth_login'`.
+ */
 export declare function rateKey(ip: Id, endpoint: string): string;
+/** `lock:{resource}:{id}`: `lockKey('task', 99)` → `'lock:task:99'`. */
 export declare function lockKey(resource: Id, id: Id): string;
+/** SHA-256 hex of a raw token: the `tokenHash` sessions are stored under. */
 export declare function hashToken(token: string): string;
 
 /**
@@ -828,6 +1305,7 @@ export declare function hashToken(token: string): string;
  * ```
  */
 export interface OperationTraceContext {
+  /** The service of the call (`'health'`: `ping`). */
   service: 'session' | 'permissions' | 'rateLimit' | 'lock' | 'pubsub' | 'health';
   /** The method called: `'getSession'`, `'checkLimit'`, `'acquire'`, `'ping'`, … */
   operation: string;
@@ -836,7 +1314,9 @@ export interface OperationTraceContext {
   keyFamily?: string;
   /** Set when the back end is one `redis://` or `rediss://` server. */
   serverAddress?: string;
+  /** The server's port, with `serverAddress`. */
   serverPort?: number;
+  /** The database number of the URL (`/2`, `?db=2`), when not 0. */
   dbIndex?: number;
   /** The rejection (or synchronous throw) of a failing call. */
   error?: unknown;

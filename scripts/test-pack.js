@@ -5,6 +5,9 @@
 //   2. packs the root package (JS, types and the loader only) with the optionalDependencies that
 //      `napi pre-publish` writes at publish time, and the npm/linux-x64-gnu platform package
 //      holding the binary, and proves neither holds a test hook,
+//   2b. lints the tarballs: publint (package.json fields and files) on both, and
+//      @arethetypeswrong/cli (the types under node10, node16 CJS and ESM, bundler resolution) on
+//      the root package,
 //   3. installs both tarballs into a new temporary project with cargo and rustc off the PATH,
 //   4. there requires the package (CommonJS, ESM, the drop-in subpaths) and runs a few calls on
 //      memory:// and on a real redis-server.
@@ -47,6 +50,29 @@ const isExecutable = (file) => {
 function pathWithoutRust() {
   const dirs = (process.env.PATH || '').split(path.delimiter).filter((d) => d && !['cargo', 'rustc', 'rustup'].some((b) => isExecutable(path.join(d, b))));
   return dirs.join(path.delimiter);
+}
+
+// publint on both tarballs (errors and warnings fail; suggestions are printed), attw on the root
+// one (any problem in any resolution mode fails). Both are devDependencies, run from
+// node_modules/.bin: no network.
+function lintTarballs(rootTgz, platTgz) {
+  const bin = (name) => path.join(ROOT, 'node_modules', '.bin', name);
+  for (const tgz of [rootTgz, platTgz]) {
+    const r = run(bin('publint'), ['run', tgz, '--strict'], { capture: true });
+    const out = `${r.stdout}${r.stderr}`;
+    if (/^(Errors|Warnings):/m.test(out)) {
+      process.stderr.write(out);
+      fail(`publint reports errors or warnings for ${path.basename(tgz)}`);
+    }
+    console.log(`  publint ${path.basename(tgz)}: ${/^Suggestions:/m.test(out) ? 'suggestions only' : 'no issues'}`);
+    if (/^Suggestions:/m.test(out)) process.stdout.write(`${out.trimEnd().replace(/^/gm, '    ')}\n`);
+  }
+  const r = spawnSync(bin('attw'), [rootTgz, '--format', 'ascii'], { cwd: ROOT, encoding: 'utf8', timeout: 5 * 60 * 1000 });
+  if (r.status !== 0 || !/No problems found/.test(r.stdout)) {
+    process.stderr.write(`${r.stdout}${r.stderr}`);
+    fail(`@arethetypeswrong/cli reports problems in ${path.basename(rootTgz)} (exit ${r.status})`);
+  }
+  console.log(`  attw ${path.basename(rootTgz)}: no problems (node10, node16 CJS and ESM, bundler; every subpath)`);
 }
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -116,6 +142,9 @@ async function main() {
     console.log(`  ${rootTgz.filename}: ${rootTgz.size} bytes packed (${kib(rootTgz.size)}), ${rootTgz.unpackedSize} unpacked, ${rootTgz.entryCount} files`);
     console.log(`  ${platTgz.filename}: ${platTgz.size} bytes packed (${kib(platTgz.size)}), ${platTgz.unpackedSize} unpacked, ${platTgz.entryCount} files`);
     console.log(`  optionalDependencies of the root package: ${Object.keys(optionalDependencies).join(', ')}`);
+
+    console.log('\n== 2b. lint the packed tarballs (publint, @arethetypeswrong/cli)');
+    lintTarballs(path.join(tmp, rootTgz.filename), path.join(tmp, platTgz.filename));
 
     console.log('\n== 3. install both into a new project, cargo and rustc off the PATH');
     const app = path.join(tmp, 'app');

@@ -203,6 +203,14 @@ const onErr = (err: Error): void => void err;
 other.on('error', onErr).off('error', onErr);
 // @ts-expect-error no such event
 on('connect', () => undefined);
+// The module-level on/once/off answer the module, as the instance's answer the instance.
+const chained: typeof import('@bisman/cache') = on('error', onErr).once('reconnect', () => undefined).off('error', onErr);
+const chainedLimiter: RateLimiter = chained.rateLimiter;
+const instanceChain: Cache = other.once('circuit', ({ state }) => void state).off('reconnect', () => undefined);
+pubsub.once('error', (err, channel) => void [err, channel]).off('error', () => undefined);
+// @ts-expect-error the module has no such export
+void on('error', onErr).notAnExport;
+void [chainedLimiter, instanceChain];
 void off;
 
 // The middleware are Express RequestHandlers.

@@ -7,6 +7,7 @@ const cache = require('./cache');
 const { createDb } = require('./db');
 const { authRoutes } = require('./routes/auth');
 const { apiRoutes } = require('./routes/api');
+const { adminRoutes } = require('./routes/admin');
 
 function createApp({ url = process.env.REDIS_URL || 'memory://erp', keyPrefix = process.env.KEY_PREFIX || 'erp:', approvalWorkMs } = {}) {
   const db = createDb();
@@ -21,6 +22,9 @@ function createApp({ url = process.env.REDIS_URL || 'memory://erp', keyPrefix = 
   });
 
   const app = express();
+  // The operator's page (@bisman/cache/admin) behind a SUPER_ADMIN session: routes/admin.js.
+  // Mounted before the JSON body parser: the router reads its own small bodies.
+  app.use('/admin', adminRoutes(db));
   app.use(express.json());
   app.use('/api/auth', authRoutes(db));
   app.use('/api', apiRoutes(db, { approvalWorkMs }));
@@ -82,6 +86,9 @@ with <code>Authorization: Bearer &lt;token&gt;</code>: sessions and permissions 
 <li><a href="/health/ready">/health/ready</a>: send traffic here (readiness; 200 while Redis is down: the fallbacks serve).</li>
 <li><a href="/health">/health</a>: the cache's own health, for dashboards (503 while Redis is unusable).</li>
 <li><a href="/metrics">/metrics</a>: Prometheus metrics.</li>
+<li><a href="/admin">/admin</a>: the operator's page (<code>@bisman/cache/admin</code>): health, rates,
+a user's sessions, an address's rate limits, locks, recent errors. Sign in as <code>admin</code> at
+<a href="/admin/login">/admin/login</a>.</li>
 </ul>
 </body></html>
 `;

@@ -73,6 +73,14 @@ function createDb() {
       return sessions.delete(tokenHash);
     },
 
+    // Every session row of a user (the operator page's "revoke all") → how many.
+    async deleteUserSessions(userId) {
+      await tick();
+      let n = 0;
+      for (const [hash, row] of sessions) if (String(row.user_id) === String(userId) && sessions.delete(hash)) n++;
+      return n;
+    },
+
     // The session loader's query: the row of a token hash, with its user, or null.
     async findSession(tokenHash) {
       queries.sessions++;
