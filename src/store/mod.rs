@@ -118,6 +118,7 @@ impl Store {
                     cfg.connect_timeout,
                     cfg.tls.clone(),
                     cfg.transport_limits(),
+                    &cfg.conn,
                 )?
                 .with_circuit(circuit()),
             )),
@@ -127,6 +128,7 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                     cfg.transport_limits(),
+                    &cfg.conn,
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
@@ -145,6 +147,8 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                     cfg.transport_limits(),
+                    &cfg.conn,
+                    &cfg.sentinel_auth,
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(

@@ -14,7 +14,7 @@ use super::transport::cluster::ClusterStore;
 use super::transport::pipeline::Pipeline;
 use super::transport::server::Server;
 use super::transport::topology::Topology;
-use crate::config::{Limits, RedisTarget};
+use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{CacheError, CacheResult};
 use crate::tls::Tls;
 
@@ -42,18 +42,20 @@ impl RedisStore {
             connect_timeout,
             None,
             Limits::default(),
+            &ConnOptions::default(),
         )
     }
 
-    /// A store on one server (see [`Server::new`] for `tls` and `limits`).
+    /// A store on one server (see [`Server::new`] for `tls`, `limits` and `conn`).
     pub fn new_with_tls(
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
         tls: Option<std::sync::Arc<Tls>>,
         limits: Limits,
+        conn: &ConnOptions,
     ) -> CacheResult<RedisStore> {
-        let server = Server::new(target, command_timeout, connect_timeout, tls, limits)?;
+        let server = Server::new(target, command_timeout, connect_timeout, tls, limits, conn)?;
         Ok(RedisStore {
             server: Some(server),
             topology: None,

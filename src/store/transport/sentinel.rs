@@ -18,13 +18,12 @@ use std::time::Duration;
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
 use redis::sentinel::Sentinel;
-use redis::{Cmd, ConnectionAddr, FromRedisValue};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo};
 use tokio::sync::Notify;
 
 use super::attempt::SharedAttempt;
 use super::server::Server;
-use crate::config::Limits;
-use crate::config::RedisTarget;
+use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{CacheError, CacheResult};
 use crate::store::script::Script;
 
@@ -43,6 +42,8 @@ pub struct Inner {
     command_timeout: Duration,
     connect_timeout: Duration,
     limits: Limits,
+    /// The data nodes' credentials, database and client name (the options).
+    conn: ConnOptions,
     current: Mutex<Option<Current>>,
     closed: AtomicBool,
     watching: AtomicBool,
@@ -77,11 +78,30 @@ impl SentinelStore {
         command_timeout: Duration,
         connect_timeout: Duration,
         limits: Limits,
+        conn: &ConnOptions,
+        sentinel_auth: &ConnOptions,
     ) -> CacheResult<SentinelStore> {
-        let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
-        let sentinel = Sentinel::build(urls).map_err(|_| {
-            CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into())
-        })?;
+        let invalid =
+            || CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into());
+        let infos = nodes
+            .iter()
+            .map(|n| {
+                let info = n
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|_| invalid())?;
+                let mut auth = info.redis_settings().clone();
+                if let Some(u) = &sentinel_auth.username {
+                    auth = auth.set_username(u);
+                }
+                if let Some(p) = &sentinel_auth.password {
+                    auth = auth.set_password(p);
+                }
+                Ok(info.set_redis_settings(auth))
+            })
+            .collect::<CacheResult<Vec<ConnectionInfo>>>()?;
+        let sentinel = Sentinel::build(infos).map_err(|_| invalid())?;
         Ok(SentinelStore {
             inner: Arc::new(Inner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
@@ -89,6 +109,7 @@ impl SentinelStore {
                 command_timeout,
                 connect_timeout,
                 limits,
+                conn: conn.clone(),
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
@@ -251,6 +272,7 @@ impl Inner {
             self.connect_timeout,
             None,
             self.limits,
+            &self.conn,
         )?);
         let old = cur.replace(Current {
             host,
