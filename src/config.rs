@@ -123,8 +123,10 @@ pub const MAX_PASSWORD_BYTES: usize = 4096;
 pub const MAX_DB: f64 = 2_147_483_647.0;
 
 /// A user name or password option: absent or empty means not given (the URL's part, if any,
-/// applies); otherwise at most `max` bytes. The value never appears in an error.
+/// applies); otherwise at most `max` bytes, and a user name without whitespace or control
+/// characters. The value never appears in an error.
 fn credential(what: &str, v: &Option<String>, max: usize) -> CacheResult<Option<String>> {
+    let is_user = max == MAX_USERNAME_BYTES;
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) if s.len() > max => Err(CacheError::OutOfRange(format!(
@@ -191,12 +193,11 @@ fn conn_options(o: &NativeOptions, backend: &Backend) -> CacheResult<(ConnOption
         Backend::Cluster(nodes) => nodes[0].password.is_some(),
         _ => false,
     };
-    if conn.username.is_some() && conn.password.is_none() && !url_password {
-        if !matches!(backend, Backend::Memory(_) | Backend::Disabled) {
-            return Err(CacheError::InvalidArg(
-                "username needs a password (the password option or the URL's)".into(),
-            ));
-        }
+    let applies = !matches!(backend, Backend::Memory(_) | Backend::Disabled);
+    if applies && conn.username.is_some() && conn.password.is_none() && !url_password {
+        return Err(CacheError::InvalidArg(
+            "username needs a password (the password option or the URL's)".into(),
+        ));
     }
     if sentinels.username.is_some() && sentinels.password.is_none() {
         return Err(CacheError::InvalidArg(
@@ -811,6 +812,90 @@ mod tests {
             assert_eq!(e.code(), "ERR_INVALID_ARG", "{url}: {e}");
             assert!(!e.to_string().contains("secretkey"), "{e}");
         }
+    }
+
+    #[test]
+    fn connection_options_replace_the_urls_parts_and_are_checked() {
+        let with = |url: &str, f: fn(&mut NativeOptions)| {
+            let mut o = NativeOptions {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            f(&mut o);
+            Config::from_options(o)
+        };
+        let c = with("redis://h:1", |o| {
+            o.username = Some("app".into());
+            o.password = Some("s3cret".into());
+            o.db = Some(3.0);
+            o.connection_name = Some("erp-api".into());
+        })
+        .unwrap();
+        assert_eq!(c.conn.username.as_deref(), Some("app"));
+        assert_eq!(c.conn.db, Some(3));
+        assert_eq!(c.conn.name.as_deref(), Some("erp-api"));
+        assert!(!format!("{:?}", c.conn).contains("s3cret"));
+        assert!(c.conn.secrets().iter().any(|s| s == "s3cret"));
+        // empty credentials are not given; a user name with the URL's password is enough
+        let c = with("redis://:pw@h:1", |o| {
+            o.username = Some("app".into());
+            o.password = Some(String::new());
+        })
+        .unwrap();
+        assert_eq!(c.conn.password, None);
+        // memory:// checks them and ignores them
+        assert!(with("memory://x", |o| o.username = Some("app".into())).is_ok());
+        for (url, f, code) in [
+            (
+                "redis://h:1",
+                (|o| o.db = Some(-1.0)) as fn(&mut NativeOptions),
+                "ERR_OUT_OF_RANGE",
+            ),
+            ("redis://h:1", |o| o.db = Some(0.5), "ERR_OUT_OF_RANGE"),
+            (
+                "redis://h:1",
+                |o| o.db = Some(2_147_483_648.0),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.connection_name = Some(String::new()),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.connection_name = Some("a b".into()),
+                "ERR_INVALID_ARG",
+            ),
+            (
+                "redis://h:1",
+                |o| o.password = Some("s3cret".repeat(1000)),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.username = Some("app".into()),
+                "ERR_INVALID_ARG",
+            ),
+            (
+                "redis://h:1",
+                |o| o.sentinel_password = Some("s3cret".into()),
+                "ERR_INVALID_ARG",
+            ),
+            ("memory://x", |o| o.db = Some(-1.0), "ERR_OUT_OF_RANGE"),
+        ] {
+            let e = with(url, f).err().unwrap();
+            assert_eq!(e.code(), code, "{e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+        let e = Config::from_options(NativeOptions {
+            cluster: Some(vec!["redis://h:7000".into()]),
+            db: Some(1.0),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), "ERR_OUT_OF_RANGE");
     }
 
     #[test]

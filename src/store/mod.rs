@@ -244,6 +244,24 @@ impl Store {
         }
     }
 
+    /// The data nodes of a cluster or behind sentinels and whether each is up (none on one
+    /// server or memory://).
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        match &self.backend {
+            Backend::Redis(r) => r.node_states(),
+            Backend::Memory(_) => Vec::new(),
+        }
+    }
+
+    /// PING on every data node of a cluster or behind sentinels (none on one server or
+    /// memory://).
+    pub async fn ping_nodes(&self) -> CacheResult<Vec<transport::node::NodePing>> {
+        match &self.backend {
+            Backend::Redis(r) => r.ping_nodes().await,
+            Backend::Memory(_) => Ok(Vec::new()),
+        }
+    }
+
     /// GET of a string value (unprefixed key).
     pub async fn get(&self, key: &str) -> CacheResult<Option<String>> {
         let k = self.key(key);

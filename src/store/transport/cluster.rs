@@ -33,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 use redis::{Cmd, FromRedisValue};
 
 use super::attempt::SharedAttempt;
+use super::node::{address, timed_ping, NodePing, MAX_NODES};
 use super::pipeline::Pipeline;
 use super::pipeline::{Done, Endpoint};
 use super::server::subscribe_on;
@@ -123,6 +124,7 @@ struct Inner {
     refreshes: AtomicU64,
 }
 
+#[derive(Clone)]
 pub struct ClusterStore {
     inner: Arc<Inner>,
 }
@@ -751,6 +753,44 @@ impl ClusterStore {
             ));
         }
         Ok(nodes)
+    }
+
+    /// The primaries serving slots in the map now, each with whether its connection is up.
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        let map = self.inner.map.read();
+        map.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| map.slots.contains(&(*i as u16)))
+            .take(MAX_NODES)
+            .map(|(_, ((h, p), pipe))| (address(h, *p), "primary", pipe.is_healthy()))
+            .collect()
+    }
+
+    /// PING on every primary serving slots (the map read again first), concurrently.
+    pub async fn ping_primaries(&self) -> CacheResult<Vec<NodePing>> {
+        let mut nodes = self.primaries().await?;
+        nodes.truncate(MAX_NODES);
+        let pings: Vec<_> = nodes
+            .into_iter()
+            .map(|node| {
+                let this = self.clone();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                napi::bindgen_prelude::spawn(async move {
+                    let cmd = redis::cmd("PING");
+                    let ping = this.query_on::<String>(&node, &cmd);
+                    let _ = tx.send(timed_ping(address(&node.0, node.1), "primary", ping).await);
+                });
+                rx
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pings.len());
+        for p in pings {
+            if let Ok(p) = p.await {
+                out.push(p);
+            }
+        }
+        Ok(out)
     }
 
     /// One command on one node.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError};
 
+use super::node::address;
 use super::pipeline::{open_stream, Endpoint, Pipeline, Transport};
 use crate::config::{percent_decode, ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
@@ -175,10 +176,7 @@ impl Server {
     pub fn address(&self) -> String {
         match &self.endpoint.transport {
             Transport::Unix(path) => path.display().to_string(),
-            _ if self.endpoint.host.contains(':') => {
-                format!("[{}]:{}", self.endpoint.host, self.endpoint.port)
-            }
-            _ => format!("{}:{}", self.endpoint.host, self.endpoint.port),
+            _ => address(&self.endpoint.host, self.endpoint.port),
         }
     }
 
