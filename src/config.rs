@@ -125,8 +125,12 @@ pub const MAX_DB: f64 = 2_147_483_647.0;
 /// A user name or password option: absent or empty means not given (the URL's part, if any,
 /// applies); otherwise at most `max` bytes, and a user name without whitespace or control
 /// characters. The value never appears in an error.
-fn credential(what: &str, v: &Option<String>, max: usize) -> CacheResult<Option<String>> {
-    let is_user = max == MAX_USERNAME_BYTES;
+fn credential(what: &str, v: &Option<String>, is_user: bool) -> CacheResult<Option<String>> {
+    let max = if is_user {
+        MAX_USERNAME_BYTES
+    } else {
+        MAX_PASSWORD_BYTES
+    };
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) if s.len() > max => Err(CacheError::OutOfRange(format!(
@@ -178,14 +182,14 @@ fn conn_options(o: &NativeOptions, backend: &Backend) -> CacheResult<(ConnOption
         }
     };
     let conn = ConnOptions {
-        username: credential("username", &o.username, MAX_USERNAME_BYTES)?,
-        password: credential("password", &o.password, MAX_PASSWORD_BYTES)?,
+        username: credential("username", &o.username, true)?,
+        password: credential("password", &o.password, false)?,
         db,
         name: connection_name(&o.connection_name)?,
     };
     let sentinels = ConnOptions {
-        username: credential("sentinelUsername", &o.sentinel_username, MAX_USERNAME_BYTES)?,
-        password: credential("sentinelPassword", &o.sentinel_password, MAX_PASSWORD_BYTES)?,
+        username: credential("sentinelUsername", &o.sentinel_username, true)?,
+        password: credential("sentinelPassword", &o.sentinel_password, false)?,
         ..Default::default()
     };
     let url_password = match backend {
