@@ -118,9 +118,11 @@ export interface CacheOptions {
    * is `<name>:sub`. 1 … 128 printable ASCII characters without spaces. A least-privilege ACL
    * user needs `+client|setname`. */
   connectionName?: string;
-  /** The sentinels' own ACL user and password (with `sentinel` only), replacing the sentinel
-   * URLs'; `sentinelUsername` needs `sentinelPassword`. */
+  /** The sentinels' own ACL user (with `sentinel` only), replacing the sentinel URLs'; needs
+   * `sentinelPassword`. */
   sentinelUsername?: string;
+  /** The sentinels' own password (with `sentinel` only), replacing the sentinel URLs'; never
+   * shown. */
   sentinelPassword?: string;
   /** Prepended to every key, e.g. `'erp:prod:'`. */
   keyPrefix?: string;
@@ -952,6 +954,7 @@ export interface PingResult {
 export interface PingNode {
   /** `host:port`. */
   address: string;
+  /** What the node is: a cluster primary serving slots, or the primary behind sentinels. */
   role: 'primary';
   /** `'PONG'` when the node answered, else null. */
   pong: 'PONG' | null;
