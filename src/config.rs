@@ -625,6 +625,16 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The options of `url` changed by `f`.
+    fn with(url: &str, f: fn(&mut NativeOptions)) -> CacheResult<Config> {
+        let mut o = NativeOptions {
+            url: Some(url.into()),
+            ..Default::default()
+        };
+        f(&mut o);
+        Config::from_options(o)
+    }
+
     fn cfg(url: &str) -> CacheResult<Config> {
         Config::from_options(NativeOptions {
             url: Some(url.into()),
@@ -775,14 +785,6 @@ mod tests {
 
     #[test]
     fn tls_options_need_rediss_and_valid_values() {
-        let with = |url: &str, f: fn(&mut NativeOptions)| {
-            let mut o = NativeOptions {
-                url: Some(url.into()),
-                ..Default::default()
-            };
-            f(&mut o);
-            Config::from_options(o)
-        };
         assert!(
             with("rediss://h:1", |o| o.tls_reject_unauthorized = Some(false))
                 .unwrap()
@@ -820,14 +822,6 @@ mod tests {
 
     #[test]
     fn connection_options_replace_the_urls_parts_and_are_checked() {
-        let with = |url: &str, f: fn(&mut NativeOptions)| {
-            let mut o = NativeOptions {
-                url: Some(url.into()),
-                ..Default::default()
-            };
-            f(&mut o);
-            Config::from_options(o)
-        };
         let c = with("redis://h:1", |o| {
             o.username = Some("app".into());
             o.password = Some("s3cret".into());
