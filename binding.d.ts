@@ -30,6 +30,18 @@ export declare class NativeCache {
    */
   ping(id: number): void
   /**
+   * PING on every data node of a cluster (each primary serving slots) or behind sentinels
+   * (the primary) → JSON `[{ address, role, pong, ms, error? }]` (`[]` on one server and
+   * memory://). It does not feed the breaker; a node that fails has `pong: null` and the
+   * error's text.
+   */
+  pingNodes(id: number): void
+  /**
+   * The data nodes of a cluster or behind sentinels known now, without I/O: whether each
+   * one's connection is up (not known to be down). Empty on one server and memory://.
+   */
+  nodeStates(): Array<NodeState>
+  /**
    * False while disabled, shut down, while Redis is known to be down, or while the
    * circuit is not closed.
    */
@@ -329,6 +341,17 @@ export interface NativeOptions {
    */
   maxOutboxBytes?: number
   maxReplyBytes?: number
+  /**
+   * The data connections' ACL user and password, database and client name: each given one
+   * replaces the URL's part (on Cluster every node's, behind Sentinel the data node's).
+   */
+  username?: string
+  password?: string
+  db?: number
+  connectionName?: string
+  /** The sentinels' own ACL user and password (replace a sentinel URL's). */
+  sentinelUsername?: string
+  sentinelPassword?: string
 }
 
 /** A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`). */
@@ -338,6 +361,15 @@ export interface NearSnapshot {
   ttlMs: number
   /** The role is a super role (decided here, so JS and Rust never disagree). */
   isSuper: boolean
+}
+
+/** A data node and whether its connection is up. */
+export interface NodeState {
+  /** `host:port`. */
+  address: string
+  /** "primary". */
+  role: string
+  up: boolean
 }
 
 export declare function permRoleKey(roleId: JsId): string

@@ -102,6 +102,28 @@ export interface CacheOptions {
     /** The sentinels' URLs, `['redis://h:26379', …]`. */
     nodes: string[];
   };
+  /** The ACL user of every data connection (`AUTH user pass`), replacing the URL's; on Cluster
+   * every node's, behind Sentinel the data nodes'. Needs a password (`password` or the URL's).
+   * `''` counts as not given. */
+  username?: string;
+  /** The password of every data connection, replacing the URL's (on Cluster every node's,
+   * behind Sentinel the data nodes'); `''` counts as not given. Never shown in an error, a log
+   * line, `stats()` or `metrics()`. Checked, then ignored, with `memory://`. */
+  password?: string;
+  /** The database selected on every connection (`SELECT`), replacing the URL's `/db`;
+   * 0 … 2147483647 (Redis' own limit is its `databases` setting, 16 by default); only 0 on
+   * Redis Cluster. */
+  db?: number;
+  /** `CLIENT SETNAME` on every connection (`CLIENT LIST` shows it); the pub/sub subscriber's
+   * is `<name>:sub`. 1 … 128 printable ASCII characters without spaces. A least-privilege ACL
+   * user needs `+client|setname`. */
+  connectionName?: string;
+  /** The sentinels' own ACL user (with `sentinel` only), replacing the sentinel URLs'; needs
+   * `sentinelPassword`. */
+  sentinelUsername?: string;
+  /** The sentinels' own password (with `sentinel` only), replacing the sentinel URLs'; never
+   * shown. */
+  sentinelPassword?: string;
   /** Prepended to every key, e.g. `'erp:prod:'`. */
   keyPrefix?: string;
   /** Names this node in lock owners and pub/sub messages (default: the host name). */
@@ -923,6 +945,23 @@ export interface PingResult {
   circuit: 'closed' | 'open' | 'half-open';
   /** With `error: 'revocations pending replay'`: the revocations this node still has to replay. */
   pendingRevocations?: number;
+  /** Cluster and Sentinel only: each data node's own PING (every primary serving slots; the
+   * primary behind the sentinels), sent concurrently; `[]` when no node could be listed. */
+  nodes?: PingNode[];
+}
+
+/** One data node's answer to `ping()` on Cluster or Sentinel. */
+export interface PingNode {
+  /** `host:port`. */
+  address: string;
+  /** What the node is: a cluster primary serving slots, or the primary behind sentinels. */
+  role: 'primary';
+  /** `'PONG'` when the node answered, else null. */
+  pong: 'PONG' | null;
+  /** Round-trip time in milliseconds (two decimals). */
+  ms: number;
+  /** Why not, when `pong` is null. */
+  error?: string;
 }
 
 /** Counters of one service since the instance was created. */

@@ -22,6 +22,22 @@ function circuitOf(ctx) {
   return b === null ? 'closed' : b.native.circuitState();
 }
 
+// Cluster and Sentinel have several data nodes: ping() and metrics() report each.
+function hasNodes(options) {
+  return options.cluster !== undefined || options.sentinel !== undefined;
+}
+
+// PING on every primary of a cluster (the slot map read again first) or on the primary behind
+// sentinels, concurrently → [{ address, role, pong, ms, error? }]; [] when none could be
+// listed (the overall answer's error says why).
+function pingNodes(ctx) {
+  return ctx.op(
+    (n, id) => n.pingNodes(id),
+    (json) => JSON.parse(json),
+    () => [],
+  );
+}
+
 class Cache extends EventEmitter {
   // `lazy`: validate and build the native side on first use (the module's default instance,
   // created at require time from REDIS_URL); otherwise now, so bad options throw here.
@@ -85,7 +101,8 @@ class Cache extends EventEmitter {
   }
 
   // → { pong: 'PONG', ms, enabled: true, circuit } or { pong: null, ms, enabled: false, error,
-  // circuit }. PING always goes to Redis, even while the circuit breaker is open (its success
+  // circuit }; on Cluster and Sentinel also `nodes`: [{ address, role, pong, ms, error? }], one
+  // PING per primary (see pingNodes). PING always goes to Redis, even while the circuit breaker is open (its success
   // closes it); `circuit` is 'closed' | 'open' | 'half-open' after it.
   // Revocations pending replay (lib/journal.js) are replayed first (waited for at most
   // 2 × commandTimeoutMs); while some are still pending the answer is { pong: null, ms,
@@ -94,12 +111,13 @@ class Cache extends EventEmitter {
     const started = process.hrtime.bigint();
     const ms = () => Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100;
     const circuit = () => circuitOf(this.ctx);
-    const probe = () =>
+    const one = () =>
       this.ctx.op(
         (n, id) => n.ping(id),
         (pong) => ({ pong, ms: ms(), enabled: true, circuit: circuit() }),
         (err) => ({ pong: null, ms: ms(), enabled: false, error: err.message, circuit: circuit() }),
       );
+    const probe = () => (hasNodes(this.ctx.options) ? Promise.all([one(), pingNodes(this.ctx)]).then(([r, nodes]) => ({ ...r, nodes })) : one());
     const j = this.ctx.journal;
     if (j.size !== 0) {
       try {

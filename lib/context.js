@@ -101,12 +101,21 @@ function normalizeOptions(options) {
     if (v != null && typeof v !== 'number') throw typeError(`${name} must be a number (got ${typeof v})`);
     numbers[name] = v == null ? undefined : v; // null, like undefined: the default
   }
+  for (const name of STRING_OPTIONS) {
+    const v = options[name];
+    // the value is never shown: it may be a password
+    if (v != null && typeof v !== 'string') throw typeError(`${name} must be a string (got ${typeof v})`);
+    numbers[name] = v == null ? undefined : v;
+  }
   return { ...options, ...numbers, url: url || undefined, loaders, nodeId, revocationJournalMax: journalMax(options.revocationJournalMax) };
 }
 
 // The numeric options: their type is checked here (a TypeError with a code, like every bad
 // option), their range natively (src/config.rs: a RangeError).
-const NUMBER_OPTIONS = ['commandTimeoutMs', 'connectTimeoutMs', 'maxValueBytes', 'circuitThreshold', 'circuitCooldownMs', 'maxOutboxBytes', 'maxReplyBytes', 'maxMessageBytes', 'nearCacheTtlMs', 'nearCacheMax'];
+const NUMBER_OPTIONS = ['commandTimeoutMs', 'connectTimeoutMs', 'maxValueBytes', 'circuitThreshold', 'circuitCooldownMs', 'maxOutboxBytes', 'maxReplyBytes', 'maxMessageBytes', 'nearCacheTtlMs', 'nearCacheMax', 'db'];
+// The connection's string options: their type here, their length and characters natively
+// (an empty username or password counts as not given, as in ioredis and node-redis).
+const STRING_OPTIONS = ['username', 'password', 'connectionName', 'sentinelUsername', 'sentinelPassword'];
 
 class Context {
   constructor(options) {
@@ -140,6 +149,12 @@ class Context {
         circuitCooldownMs: o.circuitCooldownMs,
         maxOutboxBytes: o.maxOutboxBytes,
         maxReplyBytes: o.maxReplyBytes,
+        username: o.username,
+        password: o.password,
+        db: o.db,
+        connectionName: o.connectionName,
+        sentinelUsername: o.sentinelUsername,
+        sentinelPassword: o.sentinelPassword,
         ...tlsOptionsOf(o.tls),
         ...nearCacheOptions(o),
         ...pubsubOptions(o),

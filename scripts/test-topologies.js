@@ -26,4 +26,4 @@ for (const topology of ['sentinel', 'cluster']) {
   // (a killed or paused single redis-server) run in `npm test`
   step(`behavioural suites on ${topology}`, process.execPath, ['--test', '--test-concurrency=1', `--test-name-pattern=on ${topology}`, ...SUITES], { BISMAN_TOPOLOGY: topology });
 }
-step('failover and the cluster transport', process.execPath, ['--test', '--test-concurrency=1', path.join('__test__', 'topologies', 'failover.test.js'), path.join('__test__', 'topologies', 'cluster_transport.test.js')]);
+step('failover, the cluster transport and per-node health', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);

@@ -50,6 +50,15 @@ pub struct NativeOptions {
     /// 32 MiB), and the longest reply accepted (default 512 MiB, Redis' proto-max-bulk-len).
     pub max_outbox_bytes: Option<f64>,
     pub max_reply_bytes: Option<f64>,
+    /// The data connections' ACL user and password, database and client name: each given one
+    /// replaces the URL's part (on Cluster every node's, behind Sentinel the data node's).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: Option<f64>,
+    pub connection_name: Option<String>,
+    /// The sentinels' own ACL user and password (replace a sentinel URL's).
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
 }
 
 /// Where the data lives.
@@ -77,6 +86,141 @@ impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RedisTarget(<redacted>)")
     }
+}
+
+/// What the handshake of a connection sends besides the URL's parts: each given field
+/// replaces the URL's (`AUTH`, `SELECT`), and `name` is set with `CLIENT SETNAME`.
+#[derive(Clone, Default)]
+pub struct ConnOptions {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: Option<i64>,
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for ConnOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnOptions(<redacted>)")
+    }
+}
+
+impl ConnOptions {
+    /// The password and its percent-decoded form, for scrubbing error texts.
+    pub fn secrets(&self) -> Vec<String> {
+        self.password
+            .iter()
+            .flat_map(|p| [p.clone(), percent_decode(p)])
+            .collect()
+    }
+}
+
+/// The longest `connectionName` (Redis accepts any length; a name is for `CLIENT LIST`).
+pub const MAX_CONNECTION_NAME: usize = 128;
+/// The longest `username` and `password` accepted.
+pub const MAX_USERNAME_BYTES: usize = 256;
+pub const MAX_PASSWORD_BYTES: usize = 4096;
+/// The largest `db` (Redis' own limit is its `databases` setting, 16 by default).
+pub const MAX_DB: f64 = 2_147_483_647.0;
+
+/// A user name or password option: absent or empty means not given (the URL's part, if any,
+/// applies); otherwise at most `max` bytes, and a user name without whitespace or control
+/// characters. The value never appears in an error.
+fn credential(what: &str, v: &Option<String>, is_user: bool) -> CacheResult<Option<String>> {
+    let max = if is_user {
+        MAX_USERNAME_BYTES
+    } else {
+        MAX_PASSWORD_BYTES
+    };
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) if s.len() > max => Err(CacheError::OutOfRange(format!(
+            "{what} must be at most {max} bytes long (the value is not shown)"
+        ))),
+        Some(s)
+            if what.ends_with("sername")
+                && s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            Err(CacheError::InvalidArg(format!(
+                "{what} must not contain whitespace or control characters"
+            )))
+        }
+        Some(s) => Ok(Some(s.to_string())),
+    }
+}
+
+/// `connectionName`: 1 to 128 printable ASCII characters without spaces (what `CLIENT
+/// SETNAME` accepts).
+fn connection_name(v: &Option<String>) -> CacheResult<Option<String>> {
+    let Some(name) = v else { return Ok(None) };
+    if name.is_empty() || name.len() > MAX_CONNECTION_NAME {
+        return Err(CacheError::OutOfRange(format!(
+            "connectionName must be 1 to {MAX_CONNECTION_NAME} characters long (got {})",
+            name.len()
+        )));
+    }
+    if !name.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(CacheError::InvalidArg(
+            "connectionName must be printable ASCII without spaces (CLIENT SETNAME refuses others)"
+                .into(),
+        ));
+    }
+    Ok(Some(name.clone()))
+}
+
+/// The connection options of `o`, checked against the back end: a user name needs a password
+/// (from the option or the URL), and Redis Cluster has only database 0.
+fn conn_options(o: &NativeOptions, backend: &Backend) -> CacheResult<(ConnOptions, ConnOptions)> {
+    let db = match o.db {
+        None => None,
+        Some(d) if d.is_finite() && d.fract() == 0.0 && (0.0..=MAX_DB).contains(&d) => {
+            Some(d as i64)
+        }
+        Some(d) => {
+            return Err(CacheError::OutOfRange(format!(
+                "db must be a whole number from 0 to {MAX_DB} (got {d})"
+            )))
+        }
+    };
+    let conn = ConnOptions {
+        username: credential("username", &o.username, true)?,
+        password: credential("password", &o.password, false)?,
+        db,
+        name: connection_name(&o.connection_name)?,
+    };
+    let sentinels = ConnOptions {
+        username: credential("sentinelUsername", &o.sentinel_username, true)?,
+        password: credential("sentinelPassword", &o.sentinel_password, false)?,
+        ..Default::default()
+    };
+    let url_password = match backend {
+        Backend::Redis(t) => t.password.is_some(),
+        Backend::Cluster(nodes) => nodes[0].password.is_some(),
+        _ => false,
+    };
+    let applies = !matches!(backend, Backend::Memory(_) | Backend::Disabled);
+    if applies && conn.username.is_some() && conn.password.is_none() && !url_password {
+        return Err(CacheError::InvalidArg(
+            "username needs a password (the password option or the URL's)".into(),
+        ));
+    }
+    if sentinels.username.is_some() && sentinels.password.is_none() {
+        return Err(CacheError::InvalidArg(
+            "sentinelUsername needs sentinelPassword".into(),
+        ));
+    }
+    if (sentinels.username.is_some() || sentinels.password.is_some())
+        && !matches!(backend, Backend::Sentinel { .. })
+    {
+        return Err(CacheError::InvalidArg(
+            "sentinelUsername and sentinelPassword need the sentinel option".into(),
+        ));
+    }
+    if matches!(backend, Backend::Cluster(_)) && conn.db.is_some_and(|d| d != 0) {
+        return Err(CacheError::OutOfRange(
+            "db must be 0 on Redis Cluster (a cluster has database 0 only)".into(),
+        ));
+    }
+    Ok((conn, sentinels))
 }
 
 /// Default bound of the outbox (`maxOutboxBytes`): 32 MiB. The outbox only fills while Redis
@@ -121,6 +265,10 @@ pub struct Config {
     pub pubsub_secrets: Vec<Vec<u8>>,
     pub max_outbox_bytes: usize,
     pub max_reply_bytes: usize,
+    /// `username`, `password`, `db`, `connectionName`: every data connection's handshake.
+    pub conn: ConnOptions,
+    /// `sentinelUsername`, `sentinelPassword`: the sentinels' handshake.
+    pub sentinel_auth: ConnOptions,
 }
 
 impl Config {
@@ -396,6 +544,7 @@ impl Config {
             },
         };
         let tls = tls_of(&o, &backend)?;
+        let (conn, sentinel_auth) = conn_options(&o, &backend)?;
         let key_prefix = o.key_prefix.unwrap_or_default();
         if !key_prefix.is_empty() {
             keys::check_id("keyPrefix", &key_prefix)?;
@@ -446,6 +595,8 @@ impl Config {
         )?;
         let pubsub_secrets = pubsub_secrets(o.pubsub_secrets)?;
         Ok(Config {
+            conn,
+            sentinel_auth,
             max_message_bytes,
             pubsub_secrets,
             tls,
@@ -473,6 +624,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The options of `url` changed by `f`.
+    fn with(url: &str, f: fn(&mut NativeOptions)) -> CacheResult<Config> {
+        let mut o = NativeOptions {
+            url: Some(url.into()),
+            ..Default::default()
+        };
+        f(&mut o);
+        Config::from_options(o)
+    }
 
     fn cfg(url: &str) -> CacheResult<Config> {
         Config::from_options(NativeOptions {
@@ -624,14 +785,6 @@ mod tests {
 
     #[test]
     fn tls_options_need_rediss_and_valid_values() {
-        let with = |url: &str, f: fn(&mut NativeOptions)| {
-            let mut o = NativeOptions {
-                url: Some(url.into()),
-                ..Default::default()
-            };
-            f(&mut o);
-            Config::from_options(o)
-        };
         assert!(
             with("rediss://h:1", |o| o.tls_reject_unauthorized = Some(false))
                 .unwrap()
@@ -665,6 +818,82 @@ mod tests {
             assert_eq!(e.code(), "ERR_INVALID_ARG", "{url}: {e}");
             assert!(!e.to_string().contains("secretkey"), "{e}");
         }
+    }
+
+    #[test]
+    fn connection_options_replace_the_urls_parts_and_are_checked() {
+        let c = with("redis://h:1", |o| {
+            o.username = Some("app".into());
+            o.password = Some("s3cret".into());
+            o.db = Some(3.0);
+            o.connection_name = Some("erp-api".into());
+        })
+        .unwrap();
+        assert_eq!(c.conn.username.as_deref(), Some("app"));
+        assert_eq!(c.conn.db, Some(3));
+        assert_eq!(c.conn.name.as_deref(), Some("erp-api"));
+        assert!(!format!("{:?}", c.conn).contains("s3cret"));
+        assert!(c.conn.secrets().iter().any(|s| s == "s3cret"));
+        // empty credentials are not given; a user name with the URL's password is enough
+        let c = with("redis://:pw@h:1", |o| {
+            o.username = Some("app".into());
+            o.password = Some(String::new());
+        })
+        .unwrap();
+        assert_eq!(c.conn.password, None);
+        // memory:// checks them and ignores them
+        assert!(with("memory://x", |o| o.username = Some("app".into())).is_ok());
+        for (url, f, code) in [
+            (
+                "redis://h:1",
+                (|o| o.db = Some(-1.0)) as fn(&mut NativeOptions),
+                "ERR_OUT_OF_RANGE",
+            ),
+            ("redis://h:1", |o| o.db = Some(0.5), "ERR_OUT_OF_RANGE"),
+            (
+                "redis://h:1",
+                |o| o.db = Some(2_147_483_648.0),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.connection_name = Some(String::new()),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.connection_name = Some("a b".into()),
+                "ERR_INVALID_ARG",
+            ),
+            (
+                "redis://h:1",
+                |o| o.password = Some("s3cret".repeat(1000)),
+                "ERR_OUT_OF_RANGE",
+            ),
+            (
+                "redis://h:1",
+                |o| o.username = Some("app".into()),
+                "ERR_INVALID_ARG",
+            ),
+            (
+                "redis://h:1",
+                |o| o.sentinel_password = Some("s3cret".into()),
+                "ERR_INVALID_ARG",
+            ),
+            ("memory://x", |o| o.db = Some(-1.0), "ERR_OUT_OF_RANGE"),
+        ] {
+            let e = with(url, f).err().unwrap();
+            assert_eq!(e.code(), code, "{e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+        let e = Config::from_options(NativeOptions {
+            cluster: Some(vec!["redis://h:7000".into()]),
+            db: Some(1.0),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), "ERR_OUT_OF_RANGE");
     }
 
     #[test]

@@ -119,6 +119,7 @@ impl Store {
                     cfg.connect_timeout,
                     cfg.tls.clone(),
                     cfg.transport_limits(),
+                    &cfg.conn,
                 )?
                 .with_circuit(circuit()),
             )),
@@ -128,6 +129,7 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                     cfg.transport_limits(),
+                    &cfg.conn,
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
@@ -146,6 +148,8 @@ impl Store {
                     cfg.command_timeout,
                     cfg.connect_timeout,
                     cfg.transport_limits(),
+                    &cfg.conn,
+                    &cfg.sentinel_auth,
                 )?;
                 Backend::Redis(Box::new(
                     RedisStore::with_topology(
@@ -238,6 +242,24 @@ impl Store {
         match &self.backend {
             Backend::Redis(r) => r.ping().await,
             Backend::Memory(_) => Ok("PONG".to_string()),
+        }
+    }
+
+    /// The data nodes of a cluster or behind sentinels and whether each is up (none on one
+    /// server or memory://).
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        match &self.backend {
+            Backend::Redis(r) => r.node_states(),
+            Backend::Memory(_) => Vec::new(),
+        }
+    }
+
+    /// PING on every data node of a cluster or behind sentinels (none on one server or
+    /// memory://).
+    pub async fn ping_nodes(&self) -> CacheResult<Vec<transport::node::NodePing>> {
+        match &self.backend {
+            Backend::Redis(r) => r.ping_nodes().await,
+            Backend::Memory(_) => Ok(Vec::new()),
         }
     }
 

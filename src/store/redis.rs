@@ -11,10 +11,11 @@ use super::script::Script;
 
 use super::circuit::Circuit;
 use super::transport::cluster::ClusterStore;
+use super::transport::node::NodePing;
 use super::transport::pipeline::Pipeline;
 use super::transport::server::Server;
 use super::transport::topology::Topology;
-use crate::config::{Limits, RedisTarget};
+use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{CacheError, CacheResult};
 use crate::tls::Tls;
 
@@ -42,18 +43,20 @@ impl RedisStore {
             connect_timeout,
             None,
             Limits::default(),
+            &ConnOptions::default(),
         )
     }
 
-    /// A store on one server (see [`Server::new`] for `tls` and `limits`).
+    /// A store on one server (see [`Server::new`] for `tls`, `limits` and `conn`).
     pub fn new_with_tls(
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
         tls: Option<std::sync::Arc<Tls>>,
         limits: Limits,
+        conn: &ConnOptions,
     ) -> CacheResult<RedisStore> {
-        let server = Server::new(target, command_timeout, connect_timeout, tls, limits)?;
+        let server = Server::new(target, command_timeout, connect_timeout, tls, limits, conn)?;
         Ok(RedisStore {
             server: Some(server),
             topology: None,
@@ -112,6 +115,27 @@ impl RedisStore {
         let r = self.dispatch_query(&::redis::cmd("PING")).await;
         self.circuit.record(&r);
         r
+    }
+
+    /// The data nodes of a cluster or behind sentinels and whether each is up (empty on one
+    /// server: `is_healthy` tells).
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        self.topology
+            .as_deref()
+            .map(Topology::node_states)
+            .unwrap_or_default()
+    }
+
+    /// PING on every data node of a cluster or behind sentinels (none on one server); it does
+    /// not feed the breaker ([`RedisStore::ping`] does).
+    pub async fn ping_nodes(&self) -> CacheResult<Vec<NodePing>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(CacheError::Closed);
+        }
+        match self.topology.as_deref() {
+            Some(t) => t.ping_nodes().await,
+            None => Ok(Vec::new()),
+        }
     }
 
     pub fn is_healthy(&self) -> bool {

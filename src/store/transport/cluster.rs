@@ -30,13 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::{Cmd, FromRedisValue};
 
 use super::attempt::SharedAttempt;
+use super::node::{address, timed_ping, NodePing, MAX_NODES};
 use super::pipeline::Pipeline;
 use super::pipeline::{Done, Endpoint};
-use crate::config::Limits;
-use crate::config::RedisTarget;
+use super::server::subscribe_on;
+use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
 use crate::names::slot::key_slot;
 use crate::store::codec::{decode, encode, Resp};
@@ -100,10 +101,11 @@ impl SlotMap {
 
 struct Inner {
     seeds: Vec<Addr>,
+    /// The first seed URL's credentials, or the options' (`username`, `password`), and the
+    /// client name (`connectionName`): every node's connections use them.
     username: Option<String>,
     password: Option<String>,
-    /// `user:pass@` of the first seed URL (or empty), for the pub/sub connection.
-    userinfo: String,
+    client_name: Option<String>,
     secrets: Arc<Vec<String>>,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -122,6 +124,7 @@ struct Inner {
     refreshes: AtomicU64,
 }
 
+#[derive(Clone)]
 pub struct ClusterStore {
     inner: Arc<Inner>,
 }
@@ -136,16 +139,6 @@ fn host_port(url: &str) -> Option<(String, u16)> {
     Some((h.to_string(), p.parse().ok()?))
 }
 
-/// `user:pass@` of a URL, or empty.
-fn userinfo(url: &str) -> String {
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority
-        .rsplit_once('@')
-        .map(|(u, _)| format!("{u}@"))
-        .unwrap_or_default()
-}
-
 /// `slot host:port` of a MOVED or ASK error's text after its word.
 fn redirect_target(rest: &str) -> Option<(u16, Addr)> {
     let mut parts = rest.split_whitespace();
@@ -156,10 +149,18 @@ fn redirect_target(rest: &str) -> Option<(u16, Addr)> {
 }
 
 impl Inner {
-    fn scrub(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .fold(text.to_string(), |t, s| redact(&t, Some(s)))
+    /// How to connect to the node at `addr`.
+    fn endpoint(&self, addr: &Addr) -> Endpoint {
+        Endpoint {
+            client_name: self.client_name.clone(),
+            ..Endpoint::tcp(
+                addr.0.clone(),
+                addr.1,
+                self.username.clone(),
+                self.password.clone(),
+                0,
+            )
+        }
     }
 
     /// The pipeline to `addr`, made on first use.
@@ -170,13 +171,7 @@ impl Inner {
         }
         let secrets = self.secrets.clone();
         let p = Arc::new(Pipeline::new(
-            Endpoint::tcp(
-                addr.0.clone(),
-                addr.1,
-                self.username.clone(),
-                self.password.clone(),
-                0,
-            ),
+            self.endpoint(addr),
             self.command_timeout,
             self.connect_timeout,
             self.limits,
@@ -519,11 +514,13 @@ impl ClusterStore {
         command_timeout: Duration,
         connect_timeout: Duration,
         limits: Limits,
+        conn: &ConnOptions,
     ) -> CacheResult<ClusterStore> {
         let secrets: Vec<String> = nodes
             .iter()
             .filter_map(|n| n.password.clone())
             .flat_map(|p| [crate::config::percent_decode(&p), p])
+            .chain(conn.secrets())
             .filter(|s| !s.is_empty())
             .collect();
         let invalid =
@@ -541,9 +538,15 @@ impl ClusterStore {
         Ok(ClusterStore {
             inner: Arc::new(Inner {
                 seeds,
-                username: settings.username().map(str::to_string),
-                password: settings.password().map(str::to_string),
-                userinfo: userinfo(&first.url),
+                username: conn
+                    .username
+                    .clone()
+                    .or_else(|| settings.username().map(str::to_string)),
+                password: conn
+                    .password
+                    .clone()
+                    .or_else(|| settings.password().map(str::to_string)),
+                client_name: conn.name.clone(),
                 secrets: Arc::new(secrets),
                 command_timeout,
                 connect_timeout,
@@ -752,6 +755,44 @@ impl ClusterStore {
         Ok(nodes)
     }
 
+    /// The primaries serving slots in the map now, each with whether its connection is up.
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        let map = self.inner.map.read();
+        map.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| map.slots.contains(&(*i as u16)))
+            .take(MAX_NODES)
+            .map(|(_, ((h, p), pipe))| (address(h, *p), "primary", pipe.is_healthy()))
+            .collect()
+    }
+
+    /// PING on every primary serving slots (the map read again first), concurrently.
+    pub async fn ping_primaries(&self) -> CacheResult<Vec<NodePing>> {
+        let mut nodes = self.primaries().await?;
+        nodes.truncate(MAX_NODES);
+        let pings: Vec<_> = nodes
+            .into_iter()
+            .map(|node| {
+                let this = self.clone();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                napi::bindgen_prelude::spawn(async move {
+                    let cmd = redis::cmd("PING");
+                    let ping = this.query_on::<String>(&node, &cmd);
+                    let _ = tx.send(timed_ping(address(&node.0, node.1), "primary", ping).await);
+                });
+                rx
+            })
+            .collect();
+        let mut out = Vec::with_capacity(pings.len());
+        for p in pings {
+            if let Ok(p) = p.await {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     /// One command on one node.
     pub async fn query_on<T: FromRedisValue>(
         &self,
@@ -826,22 +867,19 @@ impl ClusterStore {
             if inner.closed.load(Ordering::Relaxed) {
                 return Err(CacheError::Closed);
             }
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host
-            };
-            let url = format!("redis://{}{host}:{port}", inner.userinfo);
-            let connect = async {
-                let client = redis::Client::open(url.as_str())?;
-                let mut ps = client.get_async_pubsub().await?;
-                ps.subscribe(channels).await?;
-                Ok::<_, RedisError>(ps)
-            };
-            match tokio::time::timeout(inner.connect_timeout, connect).await {
-                Err(_) => last = CacheError::Timeout(inner.connect_timeout.as_millis() as u64),
-                Ok(Err(e)) => last = CacheError::Unavailable(inner.scrub(&e.to_string())),
-                Ok(Ok(ps)) => return Ok(ps),
+            let endpoint = inner.endpoint(&(host, port));
+            let settings = redis::RedisConnectionInfo::default();
+            match subscribe_on(
+                &endpoint,
+                &settings,
+                channels,
+                inner.connect_timeout,
+                &inner.secrets,
+            )
+            .await
+            {
+                Ok(ps) => return Ok(ps),
+                Err(e) => last = e,
             }
         }
         Err(last)

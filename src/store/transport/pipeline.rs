@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
-use crate::config::Limits;
+use crate::config::{ConnOptions, Limits};
 use crate::error::{CacheError, CacheResult};
 use crate::store::codec::{encode, parse_max, Resp, MAX_STATUS_LINE};
 use crate::store::script::{is_noscript, ScriptCall};
@@ -54,8 +54,8 @@ struct Outbox {
 }
 
 /// Where and how to connect. A plain TCP endpoint is
-/// `Endpoint { host, port, username, password, db, transport: Transport::Tcp }`, or
-/// [`Endpoint::tcp`].
+/// `Endpoint { host, port, username, password, db, client_name, transport: Transport::Tcp }`,
+/// or [`Endpoint::tcp`].
 #[derive(Clone)]
 pub struct Endpoint {
     /// The server's host (for TLS also the name its certificate is checked against, unless
@@ -65,6 +65,8 @@ pub struct Endpoint {
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
+    /// Set with `CLIENT SETNAME` in the handshake (`connectionName`).
+    pub client_name: Option<String>,
     pub transport: Transport,
 }
 
@@ -83,8 +85,36 @@ impl Endpoint {
             username,
             password,
             db,
+            client_name: None,
             transport: Transport::Tcp,
         }
+    }
+
+    /// This endpoint with the parts `o` gives replacing its own (the options over the URL).
+    pub fn with_options(mut self, o: &ConnOptions) -> Endpoint {
+        if o.username.is_some() {
+            self.username.clone_from(&o.username);
+        }
+        if o.password.is_some() {
+            self.password.clone_from(&o.password);
+        }
+        if let Some(db) = o.db {
+            self.db = db;
+        }
+        if o.name.is_some() {
+            self.client_name.clone_from(&o.name);
+        }
+        self
+    }
+
+    /// The same server under the client name `<name><suffix>` (e.g. `:sub` for a pub/sub
+    /// connection), when it has a name.
+    pub fn named_with_suffix(&self, suffix: &str) -> Endpoint {
+        let mut ep = self.clone();
+        if let Some(n) = &mut ep.client_name {
+            n.push_str(suffix);
+        }
+        ep
     }
 }
 
@@ -182,15 +212,24 @@ async fn open_link(
     }
 }
 
-/// A connection to `ep` with no RESP handshake (the caller makes its own), within
-/// `timeout`: for connections that are not pipelined (a pub/sub subscriber).
+/// A connection to `ep` after the handshake (AUTH, SELECT, CLIENT SETNAME), within
+/// `timeout`: for connections that are not pipelined (a pub/sub subscriber, whose own RESP
+/// client then needs no credentials).
 pub async fn open_stream(
     ep: &Endpoint,
     timeout: Duration,
     scrub: &(dyn Fn(String) -> String + Send + Sync),
 ) -> CacheResult<Box<dyn Duplex>> {
-    match tokio::time::timeout(timeout, open_link(ep, scrub)).await {
-        Ok(r) => r.map(Link::into_duplex),
+    let open = async {
+        let mut stream = open_link(ep, scrub).await?.into_duplex();
+        {
+            let (mut r, mut w) = tokio::io::split(&mut stream);
+            handshake(&mut r, &mut w, ep, scrub).await?;
+        }
+        Ok::<_, CacheError>(stream)
+    };
+    match tokio::time::timeout(timeout, open).await {
+        Ok(r) => r,
         Err(_) => Err(CacheError::Unavailable(format!(
             "connect timed out after {} ms",
             timeout.as_millis()
@@ -223,7 +262,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// (at least one command): what it took is committed to the socket (each such command will
 /// consume a reply), the rest can still expire unsent and be dropped.
 const WRITE_CHUNK: usize = 1024 * 1024;
-/// Longest handshake reply (AUTH, SELECT) read before the connection is refused.
+/// Longest handshake reply (AUTH, SELECT, CLIENT SETNAME) read before the connection is refused.
 const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
 
 pub struct Pipeline {
@@ -589,8 +628,25 @@ fn expire(queue: &mut VecDeque<Pending>, now: Instant, timeout: Duration) -> boo
 
 async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer, bool)> {
     let ep = &shared.endpoint;
-    let unavailable = |e: String| CacheError::Unavailable((shared.scrub)(e));
     let (mut reader, mut writer, buffered) = open_link(ep, &*shared.scrub).await?.into_halves();
+    handshake(&mut reader, &mut writer, ep, &*shared.scrub).await?;
+    Ok((reader, writer, buffered))
+}
+
+/// The commands that open a connection to `ep`: AUTH (with the user name, if any), SELECT
+/// (unless database 0), CLIENT SETNAME; sent at once, their replies read (at most
+/// [`MAX_HANDSHAKE_BYTES`]); the first error reply fails the connection.
+async fn handshake<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    ep: &Endpoint,
+    scrub: &(dyn Fn(String) -> String + Send + Sync),
+) -> CacheResult<()>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let unavailable = |e: String| CacheError::Unavailable(scrub(e));
     let mut hello = Vec::new();
     let mut expected = 0;
     if let Some(pass) = &ep.password {
@@ -604,40 +660,45 @@ async fn connect(shared: &Shared) -> CacheResult<(Reader, Writer, bool)> {
         encode(&mut hello, &[b"SELECT", ep.db.to_string().as_bytes()]);
         expected += 1;
     }
-    if expected > 0 {
-        writer
-            .write_all(&hello)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        writer
-            .flush()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut buf = Vec::new();
-        let mut pos = 0;
-        while expected > 0 {
-            match parse_max(&buf[pos..], MAX_HANDSHAKE_BYTES).map_err(unavailable)? {
-                Some((Resp::Error(e), _)) => return Err(unavailable(e)),
-                Some((_, used)) => {
-                    pos += used;
-                    expected -= 1;
+    if let Some(name) = &ep.client_name {
+        encode(&mut hello, &[b"CLIENT", b"SETNAME", name.as_bytes()]);
+        expected += 1;
+    }
+    if expected == 0 {
+        return Ok(());
+    }
+    writer
+        .write_all(&hello)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    writer
+        .flush()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let mut buf = Vec::new();
+    let mut pos = 0;
+    while expected > 0 {
+        match parse_max(&buf[pos..], MAX_HANDSHAKE_BYTES).map_err(unavailable)? {
+            Some((Resp::Error(e), _)) => return Err(unavailable(e)),
+            Some((_, used)) => {
+                pos += used;
+                expected -= 1;
+            }
+            None => {
+                if buf.len() > MAX_HANDSHAKE_BYTES {
+                    return Err(unavailable("handshake reply too long".into()));
                 }
-                None => {
-                    if buf.len() > MAX_HANDSHAKE_BYTES {
-                        return Err(unavailable("handshake reply too long".into()));
-                    }
-                    let n = reader
-                        .read_buf(&mut buf)
-                        .await
-                        .map_err(|e| unavailable(e.to_string()))?;
-                    if n == 0 {
-                        return Err(unavailable("connection closed during handshake".into()));
-                    }
+                let n = reader
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                if n == 0 {
+                    return Err(unavailable("connection closed during handshake".into()));
                 }
             }
         }
     }
-    Ok((reader, writer, buffered))
+    Ok(())
 }
 
 /// Capacity the read buffer goes back to once a large reply has been handled.

@@ -17,14 +17,16 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
-use redis::sentinel::Sentinel;
-use redis::{Cmd, ConnectionAddr, FromRedisValue};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{
+    Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
+};
 use tokio::sync::Notify;
 
 use super::attempt::SharedAttempt;
+use super::node::{address, timed_ping, NodePing};
 use super::server::Server;
-use crate::config::Limits;
-use crate::config::RedisTarget;
+use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{CacheError, CacheResult};
 use crate::store::script::Script;
 
@@ -43,6 +45,10 @@ pub struct Inner {
     command_timeout: Duration,
     connect_timeout: Duration,
     limits: Limits,
+    /// The data nodes' credentials, database and client name (the options).
+    conn: ConnOptions,
+    /// The same credentials for redis-rs' check of the primary's role when it resolves it.
+    node_info: SentinelNodeConnectionInfo,
     current: Mutex<Option<Current>>,
     closed: AtomicBool,
     watching: AtomicBool,
@@ -77,11 +83,30 @@ impl SentinelStore {
         command_timeout: Duration,
         connect_timeout: Duration,
         limits: Limits,
+        conn: &ConnOptions,
+        sentinel_auth: &ConnOptions,
     ) -> CacheResult<SentinelStore> {
-        let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
-        let sentinel = Sentinel::build(urls).map_err(|_| {
-            CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into())
-        })?;
+        let invalid =
+            || CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into());
+        let infos = nodes
+            .iter()
+            .map(|n| {
+                let info = n
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|_| invalid())?;
+                let mut auth = info.redis_settings().clone();
+                if let Some(u) = &sentinel_auth.username {
+                    auth = auth.set_username(u);
+                }
+                if let Some(p) = &sentinel_auth.password {
+                    auth = auth.set_password(p);
+                }
+                Ok(info.set_redis_settings(auth))
+            })
+            .collect::<CacheResult<Vec<ConnectionInfo>>>()?;
+        let sentinel = Sentinel::build(infos).map_err(|_| invalid())?;
         Ok(SentinelStore {
             inner: Arc::new(Inner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
@@ -89,6 +114,8 @@ impl SentinelStore {
                 command_timeout,
                 connect_timeout,
                 limits,
+                conn: conn.clone(),
+                node_info: node_info(conn),
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
@@ -174,6 +201,26 @@ impl SentinelStore {
             .await
     }
 
+    /// The current primary (none before the first resolution) and whether its connection is
+    /// up.
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        self.inner
+            .current
+            .lock()
+            .as_ref()
+            .map(|c| (address(&c.host, c.port), "primary", c.store.is_healthy()))
+            .into_iter()
+            .collect()
+    }
+
+    /// PING on the primary (resolved through the sentinels when none is known yet).
+    pub async fn ping_primary(&self) -> CacheResult<NodePing> {
+        let store = self.store().await?;
+        let cmd = redis::cmd("PING");
+        let ping = store.query::<String>(&cmd);
+        Ok(timed_ping(store.address(), "primary", ping).await)
+    }
+
     /// Resolves when the primary changes after this call (a subscriber connected before must
     /// move: a demoted primary may not be told of its demotion for seconds, and meanwhile it
     /// hears nothing published on the new one).
@@ -221,7 +268,7 @@ impl Inner {
     async fn resolve_once(&self) -> CacheResult<Arc<Server>> {
         let client = {
             let mut sentinel = self.sentinel.lock().await;
-            let ask = sentinel.async_master_for(&self.master_name, None);
+            let ask = sentinel.async_master_for(&self.master_name, Some(&self.node_info));
             match tokio::time::timeout(self.connect_timeout, ask).await {
                 Err(_) => return Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
                 Ok(Err(e)) => return Err(unavailable(e)),
@@ -251,6 +298,7 @@ impl Inner {
             self.connect_timeout,
             None,
             self.limits,
+            &self.conn,
         )?);
         let old = cur.replace(Current {
             host,
@@ -269,6 +317,22 @@ impl Inner {
         }
         Ok(store)
     }
+}
+
+/// The credentials and database of the data nodes, for redis-rs' own short connection to the
+/// primary it names (it checks the node's role before answering).
+fn node_info(conn: &ConnOptions) -> SentinelNodeConnectionInfo {
+    let mut info = RedisConnectionInfo::default();
+    if let Some(u) = &conn.username {
+        info = info.set_username(u);
+    }
+    if let Some(p) = &conn.password {
+        info = info.set_password(p);
+    }
+    if let Some(db) = conn.db {
+        info = info.set_db(db);
+    }
+    SentinelNodeConnectionInfo::default().set_redis_connection_info(info)
 }
 
 /// IPv6 hosts go in brackets in a URL.

@@ -13,17 +13,22 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError};
 
+use super::node::address;
 use super::pipeline::{open_stream, Endpoint, Pipeline, Transport};
-use crate::config::{percent_decode, Limits, RedisTarget};
+use crate::config::{percent_decode, ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
 use crate::store::codec::decode;
 use crate::store::script::{is_noscript, Script};
 use crate::tls::{Tls, TlsSettings};
 
+/// Appended to `connectionName` on a pub/sub connection (`CLIENT LIST` tells them apart).
+pub const SUBSCRIBER_SUFFIX: &str = ":sub";
+
 pub struct Server {
     /// Where the pipeline and the subscribers connect.
     endpoint: Endpoint,
-    /// The handshake of a subscriber connection (AUTH, SELECT), made by redis-rs.
+    /// What redis-rs' pub/sub client is told of a subscriber connection (its RESP version;
+    /// the handshake is ours, see [`open_stream`]).
     settings: RedisConnectionInfo,
     secrets: Arc<Vec<String>>,
     command_timeout: Duration,
@@ -35,18 +40,21 @@ pub struct Server {
 impl Server {
     /// `tls` (the `tls` options) applies to a `rediss://` server, which without it trusts the
     /// web PKI roots. A TLS URL never falls back to plaintext. `limits` bound the pipelined
-    /// transport's buffers (`maxOutboxBytes`, `maxReplyBytes`).
+    /// transport's buffers (`maxOutboxBytes`, `maxReplyBytes`); `conn` replaces the URL's
+    /// credentials, database and client name.
     pub fn new(
         target: &RedisTarget,
         command_timeout: Duration,
         connect_timeout: Duration,
         tls: Option<Arc<Tls>>,
         limits: Limits,
+        conn: &ConnOptions,
     ) -> CacheResult<Server> {
         let mut secrets: Vec<String> = target
             .password
             .iter()
             .flat_map(|p| [p.clone(), percent_decode(p)])
+            .chain(conn.secrets())
             .filter(|s| !s.is_empty())
             .collect();
         let invalid = |e: RedisError, secrets: &[String]| {
@@ -57,7 +65,7 @@ impl Server {
         };
         let client = redis::Client::open(target.url.as_str()).map_err(|e| invalid(e, &secrets))?;
         let info = client.get_connection_info();
-        let settings = info.redis_settings().clone();
+        let settings = info.redis_settings();
         if let Some(p) = settings.password() {
             if !p.is_empty() && !secrets.iter().any(|s| s == p) {
                 secrets.push(p.to_string());
@@ -98,8 +106,11 @@ impl Server {
             username: settings.username().map(str::to_string),
             password: settings.password().map(str::to_string),
             db: settings.db(),
+            client_name: None,
             transport,
-        };
+        }
+        .with_options(conn);
+        let settings = RedisConnectionInfo::default().set_protocol(settings.protocol());
         let secrets = Arc::new(secrets);
         let scrub_with = secrets.clone();
         let pipeline = Pipeline::new(
@@ -145,30 +156,27 @@ impl Server {
 
     /// A new dedicated pub/sub connection (RESP2) to this server, subscribed to `channels`
     /// (already prefixed), within `connectTimeoutMs`: the same transport as the pipeline's
-    /// (TLS settings, Unix socket), redis-rs' handshake. It does not touch the health of the
-    /// shared connection: the subscriber supervises its own link.
+    /// (TLS settings, Unix socket) and handshake (see [`subscribe_on`]). It does not touch the
+    /// health of the shared connection: the subscriber supervises its own link.
     pub async fn subscriber(&self, channels: &[String]) -> CacheResult<redis::aio::PubSub> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
         }
-        let deadline = Instant::now() + self.connect_timeout;
-        let secrets = self.secrets.clone();
-        let stream = open_stream(&self.endpoint, self.connect_timeout, &move |t| {
-            scrub(&t, &secrets)
-        })
-        .await?;
-        let subscribe = async {
-            let mut ps = redis::aio::PubSub::new(&self.settings, stream).await?;
-            ps.subscribe(channels).await?;
-            Ok::<_, RedisError>(ps)
-        };
-        match tokio::time::timeout_at(deadline.into(), subscribe).await {
-            Err(_) => Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
-            Ok(Err(e)) => Err(CacheError::Unavailable(scrub(
-                &e.to_string(),
-                &self.secrets,
-            ))),
-            Ok(Ok(ps)) => Ok(ps),
+        subscribe_on(
+            &self.endpoint,
+            &self.settings,
+            channels,
+            self.connect_timeout,
+            &self.secrets,
+        )
+        .await
+    }
+
+    /// `host:port` of this server (the socket path of a Unix socket).
+    pub fn address(&self) -> String {
+        match &self.endpoint.transport {
+            Transport::Unix(path) => path.display().to_string(),
+            _ => address(&self.endpoint.host, self.endpoint.port),
         }
     }
 
@@ -200,6 +208,32 @@ impl Server {
     }
 }
 
+/// A pub/sub connection to `endpoint` subscribed to `channels`, within `timeout`: our handshake
+/// (AUTH, SELECT, `CLIENT SETNAME <connectionName>:sub`), then redis-rs' pub/sub client told
+/// `settings` (its RESP version). Errors are scrubbed of `secrets`.
+pub async fn subscribe_on(
+    endpoint: &Endpoint,
+    settings: &RedisConnectionInfo,
+    channels: &[String],
+    timeout: Duration,
+    secrets: &Arc<Vec<String>>,
+) -> CacheResult<redis::aio::PubSub> {
+    let deadline = Instant::now() + timeout;
+    let endpoint = endpoint.named_with_suffix(SUBSCRIBER_SUFFIX);
+    let scrub_with = secrets.clone();
+    let stream = open_stream(&endpoint, timeout, &move |t| scrub(&t, &scrub_with)).await?;
+    let subscribe = async {
+        let mut ps = redis::aio::PubSub::new(settings, stream).await?;
+        ps.subscribe(channels).await?;
+        Ok::<_, RedisError>(ps)
+    };
+    match tokio::time::timeout_at(deadline.into(), subscribe).await {
+        Err(_) => Err(CacheError::Timeout(timeout.as_millis() as u64)),
+        Ok(Err(e)) => Err(CacheError::Unavailable(scrub(&e.to_string(), secrets))),
+        Ok(Ok(ps)) => Ok(ps),
+    }
+}
+
 fn scrub(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
@@ -222,6 +256,7 @@ mod tests {
             Duration::from_secs(1),
             None,
             Limits::default(),
+            &ConnOptions::default(),
         ) {
             Err(e) => assert!(!e.to_string().contains("hunter2"), "{e}"),
             Ok(_) => panic!("a malformed URL must be refused"),

@@ -7,6 +7,7 @@ use redis::{Cmd, FromRedisValue};
 use crate::store::script::Script;
 
 use super::cluster::ClusterStore;
+use super::node::{NodePing, MAX_NODES};
 use super::sentinel::SentinelStore;
 use crate::error::CacheResult;
 
@@ -20,6 +21,28 @@ impl Topology {
         match self {
             Topology::Cluster(c) => c.is_healthy(),
             Topology::Sentinel(s) => s.is_healthy(),
+        }
+    }
+
+    /// The data nodes known now and whether their connection is up (not known to be down):
+    /// every primary serving slots on a cluster, the current primary behind sentinels (none
+    /// before it was first resolved). At most [`MAX_NODES`]; no I/O.
+    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+        let mut v = match self {
+            Topology::Cluster(c) => c.node_states(),
+            Topology::Sentinel(s) => s.node_states(),
+        };
+        v.truncate(MAX_NODES);
+        v
+    }
+
+    /// PING on every data node of [`Topology::node_states`] (the cluster's slot map read
+    /// again first, the primary behind sentinels resolved if none is known), concurrently;
+    /// each bounded by commandTimeoutMs.
+    pub async fn ping_nodes(&self) -> CacheResult<Vec<NodePing>> {
+        match self {
+            Topology::Cluster(c) => c.ping_primaries().await,
+            Topology::Sentinel(s) => s.ping_primary().await.map(|p| vec![p]),
         }
     }
 
