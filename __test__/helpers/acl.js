@@ -16,7 +16,7 @@ const COMMANDS = [
   '+evalsha', '+eval', '+script|load', '+select',
   '+exists', '+incr', '+pexpire', '+pttl', '+time', '+sadd', '+srem', '+smembers',
   '+type', '+zadd', '+zrem', '+zrange', '+zremrangebyscore',
-  '+hset', '+hdel', '+hgetall', '+hkeys',
+  '+hset', '+hdel', '+hgetall', '+hkeys', '+client|setname',
 ];
 
 // The rules after `ACL SETUSER <user> on ><password>`: keys and channels under `prefix`
