@@ -8,6 +8,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { serve } = require('./helpers/http');
 const crypto = require('crypto');
 const { performance } = require('perf_hooks');
 const express = require('express');
@@ -26,20 +27,6 @@ const freshV6 = () => {
   return { p56: `2001:db8:${g3.toString(16)}:${top.toString(16)}`, hex: () => crypto.randomBytes(2).toString('hex') };
 };
 const ok = (req, res) => res.json({ ok: true });
-
-async function serve(app) {
-  const server = await new Promise((resolve, reject) => {
-    const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
-  });
-  return {
-    base: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function post(base, path, xff) {
   const r = await fetch(base + path, { method: 'POST', headers: xff === undefined ? {} : { 'x-forwarded-for': xff } });

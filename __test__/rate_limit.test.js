@@ -4,6 +4,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { serve } = require('./helpers/http');
 const crypto = require('crypto');
 const path = require('path');
 const { spawn } = require('child_process');
@@ -27,21 +28,6 @@ async function rejectsWith(promise, Class, code) {
     assert.equal(err.code, code);
     return true;
   });
-}
-
-// An Express app on a free loopback port; `close` ends every connection.
-async function serve(app) {
-  const server = await new Promise((resolve, reject) => {
-    const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
-  });
-  return {
-    base: `http://127.0.0.1:${server.address().port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 async function call(base, urlPath, { method = 'GET', headers = {} } = {}) {
