@@ -13,16 +13,11 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('../benchmark/baseline');
-const { startRedis, sleep } = require('./helpers/redis');
+const { startRedis } = require('./helpers/redis');
+const { waitFor } = require('./helpers/faults');
 
-async function until(fn, ms = 3000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return true;
-    await sleep(20);
-  }
-  return false;
-}
+// true once `fn()` holds (checked every 20 ms for at most 3 s)
+const until = async (fn) => (await waitFor(fn, { timeoutMs: 3000 })) >= 0;
 
 describe('rolling deploy: an old-layer node and a new node on one Redis', () => {
   let server, oldNode, newNode, loads;
