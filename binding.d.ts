@@ -153,8 +153,8 @@ export declare class NativeCache {
    * holds `json`, a value that is not a permissions snapshot → true if deleted.
    */
   permDropCorrupt(id: number, kind: string, pid: JsId, json: string): void
-  /** The near cache's state and counters, as JSON. */
-  nearCacheStats(): string
+  /** The near cache's state and counters. */
+  nearCacheStats(): NearCacheStats
   /**
    * Starts the subscriber (idempotent) → true once subscribed, false if not within
    * connectTimeoutMs (it keeps trying in the background). `onMessage(channel, payload)`.
@@ -167,9 +167,10 @@ export declare class NativeCache {
   /**
    * `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
    * badSignature }, signed, maxMessageBytes, sender, numbered, unnumbered, gaps,
-   * outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` as JSON.
+   * outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` (an
+   * object: it is read by status pages, not on a hot path, so its shape stays open).
    */
-  pubsubStatus(): string
+  pubsubStatus(): any
   /**
    * PUBLISH `payload` (JSON made by the façade) on `channel` → receivers. The local near
    * cache applies it at once.
@@ -352,6 +353,24 @@ export interface NativeOptions {
   /** The sentinels' own ACL user and password (replace a sentinel URL's). */
   sentinelUsername?: string
   sentinelPassword?: string
+}
+
+/**
+ * The near cache's state and counters (`nearCacheStats()`); counts are numbers (exact up
+ * to 2^53).
+ */
+export interface NearCacheStats {
+  enabled: boolean
+  /** False while pub/sub is down: the near cache then answers nothing. */
+  trusted: boolean
+  size: number
+  max: number
+  ttlMs: number
+  hits: number
+  misses: number
+  fills: number
+  refusedFills: number
+  invalidations: number
 }
 
 /** A snapshot the near cache holds, handed to the JS near cache (`lib/near_l1.js`). */

@@ -17,6 +17,7 @@
 
 const { typeError, rangeError, checkString } = require('./errors');
 const { CHANNEL, CODES } = require('./rules');
+const replies = require('./replies');
 
 const MAX_TTL_SEC = 30 * 24 * 3600;
 const DEFAULT_LOADER_TIMEOUT_MS = 10000;
@@ -315,13 +316,14 @@ class GeneralCache {
     return this.ctx.op(
       (n, id) => n.cacheMissRead(id, call.key),
       (r) => {
-        const d = r.length > 2 ? decode(r[2]) : null;
+        const m = replies.miss(r);
+        const d = m.value !== null ? decode(m.value) : null;
         if (d !== null) {
           this.stats.misses--;
           this.stats.hits++;
-          return this.serve(d, r[2].length, call);
+          return this.serve(d, m.value.length, call);
         }
-        return this.load(call, r[0], r[1]);
+        return this.load(call, m.rev, m.t);
       },
       (err) => {
         this.ctx.failed('cache', err);
@@ -402,7 +404,10 @@ class GeneralCache {
     this.ctx
       .op(
         (n, id) => n.cacheMissRead(id, key),
-        (r) => this.runLoader({ ...call, gen: NaN }, r[0], r[1]),
+        (r) => {
+          const m = replies.miss(r);
+          return this.runLoader({ ...call, gen: NaN }, m.rev, m.t);
+        },
         (err) => {
           this.ctx.failed('cache', err);
         },

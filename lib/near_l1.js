@@ -79,7 +79,7 @@ class NearL1 {
   // The L1 of a native instance, or null when its near cache is disabled or the runtime
   // does not allow shared memory (then every call takes the native path, as before).
   static create(native) {
-    const s = JSON.parse(native.nearCacheStats());
+    const s = native.nearCacheStats();
     if (!s.enabled) return null;
     const words = native.nearCacheWords();
     return words === null ? null : new NearL1(native, words, s.max);

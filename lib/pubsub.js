@@ -89,7 +89,7 @@ class PubSub extends EventEmitter {
   status() {
     const b = this.ctx.bridgeInstance;
     if (b === null) return { subscribed: false, connected: false, resubscribes: 0, dropped: 0, rejected: { ...NO_REJECTS }, signed: false, maxMessageBytes: null, ...NO_SEQ };
-    return JSON.parse(b.native.pubsubStatus());
+    return b.native.pubsubStatus();
   }
 
   // → a function that removes the handler. `handler(data, channel)`; data is the parsed JSON.

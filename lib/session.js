@@ -2,6 +2,7 @@
 // sessionCache: sessions by token hash, indexed per user, with the database loader as fallback.
 
 const native = require('./native');
+const replies = require('./replies');
 const { typeError, checkIdType, checkString } = require('./errors');
 const { SESSION_MAX_TTL_MS: MAX_TTL_MS, SESSION_MAX_TOKEN_BYTES: MAX_TOKEN_BYTES } = require('./rules');
 
@@ -246,8 +247,9 @@ class SessionCache {
     return this.ctx.op(
       (n, id) => n.sessionMissRead(id, hash),
       (r) => {
-        const hit = r.length > 2 ? this.lateHit(r[2]) : null;
-        return hit !== null ? hit : this.loadRow(token, hash, r[0], r[1]);
+        const m = replies.miss(r);
+        const hit = m.value !== null ? this.lateHit(m.value) : null;
+        return hit !== null ? hit : this.loadRow(token, hash, m.rev, m.t);
       },
       (err) => {
         this.ctx.failed('session', err);

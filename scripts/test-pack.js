@@ -19,7 +19,9 @@ const os = require('os');
 const path = require('path');
 
 const ROOT = path.join(__dirname, '..');
-const HOOKS = require('../__test__/helpers/hooks').NAMES;
+const { NAMES: HOOK_FNS, METHODS: HOOK_METHODS } = require('../__test__/helpers/hooks');
+
+const HOOKS = [...HOOK_FNS, ...HOOK_METHODS];
 const TARGET = 'x86_64-unknown-linux-gnu';
 
 class PackFailure extends Error {}
@@ -120,7 +122,7 @@ async function main() {
       const named = HOOKS.filter((h) => text.includes(h));
       if (named.length) fail(`the packed ${f} names the test hooks ${named.join(', ')}`);
     }
-    const probeHooks = `const b = require(process.argv[1]); const h = ${JSON.stringify(HOOKS)}.filter((n) => n in b); if (typeof b.rules !== 'function' || h.length) { console.error('exports ' + h.join(', ')); process.exit(1); }`;
+    const probeHooks = `const b = require(process.argv[1]); const h = [...${JSON.stringify(HOOK_FNS)}.filter((n) => n in b), ...${JSON.stringify(HOOK_METHODS)}.filter((n) => n in b.NativeCache.prototype)]; if (typeof b.rules !== 'function' || h.length) { console.error('exports ' + h.join(', ')); process.exit(1); }`;
     if (spawnSync(process.execPath, ['-e', probeHooks, binary], { stdio: 'inherit' }).status !== 0) fail(`${binaryName} exports test hooks (or lacks rules)`);
     console.log(`  test hooks: none in binding.js, binding.d.ts and ${binaryName} (${HOOKS.join(', ')})`);
     const stagedJson = path.join(raw, 'package', 'package.json');

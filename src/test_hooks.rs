@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use napi_derive::napi;
 
+use crate::bridge::NativeCache;
 use crate::store::memory::MemoryStore;
 
 /// The live keys of `memory://{name}`.
@@ -35,4 +36,17 @@ pub fn memory_store_set(name: String, key: String, value: String, ttl_ms: f64) {
 #[napi]
 pub fn memory_store_publish(name: String, channel: String, payload: String) -> u32 {
     MemoryStore::named(&name).publish(&channel, &payload)
+}
+
+#[napi]
+impl NativeCache {
+    /// Answers operation `id` with the sample reply `name` of `api::replies` (through the
+    /// real delivery path), or fails it with `ERR_CACHE_INTERNAL` for an unknown name.
+    #[napi]
+    pub fn test_reply(&self, id: u32, name: String) {
+        let r = crate::api::replies::samples(&name).ok_or(crate::error::CacheError::Internal(
+            "no sample reply of that name",
+        ));
+        self.run(id, move |_| async move { r });
+    }
 }

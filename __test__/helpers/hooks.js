@@ -6,6 +6,9 @@
 // what scripts/test-pack.js proves absent from the published package.
 
 const NAMES = ['memoryStoreKeys', 'memoryStorePttl', 'memoryStoreSet', 'memoryStorePublish'];
+// Hooks that are methods of NativeCache: testReply(id, name) answers operation `id` with the
+// sample reply `name` of src/api/replies.rs.
+const METHODS = ['testReply'];
 
 function hook(name) {
   return (...args) => {
@@ -17,4 +20,12 @@ function hook(name) {
   };
 }
 
-module.exports = { NAMES, ...Object.fromEntries(NAMES.map((n) => [n, hook(n)])) };
+// Operation `id` of `native` (a NativeCache) answered with sample reply `name`.
+function testReply(native, id, name) {
+  if (typeof native.testReply !== 'function') {
+    throw new Error('the addon was built without the test hooks (no testReply): build it with `npm run build:test` (npm test does)');
+  }
+  native.testReply(id, name);
+}
+
+module.exports = { NAMES, METHODS, testReply, ...Object.fromEntries(NAMES.map((n) => [n, hook(n)])) };

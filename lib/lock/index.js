@@ -5,6 +5,7 @@
 
 const { checkIdType, checkString, isBackendFailure } = require('../errors');
 const C = require('./common');
+const replies = require('../replies');
 const { Lease, runHeld } = require('./lease');
 const { Held } = require('./handle');
 const { Semaphore } = require('./semaphore');
@@ -44,13 +45,13 @@ class DistributedLock {
         n.lockAcquire(opId, resource, id, this.ctx.options.nodeId, ttlMs);
       },
       (r) => {
-        if (r[0] === '1') {
+        const a = replies.lockAcquired(r);
+        if (a.granted) {
           this.stats.hits++;
-          return { acquired: true, owner: r[1], fence: Number(r[2]), ttl: ttlMs / 1000 };
+          return { acquired: true, owner: a.owner, fence: a.fence, ttl: ttlMs / 1000 };
         }
         this.stats.misses++;
-        const pttl = Number(r[2]);
-        return { acquired: false, heldBy: r[1], ttl: C.secondsLeft(pttl), ttlMs: pttl };
+        return { acquired: false, heldBy: a.holder, ttl: C.secondsLeft(a.pttlMs), ttlMs: a.pttlMs };
       },
       (err) => {
         this.ctx.failed('lock', err);
@@ -164,9 +165,9 @@ class DistributedLock {
         n.lockStatus(opId, resource, id);
       },
       (r) => {
-        if (r.length === 0) return { locked: false };
-        const pttl = Number(r[1]);
-        return { locked: true, owner: r[0], ttl: C.secondsLeft(pttl), ttlMs: pttl };
+        const h = replies.lockHolder(r);
+        if (h === null) return { locked: false };
+        return { locked: true, owner: h.owner, ttl: C.secondsLeft(h.pttlMs), ttlMs: h.pttlMs };
       },
       (err) => {
         this.ctx.failed('lock', err);

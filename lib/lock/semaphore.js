@@ -6,6 +6,7 @@
 
 const { typeError, rangeError, checkIdType, checkString, isBackendFailure } = require('../errors');
 const C = require('./common');
+const replies = require('../replies');
 const { Lease, runHeld } = require('./lease');
 const { Held } = require('./handle');
 
@@ -48,12 +49,13 @@ class Semaphore {
     return this.ctx.op(
       (n, opId) => n.semAcquire(opId, this.name, this.ctx.options.nodeId, this.permits, ttlMs),
       (r) => {
-        if (r[0] === '1') {
+        const a = replies.semAcquired(r);
+        if (a.granted) {
           stats.hits++;
-          return { acquired: true, owner: r[1], fence: Number(r[2]), held: Number(r[3]), ttl: ttlMs / 1000 };
+          return { acquired: true, owner: a.owner, fence: a.fence, held: a.held, ttl: ttlMs / 1000 };
         }
         stats.misses++;
-        return { acquired: false, held: Number(r[1]), retryInMs: Math.max(0, Number(r[2])) };
+        return { acquired: false, held: a.held, retryInMs: Math.max(0, a.retryMs) };
       },
       (err) => {
         this.ctx.failed('lock', err);
@@ -140,7 +142,10 @@ class Semaphore {
   status() {
     return this.ctx.op(
       (n, opId) => n.semStatus(opId, this.name),
-      (r) => ({ held: r[0], permits: this.permits, nextExpiryMs: r[1] }),
+      (r) => {
+        const st = replies.semStatus(r);
+        return { held: st.held, permits: this.permits, nextExpiryMs: st.nextExpiryMs };
+      },
       (err) => {
         this.ctx.failed('lock', err);
         return { held: 0, permits: this.permits, error: err.message, code: err.code };

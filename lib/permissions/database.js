@@ -4,6 +4,7 @@
 // concurrent callers, and its snapshot is cached unless a revocation came in meanwhile.
 
 const { parseStored, snapshotJson, withSource } = require('./snapshot');
+const replies = require('../replies');
 
 class DatabaseFallback {
   // `stats`: the permission service's counters (stats().permission).
@@ -23,8 +24,9 @@ class DatabaseFallback {
     return this.ctx.op(
       (n, opId) => n.permMissRead(opId, kind, id),
       (r) => {
-        const snap = r.length > 2 ? parseStored(r[2]) : undefined;
-        if (snap === undefined) return load(r[0], r[1]);
+        const m = replies.miss(r);
+        const snap = m.value !== null ? parseStored(m.value) : undefined;
+        if (snap === undefined) return load(m.rev, m.t);
         this.stats.misses--;
         this.stats.hits++;
         return withSource(snap, 'cache');

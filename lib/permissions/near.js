@@ -52,7 +52,7 @@ function fillRole(ctx, roleId) {
 // l1: { size, hits } }. `hits` counts the answers of both layers; `size` and the rest are
 // the Rust layer's (the JS layer holds copies of its entries, l1.size of them).
 function nearCacheStats(ctx) {
-  const s = JSON.parse(ctx.bridge.native.nearCacheStats());
+  const s = ctx.bridge.native.nearCacheStats();
   const l1 = ctx.nearL1;
   s.l1 = { size: l1 === null ? 0 : l1.size(), hits: l1 === null ? 0 : l1.hits };
   s.hits += s.l1.hits;

@@ -145,7 +145,7 @@ class BlockSync {
     let state = '';
     if (b !== null && this.pubsub !== null) {
       try {
-        const st = JSON.parse(b.native.pubsubStatus());
+        const st = b.native.pubsubStatus();
         state = `${st.resubscribes}:${st.dropped}`;
       } catch {
         state = '';

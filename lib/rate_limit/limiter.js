@@ -12,6 +12,7 @@ const { parseInsurance, InsuranceLimiter, openResult, insures } = require('./ins
 const { createLimiter, middleware } = require('./middleware');
 const { usernameAndIp } = require('./keys');
 const { RATE_LIMIT_MAX: MAX_LIMIT } = require('../rules');
+const replies = require('../replies');
 
 // Past this many distinct endpoints, metrics()' per-endpoint decisions count under 'other'.
 const DECISION_ENDPOINTS_MAX = 1000;
@@ -28,12 +29,8 @@ function startHit(n, id, q) {
   n.rateHit(id, q.ip, q.name, q.lim.max, q.lim.windowSec);
 }
 
-// The store's answer [total, leftMs] → `q` as the counted hit { total, leftMs, at }.
-function storedHit(v, q) {
-  q.total = v[0];
-  q.leftMs = v[1];
-  return q;
-}
+// The store's answer → `q` as the counted hit { total, leftMs, at }.
+const storedHit = replies.counter;
 
 // The native calls of the adjustments of a live counter (see adjust()).
 const startPeek = (n, id, q) => n.ratePeek(id, q.ip, q.name);
@@ -281,7 +278,7 @@ class RateLimiter {
         checkIdType(ip, 'ip');
         n.rateIpStatus(id, ip);
       },
-      JSON.parse,
+      replies.rateStatus,
       this.ctx.soft('rateLimit', {}),
     );
   }

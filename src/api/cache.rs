@@ -12,7 +12,7 @@ use crate::error::{js, CacheError, CacheResult};
 use crate::names::channels::check_key;
 use crate::store::revision::check_seen;
 
-use super::session::miss_reply;
+use super::replies;
 
 /// Most keys one `del` takes.
 pub const MAX_DEL_KEYS: usize = 1000;
@@ -97,7 +97,7 @@ impl NativeCache {
     pub fn cache_miss_read(&self, env: Env, id: u32, key: String) -> napi::Result<()> {
         js(&env, check_key(&key))?;
         self.run(id, move |s| async move {
-            s.miss_read(&key).await.map(miss_reply)
+            s.miss_read(&key).await.map(replies::miss)
         });
         Ok(())
     }

@@ -8,12 +8,11 @@ use napi::bindgen_prelude::spawn;
 use napi::Env;
 use napi_derive::napi;
 
+use super::replies;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::names::keys::{self, JsId};
-use crate::store::lock::{
-    check_sem_name, lock_acquire_reply, lock_release_reply, Acquired, SemAcquired,
-};
+use crate::store::lock::{check_sem_name, lock_acquire_reply, lock_release_reply, Acquired};
 use crate::store::Store;
 
 /// The longest lock TTL (a longer job keeps a shorter lock alive with `extend`).
@@ -103,12 +102,7 @@ fn acquired_reply(
     owner: String,
 ) -> CacheResult<Reply> {
     match r {
-        Ok(Acquired::Granted { fence }) => {
-            Ok(Reply::Strs(vec!["1".into(), owner, fence.to_string()]))
-        }
-        Ok(Acquired::Busy { holder, pttl_ms }) => {
-            Ok(Reply::Strs(vec!["0".into(), holder, pttl_ms.to_string()]))
-        }
+        Ok(a) => Ok(replies::lock_acquired(a, owner)),
         Err(e) => {
             if may_have_applied(&e) {
                 let phantom = Phantom::Lock {
@@ -214,9 +208,9 @@ impl NativeCache {
     ) -> napi::Result<()> {
         let (resource, lock_id) = resource_and_id(&env, resource, lock_id)?;
         self.run(id, move |s| async move {
-            s.lock_status(&resource, &lock_id).await.map(|h| {
-                Reply::Strs(h.map_or_else(Vec::new, |h| vec![h.owner, h.pttl_ms.to_string()]))
-            })
+            s.lock_status(&resource, &lock_id)
+                .await
+                .map(replies::lock_holder)
         });
         Ok(())
     }
@@ -261,17 +255,7 @@ impl NativeCache {
         let owner = js(&env, new_owner(&node_id))?;
         self.run(id, move |s| async move {
             match s.sem_acquire(&name, &owner, permits, ttl).await {
-                Ok(SemAcquired::Granted { fence, held }) => Ok(Reply::Strs(vec![
-                    "1".into(),
-                    owner,
-                    fence.to_string(),
-                    held.to_string(),
-                ])),
-                Ok(SemAcquired::Full { held, retry_ms }) => Ok(Reply::Strs(vec![
-                    "0".into(),
-                    held.to_string(),
-                    retry_ms.to_string(),
-                ])),
+                Ok(a) => Ok(replies::sem_acquired(a, owner)),
                 Err(e) => {
                     if may_have_applied(&e) {
                         spawn(clean_phantom(s, Phantom::Permit { name }, owner));
@@ -318,9 +302,7 @@ impl NativeCache {
     pub fn sem_status(&self, env: Env, id: u32, name: JsId) -> napi::Result<()> {
         let name = sem_name(&env, name)?;
         self.run(id, move |s| async move {
-            s.sem_status(&name)
-                .await
-                .map(|st| Reply::Nums(vec![st.held as f64, st.next_expiry_ms as f64]))
+            s.sem_status(&name).await.map(replies::sem_status)
         });
         Ok(())
     }

@@ -8,4 +8,5 @@ pub mod names;
 pub mod permissions;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod replies;
 pub mod session;

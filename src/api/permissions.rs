@@ -218,7 +218,7 @@ impl NativeCache {
     pub fn perm_miss_read(&self, env: Env, id: u32, kind: String, pid: JsId) -> napi::Result<()> {
         let key = js(&env, perm_key(&kind, pid))?;
         self.run(id, move |s| async move {
-            s.miss_read(&key).await.map(crate::api::session::miss_reply)
+            s.miss_read(&key).await.map(super::replies::miss)
         });
         Ok(())
     }
@@ -323,25 +323,42 @@ impl NativeCache {
         Ok(())
     }
 
-    /// The near cache's state and counters, as JSON.
+    /// The near cache's state and counters.
     #[napi]
-    pub fn near_cache_stats(&self) -> String {
+    pub fn near_cache_stats(&self) -> NearCacheStats {
         use std::sync::atomic::Ordering::Relaxed;
         let n = &self.core.pubsub.near;
-        serde_json::json!({
-            "enabled": n.enabled(),
-            "trusted": n.is_trusted(),
-            "size": n.len(),
-            "max": n.max(),
-            "ttlMs": n.ttl().as_millis() as u64,
-            "hits": n.stats.hits.load(Relaxed),
-            "misses": n.stats.misses.load(Relaxed),
-            "fills": n.stats.fills.load(Relaxed),
-            "refusedFills": n.stats.refused_fills.load(Relaxed),
-            "invalidations": n.stats.invalidations.load(Relaxed),
-        })
-        .to_string()
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
+        NearCacheStats {
+            enabled: n.enabled(),
+            trusted: n.is_trusted(),
+            size: n.len() as f64,
+            max: n.max() as f64,
+            ttl_ms: n.ttl().as_millis() as f64,
+            hits: count(&n.stats.hits),
+            misses: count(&n.stats.misses),
+            fills: count(&n.stats.fills),
+            refused_fills: count(&n.stats.refused_fills),
+            invalidations: count(&n.stats.invalidations),
+        }
     }
+}
+
+/// The near cache's state and counters (`nearCacheStats()`); counts are numbers (exact up
+/// to 2^53).
+#[napi(object)]
+pub struct NearCacheStats {
+    pub enabled: bool,
+    /// False while pub/sub is down: the near cache then answers nothing.
+    pub trusted: bool,
+    pub size: f64,
+    pub max: f64,
+    pub ttl_ms: f64,
+    pub hits: f64,
+    pub misses: f64,
+    pub fills: f64,
+    pub refused_fills: f64,
+    pub invalidations: f64,
 }
 
 impl NativeCache {

@@ -67,11 +67,12 @@ impl NativeCache {
 
     /// `{ subscribed, connected, resubscribes, dropped, rejected: { oversize, unsigned,
     /// badSignature }, signed, maxMessageBytes, sender, numbered, unnumbered, gaps,
-    /// outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` as JSON.
+    /// outOfOrder, senderRestarts, lateJoins, forgottenSenders, nearDrops, senders }` (an
+    /// object: it is read by status pages, not on a hot path, so its shape stays open).
     #[napi]
-    pub fn pubsub_status(&self) -> String {
+    pub fn pubsub_status(&self) -> serde_json::Value {
         let rules = self.core.store.as_ref().map(|s| &*s.messages);
-        self.core.pubsub.status(rules).to_string()
+        self.core.pubsub.status(rules)
     }
 
     /// Refuses (RangeError, before anything is written) a message over `maxMessageBytes`

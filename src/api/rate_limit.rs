@@ -5,6 +5,7 @@ use std::time::Duration;
 use napi::Env;
 use napi_derive::napi;
 
+use super::replies;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::names::keys::{self, JsId};
@@ -13,11 +14,6 @@ use crate::store::rate_limit::{rate_hit_reply, RateAdjust};
 
 /// The bounds of `max` and `windowSec`.
 pub use crate::rules::{MAX_LIMIT, MAX_WINDOW_SEC};
-
-/// Whole seconds left in a window (rounded up: a window with 1 ms left is not over).
-pub fn reset_in(left_ms: i64) -> i64 {
-    (left_ms.max(0) + 999) / 1000
-}
 
 fn check_limits(max: f64, window_sec: f64) -> CacheResult<(u64, Duration)> {
     if !max.is_finite() || max.fract() != 0.0 || !(0.0..=MAX_LIMIT).contains(&max) {
@@ -61,7 +57,7 @@ impl NativeCache {
         let (max, window) = js(&env, check_limits(max, window_sec))?;
         let answer = |r: CacheResult<Resp>| {
             let (total, left) = rate_hit_reply(r?)?;
-            Ok(Reply::Nums(vec![total as f64, left.max(0) as f64]))
+            Ok(replies::counter(total, left))
         };
         if let Some(s) = self.one_server_store() {
             let call = s.rate_hit_call(&ip, &endpoint, max, window);
@@ -77,7 +73,7 @@ impl NativeCache {
         self.run(id, move |s| async move {
             s.rate_hit(&ip, &endpoint, max, window)
                 .await
-                .map(|(total, left)| Reply::Nums(vec![total as f64, left.max(0) as f64]))
+                .map(|(total, left)| replies::counter(total, left))
         });
         Ok(())
     }
@@ -142,19 +138,7 @@ impl NativeCache {
     pub fn rate_ip_status(&self, env: Env, id: u32, ip: JsId) -> napi::Result<()> {
         let ip = js(&env, keys::id_string("ip", ip))?;
         self.run(id, move |s| async move {
-            let rows = s.rate_ip_status(&ip).await?;
-            let mut out = serde_json::Map::with_capacity(rows.len());
-            for r in rows {
-                out.insert(
-                    r.endpoint,
-                    serde_json::json!({
-                        "current": r.current,
-                        "limit": r.limit,
-                        "resetIn": reset_in(r.left_ms),
-                    }),
-                );
-            }
-            Ok(Reply::Str(serde_json::Value::Object(out).to_string()))
+            s.rate_ip_status(&ip).await.map(replies::rate_status)
         });
         Ok(())
     }
@@ -173,7 +157,7 @@ impl NativeCache {
         self.run(id, move |s| async move {
             s.rate_adjust(&ip, &endpoint, op)
                 .await
-                .map(|(total, left)| Reply::Nums(vec![total as f64, left.max(0) as f64]))
+                .map(|(total, left)| replies::counter(total, left))
         });
         Ok(())
     }
@@ -182,15 +166,6 @@ impl NativeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reset_in_rounds_up_to_whole_seconds() {
-        assert_eq!(reset_in(60_000), 60);
-        assert_eq!(reset_in(59_001), 60);
-        assert_eq!(reset_in(1), 1);
-        assert_eq!(reset_in(0), 0);
-        assert_eq!(reset_in(-5), 0);
-    }
 
     #[test]
     fn limits_are_range_checked() {

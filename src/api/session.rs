@@ -5,17 +5,11 @@ use std::time::Duration;
 use napi::Env;
 use napi_derive::napi;
 
+use super::replies;
 use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::names::keys::{self, JsId};
-use crate::store::revision::{check_seen, MissRead};
-
-/// A miss read as JS gets it: `[rev, t]`, or `[rev, t, value]` when a value is there now.
-pub(crate) fn miss_reply(m: MissRead) -> Reply {
-    let mut v = vec![m.rev, m.t.to_string()];
-    v.extend(m.value);
-    Reply::Strs(v)
-}
+use crate::store::revision::check_seen;
 
 pub use crate::rules::{MAX_SESSION_TTL_MS, MAX_TOKEN_BYTES};
 
@@ -129,7 +123,7 @@ impl NativeCache {
         self.run(id, move |s| async move {
             s.miss_read(&keys::session_key(&token_hash))
                 .await
-                .map(miss_reply)
+                .map(replies::miss)
         });
         Ok(())
     }

@@ -1,0 +1,51 @@
+'use strict';
+// Every answer of the native side that is more than a scalar, decoded in one place. Each
+// decoder mirrors the encoder of the same name in src/api/replies.rs; __test__/replies.test.js
+// sends every encoder's sample answer through the real delivery path and checks its decoder.
+// The flat shapes (arrays instead of objects) keep the hot paths free of JSON; the decoders
+// give them names here, so no other module reads a reply by position.
+
+// A miss read: [rev, t] or [rev, t, value] → { rev, t, value } (`value` a string written
+// since the miss, or null; `rev` and `t` guard the fill of the load that follows).
+function miss(r) {
+  return { rev: r[0], t: r[1], value: r.length > 2 ? r[2] : null };
+}
+
+// A counter after a hit, a peek, an undo or a block: [total, msUntilReset], written into the
+// hit record `into` (the limiter's hot path allocates nothing per answer).
+function counter(r, into) {
+  into.total = r[0];
+  into.leftMs = r[1];
+  return into;
+}
+
+// An IP's live counters: JSON → { [endpoint]: { current, limit, resetIn } }.
+function rateStatus(json) {
+  return JSON.parse(json);
+}
+
+// A lock acquire: ['1', owner, fence] → { granted: true, owner, fence };
+// ['0', holder, pttlMs] → { granted: false, holder, pttlMs }.
+function lockAcquired(r) {
+  return r[0] === '1' ? { granted: true, owner: r[1], fence: Number(r[2]) } : { granted: false, holder: r[1], pttlMs: Number(r[2]) };
+}
+
+// A lock's holder: [owner, pttlMs] → { owner, pttlMs }; [] (free) → null.
+function lockHolder(r) {
+  return r.length === 0 ? null : { owner: r[0], pttlMs: Number(r[1]) };
+}
+
+// A semaphore acquire: ['1', owner, fence, held] → { granted: true, owner, fence, held };
+// ['0', held, retryMs] → { granted: false, held, retryMs }.
+function semAcquired(r) {
+  return r[0] === '1'
+    ? { granted: true, owner: r[1], fence: Number(r[2]), held: Number(r[3]) }
+    : { granted: false, held: Number(r[1]), retryMs: Number(r[2]) };
+}
+
+// A semaphore's live holders: [held, msUntilTheEarliestExpires or -1] → { held, nextExpiryMs }.
+function semStatus(r) {
+  return { held: r[0], nextExpiryMs: r[1] };
+}
+
+module.exports = { miss, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };
