@@ -54,6 +54,15 @@ async function until(what, check, timeoutMs = 20000) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+// SIGKILL to `proc` (a child process or null) → resolves once it exited.
+function killProcess(proc) {
+  return new Promise((resolve) => {
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGKILL');
+  });
+}
+
 function run(cmd, args, timeoutMs = 30000) {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
@@ -225,14 +234,9 @@ class TlsNode {
   }
 
   kill() {
-    if (!this.proc) return Promise.resolve();
     const p = this.proc;
     this.proc = null;
-    return new Promise((resolve) => {
-      if (p.exitCode !== null || p.signalCode !== null) return resolve();
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    });
+    return killProcess(p);
   }
 
   async stop() {
@@ -305,14 +309,9 @@ class SentinelProcess {
   }
 
   async stop() {
-    if (!this.proc) return;
     const p = this.proc;
     this.proc = null;
-    await new Promise((resolve) => {
-      if (p.exitCode !== null || p.signalCode !== null) return resolve();
-      p.once('exit', () => resolve());
-      p.kill('SIGKILL');
-    });
+    await killProcess(p);
   }
 }
 

@@ -18,6 +18,7 @@ const path = require('path');
 const { createCache } = require('../..');
 const { sleep, makePki } = require('../helpers/redis');
 const { startCluster, startSentinel } = require('../helpers/topologies');
+const { waitFor } = require('../helpers/faults');
 
 const uid = () => crypto.randomBytes(8).toString('hex');
 const ADMIN_PASSWORD = 'cluster-admin-pa55';
@@ -26,19 +27,12 @@ const SENTINEL_PASSWORD = 'sentinel-pa55word';
 const DATA_PASSWORD = 'data-node-pa55word';
 const SECRETS = [ADMIN_PASSWORD, APP.pass, SENTINEL_PASSWORD, DATA_PASSWORD];
 
-// Polls `check` every 25 ms until it is truthy → ms waited (bounded).
+// helpers/faults.js' waitFor, a throw counting as not yet → ms waited; fails the test past
+// `boundMs`.
 async function within(what, check, boundMs = 15000) {
-  const t0 = Date.now();
-  let last;
-  while (Date.now() - t0 < boundMs) {
-    try {
-      if (await check()) return Date.now() - t0;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(25);
-  }
-  throw new Error(`${what}: not within ${boundMs} ms${last ? `: ${last.message}` : ''}`);
+  const ms = await waitFor(async () => check().catch(() => false), { timeoutMs: boundMs, everyMs: 25 });
+  assert.ok(ms >= 0, `${what}: not within ${boundMs} ms`);
+  return Math.round(ms);
 }
 
 // Sessions, rate limits, locks and pub/sub through `options`, on keys spread over every slot
@@ -89,7 +83,7 @@ async function refusedSoftly(options, what, mustSay) {
     for (const s of SECRETS) assert.ok(!p.error.includes(s), `${what}: ${p.error}`);
     if (mustSay) assert.match(p.error, mustSay, what);
     assert.equal(await cache.sessionCache.setSession(uid(), { user_id: 1 }), false, `${what}: falls back`);
-    await within(`${what}: an error event`, () => errors.length > 0, 2000);
+    await within(`${what}: an error event`, async () => errors.length > 0, 2000);
     for (const err of errors) {
       assert.ok(['ECACHEUNAVAILABLE', 'ETIMEDOUT', 'ECIRCUITOPEN'].includes(err.code), `${what}: ${err.code} ${err.message}`);
       for (const s of SECRETS) assert.ok(!String(err.message).includes(s), `${what}: ${err.message}`);
