@@ -332,6 +332,22 @@ export interface NativeOptions {
   tlsServername?: string
   /** False accepts any server certificate (tests only; default true). */
   tlsRejectUnauthorized?: boolean
+  /**
+   * The `tls` option was given, even as `{}`: behind Sentinel the data nodes then use TLS
+   * although the sentinels' URLs are `redis://`.
+   */
+  tlsGiven?: boolean
+  /**
+   * `sentinelTls`: the sentinels' own TLS settings (same fields as `tls`; `rediss://`
+   * sentinel URLs only). Without it the sentinels use the `tls` settings.
+   */
+  sentinelTlsCa?: string
+  sentinelTlsCert?: string
+  sentinelTlsKey?: string
+  sentinelTlsServername?: string
+  sentinelTlsRejectUnauthorized?: boolean
+  /** `sentinelTls` was given, even as `{}` (then it replaces `tls` for the sentinels). */
+  sentinelTlsGiven?: boolean
   /** Largest pub/sub message sent or accepted, in bytes (default 64 KiB). */
   maxMessageBytes?: number
   /** `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation). */

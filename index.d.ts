@@ -67,8 +67,10 @@ export interface PermissionSnapshot {
   [field: string]: unknown;
 }
 
-/** The `tls` option of a `rediss://` URL. Every PEM is a string or Buffer, or the path of a
- * PEM file; a bad value is a `TypeError` with `code` `ERR_INVALID_ARG`. */
+/** The `tls` option (a `rediss://` URL, `rediss://` cluster seeds, or the data nodes behind
+ * Sentinel) and the `sentinelTls` option (`rediss://` sentinels). Every PEM is a string or
+ * Buffer, or the path of a PEM file; a bad value is a `TypeError` with `code`
+ * `ERR_INVALID_ARG`. */
 export interface TlsOptions {
   /** The CA that signs the server's certificate: then the only root trusted. Without it the
    * public web PKI roots are trusted. */
@@ -78,7 +80,8 @@ export interface TlsOptions {
   /** Private key of `cert` (unencrypted PEM: PKCS#8, PKCS#1 or SEC1); needs `cert`. */
   key?: string | Buffer;
   /** Name sent (SNI) and checked against the server's certificate (a DNS name or an IP
-   * address); default the URL's host. */
+   * address); default the host the server is reached by: the URL's, or on Cluster and behind
+   * Sentinel the host (often an IP address) the cluster or the sentinels name. */
   servername?: string;
   /** Default true. `false` accepts ANY server certificate (self-signed, wrong name, expired):
    * for tests only — it gives up the protection TLS exists for. */
@@ -93,13 +96,16 @@ export interface CacheOptions {
   /** `redis://…`, `rediss://…`, `unix:///path` or `redis+unix:///path` (`?db=`, `?user=`,
    * `?pass=`), `memory://[name]`; default `process.env.REDIS_URL`; unset: disabled. */
   url?: string;
-  /** Redis Cluster: seed node URLs `['redis://h:7000', …]` (instead of `url`). */
+  /** Redis Cluster: seed node URLs `['redis://h:7000', …]` (instead of `url`), all `redis://`
+   * or all `rediss://`; `rediss://` seeds put every node's connection on TLS (the `tls`
+   * settings), the nodes learnt from the cluster included. */
   cluster?: string[];
   /** Redis Sentinel: the monitored primary's name and the sentinels' URLs (instead of `url`). */
   sentinel?: {
     /** The name the sentinels monitor the primary under (`sentinel monitor <name> …`). */
     masterName: string;
-    /** The sentinels' URLs, `['redis://h:26379', …]`. */
+    /** The sentinels' URLs, `['redis://h:26379', …]`, all `redis://` or all `rediss://`
+     * (the sentinels over TLS, with `sentinelTls`, else `tls`). */
     nodes: string[];
   };
   /** The ACL user of every data connection (`AUTH user pass`), replacing the URL's; on Cluster
@@ -155,9 +161,16 @@ export interface CacheOptions {
    * as express-rate-limit: `2001:db8:0:ab00::/56`); `false` counts each address. Addresses are
    * normalised first (`::ffff:1.2.3.4` → `1.2.3.4`; brackets, zones and ports dropped). */
   ipv6Subnet?: number | false;
-  /** TLS settings, `rediss://` only (refused with a `TypeError` with any other URL). A TLS
-   * URL never falls back to plaintext. */
+  /** TLS settings of the data connections. With `url`: `rediss://` only (refused with a
+   * `TypeError` with any other URL). With `cluster`: `rediss://` seeds only; every node uses
+   * them. With `sentinel`: the data nodes (primary and subscriber) use TLS when this is given
+   * (even `{}`) or the sentinels' URLs are `rediss://`; the sentinels use these settings too
+   * unless `sentinelTls` is given. TLS never falls back to plaintext. */
   tls?: TlsOptions;
+  /** The sentinels' own TLS settings (with `sentinel` and `rediss://` sentinel URLs only,
+   * else a `TypeError` `ERR_INVALID_ARG`); default `tls`. They never apply to the data
+   * nodes. */
+  sentinelTls?: TlsOptions;
   /** The database lookups used on a cache miss (see {@link Loaders}). */
   loaders?: Loaders;
   /** Near cache of permission snapshots: TTL in ms, 0 … 60000 (default 5000; 0 disables). */

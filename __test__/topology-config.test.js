@@ -46,7 +46,7 @@ describe('cluster and sentinel configuration', () => {
   it('bad node URLs are refused without echoing them', async () => {
     await refused({ cluster: ['http://:hunter2@127.0.0.1:7000'] });
     await refused({ cluster: ['redis://:hunter2@127.0.0.1'] });
-    await refused({ cluster: ['rediss://:hunter2@127.0.0.1:7000'] });
+    await refused({ cluster: ['redis://127.0.0.1:7000', 'rediss://:hunter2@127.0.0.1:7001'] });
     await refused({ sentinel: { masterName: 'm', nodes: ['redis://:hunter2@h:notaport'] } });
     await refused({ sentinel: { masterName: 'a b', nodes: ['redis://127.0.0.1:26379'] } });
     await refused({ url: 'redis+cluster://:hunter2@' });
@@ -54,9 +54,27 @@ describe('cluster and sentinel configuration', () => {
     await refused({ url: 'redis+sentinel://127.0.0.1:26379' });
   });
 
+  // The TLS rule: `tls` needs rediss:// cluster seeds; `sentinelTls` needs rediss:// sentinels;
+  // a node list has one scheme. A contradiction is a TypeError before anything connects.
+  it('TLS options that contradict the node URLs are refused', async () => {
+    const sentinels = (scheme) => ({ masterName: 'm', nodes: [`${scheme}://:hunter2@127.0.0.1:1`, `${scheme}://127.0.0.1:2`] });
+    await refused({ sentinel: { masterName: 'm', nodes: ['rediss://127.0.0.1:1', 'redis://:hunter2@127.0.0.1:2'] } });
+    await refused({ cluster: ['redis://:hunter2@127.0.0.1:7000'], tls: {} });
+    await refused({ cluster: ['redis://127.0.0.1:7000'], tls: { rejectUnauthorized: false } });
+    await refused({ sentinel: sentinels('redis'), sentinelTls: { rejectUnauthorized: false } });
+    await refused({ url: 'rediss://127.0.0.1:1', sentinelTls: { rejectUnauthorized: false } });
+    await refused({ cluster: ['rediss://127.0.0.1:1'], sentinelTls: {} });
+    await refused({ sentinel: sentinels('rediss'), sentinelTls: 'yes' });
+    await refused({ sentinel: sentinels('rediss'), sentinelTls: { ca: 'not a pem and no such file' } });
+    await refused({ sentinel: sentinels('rediss'), sentinelTls: { cert: '-----BEGIN CERTIFICATE-----' } });
+  });
+
   it('valid forms are accepted; with nothing listening the calls fail soft, as with one Redis', async () => {
     for (const options of [
       { cluster: ['redis://127.0.0.1:1'] },
+      { cluster: ['rediss://127.0.0.1:1', 'rediss://127.0.0.1:2'] },
+      { sentinel: { masterName: 'm', nodes: ['rediss://127.0.0.1:1'] }, sentinelTls: { rejectUnauthorized: false } },
+      { sentinel: { masterName: 'm', nodes: ['redis://127.0.0.1:1'] }, tls: {} },
       { url: 'redis+cluster://127.0.0.1:1,127.0.0.1:2' },
       { sentinel: { masterName: 'm', nodes: ['redis://127.0.0.1:1'] } },
       { url: 'redis+sentinel://127.0.0.1:1,127.0.0.1:2/m' },

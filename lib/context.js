@@ -155,7 +155,7 @@ class Context {
         connectionName: o.connectionName,
         sentinelUsername: o.sentinelUsername,
         sentinelPassword: o.sentinelPassword,
-        ...tlsOptionsOf(o.tls),
+        ...tlsOptionsOf(o.tls, o.sentinelTls),
         ...nearCacheOptions(o),
         ...pubsubOptions(o),
       });

@@ -2,7 +2,8 @@
 'use strict';
 // `npm run test:topologies`: builds the addon, then runs the behavioural suites (sessions,
 // permissions, pub/sub, rate limiter, locks) on a real Redis Cluster (3 primaries, 3 replicas)
-// and on a Sentinel set-up (1 primary, 1 replica, 3 sentinels), then the failover tests.
+// and on a Sentinel set-up (1 primary, 1 replica, 3 sentinels), then the failover tests and
+// the TLS topologies (a TLS-only cluster, TLS sentinels with passwords, ACL sentinels).
 // Every topology is started on free loopback ports by __test__/helpers/topologies.js.
 
 const { spawnSync } = require('child_process');
@@ -26,4 +27,4 @@ for (const topology of ['sentinel', 'cluster']) {
   // (a killed or paused single redis-server) run in `npm test`
   step(`behavioural suites on ${topology}`, process.execPath, ['--test', '--test-concurrency=1', `--test-name-pattern=on ${topology}`, ...SUITES], { BISMAN_TOPOLOGY: topology });
 }
-step('failover, the cluster transport and per-node health', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);
+step('failover, the cluster transport, per-node health, TLS and credentials to every node', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health', 'tls_nodes'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);

@@ -42,6 +42,18 @@ pub struct NativeOptions {
     pub tls_servername: Option<String>,
     /// False accepts any server certificate (tests only; default true).
     pub tls_reject_unauthorized: Option<bool>,
+    /// The `tls` option was given, even as `{}`: behind Sentinel the data nodes then use TLS
+    /// although the sentinels' URLs are `redis://`.
+    pub tls_given: Option<bool>,
+    /// `sentinelTls`: the sentinels' own TLS settings (same fields as `tls`; `rediss://`
+    /// sentinel URLs only). Without it the sentinels use the `tls` settings.
+    pub sentinel_tls_ca: Option<String>,
+    pub sentinel_tls_cert: Option<String>,
+    pub sentinel_tls_key: Option<String>,
+    pub sentinel_tls_servername: Option<String>,
+    pub sentinel_tls_reject_unauthorized: Option<bool>,
+    /// `sentinelTls` was given, even as `{}` (then it replaces `tls` for the sentinels).
+    pub sentinel_tls_given: Option<bool>,
     /// Largest pub/sub message sent or accepted, in bytes (default 64 KiB).
     pub max_message_bytes: Option<f64>,
     /// `pubsubSecret` as a list: the first signs, any verifies (at most two: rotation).
@@ -96,6 +108,10 @@ pub struct ConnOptions {
     pub password: Option<String>,
     pub db: Option<i64>,
     pub name: Option<String>,
+    /// On Cluster and behind Sentinel, whether these connections use TLS (`Some`) and with
+    /// what settings: every node's, learnt ones included. A standalone server's TLS follows its
+    /// URL's scheme instead ([`Config::tls`]).
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
 }
 
 impl std::fmt::Debug for ConnOptions {
@@ -186,6 +202,7 @@ fn conn_options(o: &NativeOptions, backend: &Backend) -> CacheResult<(ConnOption
         password: credential("password", &o.password, false)?,
         db,
         name: connection_name(&o.connection_name)?,
+        tls: None,
     };
     let sentinels = ConnOptions {
         username: credential("sentinelUsername", &o.sentinel_username, true)?,
@@ -369,23 +386,35 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A list of `redis://` node URLs (cluster seeds or sentinels): 1 to 64, no TLS, no secrets
-/// echoed.
+/// A list of node URLs (cluster seeds or sentinels): 1 to 64, all `redis://` or all
+/// `rediss://` (TLS), no secrets echoed.
 fn node_list(what: &str, urls: &[String]) -> CacheResult<Vec<RedisTarget>> {
     if urls.is_empty() || urls.len() > 64 {
         return Err(CacheError::InvalidArg(format!(
-            "{what} must list 1 to 64 redis:// node URLs (got {})",
+            "{what} must list 1 to 64 redis:// or rediss:// node URLs (got {})",
             urls.len()
         )));
     }
+    let tls = urls[0].trim().starts_with("rediss://");
     urls.iter()
         .map(|u| {
             let u = u.trim();
-            let rest = u.strip_prefix("redis://").ok_or_else(|| {
-                CacheError::InvalidArg(format!(
-                    "every {what} URL must start with redis:// (the value is not shown)"
-                ))
-            })?;
+            let rest = u
+                .strip_prefix("redis://")
+                .map(|r| (r, false))
+                .or_else(|| u.strip_prefix("rediss://").map(|r| (r, true)));
+            let Some((rest, node_tls)) = rest else {
+                return Err(CacheError::InvalidArg(format!(
+                    "every {what} URL must start with redis:// or rediss:// (the value is not shown)"
+                )));
+            };
+            // One scheme for all: a node list half in TLS would send the credentials in
+            // plaintext to the other half.
+            if node_tls != tls {
+                return Err(CacheError::InvalidArg(format!(
+                    "{what} URLs must all be redis:// or all rediss:// (the values are not shown)"
+                )));
+            }
             let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             let port_ok = host
@@ -393,7 +422,7 @@ fn node_list(what: &str, urls: &[String]) -> CacheResult<Vec<RedisTarget>> {
                 .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
             if !port_ok {
                 return Err(CacheError::InvalidArg(format!(
-                    "every {what} URL must be redis://host:port (the value is not shown)"
+                    "every {what} URL must be redis[s]://host:port (the value is not shown)"
                 )));
             }
             Ok(RedisTarget {
@@ -466,54 +495,186 @@ fn pem<'a>(what: &str, v: &'a Option<String>, marker: &str) -> CacheResult<Optio
     }
 }
 
-/// The `tls` options: only with a `rediss://` URL; `cert` and `key` together; `servername`
-/// a DNS name or IP address. A `rediss://` URL without them trusts the web PKI roots.
-fn tls_of(
-    o: &NativeOptions,
-    backend: &Backend,
-) -> CacheResult<Option<std::sync::Arc<crate::tls::Tls>>> {
-    use crate::tls::{Tls, TlsSettings};
-    let given = o.tls_ca.is_some()
-        || o.tls_cert.is_some()
-        || o.tls_key.is_some()
-        || o.tls_servername.is_some()
-        || o.tls_reject_unauthorized.is_some();
-    if !given {
-        return Ok(None);
+/// One set of TLS options as [`NativeOptions`] holds them: `tls` or `sentinelTls`.
+struct TlsFields<'a> {
+    /// The option's name in errors.
+    name: &'static str,
+    ca: &'a Option<String>,
+    cert: &'a Option<String>,
+    key: &'a Option<String>,
+    servername: &'a Option<String>,
+    reject_unauthorized: Option<bool>,
+    /// Given as an object, even empty.
+    object: bool,
+}
+
+impl TlsFields<'_> {
+    fn given(&self) -> bool {
+        self.object
+            || self.ca.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.servername.is_some()
+            || self.reject_unauthorized.is_some()
     }
-    let ca = pem("tls.ca", &o.tls_ca, "-----BEGIN CERTIFICATE-----").map_err(|_| {
-        CacheError::InvalidArg("tls.ca must be a PEM certificate (or the path of one)".into())
-    })?;
-    let cert = pem("tls.cert", &o.tls_cert, "-----BEGIN CERTIFICATE-----")?;
-    let key = pem("tls.key", &o.tls_key, "PRIVATE KEY-----")?;
-    let client = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => {
-            return Err(CacheError::InvalidArg(
-                "tls.cert and tls.key go together (a client certificate and its key)".into(),
+
+    /// The validated settings: `cert` and `key` together, `servername` a DNS name or IP
+    /// address, PEM that parses. No key material is echoed.
+    fn build(&self) -> CacheResult<std::sync::Arc<crate::tls::Tls>> {
+        use crate::tls::{Tls, TlsSettings};
+        let name = self.name;
+        // Tls::new names the fields `tls.…`: the errors name the option that was given.
+        let rename = |e: CacheError| match e {
+            CacheError::InvalidArg(m) if name != "tls" => {
+                CacheError::InvalidArg(m.replacen("tls.", &format!("{name}."), 1))
+            }
+            e => e,
+        };
+        let ca = pem("ca", self.ca, "-----BEGIN CERTIFICATE-----").map_err(|_| {
+            CacheError::InvalidArg(format!(
+                "{name}.ca must be a PEM certificate (or the path of one)"
             ))
+        })?;
+        let cert = pem(
+            &format!("{name}.cert"),
+            self.cert,
+            "-----BEGIN CERTIFICATE-----",
+        )?;
+        let key = pem(&format!("{name}.key"), self.key, "PRIVATE KEY-----")?;
+        let client = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(CacheError::InvalidArg(format!(
+                    "{name}.cert and {name}.key go together (a client certificate and its key)"
+                )))
+            }
+        };
+        let servername = self.servername.as_deref();
+        if servername.is_some_and(|n| n.is_empty() || n.len() > 253) {
+            return Err(CacheError::InvalidArg(format!(
+                "{name}.servername must be a DNS name or an IP address of 1 to 253 characters"
+            )));
         }
+        let tls = Tls::new(&TlsSettings {
+            ca,
+            client,
+            server_name: servername,
+            reject_unauthorized: self.reject_unauthorized.unwrap_or(true),
+        })
+        .map_err(rename)?;
+        Ok(std::sync::Arc::new(tls))
+    }
+
+    /// [`build`](Self::build) when given, else TLS with no option: the web PKI roots, each
+    /// node's certificate checked against the host it was reached by.
+    fn build_or_default(&self) -> CacheResult<std::sync::Arc<crate::tls::Tls>> {
+        if self.given() {
+            return self.build();
+        }
+        let tls = crate::tls::Tls::new(&crate::tls::TlsSettings {
+            reject_unauthorized: true,
+            ..Default::default()
+        })?;
+        Ok(std::sync::Arc::new(tls))
+    }
+}
+
+/// Where TLS applies, and with which settings.
+#[derive(Default)]
+struct TlsPlan {
+    /// A standalone `rediss://` server's (`tls`; defaults when absent, see `Server::new`).
+    standalone: Option<std::sync::Arc<crate::tls::Tls>>,
+    /// Every cluster node's, or the data nodes' behind Sentinel.
+    data: Option<std::sync::Arc<crate::tls::Tls>>,
+    /// The sentinels'.
+    sentinels: Option<std::sync::Arc<crate::tls::Tls>>,
+}
+
+/// The TLS rules:
+/// - a standalone server: TLS with a `rediss://` URL; `tls` needs one;
+/// - Cluster: TLS to every node (seeds and learnt ones) when the seeds are `rediss://`;
+///   `tls` needs that;
+/// - Sentinel: the sentinels use TLS when their URLs are `rediss://`, with `sentinelTls`, else
+///   `tls`; `sentinelTls` needs `rediss://` sentinels. The data nodes use TLS when the
+///   sentinels' URLs are `rediss://` or `tls` is given (even `{}`), with the `tls` settings.
+fn tls_of(o: &NativeOptions, backend: &Backend) -> CacheResult<TlsPlan> {
+    let data = TlsFields {
+        name: "tls",
+        ca: &o.tls_ca,
+        cert: &o.tls_cert,
+        key: &o.tls_key,
+        servername: &o.tls_servername,
+        reject_unauthorized: o.tls_reject_unauthorized,
+        // `tls: {}` with a standalone redis:// URL has always been accepted: for the data
+        // nodes `tls_given` is read where it matters (behind Sentinel, on Cluster).
+        object: false,
     };
-    let servername = o.tls_servername.as_deref();
-    if servername.is_some_and(|n| n.is_empty() || n.len() > 253) {
-        return Err(CacheError::InvalidArg(
-            "tls.servername must be a DNS name or an IP address of 1 to 253 characters".into(),
-        ));
+    let sentinel = TlsFields {
+        name: "sentinelTls",
+        ca: &o.sentinel_tls_ca,
+        cert: &o.sentinel_tls_cert,
+        key: &o.sentinel_tls_key,
+        servername: &o.sentinel_tls_servername,
+        reject_unauthorized: o.sentinel_tls_reject_unauthorized,
+        object: o.sentinel_tls_given == Some(true),
+    };
+    let refused = |m: &str| Err(CacheError::InvalidArg(m.to_string()));
+    let which = if o.tls_ca.is_some() { "tls.ca" } else { "tls" };
+    if sentinel.given() && !matches!(backend, Backend::Sentinel { .. }) {
+        return refused("sentinelTls needs the sentinel option (rediss:// sentinels)");
     }
-    if !matches!(backend, Backend::Redis(t) if t.url.starts_with("rediss://")) {
-        let which = if o.tls_ca.is_some() { "tls.ca" } else { "tls" };
-        return Err(CacheError::InvalidArg(format!(
+    match backend {
+        Backend::Sentinel { nodes, .. } => {
+            let rediss = nodes[0].url.starts_with("rediss://");
+            if sentinel.given() && !rediss {
+                return refused(
+                    "sentinelTls needs rediss:// sentinel URLs; with redis:// ones the sentinels are reached without TLS",
+                );
+            }
+            let sentinels = if !rediss {
+                None
+            } else if sentinel.given() {
+                Some(sentinel.build()?)
+            } else {
+                Some(data.build_or_default()?)
+            };
+            let data = if rediss || data.given() || o.tls_given == Some(true) {
+                Some(data.build_or_default()?)
+            } else {
+                None
+            };
+            Ok(TlsPlan {
+                sentinels,
+                data,
+                ..Default::default()
+            })
+        }
+        Backend::Cluster(nodes) => {
+            let rediss = nodes[0].url.starts_with("rediss://");
+            if !rediss && (data.given() || o.tls_given == Some(true)) {
+                return Err(CacheError::InvalidArg(format!(
+                    "{which} needs rediss:// cluster node URLs (TLS); it is refused with redis:// ones"
+                )));
+            }
+            Ok(TlsPlan {
+                data: if rediss {
+                    Some(data.build_or_default()?)
+                } else {
+                    None
+                },
+                ..Default::default()
+            })
+        }
+        _ if !data.given() => Ok(TlsPlan::default()),
+        Backend::Redis(t) if t.url.starts_with("rediss://") => Ok(TlsPlan {
+            standalone: Some(data.build()?),
+            ..Default::default()
+        }),
+        _ => Err(CacheError::InvalidArg(format!(
             "{which} needs a rediss:// URL (TLS); it is refused with any other"
-        )));
+        ))),
     }
-    let tls = Tls::new(&TlsSettings {
-        ca,
-        client,
-        server_name: servername,
-        reject_unauthorized: o.tls_reject_unauthorized.unwrap_or(true),
-    })?;
-    Ok(Some(std::sync::Arc::new(tls)))
 }
 
 impl Config {
@@ -544,7 +705,9 @@ impl Config {
             },
         };
         let tls = tls_of(&o, &backend)?;
-        let (conn, sentinel_auth) = conn_options(&o, &backend)?;
+        let (mut conn, mut sentinel_auth) = conn_options(&o, &backend)?;
+        conn.tls = tls.data;
+        sentinel_auth.tls = tls.sentinels;
         let key_prefix = o.key_prefix.unwrap_or_default();
         if !key_prefix.is_empty() {
             keys::check_id("keyPrefix", &key_prefix)?;
@@ -599,7 +762,7 @@ impl Config {
             sentinel_auth,
             max_message_bytes,
             pubsub_secrets,
-            tls,
+            tls: tls.standalone,
             max_outbox_bytes,
             max_reply_bytes,
             circuit_threshold: circuit_threshold as u32,
@@ -817,6 +980,106 @@ mod tests {
             let e = with(url, f).err().unwrap();
             assert_eq!(e.code(), "ERR_INVALID_ARG", "{url}: {e}");
             assert!(!e.to_string().contains("secretkey"), "{e}");
+        }
+    }
+
+    fn topo(
+        cluster: &[&str],
+        sentinels: &[&str],
+        f: fn(&mut NativeOptions),
+    ) -> CacheResult<Config> {
+        let list = |v: &[&str]| (!v.is_empty()).then(|| v.iter().map(|s| s.to_string()).collect());
+        let mut o = NativeOptions {
+            cluster: list(cluster),
+            sentinel_nodes: list(sentinels),
+            sentinel_master_name: (!sentinels.is_empty()).then(|| "m".to_string()),
+            ..Default::default()
+        };
+        f(&mut o);
+        Config::from_options(o)
+    }
+
+    /// The TLS rule of the topologies: rediss:// cluster seeds put every node on TLS;
+    /// rediss:// sentinels put the sentinels (with sentinelTls, else tls) and the data nodes
+    /// (with tls) on TLS; tls alone with redis:// sentinels puts only the data nodes on it.
+    #[test]
+    fn topologies_use_tls_by_the_rule() {
+        let none = (|_| {}) as fn(&mut NativeOptions);
+        let c = topo(&["rediss://h:1", "rediss://h:2"], &[], none).unwrap();
+        assert!(c.conn.tls.is_some() && c.tls.is_none());
+        assert!(topo(&["redis://h:1"], &[], none)
+            .unwrap()
+            .conn
+            .tls
+            .is_none());
+        let s = topo(&[], &["rediss://h:1"], none).unwrap();
+        assert!(s.sentinel_auth.tls.is_some() && s.conn.tls.is_some());
+        let s = topo(&[], &["redis://h:1"], |o| o.tls_given = Some(true)).unwrap();
+        assert!(s.sentinel_auth.tls.is_none() && s.conn.tls.is_some());
+        let s = topo(&[], &["redis://h:1"], none).unwrap();
+        assert!(s.sentinel_auth.tls.is_none() && s.conn.tls.is_none());
+        let s = topo(&[], &["rediss://h:1"], |o| {
+            o.sentinel_tls_reject_unauthorized = Some(false)
+        })
+        .unwrap();
+        assert!(s.sentinel_auth.tls.is_some() && s.conn.tls.is_some());
+    }
+
+    #[test]
+    fn contradictory_tls_options_are_refused() {
+        for (cluster, sentinels, f, says) in [
+            (
+                &["redis://h:1", "rediss://h:2"][..],
+                &[][..],
+                (|_| {}) as fn(&mut NativeOptions),
+                "or all rediss://",
+            ),
+            (
+                &[],
+                &["rediss://h:1", "redis://h:2"],
+                |_| {},
+                "or all rediss://",
+            ),
+            (
+                &["redis://h:1"],
+                &[],
+                |o| o.tls_reject_unauthorized = Some(false),
+                "tls needs rediss:// cluster",
+            ),
+            (
+                &["redis://h:1"],
+                &[],
+                |o| o.tls_given = Some(true),
+                "tls needs rediss:// cluster",
+            ),
+            (
+                &[],
+                &["redis://h:1"],
+                |o| o.sentinel_tls_servername = Some("s".into()),
+                "sentinelTls needs rediss:// sentinel",
+            ),
+            (
+                &["rediss://h:1"],
+                &[],
+                |o| o.sentinel_tls_reject_unauthorized = Some(true),
+                "sentinelTls needs the sentinel option",
+            ),
+            (
+                &[],
+                &["rediss://h:1"],
+                |o| o.sentinel_tls_ca = Some("not pem".into()),
+                "sentinelTls.ca must be",
+            ),
+            (
+                &[],
+                &["rediss://h:1"],
+                |o| o.sentinel_tls_cert = Some("-----BEGIN CERTIFICATE-----".into()),
+                "sentinelTls.cert and sentinelTls.key go together",
+            ),
+        ] {
+            let e = topo(cluster, sentinels, f).err().unwrap();
+            assert_eq!(e.code(), "ERR_INVALID_ARG", "{e}");
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 

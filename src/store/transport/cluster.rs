@@ -1,5 +1,6 @@
 //! The Redis Cluster back end, on our own pipelined connections: one [`Pipeline`] per primary
-//! (made on first use, with the cache's timeouts and limits and the seed URL's credentials),
+//! (made on first use, with the cache's timeouts and limits, the seed URL's credentials and,
+//! when the seeds are `rediss://`, TLS),
 //! a slot map read with CLUSTER SLOTS from any node, and every command routed by its first
 //! key's slot. The direct paths of the bridge queue on these pipelines from the JS thread
 //! exactly as on one server: no task per command.
@@ -35,7 +36,7 @@ use redis::{Cmd, FromRedisValue};
 use super::attempt::SharedAttempt;
 use super::node::{address, timed_ping, NodePing, MAX_NODES};
 use super::pipeline::Pipeline;
-use super::pipeline::{Done, Endpoint};
+use super::pipeline::{Done, Endpoint, Transport};
 use super::server::subscribe_on;
 use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
@@ -106,6 +107,10 @@ struct Inner {
     username: Option<String>,
     password: Option<String>,
     client_name: Option<String>,
+    /// TLS to every node (`rediss://` seeds), learnt ones included: each node's certificate
+    /// is checked against the host it is reached by (as CLUSTER SLOTS, MOVED or ASK name it),
+    /// or `tls.servername`.
+    tls: Option<Arc<crate::tls::Tls>>,
     secrets: Arc<Vec<String>>,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -129,7 +134,7 @@ pub struct ClusterStore {
     inner: Arc<Inner>,
 }
 
-/// `host` and `port` of a `redis://[user:pass@]host:port[/…]` URL (already validated).
+/// `host` and `port` of a `redis[s]://[user:pass@]host:port[/…]` URL (already validated).
 fn host_port(url: &str) -> Option<(String, u16)> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -153,6 +158,10 @@ impl Inner {
     fn endpoint(&self, addr: &Addr) -> Endpoint {
         Endpoint {
             client_name: self.client_name.clone(),
+            transport: match &self.tls {
+                Some(tls) => Transport::Tls(tls.clone()),
+                None => Transport::Tcp,
+            },
             ..Endpoint::tcp(
                 addr.0.clone(),
                 addr.1,
@@ -547,6 +556,7 @@ impl ClusterStore {
                     .clone()
                     .or_else(|| settings.password().map(str::to_string)),
                 client_name: conn.name.clone(),
+                tls: conn.tls.clone(),
                 secrets: Arc::new(secrets),
                 command_timeout,
                 connect_timeout,

@@ -1,5 +1,10 @@
-//! The Sentinel back end: a standalone primary found through Redis Sentinel (redis-rs
-//! `sentinel`), reached as one [`Server`] (our pipelined transport).
+//! The Sentinel back end: a standalone primary found through Redis Sentinel, reached as one
+//! [`Server`] (our pipelined transport).
+//!
+//! Each sentinel is asked on its own pipelined connection (TLS with `rediss://` sentinel URLs,
+//! its own credentials), `SENTINEL GET-MASTER-ADDR-BY-NAME`, all at once; their answers are
+//! taken in the configured order, and the first address whose server says `ROLE` master wins
+//! (a sentinel cut off from the others may still name a demoted primary).
 //!
 //! The primary's address is re-resolved through the sentinels
 //! - every [`WATCH_EVERY`] in the background, so a failover is followed even when nothing fails
@@ -13,21 +18,20 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::spawn;
 use parking_lot::Mutex;
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
-};
+use redis::{Cmd, ConnectionAddr, FromRedisValue};
 use tokio::sync::Notify;
 
 use super::attempt::SharedAttempt;
 use super::node::{address, timed_ping, NodePing};
+use super::pipeline::{Endpoint, Pipeline, Transport};
 use super::server::Server;
-use crate::config::{ConnOptions, Limits, RedisTarget};
-use crate::error::{CacheError, CacheResult};
+use crate::config::{percent_decode, ConnOptions, Limits, RedisTarget};
+use crate::error::{redact, CacheError, CacheResult};
+use crate::store::codec::{encode, Resp};
 use crate::store::script::Script;
 
 /// How often the background watcher asks the sentinels for the primary.
@@ -39,16 +43,20 @@ struct Current {
     store: Arc<Server>,
 }
 
+/// One sentinel: its address (for errors) and its pipelined connection.
+struct SentinelLink {
+    address: String,
+    pipe: Pipeline,
+}
+
 pub struct Inner {
-    sentinel: tokio::sync::Mutex<Sentinel>,
+    sentinels: Vec<SentinelLink>,
     master_name: String,
     command_timeout: Duration,
     connect_timeout: Duration,
     limits: Limits,
-    /// The data nodes' credentials, database and client name (the options).
+    /// The data nodes' credentials, database, client name and TLS (the options).
     conn: ConnOptions,
-    /// The same credentials for redis-rs' check of the primary's role when it resolves it.
-    node_info: SentinelNodeConnectionInfo,
     current: Mutex<Option<Current>>,
     closed: AtomicBool,
     watching: AtomicBool,
@@ -77,6 +85,8 @@ fn moved(e: &CacheError) -> bool {
 }
 
 impl SentinelStore {
+    /// `nodes` are the sentinels' URLs (all `redis://` or all `rediss://`); `sentinel_auth`
+    /// replaces their credentials and says whether they use TLS, `conn` the data nodes'.
     pub fn new(
         master_name: &str,
         nodes: &[RedisTarget],
@@ -88,34 +98,76 @@ impl SentinelStore {
     ) -> CacheResult<SentinelStore> {
         let invalid =
             || CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into());
-        let infos = nodes
+        // Every password either side knows: none appears in an error of a sentinel.
+        let secrets: Arc<Vec<String>> = Arc::new(
+            nodes
+                .iter()
+                .filter_map(|n| n.password.clone())
+                .flat_map(|p| [percent_decode(&p), p])
+                .chain(sentinel_auth.secrets())
+                .chain(conn.secrets())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
+        let sentinels = nodes
             .iter()
             .map(|n| {
-                let info = n
-                    .url
-                    .as_str()
-                    .into_connection_info()
-                    .map_err(|_| invalid())?;
-                let mut auth = info.redis_settings().clone();
-                if let Some(u) = &sentinel_auth.username {
-                    auth = auth.set_username(u);
-                }
-                if let Some(p) = &sentinel_auth.password {
-                    auth = auth.set_password(p);
-                }
-                Ok(info.set_redis_settings(auth))
+                let info = redis::Client::open(n.url.as_str())
+                    .map_err(|_| invalid())?
+                    .get_connection_info()
+                    .clone();
+                let (host, port) = match info.addr() {
+                    ConnectionAddr::Tcp(h, p)
+                    | ConnectionAddr::TcpTls {
+                        host: h, port: p, ..
+                    } => (h.clone(), *p),
+                    _ => return Err(invalid()),
+                };
+                let settings = info.redis_settings();
+                let transport = match &sentinel_auth.tls {
+                    Some(tls) => Transport::Tls(tls.clone()),
+                    None => Transport::Tcp,
+                };
+                let endpoint = Endpoint {
+                    transport,
+                    ..Endpoint::tcp(
+                        host.clone(),
+                        port,
+                        sentinel_auth
+                            .username
+                            .clone()
+                            .or_else(|| settings.username().map(str::to_string)),
+                        sentinel_auth
+                            .password
+                            .clone()
+                            .or_else(|| settings.password().map(str::to_string)),
+                        0,
+                    )
+                };
+                let scrub_with = secrets.clone();
+                Ok(SentinelLink {
+                    address: address(&host, port),
+                    pipe: Pipeline::new(
+                        endpoint,
+                        command_timeout,
+                        connect_timeout,
+                        limits,
+                        Box::new(move |t| scrub_with.iter().fold(t, |t, s| redact(&t, Some(s)))),
+                    ),
+                })
             })
-            .collect::<CacheResult<Vec<ConnectionInfo>>>()?;
-        let sentinel = Sentinel::build(infos).map_err(|_| invalid())?;
+            .collect::<CacheResult<Vec<_>>>()?;
+        if sentinels.is_empty() {
+            return Err(invalid());
+        }
         Ok(SentinelStore {
             inner: Arc::new(Inner {
-                sentinel: tokio::sync::Mutex::new(sentinel),
+                sentinels,
                 master_name: master_name.to_string(),
                 command_timeout,
                 connect_timeout,
                 limits,
                 conn: conn.clone(),
-                node_info: node_info(conn),
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
@@ -137,6 +189,9 @@ impl SentinelStore {
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
+        for s in &self.inner.sentinels {
+            s.pipe.close();
+        }
         if let Some(c) = self.inner.current.lock().take() {
             c.store.close();
         }
@@ -264,48 +319,130 @@ impl Inner {
             )))
     }
 
-    /// One resolution (bounded by connectTimeoutMs).
+    /// One resolution: every sentinel asked at once (each answer within connectTimeoutMs),
+    /// their answers taken in the configured order, the first primary confirmed by `ROLE`
+    /// kept.
     async fn resolve_once(&self) -> CacheResult<Arc<Server>> {
-        let client = {
-            let mut sentinel = self.sentinel.lock().await;
-            let ask = sentinel.async_master_for(&self.master_name, Some(&self.node_info));
-            match tokio::time::timeout(self.connect_timeout, ask).await {
-                Err(_) => return Err(CacheError::Timeout(self.connect_timeout.as_millis() as u64)),
-                Ok(Err(e)) => return Err(unavailable(e)),
-                Ok(Ok(c)) => c,
+        let deadline = Instant::now() + self.connect_timeout;
+        let asks: Vec<_> = self
+            .sentinels
+            .iter()
+            .map(|s| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                s.pipe.submit_until(
+                    |b| {
+                        encode(
+                            b,
+                            &[
+                                b"SENTINEL",
+                                b"GET-MASTER-ADDR-BY-NAME",
+                                self.master_name.as_bytes(),
+                            ],
+                        )
+                    },
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                    deadline,
+                    false,
+                );
+                rx
+            })
+            .collect();
+        let mut last = None;
+        for (s, rx) in self.sentinels.iter().zip(asks) {
+            let reply = rx.await.unwrap_or(Err(CacheError::Closed));
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(CacheError::Closed);
             }
+            let (host, port) = match reply.map(primary_address) {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    last = Some(format!(
+                        "sentinel {} does not know a primary of that name",
+                        s.address
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    last = Some(format!("sentinel {}: {}", s.address, reason(&e)));
+                    continue;
+                }
+            };
+            match self.switch_to(host, port).await {
+                Ok(store) => return Ok(store),
+                Err(CacheError::Closed) => return Err(CacheError::Closed),
+                Err(e) => last = Some(reason(&e)),
+            }
+        }
+        Err(unavailable(last.unwrap_or_default()))
+    }
+
+    /// The store of the primary the sentinels name at `host:port` once its `ROLE` says
+    /// master: the current one if it is there, else a new one that replaces it.
+    async fn switch_to(&self, host: String, port: u16) -> CacheResult<Arc<Server>> {
+        let known = self
+            .current
+            .lock()
+            .as_ref()
+            .filter(|c| c.host == host && c.port == port)
+            .map(|c| c.store.clone());
+        let fresh = known.is_none();
+        let store = match known {
+            Some(s) => s,
+            None => Arc::new(Server::new(
+                &RedisTarget {
+                    url: format!(
+                        "{}://{}:{port}",
+                        if self.conn.tls.is_some() {
+                            "rediss"
+                        } else {
+                            "redis"
+                        },
+                        bracket(&host)
+                    ),
+                    password: None,
+                },
+                self.command_timeout,
+                self.connect_timeout,
+                self.conn.tls.clone(),
+                self.limits,
+                &self.conn,
+            )?),
         };
-        let (host, port) = match client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(h, p) => (h.clone(), *p),
-            _ => return Err(unavailable("the primary's address is not plain TCP")),
+        let role = store.query::<redis::Value>(&redis::cmd("ROLE")).await;
+        let primary = match &role {
+            Ok(redis::Value::Array(v)) => {
+                matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master")
+            }
+            // A user without ROLE (least privilege) takes the sentinels' word for it.
+            Err(CacheError::Redis(text)) => text.starts_with("NOPERM"),
+            _ => false,
         };
+        if !primary {
+            if fresh {
+                store.close();
+            }
+            return Err(match role {
+                Err(e) => e,
+                Ok(_) => unavailable(format!(
+                    "the sentinels name {} as the primary, but it is not one (yet)",
+                    address(&host, port)
+                )),
+            });
+        }
+        if !fresh {
+            return Ok(store);
+        }
         if self.closed.load(Ordering::Relaxed) {
+            store.close();
             return Err(CacheError::Closed);
         }
-        let mut cur = self.current.lock();
-        if let Some(c) = cur.as_ref() {
-            if c.host == host && c.port == port {
-                return Ok(c.store.clone());
-            }
-        }
-        let target = RedisTarget {
-            url: format!("redis://{}:{port}", bracket(&host)),
-            password: None,
-        };
-        let store = Arc::new(Server::new(
-            &target,
-            self.command_timeout,
-            self.connect_timeout,
-            None,
-            self.limits,
-            &self.conn,
-        )?);
-        let old = cur.replace(Current {
+        let old = self.current.lock().replace(Current {
             host,
             port,
             store: store.clone(),
         });
-        drop(cur);
         self.generation.send_modify(|g| *g += 1);
         if let Some(old) = old {
             // Commands in flight on the old primary end (or time out) first.
@@ -319,20 +456,29 @@ impl Inner {
     }
 }
 
-/// The credentials and database of the data nodes, for redis-rs' own short connection to the
-/// primary it names (it checks the node's role before answering).
-fn node_info(conn: &ConnOptions) -> SentinelNodeConnectionInfo {
-    let mut info = RedisConnectionInfo::default();
-    if let Some(u) = &conn.username {
-        info = info.set_username(u);
+/// `host` and `port` of a `SENTINEL GET-MASTER-ADDR-BY-NAME` reply (none: the name is not
+/// monitored).
+fn primary_address(reply: Resp) -> Option<(String, u16)> {
+    let Resp::Array(parts) = reply else {
+        return None;
+    };
+    let text = |r: &Resp| match r {
+        Resp::Bulk(b) => String::from_utf8(b.clone()).ok(),
+        Resp::Simple(s) => Some(s.clone()),
+        _ => None,
+    };
+    match parts.as_slice() {
+        [h, p] => Some((text(h)?, text(p)?.parse().ok()?)),
+        _ => None,
     }
-    if let Some(p) = &conn.password {
-        info = info.set_password(p);
+}
+
+/// The text of a failure, without the prefix of its kind (it is wrapped in another).
+fn reason(e: &CacheError) -> String {
+    match e {
+        CacheError::Unavailable(t) | CacheError::Redis(t) => t.clone(),
+        e => e.to_string(),
     }
-    if let Some(db) = conn.db {
-        info = info.set_db(db);
-    }
-    SentinelNodeConnectionInfo::default().set_redis_connection_info(info)
 }
 
 /// IPv6 hosts go in brackets in a URL.
