@@ -26,4 +26,4 @@ for (const topology of ['sentinel', 'cluster']) {
   // (a killed or paused single redis-server) run in `npm test`
   step(`behavioural suites on ${topology}`, process.execPath, ['--test', '--test-concurrency=1', `--test-name-pattern=on ${topology}`, ...SUITES], { BISMAN_TOPOLOGY: topology });
 }
-step('failover, the cluster transport and per-node health', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);
+step('failover, the cluster transport, per-node health and per-node breakers', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health', 'node_circuit'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);
