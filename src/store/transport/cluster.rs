@@ -420,6 +420,9 @@ struct Op {
     gate: bool,
     /// The node of the last sending: its breaker records the outcome.
     node: Option<Arc<MapNode>>,
+    /// The last sending was never sent (its node could not be reached) and is being retried:
+    /// its failure is recorded when the command ends, or when a breaker refuses the retry.
+    owed: bool,
     done: Done,
 }
 
@@ -462,6 +465,12 @@ impl Op {
             return;
         };
         if self.gate && node.circuit.admit() == Admit::Refuse {
+            if self.owed {
+                // the retry ends here: the node it could not reach is owed its failure
+                if let Some(n) = &self.node {
+                    n.circuit.failure();
+                }
+            }
             // The slot may have moved to a promoted replica meanwhile: read the map again
             // (at most one read per MIN_REFRESH_GAP), so a failover is followed while the dead
             // node's breaker refuses its keys.
@@ -506,7 +515,8 @@ impl Op {
         self.deferred = false;
         // The node's outcome: any answer (a redirection, an error reply) shows its link
         // works. A command that was never sent is retried, and recorded when it ends.
-        if !matches!(&r, Err(e) if never_sent(e)) {
+        self.owed = matches!(&r, Err(e) if never_sent(e));
+        if !self.owed {
             self.record(&r);
         }
         let inner = self.inner.clone();
@@ -695,6 +705,7 @@ impl ClusterStore {
             deferred,
             gate,
             node: None,
+            owed: false,
             done,
         }
         .send();
