@@ -941,6 +941,16 @@ export declare class PubSub {
   shutdown(): Promise<void>;
 }
 
+/**
+ * The whole cache's circuit. Every data node has its own breaker (the one server, each Cluster
+ * primary, the primary behind Sentinel); on one server this is that breaker's state, on Cluster
+ * and Sentinel the aggregate: `'closed'` when every node's breaker is closed, `'open'` only
+ * when every node's is open, `'half-open'` when none is closed but some let a probe through,
+ * `'degraded'` when some are closed and others not (keys on the closed nodes are served from
+ * Redis, the others fall back at once with `ECIRCUITOPEN`).
+ */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'degraded';
+
 /** What `ping()` answers; it never rejects for a back-end failure. */
 export interface PingResult {
   /** `'PONG'` when Redis answered, else null. */
@@ -954,8 +964,9 @@ export interface PingResult {
    * pending replay'`).
    */
   error?: string;
-  /** The circuit breaker after this ping (a successful ping closes it). */
-  circuit: 'closed' | 'open' | 'half-open';
+  /** The circuit after this ping (a successful ping closes the breaker of the node it reached):
+   * see {@link CircuitState}. */
+  circuit: CircuitState;
   /** With `error: 'revocations pending replay'`: the revocations this node still has to replay. */
   pendingRevocations?: number;
   /** Cluster and Sentinel only: each data node's own PING (every primary serving slots; the
@@ -973,6 +984,9 @@ export interface PingNode {
   pong: 'PONG' | null;
   /** Round-trip time in milliseconds (two decimals). */
   ms: number;
+  /** This node's own circuit breaker after this PING (which goes to the node even while its
+   * breaker is open, and feeds it). */
+  circuit: 'closed' | 'open' | 'half-open';
   /** Why not, when `pong` is null. */
   error?: string;
 }
@@ -1112,8 +1126,8 @@ export interface Stats {
   inFlight: number;
   /** As `isEnabled()`. */
   enabled: boolean;
-  /** The circuit breaker in front of Redis (read without a round trip). */
-  circuit: 'closed' | 'open' | 'half-open';
+  /** The whole cache's circuit (read without a round trip): see {@link CircuitState}. */
+  circuit: CircuitState;
   /** The revocation journal. */
   revocation: RevocationStats;
 }
@@ -1143,10 +1157,26 @@ export interface CacheEvents {
    * falling back; one per failed operation. Listening never changes what the call answers. */
   error: [err: Error & { /** The back end's error code, e.g. `ECACHEUNAVAILABLE`, `ECIRCUITOPEN`. */ code?: string }, service: ServiceName];
   /** `'open'`: the back end became unavailable (isEnabled() false, reads go to the loaders);
-   * `'closed'`: it is back. Polled every 100 ms while someone listens. */
+   * `'closed'`: it is back. On Cluster and Sentinel the whole cache: `'open'` once every data
+   * node's breaker is open, not while some still answer (see `'nodeCircuit'`). Polled every
+   * 100 ms while someone listens. */
   circuit: [event: { /** The breaker's new state. */ state: 'open' | 'closed' }];
+  /** Cluster and Sentinel: one data node's own breaker opened (`'open'`: the keys of that node
+   * fall back at once) or closed again (`'closed'`). Polled every 100 ms while someone listens. */
+  nodeCircuit: [event: NodeCircuitEvent];
   /** The back end answers again after being down. */
   reconnect: [];
+}
+
+/** The `'nodeCircuit'` event of {@link CacheEvents}. */
+export interface NodeCircuitEvent {
+  /** The node's `host:port` (never a password). */
+  node: string;
+  /** Its breaker's new state (`'open'` also while half-open: a probe is let through). */
+  state: 'open' | 'closed';
+  /** True when a node whose breaker was open left the topology (a failover promoted another
+   * node): its breaker is dropped. */
+  left?: boolean;
 }
 
 /** A listener of event `E` of {@link CacheEvents}. */
@@ -1205,7 +1235,7 @@ export declare class Cache implements KeyBuilders {
   collectMetrics(): MetricFamily[];
   /** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
   readonly metricsContentType: string;
-  /** Listens to an event of this instance (`'error'`, `'circuit'`, `'reconnect'`) → this instance. */
+  /** Listens to an event of this instance (`'error'`, `'circuit'`, `'nodeCircuit'`, `'reconnect'`) → this instance. */
   on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
   /** As `on`, for one event → this instance. */
   once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): this;
@@ -1277,8 +1307,8 @@ export declare function createCache(options?: CacheOptions): Cache;
 export declare function ping(): Promise<PingResult>;
 /**
  * Synchronous: false while no back end is configured, while Redis is known to be down, while the
- * circuit breaker is not closed, or while revocations wait for replay. Callers skip the cache then
- * (`return fetchFromDatabase()`).
+ * circuit is neither closed nor degraded (on Cluster, true while some primaries still answer), or
+ * while revocations wait for replay. Callers skip the cache then (`return fetchFromDatabase()`).
  */
 export declare function isEnabled(): boolean;
 /** The default instance's counters (synchronous, no Redis call). */
@@ -1289,7 +1319,7 @@ export declare function metrics(): string;
 export declare function collectMetrics(): MetricFamily[];
 /** `'text/plain; version=0.0.4; charset=utf-8'`: the Content-Type of {@link metrics}. */
 export declare const metricsContentType: string;
-/** Listens to an event of the default instance ('error', 'circuit', 'reconnect'). */
+/** Listens to an event of the default instance ('error', 'circuit', 'nodeCircuit', 'reconnect'). */
 export declare function on<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');
 /** As {@link on}, for one event → the module. */
 export declare function once<E extends keyof CacheEvents>(event: E, listener: CacheListener<E>): typeof import('./index');

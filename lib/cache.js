@@ -16,7 +16,9 @@ const { instrument } = require('./tracing');
 const { debug, describeTarget } = require('./debug');
 
 // An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
-// The circuit breaker's state ('closed' before any back end was made).
+// The whole cache's circuit ('closed' before any back end was made): the one server's breaker,
+// or on Cluster and Sentinel the aggregate of the data nodes' ('degraded' while some are open
+// and others closed; 'open' only once all are).
 function circuitOf(ctx) {
   const b = ctx.bridgeInstance;
   return b === null ? 'closed' : b.native.circuitState();
@@ -28,8 +30,9 @@ function hasNodes(options) {
 }
 
 // PING on every primary of a cluster (the slot map read again first) or on the primary behind
-// sentinels, concurrently → [{ address, role, pong, ms, error? }]; [] when none could be
-// listed (the overall answer's error says why).
+// sentinels, concurrently, each past and feeding its node's own breaker → [{ address, role,
+// pong, ms, circuit, error? }]; [] when none could be listed (the overall answer's error says
+// why).
 function pingNodes(ctx) {
   return ctx.op(
     (n, id) => n.pingNodes(id),
@@ -101,9 +104,10 @@ class Cache extends EventEmitter {
   }
 
   // → { pong: 'PONG', ms, enabled: true, circuit } or { pong: null, ms, enabled: false, error,
-  // circuit }; on Cluster and Sentinel also `nodes`: [{ address, role, pong, ms, error? }], one
-  // PING per primary (see pingNodes). PING always goes to Redis, even while the circuit breaker is open (its success
-  // closes it); `circuit` is 'closed' | 'open' | 'half-open' after it.
+  // circuit }; on Cluster and Sentinel also `nodes`: [{ address, role, pong, ms, circuit, error? }],
+  // one PING per primary (see pingNodes). PING always goes to Redis, even while a circuit breaker
+  // is open (its success closes it); `circuit` is 'closed' | 'open' | 'half-open' | 'degraded'
+  // after it (see circuitOf).
   // Revocations pending replay (lib/journal.js) are replayed first (waited for at most
   // 2 × commandTimeoutMs); while some are still pending the answer is { pong: null, ms,
   // enabled: false, error: 'revocations pending replay', circuit, pendingRevocations }.

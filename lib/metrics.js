@@ -206,12 +206,16 @@ function collect(cache) {
   fam('revocations_pending', 'gauge', 'Revocations that could not reach Redis, kept by this node until it replays them (it treats them as revoked meanwhile).').add({}, rev.pending);
   fam('revocations_replayed_total', 'counter', 'Kept revocations replayed to Redis once it answered again.').add({}, rev.replayed);
   fam('revocation_journal_overflow_total', 'counter', 'Revocations that did not fit in the journal (revocationJournalMax): lost for the other nodes.').add({}, rev.journalOverflow);
-  fam('enabled', 'gauge', '1 while the cache is enabled and Redis is not known to be down (the circuit is closed); 0 while reads fall back to the loaders.').add({}, s.enabled ? 1 : 0);
+  fam('enabled', 'gauge', '1 while the cache is enabled and Redis is not known to be down (the circuit is closed, or degraded: some cluster primaries still answer); 0 while reads fall back to the loaders.').add({}, s.enabled ? 1 : 0);
   fam('in_flight', 'gauge', 'Operations waiting on the back end.').add({}, s.inFlight);
   // Cluster and Sentinel: each data node known now (at most 64), from its connection's state
-  // (no I/O); no samples on one server or memory://.
+  // and its own breaker (no I/O); no samples on one server or memory://.
   const nodeUp = fam('node_up', 'gauge', '1 while the connection to a data node (a cluster primary serving slots, the primary behind sentinels) is not known to be down, by node host:port.', ['node']);
-  for (const n of b !== null ? b.native.nodeStates() : []) nodeUp.add({ node: n.address }, n.up ? 1 : 0);
+  const nodeCircuit = fam('node_circuit_open', 'gauge', 'Each data node\'s own circuit breaker: 1 while it is open or half-open (the keys of that node fall back), 0 while closed, by node host:port.', ['node']);
+  for (const n of b !== null ? b.native.nodeStates() : []) {
+    nodeUp.add({ node: n.address }, n.up ? 1 : 0);
+    nodeCircuit.add({ node: n.address }, n.circuit === 'closed' ? 0 : 1);
+  }
 
   const duration = fam('operation_duration_seconds', 'histogram', 'Time from the start of a back-end call made by a public operation to its answer (answers from process memory are not observed), by service and operation.', ['service', 'operation']);
   for (const [op, cumulative, sum, count] of cache.ctx.latency.snapshot()) {

@@ -27,4 +27,4 @@ for (const topology of ['sentinel', 'cluster']) {
   // (a killed or paused single redis-server) run in `npm test`
   step(`behavioural suites on ${topology}`, process.execPath, ['--test', '--test-concurrency=1', `--test-name-pattern=on ${topology}`, ...SUITES], { BISMAN_TOPOLOGY: topology });
 }
-step('failover, the cluster transport, per-node health, TLS and credentials to every node', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health', 'tls_nodes'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);
+step('failover, the cluster transport, per-node health and breakers, TLS and credentials to every node', process.execPath, ['--test', '--test-concurrency=1', ...['failover', 'cluster_transport', 'node_health', 'node_circuit', 'tls_nodes'].map((f) => path.join('__test__', 'topologies', `${f}.test.js`))]);

@@ -233,9 +233,10 @@ pub struct Core {
 }
 
 impl Core {
-    /// Feeds the outcome of a direct-path command to the circuit breaker (on the I/O task).
+    /// Feeds the outcome of a direct-path command to the one server's circuit breaker (on
+    /// the I/O task). On a cluster the routing feeds the breaker of the node that answered.
     fn record_outcome<T>(&self, r: &CacheResult<T>) {
-        if let Some(c) = self.store.as_ref().and_then(|s| s.circuit()) {
+        if let Some(c) = self.store.as_ref().and_then(|s| s.server_circuit()) {
             c.record(r);
         }
     }
@@ -473,14 +474,16 @@ impl NativeCache {
         true
     }
 
-    /// The pipeline callback of direct operation `id`: it feeds the circuit breaker, decodes
-    /// the reply with `on_reply` and settles `id`. None when the breaker skips Redis: `id` is
-    /// then answered `ECIRCUITOPEN` (through the sink, like any answer) and nothing is sent.
+    /// The pipeline callback of direct operation `id`: it feeds the one server's circuit
+    /// breaker, decodes the reply with `on_reply` and settles `id`. None when that breaker
+    /// skips Redis: `id` is then answered `ECIRCUITOPEN` (through the sink, like any answer)
+    /// and nothing is sent. On a cluster the breaker of the node a command is routed to
+    /// admits it (after routing) and records its outcome: `done` then gets `ECIRCUITOPEN`.
     fn direct_done<F>(&self, id: u32, on_reply: F) -> Option<Done>
     where
         F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
     {
-        let circuit = self.core.store.as_ref().and_then(|s| s.circuit());
+        let circuit = self.core.store.as_ref().and_then(|s| s.server_circuit());
         if let Some(Err(e)) = circuit.map(|c| c.check()) {
             self.core.sink.push(id, Err(e));
             return None;

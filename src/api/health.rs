@@ -1,5 +1,5 @@
 //! The `#[napi]` surface of an instance's health: ping, the known link state, the circuit
-//! breaker's state, shutdown.
+//! breakers' states (each node's and the whole cache's), shutdown.
 
 use std::sync::atomic::Ordering;
 
@@ -8,7 +8,7 @@ use napi_derive::napi;
 use crate::bridge::{NativeCache, Reply};
 use crate::store::circuit::CircuitState;
 
-/// A data node and whether its connection is up.
+/// A data node, whether its connection is up and its own circuit breaker's state.
 #[napi(object)]
 pub struct NodeState {
     /// `host:port`.
@@ -16,25 +16,37 @@ pub struct NodeState {
     /// "primary".
     pub role: String,
     pub up: bool,
+    /// "closed", "open" or "half-open".
+    pub circuit: String,
 }
 
 #[napi]
 impl NativeCache {
     /// PING → "PONG". It always goes to Redis, even while the circuit is open, and its
-    /// outcome feeds the breaker: a health check sees (and brings about) the recovery.
+    /// outcome feeds the breaker of the node that answered (on a cluster, any primary): a
+    /// health check sees (and brings about) the recovery.
     #[napi]
     pub fn ping(&self, id: u32) {
         self.run(id, |s| async move { s.ping().await.map(Reply::Str) });
     }
 
     /// PING on every data node of a cluster (each primary serving slots) or behind sentinels
-    /// (the primary) → JSON `[{ address, role, pong, ms, error? }]` (`[]` on one server and
-    /// memory://). It does not feed the breaker; a node that fails has `pong: null` and the
-    /// error's text.
+    /// (the primary) → JSON `[{ address, role, pong, ms, circuit, error? }]` (`[]` on one
+    /// server and memory://). Each PING goes to its node even while the node's breaker is
+    /// open, and feeds it; `circuit` is that breaker's state after it. A node that fails has
+    /// `pong: null` and the error's text.
     #[napi]
     pub fn ping_nodes(&self, id: u32) {
         self.run(id, |s| async move {
             let nodes = s.ping_nodes().await?;
+            let states = s.node_states();
+            let circuit_of = |address: &str| {
+                states
+                    .iter()
+                    .find(|n| n.address == address)
+                    .map_or(CircuitState::Closed, |n| n.circuit)
+                    .as_str()
+            };
             let list: Vec<serde_json::Value> = nodes
                 .into_iter()
                 .map(|n| {
@@ -42,6 +54,7 @@ impl NativeCache {
                         "address": n.address,
                         "role": n.role,
                         "ms": n.ms,
+                        "circuit": circuit_of(&n.address),
                     });
                     match n.result {
                         Ok(pong) => v["pong"] = pong.into(),
@@ -58,7 +71,8 @@ impl NativeCache {
     }
 
     /// The data nodes of a cluster or behind sentinels known now, without I/O: whether each
-    /// one's connection is up (not known to be down). Empty on one server and memory://.
+    /// one's connection is up (not known to be down) and its breaker's state. Empty on one
+    /// server and memory://.
     #[napi]
     pub fn node_states(&self) -> Vec<NodeState> {
         self.core
@@ -67,26 +81,34 @@ impl NativeCache {
             .map(|s| s.node_states())
             .unwrap_or_default()
             .into_iter()
-            .map(|(address, role, up)| NodeState {
-                address,
-                role: role.to_string(),
-                up,
+            .map(|n| NodeState {
+                address: n.address,
+                role: n.role.to_string(),
+                up: n.up,
+                circuit: n.circuit.as_str().to_string(),
             })
             .collect()
     }
 
     /// False while disabled, shut down, while Redis is known to be down, or while the
-    /// circuit is not closed.
+    /// circuit is neither closed nor degraded (a degraded cluster still answers the keys of
+    /// its primaries whose breaker is closed; the others fall back on their own, at once).
     #[napi]
     pub fn is_enabled(&self) -> bool {
-        self.core
-            .store
-            .as_ref()
-            .is_some_and(|s| s.is_healthy() && s.circuit_state() == CircuitState::Closed)
+        self.core.store.as_ref().is_some_and(|s| {
+            s.is_healthy()
+                && matches!(
+                    s.circuit_state(),
+                    CircuitState::Closed | CircuitState::Degraded
+                )
+        })
     }
 
-    /// The circuit breaker: "closed", "open" or "half-open" ("closed" for memory:// and when
-    /// disabled).
+    /// The whole cache's circuit: "closed", "open" or "half-open" on one server (its
+    /// breaker's state); on Cluster and Sentinel the aggregate of the data nodes' breakers:
+    /// "closed" when all are closed, "open" only when all are open, "half-open" when none is
+    /// closed but some let a probe through, "degraded" when some are closed and others not.
+    /// "closed" for memory:// and when disabled.
     #[napi]
     pub fn circuit_state(&self) -> String {
         self.core

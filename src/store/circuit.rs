@@ -1,12 +1,15 @@
-//! The circuit breaker in front of Redis: one per store (every node of a cluster or a
-//! sentinel-resolved primary shares it), fed by every operation's outcome.
+//! The circuit breaker in front of a Redis node: one per address commands are sent to (the
+//! standalone server, each Cluster primary, the primary behind the sentinels), fed by the
+//! outcome of every command that node answered or failed to answer. The store layer owns
+//! them and checks them after routing, before a command is handed to the node's pipeline
+//! (the pipeline knows nothing of breakers); [`aggregate`] sums them up for `ping()`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{CacheError, CacheResult};
 
-/// The circuit breaker in front of Redis.
+/// The circuit breaker in front of one Redis node.
 ///
 /// After `threshold` consecutive failures of the link (timeouts, connection errors) Redis is
 /// skipped for `cooldown`: every operation fails at once with `ECIRCUITOPEN`, so callers go
@@ -40,12 +43,16 @@ pub enum Admit {
     Refuse,
 }
 
-/// The state as `ping()` reports it.
+/// The state as `ping()` reports it: one node's ([`Circuit::state`]: never `Degraded`), or
+/// the whole cache's ([`aggregate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
     Closed,
     Open,
     HalfOpen,
+    /// Some nodes' breakers are closed, others not: keys on the closed ones are served, the
+    /// rest fall back.
+    Degraded,
 }
 
 impl CircuitState {
@@ -54,7 +61,52 @@ impl CircuitState {
             CircuitState::Closed => "closed",
             CircuitState::Open => "open",
             CircuitState::HalfOpen => "half-open",
+            CircuitState::Degraded => "degraded",
         }
+    }
+}
+
+/// The whole cache's state from its nodes' states: "closed" when every node's breaker is
+/// closed (or no node is known yet), "open" only when every node's is open, "half-open" when
+/// none is closed but some let a probe through, and "degraded" when some are closed and
+/// others not. On one server it is that server's state, unchanged.
+pub fn aggregate(states: impl IntoIterator<Item = CircuitState>) -> CircuitState {
+    let (mut closed, mut open, mut other) = (0usize, 0usize, 0usize);
+    for s in states {
+        match s {
+            CircuitState::Closed => closed += 1,
+            CircuitState::Open => open += 1,
+            CircuitState::HalfOpen | CircuitState::Degraded => other += 1,
+        }
+    }
+    match (closed, open, other) {
+        (_, 0, 0) => CircuitState::Closed,
+        (0, _, 0) => CircuitState::Open,
+        (0, _, _) => CircuitState::HalfOpen,
+        _ => CircuitState::Degraded,
+    }
+}
+
+/// How every node's breaker is made (`circuitThreshold`, `circuitCooldownMs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitConfig {
+    pub threshold: u32,
+    pub cooldown: Duration,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> CircuitConfig {
+        CircuitConfig {
+            threshold: Circuit::DEFAULT_THRESHOLD,
+            cooldown: Circuit::DEFAULT_COOLDOWN,
+        }
+    }
+}
+
+impl CircuitConfig {
+    /// A new breaker, closed.
+    pub fn circuit(&self) -> Circuit {
+        Circuit::new(self.threshold, self.cooldown)
     }
 }
 
@@ -239,6 +291,21 @@ mod tests {
         assert_eq!(c.admit(), Admit::Probe);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(c.admit(), Admit::Probe);
+    }
+
+    #[test]
+    fn the_aggregate_is_open_only_when_every_node_is_open() {
+        use CircuitState::*;
+        assert_eq!(aggregate([]), Closed, "no node known yet");
+        assert_eq!(aggregate([Closed]), Closed);
+        assert_eq!(aggregate([Open]), Open, "one server: its own state");
+        assert_eq!(aggregate([HalfOpen]), HalfOpen);
+        assert_eq!(aggregate([Closed, Closed, Closed]), Closed);
+        assert_eq!(aggregate([Closed, Open, Closed]), Degraded);
+        assert_eq!(aggregate([HalfOpen, Closed, Closed]), Degraded);
+        assert_eq!(aggregate([Open, Open, Open]), Open);
+        assert_eq!(aggregate([Open, HalfOpen, Open]), HalfOpen);
+        assert_eq!(Degraded.as_str(), "degraded");
     }
 
     #[test]

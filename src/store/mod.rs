@@ -108,7 +108,10 @@ pub struct Store {
 impl Store {
     /// `None` when the configuration has no back end (the cache is disabled).
     pub fn from_config(cfg: &Config) -> CacheResult<Option<Store>> {
-        let circuit = || circuit::Circuit::new(cfg.circuit_threshold, cfg.circuit_cooldown);
+        let breaker = circuit::CircuitConfig {
+            threshold: cfg.circuit_threshold,
+            cooldown: cfg.circuit_cooldown,
+        };
         let backend = match &cfg.backend {
             BackendConfig::Disabled => return Ok(None),
             BackendConfig::Memory(name) => Backend::Memory(MemoryStore::named(name)),
@@ -121,7 +124,7 @@ impl Store {
                     cfg.transport_limits(),
                     &cfg.conn,
                 )?
-                .with_circuit(circuit()),
+                .with_circuit(breaker.circuit()),
             )),
             BackendConfig::Cluster(nodes) => {
                 let c = transport::cluster::ClusterStore::new(
@@ -130,16 +133,14 @@ impl Store {
                     cfg.connect_timeout,
                     cfg.transport_limits(),
                     &cfg.conn,
-                )?;
-                Backend::Redis(Box::new(
-                    RedisStore::with_topology(
-                        transport::topology::Topology::Cluster(Box::new(c)),
-                        &nodes[0],
-                        cfg.command_timeout,
-                        cfg.connect_timeout,
-                    )?
-                    .with_circuit(circuit()),
-                ))
+                )?
+                .with_breaker(breaker);
+                Backend::Redis(Box::new(RedisStore::with_topology(
+                    transport::topology::Topology::Cluster(Box::new(c)),
+                    &nodes[0],
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                )?))
             }
             BackendConfig::Sentinel { master_name, nodes } => {
                 let s = transport::sentinel::SentinelStore::new(
@@ -150,16 +151,14 @@ impl Store {
                     cfg.transport_limits(),
                     &cfg.conn,
                     &cfg.sentinel_auth,
-                )?;
-                Backend::Redis(Box::new(
-                    RedisStore::with_topology(
-                        transport::topology::Topology::Sentinel(s),
-                        &nodes[0],
-                        cfg.command_timeout,
-                        cfg.connect_timeout,
-                    )?
-                    .with_circuit(circuit()),
-                ))
+                )?
+                .with_breaker(breaker);
+                Backend::Redis(Box::new(RedisStore::with_topology(
+                    transport::topology::Topology::Sentinel(s),
+                    &nodes[0],
+                    cfg.command_timeout,
+                    cfg.connect_timeout,
+                )?))
             }
         };
         Ok(Some(Store {
@@ -202,17 +201,23 @@ impl Store {
         }
     }
 
-    /// The circuit breaker in front of Redis (none for memory://).
-    pub fn circuit(&self) -> Option<&circuit::Circuit> {
+    /// The breaker of the one standalone server, which the direct paths on its pipeline
+    /// check and feed themselves. None for memory:// and for Cluster and Sentinel, whose
+    /// per-node breakers are checked after routing and fed by the routing itself.
+    pub fn server_circuit(&self) -> Option<&circuit::Circuit> {
         match &self.backend {
-            Backend::Redis(r) => Some(r.circuit()),
+            Backend::Redis(r) => r.server_circuit(),
             Backend::Memory(_) => None,
         }
     }
 
+    /// The whole cache's breaker state: the one server's, or the aggregate of the data nodes'
+    /// (see [`circuit::aggregate`]); "closed" for memory://.
     pub fn circuit_state(&self) -> circuit::CircuitState {
-        self.circuit()
-            .map_or(circuit::CircuitState::Closed, |c| c.state())
+        match &self.backend {
+            Backend::Redis(r) => r.circuit_state(),
+            Backend::Memory(_) => circuit::CircuitState::Closed,
+        }
     }
 
     pub fn close(&self) {
@@ -245,9 +250,9 @@ impl Store {
         }
     }
 
-    /// The data nodes of a cluster or behind sentinels and whether each is up (none on one
-    /// server or memory://).
-    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+    /// The data nodes of a cluster or behind sentinels, whether each is up and its breaker's
+    /// state (none on one server or memory://).
+    pub fn node_states(&self) -> Vec<transport::node::NodeStatus> {
         match &self.backend {
             Backend::Redis(r) => r.node_states(),
             Backend::Memory(_) => Vec::new(),

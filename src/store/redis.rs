@@ -1,6 +1,8 @@
 //! The Redis back end of the store: one server, a Redis Cluster or a primary found through
-//! Sentinel (the transport below), behind one circuit breaker. Every command is bounded by
-//! `commandTimeoutMs`, with no offline queue.
+//! Sentinel (the transport below), each node behind its own circuit breaker: the one server's
+//! is here; a cluster's primaries and the primary behind sentinels have theirs beside their
+//! pipelines, checked after routing. Every command is bounded by `commandTimeoutMs`, with no
+//! offline queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -9,9 +11,9 @@ use redis::{Cmd, FromRedisValue};
 
 use super::script::Script;
 
-use super::circuit::Circuit;
+use super::circuit::{Circuit, CircuitState};
 use super::transport::cluster::ClusterStore;
-use super::transport::node::NodePing;
+use super::transport::node::{NodePing, NodeStatus};
 use super::transport::pipeline::Pipeline;
 use super::transport::server::Server;
 use super::transport::topology::Topology;
@@ -27,7 +29,8 @@ pub struct RedisStore {
     command_timeout: Duration,
     connect_timeout: Duration,
     closed: AtomicBool,
-    /// Skips Redis for a cool-down after repeated link failures (see [`Circuit`]).
+    /// The one server's breaker: skips it for a cool-down after repeated link failures (see
+    /// [`Circuit`]). Unused on a topology store, whose nodes have their own.
     circuit: Circuit,
 }
 
@@ -100,34 +103,61 @@ impl RedisStore {
         }
     }
 
-    /// Replaces the default circuit breaker.
+    /// Replaces the one server's default circuit breaker.
     pub fn with_circuit(mut self, circuit: Circuit) -> RedisStore {
         self.circuit = circuit;
         self
     }
 
+    /// The one server's breaker (its pipeline's users check and feed it). Not used on a
+    /// topology store: see [`RedisStore::server_circuit`].
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
     }
 
-    /// PING, past the breaker (health checks must see the recovery); its outcome feeds it.
+    /// The one server's breaker; none on a topology store, whose nodes' breakers are checked
+    /// and fed by the routing.
+    pub fn server_circuit(&self) -> Option<&Circuit> {
+        match self.topology {
+            None => Some(&self.circuit),
+            Some(_) => None,
+        }
+    }
+
+    /// The whole store's breaker state: the one server's, or the aggregate of the data
+    /// nodes' (see [`super::circuit::aggregate`]).
+    pub fn circuit_state(&self) -> CircuitState {
+        match self.topology.as_deref() {
+            None => self.circuit.state(),
+            Some(t) => t.circuit_state(),
+        }
+    }
+
+    /// PING, past the breaker (health checks must see the recovery); its outcome feeds the
+    /// breaker of the node that answered (or failed to).
     pub async fn ping(&self) -> CacheResult<String> {
-        let r = self.dispatch_query(&::redis::cmd("PING")).await;
+        if let Some(t) = self.topology.as_deref() {
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(CacheError::Closed);
+            }
+            return t.ping().await;
+        }
+        let r = self.server_query(&::redis::cmd("PING")).await;
         self.circuit.record(&r);
         r
     }
 
-    /// The data nodes of a cluster or behind sentinels and whether each is up (empty on one
-    /// server: `is_healthy` tells).
-    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+    /// The data nodes of a cluster or behind sentinels, whether each is up and its breaker's
+    /// state (empty on one server: `is_healthy` and `circuit_state` tell).
+    pub fn node_states(&self) -> Vec<NodeStatus> {
         self.topology
             .as_deref()
             .map(Topology::node_states)
             .unwrap_or_default()
     }
 
-    /// PING on every data node of a cluster or behind sentinels (none on one server); it does
-    /// not feed the breaker ([`RedisStore::ping`] does).
+    /// PING on every data node of a cluster or behind sentinels (none on one server), each
+    /// past and feeding its own node's breaker.
     pub async fn ping_nodes(&self) -> CacheResult<Vec<NodePing>> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(CacheError::Closed);
@@ -194,37 +224,37 @@ impl RedisStore {
         self.server()?.subscriber(channels).await
     }
 
-    /// Runs one command (refused at once while the circuit is open).
+    /// Runs one command (refused at once while the breaker of its node is open).
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        if let Some(t) = &self.topology {
+            return t.query(cmd).await;
+        }
         self.circuit.check()?;
-        let r = self.dispatch_query(cmd).await;
+        let r = self.server_query(cmd).await;
         self.circuit.record(&r);
         r
     }
 
-    /// One command to the topology, or to the one server; the breaker is the caller's.
-    async fn dispatch_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        match &self.topology {
-            Some(t) => t.query(cmd).await,
-            None => self.server()?.query(cmd).await,
-        }
+    /// One command to the one server; its breaker is the caller's.
+    async fn server_query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
+        self.server()?.query(cmd).await
     }
 
-    /// Convenience for scripts: keys and string arguments (refused at once while the circuit
-    /// is open).
+    /// Convenience for scripts: keys and string arguments (refused at once while the breaker
+    /// of its node is open).
     pub async fn script<T: FromRedisValue>(
         &self,
         script: &'static Script,
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
+        if let Some(t) = &self.topology {
+            return t.script(script, keys, args).await;
+        }
         self.circuit.check()?;
-        let r = match &self.topology {
-            Some(t) => t.script(script, keys, args).await,
-            None => match self.server() {
-                Ok(s) => s.script(script, keys, args).await,
-                Err(e) => Err(e),
-            },
+        let r = match self.server() {
+            Ok(s) => s.script(script, keys, args).await,
+            Err(e) => Err(e),
         };
         self.circuit.record(&r);
         r

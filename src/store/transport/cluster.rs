@@ -19,6 +19,14 @@
 //! The map is refreshed on MOVED, when a primary cannot be reached or times out, and every
 //! [`REFRESH_EVERY`] while commands are routed.
 //!
+//! Each primary of the map has its own circuit breaker ([`Circuit`]), kept beside its
+//! pipeline in the map (no lookup per command): a command is admitted by the breaker of the
+//! node it is routed to (after routing, before it is handed to the pipeline), and its outcome
+//! is recorded on the node that answered it (after a redirection, the last one) or failed to
+//! (timed out, could not be reached). One dead primary so fails fast only the keys of its own
+//! slots. A node that leaves the map (its slots moved to a promoted replica) drops its
+//! breaker; a node new to the map starts closed.
+//!
 //! What a single Redis does in one script but a cluster cannot (keys in different slots) is
 //! split by the services' store ops (`cluster_ops.rs`); multi-key UNLINK/DEL/EXISTS are split
 //! by slot here; SCAN runs on every primary ([`ClusterStore::primaries`] +
@@ -34,13 +42,14 @@ use parking_lot::{Mutex, RwLock};
 use redis::{Cmd, FromRedisValue};
 
 use super::attempt::SharedAttempt;
-use super::node::{address, timed_ping, NodePing, MAX_NODES};
+use super::node::{address, timed_ping, NodePing, NodeStatus, MAX_NODES};
 use super::pipeline::Pipeline;
 use super::pipeline::{Done, Endpoint, Transport};
 use super::server::subscribe_on;
 use crate::config::{ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
 use crate::names::slot::key_slot;
+use crate::store::circuit::{Admit, Circuit, CircuitConfig, CircuitState};
 use crate::store::codec::{decode, encode, Resp};
 use crate::store::script::{is_noscript, Script, ScriptCall};
 
@@ -78,10 +87,17 @@ enum Payload {
     Call(ScriptCall),
 }
 
+/// A primary of the map: its pipeline and its circuit breaker, side by side.
+struct MapNode {
+    addr: Addr,
+    pipe: Arc<Pipeline>,
+    circuit: Circuit,
+}
+
 struct SlotMap {
     /// Index into `nodes` per slot ([`NONE`]: not served).
     slots: Vec<u16>,
-    nodes: Vec<(Addr, Arc<Pipeline>)>,
+    nodes: Vec<Arc<MapNode>>,
     at: Instant,
 }
 
@@ -94,9 +110,22 @@ impl SlotMap {
         }
     }
 
-    fn node(&self, slot: u16) -> Option<&Arc<Pipeline>> {
+    fn node(&self, slot: u16) -> Option<&Arc<MapNode>> {
         let i = *self.slots.get(slot as usize)?;
-        self.nodes.get(i as usize).map(|(_, p)| p)
+        self.nodes.get(i as usize)
+    }
+
+    fn find(&self, addr: &Addr) -> Option<&Arc<MapNode>> {
+        self.nodes.iter().find(|n| n.addr == *addr)
+    }
+
+    /// The nodes serving at least one slot.
+    fn serving(&self) -> impl Iterator<Item = &Arc<MapNode>> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.slots.contains(&(*i as u16)))
+            .map(|(_, n)| n)
     }
 }
 
@@ -115,6 +144,8 @@ struct Inner {
     command_timeout: Duration,
     connect_timeout: Duration,
     limits: Limits,
+    /// How each node's circuit breaker is made.
+    breaker: CircuitConfig,
     map: RwLock<SlotMap>,
     /// Every node's pipeline made so far (kept across refreshes).
     pipes: Mutex<HashMap<Addr, Arc<Pipeline>>>,
@@ -142,6 +173,13 @@ fn host_port(url: &str) -> Option<(String, u16)> {
     let (h, p) = hp.rsplit_once(':')?;
     let h = h.trim_start_matches('[').trim_end_matches(']');
     Some((h.to_string(), p.parse().ok()?))
+}
+
+/// A failure of a command the pipeline never sent (connect refused, or the link in back-off):
+/// it is safe to send it again, elsewhere.
+fn never_sent(e: &CacheError) -> bool {
+    matches!(e, CacheError::Unavailable(text)
+        if !text.starts_with("connection lost") && !text.contains("outbox is full"))
 }
 
 /// `slot host:port` of a MOVED or ASK error's text after its word.
@@ -193,11 +231,24 @@ impl Inner {
         p
     }
 
-    /// The pipeline a command on `route` goes to now; none when the map names no node for
-    /// its slot (it must be read first).
-    fn resolve(self: &Arc<Self>, route: &Route) -> Option<Arc<Pipeline>> {
+    /// The map's node at `addr`, or a new one with its own breaker when it is new to the map.
+    fn map_node(&self, map: &SlotMap, addr: &Addr) -> Arc<MapNode> {
+        match map.find(addr) {
+            Some(n) => n.clone(),
+            None => Arc::new(MapNode {
+                addr: addr.clone(),
+                pipe: self.pipe(addr),
+                circuit: self.breaker.circuit(),
+            }),
+        }
+    }
+
+    /// The node a command on `route` goes to now; none when the map names no node for its
+    /// slot (it must be read first). A node outside the map (a seed, an ASK target the map
+    /// does not know yet) comes with a breaker of its own that nothing else shares.
+    fn resolve(self: &Arc<Self>, route: &Route) -> Option<Arc<MapNode>> {
         match route {
-            Route::Node(a) | Route::Ask(a) => Some(self.pipe(a)),
+            Route::Node(a) | Route::Ask(a) => Some(self.map_node(&self.map.read(), a)),
             Route::Slot(slot) => {
                 let map = self.map.read();
                 let p = map.node(*slot).cloned();
@@ -208,8 +259,9 @@ impl Inner {
                 p
             }
             Route::Any => {
-                let first = self.map.read().nodes.first().map(|(_, p)| p.clone());
-                first.or_else(|| self.seeds.first().map(|a| self.pipe(a)))
+                let map = self.map.read();
+                let first = map.nodes.first().cloned();
+                first.or_else(|| self.seeds.first().map(|a| self.map_node(&map, a)))
             }
         }
     }
@@ -249,7 +301,13 @@ impl Inner {
     /// link is up first, then the seeds), into the map.
     async fn load_map(self: &Arc<Self>) -> CacheResult<()> {
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let mut candidates: Vec<(Addr, Arc<Pipeline>)> = self.map.read().nodes.clone();
+        let mut candidates: Vec<(Addr, Arc<Pipeline>)> = self
+            .map
+            .read()
+            .nodes
+            .iter()
+            .map(|n| (n.addr.clone(), n.pipe.clone()))
+            .collect();
         candidates.sort_by_key(|(_, p)| !p.is_healthy());
         for s in &self.seeds {
             if !candidates.iter().any(|(a, _)| a == s) {
@@ -276,7 +334,8 @@ impl Inner {
         Err(last)
     }
 
-    /// A CLUSTER SLOTS reply (from `from`) as a map.
+    /// A CLUSTER SLOTS reply (from `from`) as a map. A node of the current map keeps its
+    /// breaker; the others get a new one (closed).
     fn parse_slots(&self, reply: Resp, from: &Addr) -> CacheResult<SlotMap> {
         let Resp::Array(ranges) = reply else {
             return Err(CacheError::Redis(
@@ -307,11 +366,11 @@ impl Inner {
                 continue;
             };
             let addr = (host, port);
-            let i = match map.nodes.iter().position(|(a, _)| *a == addr) {
+            let i = match map.nodes.iter().position(|n| n.addr == addr) {
                 Some(i) => i,
                 None => {
-                    let p = self.pipe(&addr);
-                    map.nodes.push((addr, p));
+                    let node = self.map_node(&self.map.read(), &addr);
+                    map.nodes.push(node);
                     map.nodes.len() - 1
                 }
             };
@@ -336,11 +395,11 @@ impl Inner {
         {
             let mut map = self.map.write();
             if !map.slots.is_empty() {
-                let i = match map.nodes.iter().position(|(a, _)| a == addr) {
+                let i = match map.nodes.iter().position(|n| n.addr == *addr) {
                     Some(i) => i,
                     None => {
-                        let p = self.pipe(addr);
-                        map.nodes.push((addr.clone(), p));
+                        let node = self.map_node(&map, addr);
+                        map.nodes.push(node);
                         map.nodes.len() - 1
                     }
                 };
@@ -365,6 +424,14 @@ struct Op {
     eval: bool,
     /// Wait for the façade's flush (only the first sending, from the JS thread).
     deferred: bool,
+    /// Each sending is admitted by its node's breaker first (false for health checks, which
+    /// go to Redis even while a breaker is open).
+    gate: bool,
+    /// The node of the last sending: its breaker records the outcome.
+    node: Option<Arc<MapNode>>,
+    /// The last sending was never sent (its node could not be reached) and is being retried:
+    /// its failure is recorded when the command ends, or when a breaker refuses the retry.
+    owed: bool,
     done: Done,
 }
 
@@ -375,7 +442,7 @@ impl Op {
             (self.done)(Err(CacheError::Closed));
             return;
         }
-        let Some(pipe) = inner.resolve(&self.route) else {
+        let Some(node) = inner.resolve(&self.route) else {
             // no map yet (or the slot is not served): read it, then route
             napi::bindgen_prelude::spawn(async move {
                 let refreshed =
@@ -406,6 +473,23 @@ impl Op {
             });
             return;
         };
+        if self.gate && node.circuit.admit() == Admit::Refuse {
+            if self.owed {
+                // the retry ends here: the node it could not reach is owed its failure
+                if let Some(n) = &self.node {
+                    n.circuit.failure();
+                }
+            }
+            // The slot may have moved to a promoted replica meanwhile: read the map again
+            // (at most one read per MIN_REFRESH_GAP), so a failover is followed while the dead
+            // node's breaker refuses its keys.
+            if let Route::Slot(_) = self.route {
+                inner.schedule_refresh();
+            }
+            return (self.done)(Err(CacheError::CircuitOpen));
+        }
+        let pipe = node.pipe.clone();
+        self.node = Some(node);
         let (deadline, deferred) = (self.deadline, self.deferred);
         if matches!(self.route, Route::Ask(_)) {
             pipe.submit_until(
@@ -428,9 +512,22 @@ impl Op {
         );
     }
 
+    /// Feeds `r` to the breaker of the node of the last sending.
+    fn record<T>(&self, r: &CacheResult<T>) {
+        if let Some(n) = &self.node {
+            n.circuit.record(r);
+        }
+    }
+
     /// On the I/O task of the node that answered.
     fn on_reply(mut self, r: CacheResult<Resp>) {
         self.deferred = false;
+        // The node's outcome: any answer (a redirection, an error reply) shows its link
+        // works. A command that was never sent is retried, and recorded when it ends.
+        self.owed = matches!(&r, Err(e) if never_sent(e));
+        if !self.owed {
+            self.record(&r);
+        }
         let inner = self.inner.clone();
         let e = match r {
             Ok(v) => {
@@ -475,9 +572,7 @@ impl Op {
                 (self.done)(Err(e))
             }
             // never sent (connect refused or in back-off): safe to send again elsewhere
-            CacheError::Unavailable(text)
-                if !text.starts_with("connection lost") && !text.contains("outbox is full") =>
-            {
+            CacheError::Unavailable(_) if never_sent(&e) => {
                 inner.healthy.store(false, Ordering::Relaxed);
                 self.retry(e, true)
             }
@@ -497,7 +592,9 @@ impl Op {
     fn retry(mut self, e: CacheError, refresh: bool) {
         let backoff = Duration::from_millis((20u64 << self.retries.min(3)).min(200));
         if self.retries >= MAX_RETRIES || Instant::now() + backoff >= self.deadline {
-            return (self.done)(Err(e));
+            let r = Err(e);
+            self.record(&r);
+            return (self.done)(r);
         }
         self.retries += 1;
         self.inner.retried.fetch_add(1, Ordering::Relaxed);
@@ -561,6 +658,7 @@ impl ClusterStore {
                 command_timeout,
                 connect_timeout,
                 limits,
+                breaker: CircuitConfig::default(),
                 map: RwLock::new(SlotMap::empty()),
                 pipes: Mutex::new(HashMap::new()),
                 refreshing: SharedAttempt::default(),
@@ -575,6 +673,14 @@ impl ClusterStore {
         })
     }
 
+    /// Makes every node's breaker with `breaker` (before the store is used).
+    pub fn with_breaker(mut self, breaker: CircuitConfig) -> ClusterStore {
+        Arc::get_mut(&mut self.inner)
+            .expect("the breaker is set before the cluster store is shared")
+            .breaker = breaker;
+        self
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.inner.healthy.load(Ordering::Relaxed)
     }
@@ -587,7 +693,16 @@ impl ClusterStore {
         }
     }
 
-    fn start(&self, payload: Payload, route: Route, slot: Option<u16>, deferred: bool, done: Done) {
+    /// Starts a command; `gate`: each sending is admitted by its node's breaker first.
+    fn start(
+        &self,
+        payload: Payload,
+        route: Route,
+        slot: Option<u16>,
+        deferred: bool,
+        gate: bool,
+        done: Done,
+    ) {
         Op {
             inner: self.inner.clone(),
             payload: Arc::new(payload),
@@ -598,6 +713,9 @@ impl ClusterStore {
             retries: 0,
             eval: false,
             deferred,
+            gate,
+            node: None,
+            owed: false,
             done,
         }
         .send();
@@ -615,6 +733,7 @@ impl ClusterStore {
             Route::Slot(slot),
             Some(slot),
             true,
+            true,
             done,
         );
     }
@@ -624,14 +743,14 @@ impl ClusterStore {
     pub fn submit_script_deferred(&self, call: ScriptCall, done: Done) {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
-        self.start(Payload::Call(call), route, slot, true, done);
+        self.start(Payload::Call(call), route, slot, true, true, done);
     }
 
     /// [`submit_script_deferred`](Self::submit_script_deferred), sent at once.
     pub fn submit_script(&self, call: ScriptCall, done: Done) {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
-        self.start(Payload::Call(call), route, slot, false, done);
+        self.start(Payload::Call(call), route, slot, false, true, done);
     }
 
     /// Sends what the deferred submits queued, on every node's pipeline (not only the map's
@@ -658,7 +777,7 @@ impl ClusterStore {
     pub async fn call(&self, call: ScriptCall) -> CacheResult<Resp> {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
-        self.request(Payload::Call(call), route, slot).await
+        self.request(Payload::Call(call), route, slot, true).await
     }
 
     /// (MOVED followed, ASK followed, retries, reads of the slot map) so far.
@@ -667,11 +786,13 @@ impl ClusterStore {
         [&i.moved, &i.asked, &i.retried, &i.refreshes].map(|c| c.load(Ordering::Relaxed))
     }
 
+    /// One command, answered after any redirection; `gate` as in [`ClusterStore::start`].
     async fn request(
         &self,
         payload: Payload,
         route: Route,
         slot: Option<u16>,
+        gate: bool,
     ) -> CacheResult<Resp> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.start(
@@ -679,6 +800,7 @@ impl ClusterStore {
             route,
             slot,
             false,
+            gate,
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
@@ -716,7 +838,7 @@ impl ClusterStore {
                     let mut bytes = Vec::new();
                     encode(&mut bytes, &part);
                     let r = self
-                        .request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot))
+                        .request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot), true)
                         .await?;
                     n += decode::<i64>(r)?;
                 }
@@ -731,7 +853,7 @@ impl ClusterStore {
             }
             _ => (Route::Any, None),
         };
-        decode(self.request(Payload::Cmd(bytes), route, slot).await?)
+        decode(self.request(Payload::Cmd(bytes), route, slot, true).await?)
     }
 
     /// A script routed by its first key (EVAL after a NOSCRIPT).
@@ -747,15 +869,13 @@ impl ClusterStore {
     /// The primaries serving slots now (the map read again first).
     pub async fn primaries(&self) -> CacheResult<Vec<(String, u16)>> {
         let refreshed = self.inner.refresh().await;
-        let nodes: Vec<Addr> = {
-            let map = self.inner.map.read();
-            map.nodes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| map.slots.contains(&(*i as u16)))
-                .map(|(_, (a, _))| a.clone())
-                .collect()
-        };
+        let nodes: Vec<Addr> = self
+            .inner
+            .map
+            .read()
+            .serving()
+            .map(|n| n.addr.clone())
+            .collect();
         if nodes.is_empty() {
             refreshed?;
             return Err(CacheError::Unavailable(
@@ -765,19 +885,58 @@ impl ClusterStore {
         Ok(nodes)
     }
 
-    /// The primaries serving slots in the map now, each with whether its connection is up.
-    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
-        let map = self.inner.map.read();
-        map.nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| map.slots.contains(&(*i as u16)))
+    /// The primaries serving slots in the map now, each with whether its connection is up
+    /// and its breaker's state.
+    pub fn node_states(&self) -> Vec<NodeStatus> {
+        self.inner
+            .map
+            .read()
+            .serving()
             .take(MAX_NODES)
-            .map(|(_, ((h, p), pipe))| (address(h, *p), "primary", pipe.is_healthy()))
+            .map(|n| NodeStatus {
+                address: address(&n.addr.0, n.addr.1),
+                role: "primary",
+                up: n.pipe.is_healthy(),
+                circuit: n.circuit.state(),
+            })
             .collect()
     }
 
-    /// PING on every primary serving slots (the map read again first), concurrently.
+    /// The breakers' states of the primaries serving slots in the map now (none before the
+    /// map was first read).
+    pub fn circuit_states(&self) -> Vec<CircuitState> {
+        self.inner
+            .map
+            .read()
+            .serving()
+            .map(|n| n.circuit.state())
+            .collect()
+    }
+
+    /// PING on any primary, even while its breaker is open (a health check must see, and
+    /// bring about, the recovery); its outcome feeds that node's breaker.
+    pub async fn ping(&self) -> CacheResult<String> {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &[b"PING"]);
+        decode(
+            self.request(Payload::Cmd(bytes), Route::Any, None, false)
+                .await?,
+        )
+    }
+
+    /// PING on `node`, even while its breaker is open; its outcome feeds that breaker.
+    async fn ping_on(&self, node: &Addr) -> CacheResult<String> {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &[b"PING"]);
+        let route = Route::Node(node.clone());
+        decode(
+            self.request(Payload::Cmd(bytes), route, None, false)
+                .await?,
+        )
+    }
+
+    /// PING on every primary serving slots (the map read again first), concurrently, each
+    /// past and feeding its node's breaker.
     pub async fn ping_primaries(&self) -> CacheResult<Vec<NodePing>> {
         let mut nodes = self.primaries().await?;
         nodes.truncate(MAX_NODES);
@@ -787,8 +946,7 @@ impl ClusterStore {
                 let this = self.clone();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 napi::bindgen_prelude::spawn(async move {
-                    let cmd = redis::cmd("PING");
-                    let ping = this.query_on::<String>(&node, &cmd);
+                    let ping = this.ping_on(&node);
                     let _ = tx.send(timed_ping(address(&node.0, node.1), "primary", ping).await);
                 });
                 rx
@@ -811,7 +969,7 @@ impl ClusterStore {
     ) -> CacheResult<T> {
         let bytes = cmd.get_packed_command();
         decode(
-            self.request(Payload::Cmd(bytes), Route::Node(node.clone()), None)
+            self.request(Payload::Cmd(bytes), Route::Node(node.clone()), None, true)
                 .await?,
         )
     }
@@ -829,7 +987,7 @@ impl ClusterStore {
         );
         let slot = key_slot(home_key);
         decode(
-            self.request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot))
+            self.request(Payload::Cmd(bytes), Route::Slot(slot), Some(slot), true)
                 .await?,
         )
     }
@@ -845,7 +1003,7 @@ impl ClusterStore {
             .unwrap_or(NONE);
         map.nodes
             .get(i as usize)
-            .map(|(a, _)| a.clone())
+            .map(|n| n.addr.clone())
             .ok_or_else(|| {
                 CacheError::Unavailable("Redis Cluster: no primary serves the slot".into())
             })

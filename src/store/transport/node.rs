@@ -1,10 +1,22 @@
 //! One data node of a cluster or behind sentinels, as the per-node health reports it.
 
 use crate::error::CacheResult;
+use crate::store::circuit::CircuitState;
 
 /// The most data nodes reported by the per-node health (a bound on the labels of the node
 /// gauge).
 pub const MAX_NODES: usize = 64;
+
+/// A data node known now (no I/O), as the per-node health and metrics report it.
+pub struct NodeStatus {
+    /// `host:port` (IPv6 in brackets).
+    pub address: String,
+    pub role: &'static str,
+    /// Its connection is not known to be down.
+    pub up: bool,
+    /// Its own circuit breaker's state.
+    pub circuit: CircuitState,
+}
 
 /// One data node's answer to PING.
 pub struct NodePing {

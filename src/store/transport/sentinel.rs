@@ -15,6 +15,10 @@
 //! closed after one command timeout (its in-flight commands end first). A command that failed
 //! with `READONLY` was not applied, so it is retried once on the new primary; any other failed
 //! command is not replayed (the house rule: no offline queue, nothing replayed).
+//!
+//! The primary has its own circuit breaker, made with it: a new primary after a failover
+//! starts closed instead of inheriting the failures of the old one. Commands are admitted by
+//! it before they reach the primary's pipeline and their outcome is recorded on it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -26,11 +30,12 @@ use redis::{Cmd, ConnectionAddr, FromRedisValue};
 use tokio::sync::Notify;
 
 use super::attempt::SharedAttempt;
-use super::node::{address, timed_ping, NodePing};
+use super::node::{address, timed_ping, NodePing, NodeStatus};
 use super::pipeline::{Endpoint, Pipeline, Transport};
 use super::server::Server;
 use crate::config::{percent_decode, ConnOptions, Limits, RedisTarget};
 use crate::error::{redact, CacheError, CacheResult};
+use crate::store::circuit::{Circuit, CircuitConfig, CircuitState};
 use crate::store::codec::{encode, Resp};
 use crate::store::script::Script;
 
@@ -41,6 +46,8 @@ struct Current {
     host: String,
     port: u16,
     store: Arc<Server>,
+    /// This primary's breaker (dropped with it when the primary changes).
+    circuit: Arc<Circuit>,
 }
 
 /// One sentinel: its address (for errors) and its pipelined connection.
@@ -55,6 +62,8 @@ pub struct Inner {
     command_timeout: Duration,
     connect_timeout: Duration,
     limits: Limits,
+    /// How the primary's breaker is made.
+    breaker: CircuitConfig,
     /// The data nodes' credentials, database, client name and TLS (the options).
     conn: ConnOptions,
     current: Mutex<Option<Current>>,
@@ -167,6 +176,7 @@ impl SentinelStore {
                 command_timeout,
                 connect_timeout,
                 limits,
+                breaker: CircuitConfig::default(),
                 conn: conn.clone(),
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -176,6 +186,14 @@ impl SentinelStore {
                 generation: tokio::sync::watch::Sender::new(0),
             }),
         })
+    }
+
+    /// Makes each primary's breaker with `breaker` (before the store is used).
+    pub fn with_breaker(mut self, breaker: CircuitConfig) -> SentinelStore {
+        Arc::get_mut(&mut self.inner)
+            .expect("the breaker is set before the sentinel store is shared")
+            .breaker = breaker;
+        self
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -218,15 +236,31 @@ impl SentinelStore {
         spawn(watcher(weak));
     }
 
+    /// The primary's store and its breaker, read together (resolved through the sentinels
+    /// when none is known yet).
+    async fn primary(&self) -> CacheResult<(Arc<Server>, Option<Arc<Circuit>>)> {
+        let known = (self.inner.current.lock().as_ref())
+            .map(|c| (c.store.clone(), Some(c.circuit.clone())));
+        if let Some(known) = known.filter(|_| !self.inner.closed.load(Ordering::Relaxed)) {
+            self.watch();
+            return Ok(known);
+        }
+        let store = self.store().await?;
+        let circuit = self.inner.breaker_of(&store);
+        Ok((store, circuit))
+    }
+
     /// Runs `op` on the primary; after a failure that may mean a failover, asks the watcher to
     /// re-resolve, and after `READONLY` (nothing was applied) retries once on the new primary.
-    async fn on_primary<T, F, Fut>(&self, op: F) -> CacheResult<T>
+    /// `gate`: the primary's breaker admits `op` first (false for health checks); the outcome
+    /// is recorded on the breaker of the primary that answered (or failed to).
+    async fn on_primary<T, F, Fut>(&self, gate: bool, op: F) -> CacheResult<T>
     where
         F: Fn(Arc<Server>) -> Fut,
         Fut: std::future::Future<Output = CacheResult<T>>,
     {
-        let store = self.store().await?;
-        match op(store.clone()).await {
+        let (store, circuit) = self.primary().await?;
+        match on_node(&store, circuit.as_deref(), gate, &op).await {
             Err(e) if moved(&e) => {
                 let readonly = matches!(&e, CacheError::Redis(_));
                 if !readonly {
@@ -234,7 +268,10 @@ impl SentinelStore {
                     return Err(e);
                 }
                 match self.inner.resolve().await {
-                    Ok(next) if !Arc::ptr_eq(&next, &store) => op(next).await,
+                    Ok(next) if !Arc::ptr_eq(&next, &store) => {
+                        let circuit = self.inner.breaker_of(&next);
+                        on_node(&next, circuit.as_deref(), gate, &op).await
+                    }
                     _ => Err(e),
                 }
             }
@@ -243,7 +280,28 @@ impl SentinelStore {
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
-        self.on_primary(|s| async move { s.query(cmd).await }).await
+        self.on_primary(true, |s| async move { s.query(cmd).await })
+            .await
+    }
+
+    /// PING on the primary, even while its breaker is open (a health check must see, and
+    /// bring about, the recovery); its outcome feeds the breaker.
+    pub async fn ping(&self) -> CacheResult<String> {
+        let cmd = redis::cmd("PING");
+        let cmd = &cmd;
+        self.on_primary(false, |s| async move { s.query(cmd).await })
+            .await
+    }
+
+    /// The primary's breaker state ("closed" before the first resolution).
+    pub fn circuit_states(&self) -> Vec<CircuitState> {
+        self.inner
+            .current
+            .lock()
+            .as_ref()
+            .map(|c| c.circuit.state())
+            .into_iter()
+            .collect()
     }
 
     pub async fn script<T: FromRedisValue>(
@@ -252,27 +310,35 @@ impl SentinelStore {
         keys: &[&str],
         args: &[&str],
     ) -> CacheResult<T> {
-        self.on_primary(|s| async move { s.script(script, keys, args).await })
+        self.on_primary(true, |s| async move { s.script(script, keys, args).await })
             .await
     }
 
-    /// The current primary (none before the first resolution) and whether its connection is
-    /// up.
-    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+    /// The current primary (none before the first resolution), whether its connection is
+    /// up and its breaker's state.
+    pub fn node_states(&self) -> Vec<NodeStatus> {
         self.inner
             .current
             .lock()
             .as_ref()
-            .map(|c| (address(&c.host, c.port), "primary", c.store.is_healthy()))
+            .map(|c| NodeStatus {
+                address: address(&c.host, c.port),
+                role: "primary",
+                up: c.store.is_healthy(),
+                circuit: c.circuit.state(),
+            })
             .into_iter()
             .collect()
     }
 
-    /// PING on the primary (resolved through the sentinels when none is known yet).
+    /// PING on the primary (resolved through the sentinels when none is known yet), past
+    /// and feeding its breaker.
     pub async fn ping_primary(&self) -> CacheResult<NodePing> {
-        let store = self.store().await?;
+        let (store, circuit) = self.primary().await?;
         let cmd = redis::cmd("PING");
-        let ping = store.query::<String>(&cmd);
+        let cmd = &cmd;
+        let op = |s: Arc<Server>| async move { s.query::<String>(cmd).await };
+        let ping = on_node(&store, circuit.as_deref(), false, &op);
         Ok(timed_ping(store.address(), "primary", ping).await)
     }
 
@@ -302,7 +368,38 @@ impl SentinelStore {
     }
 }
 
+/// `op` on `store`, admitted first by `circuit` when `gate`, its outcome recorded on it.
+async fn on_node<T, F, Fut>(
+    store: &Arc<Server>,
+    circuit: Option<&Circuit>,
+    gate: bool,
+    op: &F,
+) -> CacheResult<T>
+where
+    F: Fn(Arc<Server>) -> Fut,
+    Fut: std::future::Future<Output = CacheResult<T>>,
+{
+    if let (Some(c), true) = (circuit, gate) {
+        c.check()?;
+    }
+    let r = op(store.clone()).await;
+    if let Some(c) = circuit {
+        c.record(&r);
+    }
+    r
+}
+
 impl Inner {
+    /// The breaker of `store` while it is the current primary (none once it was replaced:
+    /// its breaker went with it).
+    fn breaker_of(&self, store: &Arc<Server>) -> Option<Arc<Circuit>> {
+        self.current
+            .lock()
+            .as_ref()
+            .filter(|c| Arc::ptr_eq(&c.store, store))
+            .map(|c| c.circuit.clone())
+    }
+
     /// Asks the sentinels for the primary and switches to it if it moved → the current
     /// primary's store. Concurrent callers share one resolution, and each waits for it at
     /// most connectTimeoutMs (they used to queue behind a lock for one resolution each).
@@ -442,6 +539,7 @@ impl Inner {
             host,
             port,
             store: store.clone(),
+            circuit: Arc::new(self.breaker.circuit()),
         });
         self.generation.send_modify(|g| *g += 1);
         if let Some(old) = old {

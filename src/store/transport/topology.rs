@@ -7,9 +7,10 @@ use redis::{Cmd, FromRedisValue};
 use crate::store::script::Script;
 
 use super::cluster::ClusterStore;
-use super::node::{NodePing, MAX_NODES};
+use super::node::{NodePing, NodeStatus, MAX_NODES};
 use super::sentinel::SentinelStore;
 use crate::error::CacheResult;
+use crate::store::circuit::{self, CircuitState};
 
 pub enum Topology {
     Cluster(Box<ClusterStore>),
@@ -24,10 +25,11 @@ impl Topology {
         }
     }
 
-    /// The data nodes known now and whether their connection is up (not known to be down):
+    /// The data nodes known now, whether their connection is up (not known to be down) and
+    /// their breaker's state:
     /// every primary serving slots on a cluster, the current primary behind sentinels (none
     /// before it was first resolved). At most [`MAX_NODES`]; no I/O.
-    pub fn node_states(&self) -> Vec<(String, &'static str, bool)> {
+    pub fn node_states(&self) -> Vec<NodeStatus> {
         let mut v = match self {
             Topology::Cluster(c) => c.node_states(),
             Topology::Sentinel(s) => s.node_states(),
@@ -46,6 +48,23 @@ impl Topology {
         }
     }
 
+    /// The whole topology's breaker state from its data nodes' (see [`circuit::aggregate`]).
+    pub fn circuit_state(&self) -> CircuitState {
+        circuit::aggregate(match self {
+            Topology::Cluster(c) => c.circuit_states(),
+            Topology::Sentinel(s) => s.circuit_states(),
+        })
+    }
+
+    /// PING past the breakers (a primary of the cluster, the primary behind sentinels); its
+    /// outcome feeds that node's breaker.
+    pub async fn ping(&self) -> CacheResult<String> {
+        match self {
+            Topology::Cluster(c) => c.ping().await,
+            Topology::Sentinel(s) => s.ping().await,
+        }
+    }
+
     pub fn close(&self) {
         match self {
             Topology::Cluster(c) => c.close(),
@@ -53,6 +72,7 @@ impl Topology {
         }
     }
 
+    /// One command, admitted by and recorded on the breaker of the node it is routed to.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> CacheResult<T> {
         match self {
             Topology::Cluster(c) => c.query(cmd).await,
