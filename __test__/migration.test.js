@@ -36,6 +36,9 @@ describe('rolling deploy: an old-layer node and a new node on one Redis', () => 
     });
     await newNode.pubsub.subscribe();
     await oldNode.pubsub.subscribe();
+    // The old layer's command connection refuses commands until it is ready (no offline
+    // queue): on a loaded machine the first test could otherwise start before it connects.
+    if (oldNode.client.status !== 'ready') await new Promise((resolve) => oldNode.client.once('ready', resolve));
   });
   after(async () => {
     await newNode.shutdown();
