@@ -37,7 +37,7 @@ const MAX_SCAN_COUNT = 10_000;
 // The bounds of all(), length() and clear(): SCAN COUNT `scanCount` per step; at most
 // `maxVisitedKeys` keys visited in all (steps × scanCount, every Cluster primary together);
 // at most `maxAll` sessions read by all() and `maxLength` counted by length(); at most
-// `timeoutMs` in all. Past one of them the call fails (RangeError ERR_VALUE_TOO_LARGE, or
+// `timeoutMs` in all (`options.scanLimits` may lower each). Past one of them the call fails (RangeError ERR_VALUE_TOO_LARGE, or
 // ETIMEDOUT) rather than answer a partial list or count; clear() keeps what it removed.
 const SCAN_LIMITS = Object.freeze({ maxVisitedKeys: 1_000_000, maxAll: 10_000, maxLength: 100_000, timeoutMs: 10_000 });
 
@@ -72,12 +72,12 @@ class SessionStore extends Store {
   /**
    * @param {object} [options] `cache`: the module (default) or a createCache() instance;
    *   `prefix` (default 'sess'); `ttlSec` (default 86400, at most 3600 is used); `userId`;
-   *   `disableTouch`; `scanCount` (default 100); `serializer` ({ parse, stringify }, default JSON).
+   *   `disableTouch`; `scanCount` (default 100); `scanLimits` (lower bounds than SCAN_LIMITS); `serializer` ({ parse, stringify }, default JSON).
    */
   constructor(options = {}) {
     super();
     if (options === null || typeof options !== 'object') throw typeError('SessionStore options must be an object');
-    const { cache = moduleCache(), prefix = 'sess', ttlSec = DEFAULT_TTL_SEC, userId = defaultUserId, disableTouch = false, scanCount = 100, serializer = JSON } = options;
+    const { cache = moduleCache(), prefix = 'sess', ttlSec = DEFAULT_TTL_SEC, userId = defaultUserId, disableTouch = false, scanCount = 100, serializer = JSON, scanLimits = {} } = options;
     if (cache === null || typeof cache !== 'object' || cache.sessionCache === null || typeof cache.sessionCache !== 'object' || typeof cache.sessionCache.storeRead !== 'function') {
       throw typeError('cache must be @bisman/cache or an instance from createCache()');
     }
@@ -92,6 +92,15 @@ class SessionStore extends Store {
     if (serializer === null || typeof serializer !== 'object' || typeof serializer.parse !== 'function' || typeof serializer.stringify !== 'function') {
       throw typeError('serializer must have parse and stringify functions');
     }
+    if (scanLimits === null || typeof scanLimits !== 'object') throw typeError('scanLimits must be an object');
+    const limits = { ...SCAN_LIMITS };
+    for (const [name, value] of Object.entries(scanLimits)) {
+      if (!Object.hasOwn(SCAN_LIMITS, name)) throw typeError(`scanLimits has no ${JSON.stringify(name)} (known: ${Object.keys(SCAN_LIMITS).join(', ')})`);
+      if (!Number.isInteger(value)) throw typeError(`scanLimits.${name} must be an integer`);
+      if (value < 1 || value > SCAN_LIMITS[name]) throw rangeError(`scanLimits.${name} must be 1 to ${SCAN_LIMITS[name]} (got ${value})`);
+      limits[name] = value;
+    }
+    this.scanLimits = Object.freeze(limits);
     this.sessions = cache.sessionCache;
     this.prefix = prefix;
     this.ttlSec = Math.min(Math.ceil(ttlSec), MAX_TTL_SEC);
@@ -217,7 +226,7 @@ class SessionStore extends Store {
 
   // The bounds of one scan (see SCAN_LIMITS).
   bounds(maxFound) {
-    return { count: this.scanCount, maxVisited: SCAN_LIMITS.maxVisitedKeys, maxFound, maxMs: SCAN_LIMITS.timeoutMs };
+    return { count: this.scanCount, maxVisited: this.scanLimits.maxVisitedKeys, maxFound, maxMs: this.scanLimits.timeoutMs };
   }
 
   /** Every session of this prefix, as an array (sids are stored hashed: none carries an id). */
@@ -226,7 +235,7 @@ class SessionStore extends Store {
   }
 
   async allAsync() {
-    const flat = await this.sessions.storeScan(`${this.prefix}.`, 'list', this.bounds(SCAN_LIMITS.maxAll));
+    const flat = await this.sessions.storeScan(`${this.prefix}.`, 'list', this.bounds(this.scanLimits.maxAll));
     const out = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const data = this.parse(flat[i + 1]);
@@ -237,13 +246,13 @@ class SessionStore extends Store {
 
   /** How many sessions this prefix has. */
   length(cb) {
-    return settle(this.sessions.storeScan(`${this.prefix}.`, 'count', this.bounds(SCAN_LIMITS.maxLength)), cb);
+    return settle(this.sessions.storeScan(`${this.prefix}.`, 'count', this.bounds(this.scanLimits.maxLength)), cb);
   }
 
   /** Removes every session of this prefix (each as destroy() does). */
   clear(cb) {
     return settle(
-      this.sessions.storeScan(`${this.prefix}.`, 'clear', this.bounds(SCAN_LIMITS.maxLength)).then(() => undefined),
+      this.sessions.storeScan(`${this.prefix}.`, 'clear', this.bounds(this.scanLimits.maxLength)).then(() => undefined),
       cb,
     );
   }
