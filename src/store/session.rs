@@ -453,15 +453,7 @@ impl Store {
                 let mut cursor: u64 = 0;
                 loop {
                     let (next, keys): (u64, Vec<String>) = c
-                        .query_on(
-                            &node,
-                            cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(bounds.count),
-                        )
+                        .query_on(&node, &scan_cmd(cursor, &pattern, bounds.count))
                         .await?;
                     scan.step(self, keys).await?;
                     cursor = next;
@@ -476,16 +468,8 @@ impl Store {
             Backend::Redis(r) => {
                 let mut cursor: u64 = 0;
                 loop {
-                    let (next, keys): (u64, Vec<String>) = r
-                        .query(
-                            cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(bounds.count),
-                        )
-                        .await?;
+                    let (next, keys): (u64, Vec<String>) =
+                        r.query(&scan_cmd(cursor, &pattern, bounds.count)).await?;
                     scan.step(self, keys).await?;
                     cursor = next;
                     if cursor == 0 {
@@ -512,6 +496,17 @@ impl Store {
             }
         }
     }
+}
+
+/// One SCAN step: `SCAN cursor MATCH pattern COUNT count`.
+fn scan_cmd(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
+    let mut c = cmd("SCAN");
+    c.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count);
+    c
 }
 
 /// The state of one session scan (see [`Store::session_scan`]).
