@@ -239,6 +239,17 @@ export declare class NativeCache {
   sessionRemoveUser(id: number, userId: JsId): void
   /** The token hashes of a user's live sessions → string[]. */
   sessionListUser(id: number, userId: JsId): void
+  /**
+   * Refreshes a session's TTL (1 ms … 1 h) without rewriting it, and its entry in the
+   * user's index → true if the session exists (nothing is written when it does not).
+   */
+  sessionTouch(id: number, tokenHash: string, ttlMs: number, userId?: JsId | undefined | null): void
+  /**
+   * Counts ('count'), reads ('list') or removes ('clear') the sessions whose token hash
+   * starts with `prefix`, by SCAN within the bounds given → the count, `[hash, json, …]`,
+   * or how many were removed.
+   */
+  sessionScan(id: number, prefix: string, mode: string, count: number, maxVisited: number, maxFound: number, maxMs: number): void
   /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
   constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
   /**

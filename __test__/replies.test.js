@@ -18,6 +18,14 @@ delete process.env.REDIS_URL;
 const CASES = {
   missEmpty: ['miss', { rev: '1700000000123', t: '1700000000456', value: null }],
   missValue: ['miss', { rev: '1700000000123', t: '1700000000456', value: '{"a":1}' }],
+  sessionList: [
+    'sessionList',
+    [
+      { hash: 'ab'.repeat(32), json: '{"user_id":7}' },
+      { hash: 'cd'.repeat(32), json: '{"user_id":8}' },
+    ],
+  ],
+  sessionListEmpty: ['sessionList', []],
   counter: ['counter', { total: 7, leftMs: 59001 }],
   counterExpired: ['counter', { total: 1, leftMs: 0 }],
   rateStatus: ['rateStatus', { '/login': { current: 2, limit: 5, resetIn: 2 } }],

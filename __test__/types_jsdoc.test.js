@@ -23,6 +23,7 @@ const FILES = [
   'namespaces.d.ts',
   'prom-client.d.ts',
   'express-rate-limit.d.ts',
+  'express-session.d.ts',
   ...fs
     .readdirSync(path.join(ROOT, 'services'))
     .filter((f) => f.endsWith('.d.ts'))

@@ -11,6 +11,13 @@ function miss(r) {
   return { rev: r[0], t: r[1], value: r.length > 2 ? r[2] : null };
 }
 
+// Sessions found by a scan: [hash, json, hash, json, …] → [{ hash, json }, …].
+function sessionList(r) {
+  const out = [];
+  for (let i = 0; i + 1 < r.length; i += 2) out.push({ hash: r[i], json: r[i + 1] });
+  return out;
+}
+
 // A counter after a hit, a peek, an undo or a block: [total, msUntilReset], written into the
 // hit record `into` (the limiter's hot path allocates nothing per answer).
 function counter(r, into) {
@@ -48,4 +55,4 @@ function semStatus(r) {
   return { held: r[0], nextExpiryMs: r[1] };
 }
 
-module.exports = { miss, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };
+module.exports = { miss, sessionList, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };

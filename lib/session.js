@@ -115,6 +115,11 @@ class SessionCache {
     };
     this.getValue = (json, tokenHash) => this.readCached(json, tokenHash, false);
     this.getError = ctx.soft('session', null);
+    // The express-session Store's failures: counted, then the rejection.
+    this.hardError = (err) => {
+      ctx.failed('session', err);
+      throw err;
+    };
     this.fallbackStart = (n, id, token) => {
       checkString(token, 'token');
       if (unusableToken(token)) {
@@ -322,6 +327,87 @@ class SessionCache {
       undefined,
       this.journal.failure('session', 0, 'userSessions', userId),
     );
+  }
+
+  // ---- for the express-session Store (lib/adapters/express-session.js) --------------------
+  // These reject when the back end fails (counted in stats().session.errors first): the
+  // store hands the error to express-session, which decides. Bad input is refused as
+  // everywhere else (TypeError/RangeError with a code).
+
+  // → { json, rev, t } (the stored value and the guard its later write carries, see
+  // storeWrite), or null when there is none.
+  storeRead(tokenHash) {
+    return this.ctx.op(
+      (n, id) => n.sessionMissRead(id, tokenHash),
+      (r) => {
+        const m = replies.miss(r);
+        if (m.value === null) {
+          this.stats.misses++;
+          return null;
+        }
+        this.stats.hits++;
+        return { json: m.value, rev: m.rev, t: m.t };
+      },
+      this.hardError,
+    );
+  }
+
+  // Stores `json` for `ttlMs` indexed under `userId` (none: unindexed). With the `guard` of
+  // the read that loaded the session, written only if neither the session nor its user's
+  // sessions were revoked since that read (a request in flight during a log-out must not
+  // bring the session back) → true if written, false if refused (counted in staleFills).
+  storeWrite(tokenHash, json, ttlMs, userId, guard) {
+    if (userId !== undefined) checkIdType(userId, 'userId');
+    if (guard === null) {
+      return this.ctx.op((n, id) => n.sessionSet(id, tokenHash, json, ttlMs, userId), undefined, this.hardError);
+    }
+    return this.ctx.op(
+      (n, id) => n.sessionFill(id, tokenHash, json, ttlMs, userId, guard.rev, guard.t),
+      (written) => {
+        if (!written) this.stats.staleFills++;
+        return written;
+      },
+      this.hardError,
+    );
+  }
+
+  // Refreshes the TTL of a stored session (and its user's index entry) without rewriting it
+  // → true if it exists (nothing is written when it does not).
+  storeTouch(tokenHash, ttlMs, userId) {
+    if (userId !== undefined) checkIdType(userId, 'userId');
+    return this.ctx.op((n, id) => n.sessionTouch(id, tokenHash, ttlMs, userId), undefined, this.hardError);
+  }
+
+  // invalidateSession, except that a back-end failure rejects (after the revocation is kept
+  // for replay, as invalidateSession keeps it).
+  storeRemove(tokenHash) {
+    const keep = this.journal.failure('session', false, 'session', tokenHash);
+    return this.ctx.op(
+      (n, id) => n.sessionRemove(id, tokenHash),
+      undefined,
+      (err) => {
+        keep(err);
+        throw err;
+      },
+    );
+  }
+
+  // Counts ('count'), reads ('list': [hash, json, …]) or removes ('clear') the sessions whose
+  // token hash starts with `prefix`, by SCAN within `bounds` ({ count, maxVisited, maxFound,
+  // maxMs }).
+  storeScan(prefix, mode, bounds) {
+    return this.ctx.op(
+      (n, id) => n.sessionScan(id, prefix, mode, bounds.count, bounds.maxVisited, bounds.maxFound, bounds.maxMs),
+      mode === 'list' ? replies.sessionList : undefined,
+      this.hardError,
+    );
+  }
+
+  // Is the session (by token hash) or its user's sessions pending revocation on this node
+  // (Redis failed when they were revoked: lib/journal.js)?
+  storeRevoked(tokenHash, userId) {
+    if (this.journal.size === 0) return false;
+    return this.journal.revokesSession(tokenHash) || (userId != null && this.journal.revokesSessionUser({ user_id: userId }));
   }
 
   // → the token hashes of the user's live sessions ([] when Redis is unavailable).

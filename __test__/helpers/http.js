@@ -16,4 +16,35 @@ async function serve(app) {
   };
 }
 
-module.exports = { serve };
+// A client that keeps the cookie named `name` between its requests, as a browser does.
+// req(method, path) → { status, body (parsed JSON, or null) }; sid() → the session id the
+// signed cookie carries (express-session's `s:<sid>.<signature>`), or null.
+function cookieClient(base, name = 'sid') {
+  let cookie = null;
+  return {
+    async req(method, path) {
+      const r = await fetch(`${base}${path}`, { method, headers: cookie === null ? {} : { cookie }, redirect: 'manual' });
+      for (const c of r.headers.getSetCookie()) {
+        if (c.startsWith(`${name}=`)) cookie = c.split(';')[0];
+      }
+      const text = await r.text();
+      let body;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = null;
+      }
+      return { status: r.status, body };
+    },
+    setCookie(value) {
+      cookie = `${name}=${value}`;
+    },
+    sid() {
+      if (cookie === null) return null;
+      const v = decodeURIComponent(cookie.slice(name.length + 1));
+      return v.startsWith('s:') ? v.slice(2, v.lastIndexOf('.')) : null;
+    },
+  };
+}
+
+module.exports = { serve, cookieClient };

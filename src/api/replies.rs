@@ -22,6 +22,16 @@ pub fn miss(m: MissRead) -> Reply {
     Reply::Strs(v)
 }
 
+/// Sessions found by a scan: `[hash, json, hash, json, …]`.
+pub fn session_list(found: Vec<(String, String)>) -> Reply {
+    Reply::Strs(
+        found
+            .into_iter()
+            .flat_map(|(hash, json)| [hash, json])
+            .collect(),
+    )
+}
+
 /// A counter after a hit, a peek, an undo or a block: `[total, msUntilReset]`.
 pub fn counter(total: i64, left_ms: i64) -> Reply {
     Reply::Nums(vec![total as f64, left_ms.max(0) as f64])
@@ -86,6 +96,11 @@ pub fn samples(name: &str) -> Option<Reply> {
     Some(match name {
         "missEmpty" => miss(rev(None)),
         "missValue" => miss(rev(Some("{\"a\":1}"))),
+        "sessionList" => session_list(vec![
+            ("ab".repeat(32), "{\"user_id\":7}".into()),
+            ("cd".repeat(32), "{\"user_id\":8}".into()),
+        ]),
+        "sessionListEmpty" => session_list(Vec::new()),
         "counter" => counter(7, 59_001),
         "counterExpired" => counter(1, -3),
         "rateStatus" => rate_status(vec![RateStatus {

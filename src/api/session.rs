@@ -10,8 +10,53 @@ use crate::bridge::{NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::names::keys::{self, JsId};
 use crate::store::revision::check_seen;
+use crate::store::session::{ScanBounds, ScanMode};
 
 pub use crate::rules::{MAX_SESSION_TTL_MS, MAX_TOKEN_BYTES};
+
+/// The bounds a caller may give a session scan: COUNT per step, keys visited in all, sessions
+/// found, and time.
+const MAX_SCAN_COUNT: u32 = 10_000;
+const MAX_SCAN_VISITED: f64 = 100_000_000.0;
+const MAX_SCAN_FOUND: u32 = 1_000_000;
+const MAX_SCAN_MS: u32 = 600_000;
+
+fn scan_bounds(
+    count: u32,
+    max_visited: f64,
+    max_found: u32,
+    max_ms: u32,
+) -> CacheResult<ScanBounds> {
+    if !(1..=MAX_SCAN_COUNT).contains(&count) {
+        return Err(CacheError::OutOfRange(format!(
+            "scan count must be 1 to {MAX_SCAN_COUNT} (got {count})"
+        )));
+    }
+    if !max_visited.is_finite()
+        || max_visited.fract() != 0.0
+        || !(1.0..=MAX_SCAN_VISITED).contains(&max_visited)
+    {
+        return Err(CacheError::OutOfRange(format!(
+            "the keys a scan may visit must be 1 to {MAX_SCAN_VISITED} (got {max_visited})"
+        )));
+    }
+    if !(1..=MAX_SCAN_FOUND).contains(&max_found) {
+        return Err(CacheError::OutOfRange(format!(
+            "the sessions a scan may find must be 1 to {MAX_SCAN_FOUND} (got {max_found})"
+        )));
+    }
+    if !(1..=MAX_SCAN_MS).contains(&max_ms) {
+        return Err(CacheError::OutOfRange(format!(
+            "a scan's time must be 1 to {MAX_SCAN_MS} ms (got {max_ms})"
+        )));
+    }
+    Ok(ScanBounds {
+        count: count as usize,
+        max_visited: max_visited as u64,
+        max_found: max_found as usize,
+        deadline: Duration::from_millis(max_ms as u64),
+    })
+}
 
 fn check_token(token: &str) -> CacheResult<()> {
     if token.is_empty() {
@@ -204,6 +249,65 @@ impl NativeCache {
         let user_id = js(&env, keys::id_string("userId", user_id))?;
         self.run(id, move |s| async move {
             s.session_list_user(&user_id).await.map(Reply::Strs)
+        });
+        Ok(())
+    }
+
+    /// Refreshes a session's TTL (1 ms … 1 h) without rewriting it, and its entry in the
+    /// user's index → true if the session exists (nothing is written when it does not).
+    #[napi]
+    pub fn session_touch(
+        &self,
+        env: Env,
+        id: u32,
+        token_hash: String,
+        ttl_ms: f64,
+        user_id: Option<JsId>,
+    ) -> napi::Result<()> {
+        let (user_id, ttl) = js(&env, self.session_write(&token_hash, "", ttl_ms, user_id))?;
+        self.run(id, move |s| async move {
+            s.session_touch(&token_hash, ttl, user_id.as_deref())
+                .await
+                .map(Reply::Bool)
+        });
+        Ok(())
+    }
+
+    /// Counts ('count'), reads ('list') or removes ('clear') the sessions whose token hash
+    /// starts with `prefix`, by SCAN within the bounds given → the count, `[hash, json, …]`,
+    /// or how many were removed.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn session_scan(
+        &self,
+        env: Env,
+        id: u32,
+        prefix: String,
+        mode: String,
+        count: u32,
+        max_visited: f64,
+        max_found: u32,
+        max_ms: u32,
+    ) -> napi::Result<()> {
+        let mode = js(
+            &env,
+            match mode.as_str() {
+                "count" => Ok(ScanMode::Count),
+                "list" => Ok(ScanMode::List),
+                "clear" => Ok(ScanMode::Clear),
+                _ => Err(CacheError::InvalidArg(format!(
+                    "scan mode must be 'count', 'list' or 'clear' (got {mode:?})"
+                ))),
+            },
+        )?;
+        let bounds = js(&env, scan_bounds(count, max_visited, max_found, max_ms))?;
+        js(&env, keys::check_token_hash("prefix", &prefix))?;
+        self.run(id, move |s| async move {
+            let out = s.session_scan(&prefix, mode, bounds).await?;
+            Ok(match mode {
+                ScanMode::List => replies::session_list(out.found),
+                _ => Reply::Num(out.n as f64),
+            })
         });
         Ok(())
     }

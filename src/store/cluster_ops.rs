@@ -146,6 +146,34 @@ impl Store {
         .await
     }
 
+    /// A session's touch on a cluster: the index lives in another slot, so the session is
+    /// checked first (a gone one is not written back into the index), then its index entry is
+    /// raised before the session's TTL, so the index never names it for less time than it
+    /// lives → whether the session exists.
+    pub(crate) async fn cluster_session_touch(
+        &self,
+        c: &ClusterStore,
+        hash: &str,
+        ttl_ms: u64,
+        user_id: Option<&str>,
+    ) -> CacheResult<bool> {
+        let key = self.key(&session_key(hash));
+        if c.query::<i64>(cmd("EXISTS").arg(&key)).await? == 0 {
+            return Ok(false);
+        }
+        if let Some(u) = user_id {
+            let set = self.key(&session_user_key(u));
+            let ttl_s = ttl_ms.to_string();
+            c.script::<i64>(
+                &SESSION_INDEX,
+                &[&set],
+                &["add", hash, &ttl_s, INDEX_GRACE_MS],
+            )
+            .await?;
+        }
+        Ok(c.query::<i64>(cmd("PEXPIRE").arg(&key).arg(ttl_ms)).await? == 1)
+    }
+
     pub(crate) async fn cluster_session_remove(
         &self,
         c: &ClusterStore,

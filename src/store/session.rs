@@ -1,14 +1,17 @@
 //! Session operations of the store: one script (Redis) or one critical section (memory) each.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::codec::cmd;
 use super::memory::{MemData, MemVal, ZSet};
 use super::revision::MAX_LOAD_MS;
 use super::revision::{mem_rev, mem_rev_bump, mem_rev_unchanged, rev_script, NO_GUARD, REV_TTL_MS};
 use super::script::{Script, ScriptCall};
 use super::{Backend, Store};
-use crate::error::CacheResult;
+use crate::error::{CacheError, CacheResult};
+use crate::names::glob::{glob_escape, glob_match};
 use crate::names::keys::{check_token_hash, session_key, session_user_key};
 
 /// A script that touches a user's session index: the shared prelude (`now_ms`, `zindex`: the
@@ -43,6 +46,43 @@ static DROP_CORRUPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/session_drop_corrupt.lua")));
 static LIST_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(index_script!("scripts/session_list_user.lua")));
+static TOUCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(index_script!("scripts/session_touch.lua")));
+
+/// What a scan of a family of sessions does with the sessions it finds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ScanMode {
+    /// Counts them.
+    Count,
+    /// Reads them: (token hash, stored JSON) of each one still there when read.
+    List,
+    /// Removes each one as [`Store::session_remove`] does (its revision bumped, its user's
+    /// index entry removed), so a write in flight cannot bring it back.
+    Clear,
+}
+
+/// The bounds of a session scan. A scan that would pass one of them stops with an error
+/// rather than answer a partial count or list as if it were whole.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanBounds {
+    /// Keys asked of each SCAN step (its COUNT).
+    pub count: usize,
+    /// Keys the scan may visit in all (steps × `count`, every primary together).
+    pub max_visited: u64,
+    /// Sessions a count or list may find (a list holds them all in memory).
+    pub max_found: usize,
+    /// Time the whole scan may take.
+    pub deadline: Duration,
+}
+
+/// What a session scan found.
+#[derive(Debug, Default)]
+pub struct ScanOut {
+    /// Sessions counted, read or removed.
+    pub n: u64,
+    /// With [`ScanMode::List`]: (token hash, stored JSON).
+    pub found: Vec<(String, String)>,
+}
 
 /// The user's session index in the memory store, as a sorted set: what `zindex` in
 /// session_index_prelude.lua does (a plain set converted, any other type dropped).
@@ -337,6 +377,196 @@ impl Store {
                 Ok(live)
             }),
         }
+    }
+}
+
+impl Store {
+    /// Refreshes a session's TTL without rewriting it (PEXPIRE) and keeps its user's index
+    /// entry scored with the new expiry (raising the index's TTL); true if the session exists.
+    /// Nothing is written for a session that is gone.
+    pub async fn session_touch(
+        &self,
+        hash: &str,
+        ttl: Duration,
+        user_id: Option<&str>,
+    ) -> CacheResult<bool> {
+        check_token_hash("tokenHash", hash)?;
+        let key = self.key(&session_key(hash));
+        let set = user_id.map(|u| self.key(&session_user_key(u)));
+        let ttl_ms = (ttl.as_millis() as u64).max(1);
+        if let Some(c) = self.cluster() {
+            return self.cluster_session_touch(c, hash, ttl_ms, user_id).await;
+        }
+        match &self.backend {
+            Backend::Redis(r) => {
+                let mut keys = vec![key.as_str()];
+                keys.extend(set.as_deref());
+                let ttl_s = ttl_ms.to_string();
+                r.script::<i64>(&TOUCH, &keys, &[&ttl_s, hash])
+                    .await
+                    .map(|n| n == 1)
+            }
+            Backend::Memory(m) => m.with(|d| {
+                if !d.pexpire(&key, Duration::from_millis(ttl_ms)) {
+                    return Ok(false);
+                }
+                if let Some(set) = &set {
+                    let now = crate::store::memory::now_ms();
+                    let z = mem_index(d, set, now)?;
+                    z.remove_below(now);
+                    z.insert(hash, now + ttl_ms as i64);
+                    if d.pttl(set) < ttl_ms as i64 {
+                        d.pexpire(set, Duration::from_millis(ttl_ms));
+                    }
+                }
+                Ok(true)
+            }),
+        }
+    }
+
+    /// Counts, reads or removes every session whose token hash starts with `member_prefix`
+    /// (keyPrefix applied), by SCAN MATCH with COUNT `bounds.count` on one Redis or on every
+    /// primary of a Cluster, never KEYS. Past `bounds` it stops with an error: ETIMEDOUT past
+    /// the deadline, ERR_VALUE_TOO_LARGE past the keys it may visit or the sessions it may
+    /// find (a clear keeps what it removed before stopping).
+    pub async fn session_scan(
+        &self,
+        member_prefix: &str,
+        mode: ScanMode,
+        bounds: ScanBounds,
+    ) -> CacheResult<ScanOut> {
+        crate::names::keys::check_id("prefix", member_prefix)?;
+        let family = self.key("session:");
+        let pattern = format!("{}{}*", glob_escape(&family), glob_escape(member_prefix));
+        let started = Instant::now();
+        let mut scan = Scan {
+            mode,
+            bounds,
+            started,
+            family_len: family.len(),
+            seen: HashSet::new(),
+            out: ScanOut::default(),
+            visited: 0,
+        };
+        if let Some(c) = self.cluster() {
+            for node in c.primaries().await? {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = c
+                        .query_on(&node, &scan_cmd(cursor, &pattern, bounds.count))
+                        .await?;
+                    scan.step(self, keys).await?;
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+            }
+            return Ok(scan.out);
+        }
+        match &self.backend {
+            Backend::Redis(r) => {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) =
+                        r.query(&scan_cmd(cursor, &pattern, bounds.count)).await?;
+                    scan.step(self, keys).await?;
+                    cursor = next;
+                    if cursor == 0 {
+                        return Ok(scan.out);
+                    }
+                }
+            }
+            Backend::Memory(m) => {
+                // The embedded store has no cursor: its keys are read at once and taken in
+                // steps of `count`, so the bounds mean the same as on Redis.
+                let keys: Vec<String> = m.with(|d| {
+                    d.keys()
+                        .into_iter()
+                        .filter(|k| glob_match(pattern.as_bytes(), k.as_bytes()))
+                        .collect()
+                });
+                for chunk in keys.chunks(bounds.count.max(1)) {
+                    scan.step(self, chunk.to_vec()).await?;
+                }
+                if keys.is_empty() {
+                    scan.step(self, Vec::new()).await?;
+                }
+                Ok(scan.out)
+            }
+        }
+    }
+}
+
+/// One SCAN step: `SCAN cursor MATCH pattern COUNT count`.
+fn scan_cmd(cursor: u64, pattern: &str, count: usize) -> redis::Cmd {
+    let mut c = cmd("SCAN");
+    c.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count);
+    c
+}
+
+/// The state of one session scan (see [`Store::session_scan`]).
+struct Scan {
+    mode: ScanMode,
+    bounds: ScanBounds,
+    started: Instant,
+    family_len: usize,
+    seen: HashSet<String>,
+    out: ScanOut,
+    visited: u64,
+}
+
+impl Scan {
+    /// Takes one SCAN step's keys (full names), after checking the bounds.
+    async fn step(&mut self, store: &Store, keys: Vec<String>) -> CacheResult<()> {
+        self.visited += self.bounds.count as u64;
+        if self.visited > self.bounds.max_visited {
+            return Err(CacheError::TooLarge(format!(
+                "the session scan visited more than {} keys without finishing",
+                self.bounds.max_visited
+            )));
+        }
+        if self.started.elapsed() > self.bounds.deadline {
+            return Err(CacheError::Timeout(
+                self.started.elapsed().as_millis() as u64
+            ));
+        }
+        for k in keys {
+            let Some(hash) = k.get(self.family_len..) else {
+                continue;
+            };
+            // A SCAN may name a key twice (while the table is rehashed): counted once.
+            if check_token_hash("tokenHash", hash).is_err() || self.seen.contains(hash) {
+                continue;
+            }
+            match self.mode {
+                ScanMode::Clear => {
+                    if store.session_remove(hash).await? {
+                        self.out.n += 1;
+                    }
+                    continue;
+                }
+                ScanMode::Count => self.out.n += 1,
+                ScanMode::List => {
+                    if let Some(json) = store.session_get(hash).await? {
+                        self.out.n += 1;
+                        self.out.found.push((hash.to_string(), json));
+                    }
+                }
+            }
+            if self.out.n as usize > self.bounds.max_found {
+                return Err(CacheError::TooLarge(format!(
+                    "more than {} sessions: the scan stops there",
+                    self.bounds.max_found
+                )));
+            }
+            self.seen.insert(hash.to_string());
+        }
+        Ok(())
     }
 }
 
