@@ -17,13 +17,20 @@ export declare class NativeCache {
   cacheSet(id: number, key: string, value: string, ttlMs: number): void
   /** Revokes and deletes up to [`MAX_DEL_KEYS`] keys → how many existed. */
   cacheDel(id: number, keys: Array<string>): void
-  /** The miss read of `key`: `[rev, t]`, or `[rev, t, value]` when a value is there now. */
-  cacheMissRead(id: number, key: string): void
+  /**
+   * The miss read of `key` → `[rev, t, lease]`, or `[rev, t, lease, value]` when a value
+   * is there now. With `owner` and `leaseMs` (wrap's `lock`) it also tries to take the
+   * key's lease: `lease` is "1" taken, "0" held by another caller, "" otherwise.
+   */
+  cacheMissRead(id: number, key: string, owner?: string | undefined | null, leaseMs?: number | undefined | null): void
   /**
    * A loader's fill of `key`, written only if nothing revoked it since the miss read that
-   * gave `rev` and `t` → true if written, false if refused.
+   * gave `rev` and `t`; `owner`'s lease (wrap's `lock`) is released with it → true if
+   * written, false if refused.
    */
-  cacheFill(id: number, key: string, value: string, ttlMs: number, rev: string, t: string): void
+  cacheFill(id: number, key: string, value: string, ttlMs: number, rev: string, t: string, owner?: string | undefined | null): void
+  /** Releases `owner`'s lease on `key` if it still holds it → true if it did. */
+  cacheLeaseRelease(id: number, key: string, owner: string): void
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker: a health check sees (and brings about) the recovery.
@@ -176,9 +183,16 @@ export declare class NativeCache {
    * cache applies it at once.
    */
   pubsubPublish(id: number, channel: string, payload: string): void
-  /** UNLINKs exact keys, then broadcasts `payload` on cache:invalidate → keys removed. */
+  /**
+   * Revokes and deletes exact keys (their revisions bumped in the same step, so a fill whose
+   * load began before is refused on every node), then broadcasts `payload` on
+   * cache:invalidate → keys removed.
+   */
   pubsubInvalidateKeys(id: number, keys: Array<string>, payload: string): void
-  /** SCAN + UNLINK of `pattern` (prefix applied), then broadcast → keys removed. */
+  /**
+   * Revokes and deletes every key matching `pattern` (prefix applied), and the keys whose
+   * loads are in flight (src/store/cache.rs), then broadcasts → keys removed.
+   */
   pubsubInvalidatePattern(id: number, pattern: string, payload: string): void
   /** Removes one session, then broadcasts on sessions:invalidate → true if it existed. */
   pubsubInvalidateSession(id: number, tokenHash: string, payload: string): void

@@ -1092,6 +1092,8 @@ export interface RevocationStats {
   userPermissions: number;
   /** Pending role snapshot revocations. */
   rolePermissions: number;
+  /** Pending general cache key revocations (`del`, `pubsub.invalidateKeys`), one per key. */
+  cacheKeys: number;
   /** True after an overflow, until the replay: every read of this node skips the cache. */
   overflowed: boolean;
   /** Revocations that did not fit (revocationJournalMax): lost for the other nodes. */
@@ -1444,6 +1446,21 @@ export interface WrapOptions {
   /** The loader's time limit in ms (default 10 000, at most 600 000): past it every waiting
    * caller gets an error with `code: 'ERR_LOADER_TIMEOUT'` and nothing is cached. */
   loaderTimeoutMs?: number;
+  /** Single-flight across nodes (distributed stampede protection), off by default. On a miss
+   * the first caller takes a short lease on the key in Redis (it lasts `loaderTimeoutMs` +
+   * 2 s) and calls its loader; callers on every other node wait for its fill (polling the key,
+   * 10 ms doubling to 200 ms) up to their own bound, then call their own loader. A filler that
+   * fails releases the lease at once; a dead one's lease expires. Redis failing: every caller
+   * calls its own loader. `true` waits at most as long as a lease lasts; `{ timeoutMs }` sets
+   * the bound. */
+  lock?: boolean | WrapLockOptions;
+}
+
+/** `wrap()`'s `lock` as an object. */
+export interface WrapLockOptions {
+  /** How long (ms) a caller waits for another node's load before calling its own loader:
+   * more than 0, at most 600 000. */
+  timeoutMs: number;
 }
 
 /** `stats().cache`: the general cache's counters. */
@@ -1464,6 +1481,12 @@ export interface GeneralCacheStats extends ServiceStats {
   corrupt: number;
   /** `wrap` calls answered from the near cache (counted in `hits` too). */
   nearHits: number;
+  /** `wrap` callers (`lock`) that waited for another caller's load. */
+  lockWaits: number;
+  /** `wrap` callers (`lock`) answered by another caller's fill (counted in `hits` too). */
+  lockHits: number;
+  /** `wrap` callers (`lock`) that waited until their bound and called their own loader. */
+  lockTimeouts: number;
 }
 
 /** `stats()`, continued: the general cache's counters. */
@@ -1483,10 +1506,12 @@ export interface GeneralCacheMethods {
    * `ERR_VALUE_TOO_LARGE`, nothing written. */
   set(key: string, value: CacheValue, options: SetOptions): Promise<boolean>;
   /** Deletes one key or up to 1000 → how many existed (0 when Redis failed). A revocation: a
-   * `wrap` load whose miss read came before it is answered to its caller but not cached. */
+   * `wrap` load whose miss read came before it is answered to its caller but not cached, on
+   * every node. When Redis fails the keys are kept by the revocation journal and replayed;
+   * until then this node's `get` misses them and `wrap` asks the loader without caching. */
   del(keyOrKeys: string | readonly string[]): Promise<number>;
   /** Read-through: the cached value, else `loader()` (once for all concurrent callers of this
-   * process), cached for `ttlSec` unless revoked meanwhile. Redis failing: the loader answers,
+   * process; with `lock`, across nodes), cached for `ttlSec` unless revoked meanwhile. Redis failing: the loader answers,
    * nothing is cached. A loader's rejection (or `ERR_LOADER_TIMEOUT`) reaches every waiting
    * caller. A loader answering `undefined` is answered, not cached. */
   wrap<T>(key: string, loader: () => T | Promise<T>, options: WrapOptions): Promise<T>;

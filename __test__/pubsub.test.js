@@ -250,12 +250,18 @@ for (const [name, make] of BACKENDS) {
         const matching = Array.from({ length: 5000 }, (_, i) => `erp1:dash:${i}`);
         const others = ['erp1:dashboard:1', 'erp1:x:dash:1', 'erp1:dash', 'erp2:dash:1', 'dash:1', 'erp1:Dash:1'];
         await seed(backend, [...matching, ...others]);
-        const before = await backend.keys();
+        // the revision keys it leaves (one per deleted key, until their TTL: they refuse the
+        // fills of loads that began before, src/store/revision.rs) are not data
+        const data = (keys) => keys.filter((k) => !k.startsWith('erp1:rev:'));
+        const before = data(await backend.keys());
         assert.equal(await p.pubsub.invalidatePattern('dash:*'), 5000);
-        const after = new Set(await backend.keys());
+        const all = await backend.keys();
+        const after = new Set(data(all));
         for (const k of others) assert.ok(after.has(k), `${k} must survive`);
         assert.equal(after.size, before.length - 5000);
         assert.equal(matching.filter((k) => after.has(k)).length, 0);
+        const revs = new Set(all.filter((k) => k.startsWith('erp1:rev:')));
+        assert.equal(matching.filter((k) => !revs.has(`erp1:rev:{${k}}`)).length, 0, 'every deleted key has its revision bumped');
         await within(1000, () => (heard !== null ? true : undefined), 'the pattern message');
         assert.equal(heard.pattern, 'dash:*');
         assert.equal(await p.pubsub.invalidatePattern('dash:*'), 0);

@@ -18,6 +18,9 @@ delete process.env.REDIS_URL;
 const CASES = {
   missEmpty: ['miss', { rev: '1700000000123', t: '1700000000456', value: null }],
   missValue: ['miss', { rev: '1700000000123', t: '1700000000456', value: '{"a":1}' }],
+  cacheMissTaken: ['cacheMiss', { rev: '1700000000123', t: '1700000000456', lease: 'taken', value: null }],
+  cacheMissHeld: ['cacheMiss', { rev: '1700000000123', t: '1700000000456', lease: 'held', value: null }],
+  cacheMissValue: ['cacheMiss', { rev: '1700000000123', t: '1700000000456', lease: 'none', value: 'j{}' }],
   sessionList: [
     'sessionList',
     [

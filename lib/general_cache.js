@@ -10,11 +10,27 @@
 // A value in any other form (written by another client) reads as a miss, counted in `corrupt`.
 //
 // wrap's fills are guarded like the session loader's (src/store/revision.rs): a miss read gives
-// the key's revision and time, the fill is written only if the revision has not moved; `del`
-// bumps it. invalidateKeys/invalidatePattern (lib/pubsub.js) do not bump revisions: the loads
-// in flight that they match are marked here, on this node at once and on the others when the
-// cache:invalidate message arrives, and a marked load is not cached.
+// the key's revision and time, the fill is written only if the revision has not moved. `del`,
+// invalidateKeys and invalidatePattern (lib/pubsub.js) bump the revisions of what they delete,
+// and invalidatePattern also those of keys with a load in flight (the miss read creates the
+// revision key), so a load that began before them is not cached, on any node. The loads in
+// flight they match are also marked here (on this node at once, on the others when the
+// cache:invalidate message arrives), and a caller whose miss read came after a revocation
+// never joins an older load (the single-flight key holds the revision it saw).
+//
+// A del or invalidateKeys that could not reach Redis is kept by the revocation journal
+// (lib/journal.js) and replayed; until then this node's get misses that key and wrap asks the
+// loader without caching its answer.
+//
+// wrap's `lock` (single-flight across nodes): the miss read also takes a lease key in the
+// key's slot (SET NX PX, an owner id); its holder loads and fills (the fill's script releases
+// the lease); the others poll the key with a bounded backoff until the value is there, the
+// lease is free again (its holder failed or died: they take it over) or their own bound
+// passes (then they call their own loader). Polling rather than a pub/sub wake-up: it needs no
+// subscription, works alike on Cluster and memory://, and a dead holder has to be noticed by
+// its lease's expiry anyway, which no message announces.
 
+const crypto = require('crypto');
 const { typeError, rangeError, checkString } = require('./errors');
 const { CHANNEL, CODES } = require('./rules');
 const replies = require('./replies');
@@ -30,6 +46,13 @@ const NEAR_MAX_BYTES = 16 * 1024 * 1024;
 const MAX_DEL_KEYS = 1000;
 
 const LOADER_TIMEOUT = 'ERR_LOADER_TIMEOUT';
+// wrap's lock: the lease outlives its holder's loader (loaderTimeoutMs) by this much (its
+// fill); a waiter polls after LOCK_POLL_MIN_MS, doubling up to LOCK_POLL_MAX_MS.
+const LEASE_MARGIN_MS = 2000;
+const LOCK_POLL_MIN_MS = 10;
+const LOCK_POLL_MAX_MS = 200;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function checkSeconds(v, name, { required, max = MAX_TTL_SEC, zero = false }) {
   if (v === undefined || v === null) {
@@ -55,7 +78,8 @@ function setTtlMs(opts) {
   return Math.ceil(checkSeconds(opts.ttlSec, 'ttlSec', { required: true }) * 1000);
 }
 
-// The options of wrap, checked → { ttlMs, staleMs, nearTtlMs (0: off), loaderTimeoutMs }.
+// The options of wrap, checked → { ttlMs, staleMs, nearTtlMs (0: off), loaderTimeoutMs,
+// lock: null or { timeoutMs, leaseMs } }.
 function wrapOptions(opts) {
   checkOptions(opts, 'wrap');
   const ttlSec = checkSeconds(opts.ttlSec, 'ttlSec', { required: true });
@@ -77,7 +101,19 @@ function wrapOptions(opts) {
     if (!Number.isFinite(v) || v <= 0 || v > MAX_LOADER_TIMEOUT_MS) throw rangeError(`loaderTimeoutMs must be more than 0 to ${MAX_LOADER_TIMEOUT_MS} (got ${v})`);
     loaderTimeoutMs = v;
   }
-  return { ttlMs: Math.ceil(ttlSec * 1000), staleMs: Math.ceil(staleSec * 1000), nearTtlMs, loaderTimeoutMs };
+  return { ttlMs: Math.ceil(ttlSec * 1000), staleMs: Math.ceil(staleSec * 1000), nearTtlMs, loaderTimeoutMs, lock: lockOptions(opts.lock, loaderTimeoutMs) };
+}
+
+// wrap's `lock`: true (wait as long as the lease can last) or { timeoutMs } → null (off) or
+// { timeoutMs: how long a caller waits for another node's load, leaseMs }.
+function lockOptions(lock, loaderTimeoutMs) {
+  if (lock === undefined || lock === null || lock === false) return null;
+  const leaseMs = loaderTimeoutMs + LEASE_MARGIN_MS;
+  if (lock === true) return { timeoutMs: leaseMs, leaseMs };
+  if (typeof lock !== 'object' || typeof lock.timeoutMs !== 'number') throw typeError('lock must be a boolean or { timeoutMs }');
+  const v = lock.timeoutMs;
+  if (!Number.isFinite(v) || v <= 0 || v > MAX_LOADER_TIMEOUT_MS) throw rangeError(`lock.timeoutMs must be more than 0 to ${MAX_LOADER_TIMEOUT_MS} (got ${v})`);
+  return { timeoutMs: v, leaseMs };
 }
 
 // A value → its stored form (TypeError when it is neither a Buffer nor JSON-serialisable).
@@ -160,6 +196,11 @@ function withTimeout(promise, ms) {
 class GeneralCache {
   constructor(ctx, pubsub) {
     this.ctx = ctx;
+    // Revocations pending replay (lib/journal.js): size 0 when none.
+    this.journal = ctx.journal;
+    // wrap's lock: this instance's lease owner ids are `<owner>:<n>`.
+    this.owner = crypto.randomBytes(8).toString('hex');
+    this.leaseSeq = 0;
     this.stats = ctx.stats.cache = {
       hits: 0,
       misses: 0,
@@ -178,6 +219,11 @@ class GeneralCache {
       // Stored values not in a form this cache writes (read as a miss).
       corrupt: 0,
       nearHits: 0,
+      // wrap's lock: callers that waited for another caller's load, got its value, or waited
+      // until their own bound and called their own loader.
+      lockWaits: 0,
+      lockHits: 0,
+      lockTimeouts: 0,
     };
     // wrap's near cache: key → { value, gen, expires, freshUntil, bytes }, at most
     // NEAR_MAX_ENTRIES entries and NEAR_MAX_BYTES bytes (of their stored form), oldest first out.
@@ -219,8 +265,13 @@ class GeneralCache {
     return d;
   }
 
-  // → the value, or null (a miss, or Redis failed: counted in errors).
+  // → the value, or null (a miss, or Redis failed: counted in errors). A key whose revocation
+  // is pending replay (lib/journal.js) misses without asking Redis.
   get(key) {
+    if (this.journal.size !== 0 && typeof key === 'string' && this.journal.revokesKey(key)) {
+      this.stats.misses++;
+      return Promise.resolve(null);
+    }
     return this.ctx.opArg(this.getStart, key, this.getValue, this.getError);
   }
 
@@ -239,12 +290,13 @@ class GeneralCache {
     );
   }
 
-  // → how many of the keys existed (0 when Redis failed). A del is a revocation: a wrap load
-  // whose miss read came before it is not cached, on any node.
+  // → how many of the keys existed (0 when Redis failed: the keys are then kept by the
+  // revocation journal and replayed). A del is a revocation: a wrap load whose miss read came
+  // before it is not cached, on any node.
   del(keyOrKeys) {
+    const keys = typeof keyOrKeys === 'string' ? [keyOrKeys] : keyOrKeys;
     return this.ctx.op(
       (n, id) => {
-        const keys = typeof keyOrKeys === 'string' ? [keyOrKeys] : keyOrKeys;
         if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
           throw typeError('del takes a key (a string) or an array of keys');
         }
@@ -256,7 +308,13 @@ class GeneralCache {
         }
       },
       undefined,
-      this.ctx.soft('cache', 0),
+      (err) => {
+        this.ctx.failed('cache', err);
+        if (err.code !== CODES.disabled && Array.isArray(keys) && keys.length <= MAX_DEL_KEYS) {
+          for (const k of keys) this.journal.record('cacheKeys', k, false);
+        }
+        return 0;
+      },
     );
   }
 
@@ -270,6 +328,12 @@ class GeneralCache {
       o = wrapOptions(opts);
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (this.journal.size !== 0 && this.journal.revokesKey(key)) {
+      // its revocation is pending replay: neither Redis nor the near cache is read, and the
+      // loader's answer is not cached
+      this.stats.misses++;
+      return this.load({ key, loader, o, gen: NaN }, null, null, null);
     }
     const gen = o.nearTtlMs > 0 ? this.nearGen() : NaN;
     if (!Number.isNaN(gen)) {
@@ -299,7 +363,7 @@ class GeneralCache {
     if (d.freshUntil <= Date.now()) {
       this.stats.staleServed++;
       this.refresh(call);
-    } else if (!Number.isNaN(call.gen)) {
+    } else if (!Number.isNaN(call.gen) && this.journal.mayCacheKey(call.key)) {
       this.nearPut(call.key, d.value, call.gen, call.o.nearTtlMs, d.freshUntil, bytes);
     }
     return d.value;
@@ -308,42 +372,100 @@ class GeneralCache {
   // Redis failed: the loader answers (once for all concurrent callers), nothing is cached.
   wrapError(err, call) {
     this.ctx.failed('cache', err);
-    return this.load(call, null, null);
+    return this.load(call, null, null, null);
   }
 
-  // A miss: the miss read (a value written meanwhile, or the revision that guards the fill).
+  // A miss: the miss read (a value written meanwhile, or the revision that guards the fill;
+  // with `lock`, the lease taken, or held by another caller).
   missRead(call) {
+    const owner = call.o.lock === null ? null : this.nextOwner();
     return this.ctx.op(
-      (n, id) => n.cacheMissRead(id, call.key),
+      (n, id) => this.submitMissRead(n, id, call, owner),
       (r) => {
-        const m = replies.miss(r);
+        const m = replies.cacheMiss(r);
         const d = m.value !== null ? decode(m.value) : null;
         if (d !== null) {
           this.stats.misses--;
           this.stats.hits++;
           return this.serve(d, m.value.length, call);
         }
-        return this.load(call, m.rev, m.t);
+        return this.load(call, m.rev, m.t, m.lease === 'none' ? null : owner, m.lease === 'held');
       },
       (err) => {
         this.ctx.failed('cache', err);
-        return this.load(call, null, null);
+        return this.load(call, null, null, null);
       },
     );
   }
 
+  nextOwner() {
+    this.leaseSeq = (this.leaseSeq + 1) % Number.MAX_SAFE_INTEGER;
+    return `${this.owner}:${this.leaseSeq}`;
+  }
+
+  submitMissRead(n, id, call, owner) {
+    if (owner === null) n.cacheMissRead(id, call.key);
+    else n.cacheMissRead(id, call.key, owner, call.o.lock.leaseMs);
+  }
+
   // The loader's value for `call.key`, filled under the revision `rev` seen at time `t`
-  // (null: not cached).
-  load(call, rev, t) {
+  // (null: not cached). `owner`: the lease this caller took (wrap's lock), or, with `held`,
+  // the owner id it polls with while another caller holds the lease.
+  load(call, rev, t, owner, held = false) {
     return this.ctx.singleFlight(`cache:${call.key}#${rev === null ? '-' : rev}`, async () => {
-      const value = await this.runLoader(call, rev, t);
+      let seen = { rev, t, owner };
+      if (held) {
+        seen = await this.awaitFill(call, rev, t, owner);
+        if (seen.hit !== undefined) return seen.hit;
+      }
+      const value = await this.runLoader(call, seen.rev, seen.t, seen.owner);
       this.stats.fallbacks++;
       return value;
     });
   }
 
-  // Calls the loader (bounded by loaderTimeoutMs) and, when rev is given, fills the key.
-  async runLoader(call, rev, t) {
+  // wrap's lock: another caller holds the key's lease. Polls with a lock-aware miss read,
+  // bounded in count and by this caller's lock.timeoutMs, until the value is there (→ { hit }),
+  // the lease is free again (its holder wrote nothing, or died and the lease expired: this
+  // caller takes it → { rev, t, owner }), Redis fails (→ loaded, not cached), or the bound
+  // passes (→ this caller's own load, its fill still guarded by the revision it saw).
+  async awaitFill(call, rev, t, owner) {
+    this.stats.lockWaits++;
+    const deadline = Date.now() + call.o.lock.timeoutMs;
+    let delay = LOCK_POLL_MIN_MS;
+    let last = { rev, t, owner: null };
+    for (let polls = 0; polls < Math.ceil(call.o.lock.timeoutMs / LOCK_POLL_MIN_MS) + 1; polls++) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
+      const r = await this.ctx.op(
+        (n, id) => this.submitMissRead(n, id, call, owner),
+        replies.cacheMiss,
+        (err) => {
+          this.ctx.failed('cache', err);
+          return null;
+        },
+      );
+      if (r === null) return { rev: null, t: null, owner: null };
+      if (r.value !== null) {
+        const d = decode(r.value);
+        if (d === null) return { rev: r.rev, t: r.t, owner: null }; // not ours to read: load
+        this.stats.lockHits++;
+        this.stats.misses--;
+        this.stats.hits++;
+        return { hit: this.serve(d, r.value.length, call) };
+      }
+      if (r.lease !== 'held') return { rev: r.rev, t: r.t, owner: r.lease === 'taken' ? owner : null };
+      last = { rev: r.rev, t: r.t, owner: null };
+    }
+    this.stats.lockTimeouts++;
+    return last;
+  }
+
+  // Calls the loader (bounded by loaderTimeoutMs) and, when rev is given, fills the key (and
+  // releases `owner`'s lease, also when nothing is written).
+  async runLoader(call, rev, t, owner = null) {
     const { key, loader, o } = call;
     const mark = { revoked: false };
     let marks = this.loading.get(key);
@@ -361,16 +483,20 @@ class GeneralCache {
         if (err && err.code === LOADER_TIMEOUT) this.stats.loaderTimeouts++;
         throw err;
       }
-      if (rev !== null && value !== undefined && !mark.revoked) await this.fill(call, value, rev, t, mark);
+      if (rev !== null && value !== undefined && !mark.revoked && this.journal.mayCacheKey(key)) {
+        if (await this.fill(call, value, rev, t, mark, owner)) owner = null;
+      }
       return value;
     } finally {
+      if (owner !== null) this.releaseLease(key, owner);
       marks.delete(mark);
       if (marks.size === 0 && this.loading.get(key) === marks) this.loading.delete(key);
     }
   }
 
-  // The guarded write of a loader's value (waited for, so that the next call finds it).
-  fill(call, value, rev, t, mark) {
+  // The guarded write of a loader's value (waited for, so that the next call finds it) → true
+  // when the fill reached Redis (its script released `owner`'s lease).
+  fill(call, value, rev, t, mark, owner) {
     const { key, o } = call;
     const freshUntil = o.staleMs > 0 ? Date.now() + o.ttlMs : undefined;
     let s;
@@ -378,20 +504,31 @@ class GeneralCache {
       s = encode(value, freshUntil);
     } catch {
       this.stats.uncacheable++; // not serialisable: the caller still gets the value
-      return undefined;
+      return false;
     }
     return this.ctx
       .op(
-        (n, id) => n.cacheFill(id, key, s, o.ttlMs + o.staleMs, rev, t),
+        (n, id) => {
+          if (owner === null) n.cacheFill(id, key, s, o.ttlMs + o.staleMs, rev, t);
+          else n.cacheFill(id, key, s, o.ttlMs + o.staleMs, rev, t, owner);
+        },
         (written) => {
           if (!written) this.stats.staleFills++;
           else if (!mark.revoked && !Number.isNaN(call.gen)) this.nearPut(key, value, call.gen, o.nearTtlMs, freshUntil === undefined ? Infinity : freshUntil, s.length);
+          return true;
         },
-        this.ctx.soft('cache', undefined),
+        this.ctx.soft('cache', false),
       )
       .catch(() => {
         this.stats.uncacheable++; // over maxValueBytes: the caller still gets the value
+        return false;
       });
+  }
+
+  // Releases a lease this caller took but did not fill (in the background; a failure leaves
+  // it to expire).
+  releaseLease(key, owner) {
+    this.ctx.op((n, id) => n.cacheLeaseRelease(id, key, owner), undefined, this.ctx.soft('cache', false)).catch(() => {});
   }
 
   // One background refresh of a stale key (per process); its failure is counted, never thrown.
@@ -405,7 +542,7 @@ class GeneralCache {
       .op(
         (n, id) => n.cacheMissRead(id, key),
         (r) => {
-          const m = replies.miss(r);
+          const m = replies.cacheMiss(r);
           return this.runLoader({ ...call, gen: NaN }, m.rev, m.t);
         },
         (err) => {

@@ -1,10 +1,11 @@
 'use strict';
 // The revocation journal (README "Revocation"): a revocation that could not reach Redis
 // (invalidateSession, invalidateUserSessions, invalidateUserPermissions,
-// invalidateRolePermissions, from sessionCache, permissionCache, pubsub or the top level) is
-// kept here, per Cache instance, and replayed first when Redis answers again. Until then:
-//   - this node treats it as revoked: its reads of that session / user / role skip the cache
-//     (and the near caches) and ask the loader, whose answer is not cached;
+// invalidateRolePermissions, from sessionCache, permissionCache, pubsub or the top level; the
+// general cache's del and pubsub.invalidateKeys, one entry per key) is kept here, per Cache instance, and replayed first when Redis answers again. Until then:
+//   - this node treats it as revoked: its reads of that session / user / role / key skip the
+//     cache (and the near caches) and ask the loader, whose answer is not cached (the general
+//     cache's get misses);
 //   - isEnabled() is false and ping() answers unhealthy ('revocations pending replay').
 // Deletes are idempotent, so a replay is safe; writes are never journaled nor replayed.
 // Bounded by `revocationJournalMax` entries (de-duplicated per session / user / role): a
@@ -29,7 +30,7 @@ const RETRY_MAX_MS = 1000;
 // the first one that fails (the rest wait for the next round).
 const REPLAY_BATCH = 256;
 
-const KINDS = ['session', 'userSessions', 'userPerms', 'rolePerms'];
+const KINDS = ['session', 'userSessions', 'userPerms', 'rolePerms', 'cacheKeys'];
 
 // `revocationJournalMax`: an integer 0…1,000,000 (0: nothing is kept; a failed revocation
 // makes this node fail closed until Redis answers again).
@@ -50,7 +51,7 @@ class Journal {
     this.ctx = ctx;
     this.max = max;
     // kind → Map(String(id) → { kind, id, publish, gen })
-    this.maps = { session: new Map(), userSessions: new Map(), userPerms: new Map(), rolePerms: new Map() };
+    this.maps = { session: new Map(), userSessions: new Map(), userPerms: new Map(), rolePerms: new Map(), cacheKeys: new Map() };
     this.count = 0;
     this.overflowed = false;
     // Read on the hot paths: 0 when nothing is pending (the entries, +1 while overflowed).
@@ -97,7 +98,7 @@ class Journal {
 
   record(kind, id, publish) {
     const map = this.maps[kind];
-    if (map === undefined || !idOk(id) || (kind === 'session' && typeof id !== 'string')) return;
+    if (map === undefined || !idOk(id) || ((kind === 'session' || kind === 'cacheKeys') && typeof id !== 'string')) return;
     const key = String(id);
     const e = map.get(key);
     if (e !== undefined) {
@@ -144,7 +145,16 @@ class Journal {
     return this.overflowed || (idOk(roleId) && this.maps.rolePerms.has(String(roleId)));
   }
 
+  // A general cache key (get / wrap, lib/general_cache.js).
+  revokesKey(key) {
+    return this.overflowed || this.maps.cacheKeys.has(key);
+  }
+
   // May a loader's answer be written to the cache?
+  mayCacheKey(key) {
+    return this.size === 0 || !this.revokesKey(key);
+  }
+
   mayCacheSession(hash, row) {
     return this.size === 0 || !(this.revokesSession(hash) || this.revokesSessionUser(row));
   }
@@ -269,8 +279,12 @@ class Journal {
       case 'userPerms':
         n.permUserRemove(id, e.id, buildMessage(ctx, { type: 'user', userId: e.id }));
         return undefined;
-      default:
+      case 'rolePerms':
         n.permRoleRemove(id, e.id, buildMessage(ctx, { type: 'role', roleId: e.id }));
+        return undefined;
+      default:
+        if (e.publish) n.pubsubInvalidateKeys(id, [e.id], buildMessage(ctx, { keys: [e.id] }));
+        else n.cacheDel(id, [e.id]);
         return undefined;
     }
   }
@@ -284,6 +298,7 @@ class Journal {
       userSessions: m.userSessions.size,
       userPermissions: m.userPerms.size,
       rolePermissions: m.rolePerms.size,
+      cacheKeys: m.cacheKeys.size,
       overflowed: this.overflowed,
       journalOverflow: this.overflows,
       recorded: this.recorded,

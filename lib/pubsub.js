@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require('events');
 const { typeError, checkIdType, checkString } = require('./errors');
-const { CHANNEL, CHANNELS } = require('./rules');
+const { CHANNEL, CHANNELS, CODES } = require('./rules');
 
 // A message as it travels: the caller's fields plus `origin` (nodeId) and `ts` (epoch ms);
 // natively, when it is published, `sender` (this instance's random id) and `seq` (its number
@@ -213,7 +213,8 @@ class PubSub extends EventEmitter {
     );
   }
 
-  // → how many of the (unprefixed, exact) keys existed.
+  // → how many of the (unprefixed, exact) keys existed. Each key's revision is bumped with its
+  // delete, so a wrap load that began before, on any node, is not cached.
   invalidateKeys(keys) {
     return this.ctx.op(
       (n, id) => {
@@ -224,11 +225,18 @@ class PubSub extends EventEmitter {
         n.pubsubInvalidateKeys(id, keys, buildMessage(this.ctx, { keys }));
       },
       undefined,
-      this.ctx.soft('pubsub', 0),
+      // A failure is kept and replayed, one entry per key (lib/journal.js).
+      (err) => {
+        this.ctx.failed('pubsub', err);
+        if (err.code !== CODES.disabled && Array.isArray(keys)) for (const k of keys) this.ctx.journal.record('cacheKeys', k, true);
+        return 0;
+      },
     );
   }
 
-  // SCAN + UNLINK in batches (keyPrefix applied, never KEYS) → how many keys were removed.
+  // SCAN + delete in batches (keyPrefix applied, never KEYS) → how many keys were removed. The
+  // matching keys' revisions are bumped, and those of keys with a wrap load in flight (their
+  // revision key exists: src/store/revision.rs), so no load that began before is cached.
   // Refused with a TypeError (src/pubsub.rs check_pattern): no literal first segment ('?*',
   // '*:*'), a whole family of the library's keys ('session:*', 'perm:user:*'), or locks.
   invalidatePattern(pattern) {

@@ -11,6 +11,14 @@ function miss(r) {
   return { rev: r[0], t: r[1], value: r.length > 2 ? r[2] : null };
 }
 
+const LEASES = { 1: 'taken', 0: 'held', '': 'none' };
+
+// The general cache's miss read: [rev, t, lease] or [rev, t, lease, value] → { rev, t, lease,
+// value }: `lease` is wrap's `lock` ('taken' for this caller, 'held' by another, 'none').
+function cacheMiss(r) {
+  return { rev: r[0], t: r[1], lease: LEASES[r[2]], value: r.length > 3 ? r[3] : null };
+}
+
 // Sessions found by a scan: [hash, json, hash, json, …] → [{ hash, json }, …].
 function sessionList(r) {
   const out = [];
@@ -55,4 +63,4 @@ function semStatus(r) {
   return { held: r[0], nextExpiryMs: r[1] };
 }
 
-module.exports = { miss, sessionList, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };
+module.exports = { miss, cacheMiss, sessionList, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };

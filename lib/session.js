@@ -392,7 +392,7 @@ class SessionCache {
     );
   }
 
-  // Counts ('count'), reads ('list': [hash, json, …]) or removes ('clear') the sessions whose
+  // Counts ('count'), reads ('list': [{ hash, json }, …]) or removes ('clear') the sessions whose
   // token hash starts with `prefix`, by SCAN within `bounds` ({ count, maxVisited, maxFound,
   // maxMs }).
   storeScan(prefix, mode, bounds) {

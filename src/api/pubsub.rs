@@ -118,7 +118,9 @@ impl NativeCache {
         Ok(())
     }
 
-    /// UNLINKs exact keys, then broadcasts `payload` on cache:invalidate → keys removed.
+    /// Revokes and deletes exact keys (their revisions bumped in the same step, so a fill whose
+    /// load began before is refused on every node), then broadcasts `payload` on
+    /// cache:invalidate → keys removed.
     #[napi]
     pub fn pubsub_invalidate_keys(
         &self,
@@ -144,7 +146,7 @@ impl NativeCache {
             if keys.is_empty() {
                 return Ok(Reply::Num(0.0));
             }
-            let n = s.unlink_keys(&keys).await?;
+            let n = s.cache_del(&keys).await?;
             near.apply_message(CH_CACHE, &payload);
             s.publish(CH_CACHE, &payload).await?;
             Ok(Reply::Num(n as f64))
@@ -152,7 +154,8 @@ impl NativeCache {
         Ok(())
     }
 
-    /// SCAN + UNLINK of `pattern` (prefix applied), then broadcast → keys removed.
+    /// Revokes and deletes every key matching `pattern` (prefix applied), and the keys whose
+    /// loads are in flight (src/store/cache.rs), then broadcasts → keys removed.
     #[napi]
     pub fn pubsub_invalidate_pattern(
         &self,
@@ -166,7 +169,7 @@ impl NativeCache {
         let near = self.core.pubsub.near.clone();
         near.invalidate_pattern(&pattern);
         self.run(id, move |s| async move {
-            let n = s.delete_pattern(&pattern).await?;
+            let n = s.cache_revoke_pattern(&pattern).await?;
             near.invalidate_pattern(&pattern);
             s.publish(CH_CACHE, &payload).await?;
             Ok(Reply::Num(n as f64))

@@ -6,6 +6,7 @@
 //! the real delivery path, and `__test__/replies.test.js` checks every decoder against them.
 
 use crate::bridge::Reply;
+use crate::store::cache::LeaseState;
 use crate::store::lock::{Acquired, Held, SemAcquired, SemStatus};
 use crate::store::rate_limit::RateStatus;
 use crate::store::revision::MissRead;
@@ -18,6 +19,15 @@ pub fn reset_in(left_ms: i64) -> i64 {
 /// A miss read: `[rev, t]`, or `[rev, t, value]` when a value is there now.
 pub fn miss(m: MissRead) -> Reply {
     let mut v = vec![m.rev, m.t.to_string()];
+    v.extend(m.value);
+    Reply::Strs(v)
+}
+
+/// The general cache's miss read: `[rev, t, lease]`, or `[rev, t, lease, value]` when a value
+/// is there now; `lease` is wrap's `lock`: "1" taken for the caller, "0" held by another, ""
+/// none.
+pub fn cache_miss(m: MissRead, lease: LeaseState) -> Reply {
+    let mut v = vec![m.rev, m.t.to_string(), lease.as_str().to_string()];
     v.extend(m.value);
     Reply::Strs(v)
 }
@@ -96,6 +106,9 @@ pub fn samples(name: &str) -> Option<Reply> {
     Some(match name {
         "missEmpty" => miss(rev(None)),
         "missValue" => miss(rev(Some("{\"a\":1}"))),
+        "cacheMissTaken" => cache_miss(rev(None), LeaseState::Taken),
+        "cacheMissHeld" => cache_miss(rev(None), LeaseState::Held),
+        "cacheMissValue" => cache_miss(rev(Some("j{}")), LeaseState::None),
         "sessionList" => session_list(vec![
             ("ab".repeat(32), "{\"user_id\":7}".into()),
             ("cd".repeat(32), "{\"user_id\":8}".into()),

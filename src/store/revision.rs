@@ -18,6 +18,27 @@
 //!   which a miss after that sees too).
 //! - On Cluster, keys whose revision cannot share their slot (see [`same_slot`]) are never
 //!   cached by a fill (safe); their revocation bumps with a call of its own.
+//!
+//! The general cache (src/store/cache.rs) uses the same revisions, with two additions:
+//!
+//! - Its miss read (cache_miss_read.lua) creates the revision key when absent (value "0",
+//!   which reads like an absent one) and renews its TTL, one write per miss. So every load in
+//!   flight has a revision key for at least [`MAX_LOAD_MS`], even for a key that has no value
+//!   yet. `invalidatePattern` cannot find such a load by a SCAN of the data keys; it also
+//!   SCANs (on every Cluster primary) for the revision keys of matching keys — both forms of
+//!   [`rev_key`], `rev:{K}` and `rev:{S}:K`, with one glob `rev:{*<pattern>*` (braces are
+//!   literal in a Redis glob; the prefix is glob-escaped), each hit parsed back to its K and
+//!   kept only if K matches and names the hit exactly — and bumps every revision found, in
+//!   the same script as the DEL of its key. A load whose miss read completed before the call
+//!   is always found (SCAN returns every key present for the whole iteration). Keys of the
+//!   `rev:` family itself and wrap's leases are never deleted by a pattern. Alternatives
+//!   considered: a registry set of in-flight loads (a hot key on Cluster, and one more round
+//!   trip per load), or bumping a per-pattern generation (a pattern is not a key; every fill
+//!   would have to check every pattern).
+//! - `invalidateKeys` bumps each key's revision in the same script as its DEL, as `del` does.
+//! - wrap's `lock` keeps a lease key next to the revision key (`wrap-lease:` in place of
+//!   `rev:`, the same hash tag, so the same slot): taken by the miss read (SET NX PX), released
+//!   by the fill's script (compare-and-delete on the owner id).
 
 use std::sync::LazyLock;
 use std::time::Duration;
