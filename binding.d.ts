@@ -33,29 +33,36 @@ export declare class NativeCache {
   cacheLeaseRelease(id: number, key: string, owner: string): void
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
-   * outcome feeds the breaker: a health check sees (and brings about) the recovery.
+   * outcome feeds the breaker of the node that answered (on a cluster, any primary): a
+   * health check sees (and brings about) the recovery.
    */
   ping(id: number): void
   /**
    * PING on every data node of a cluster (each primary serving slots) or behind sentinels
-   * (the primary) → JSON `[{ address, role, pong, ms, error? }]` (`[]` on one server and
-   * memory://). It does not feed the breaker; a node that fails has `pong: null` and the
-   * error's text.
+   * (the primary) → JSON `[{ address, role, pong, ms, circuit, error? }]` (`[]` on one
+   * server and memory://). Each PING goes to its node even while the node's breaker is
+   * open, and feeds it; `circuit` is that breaker's state after it. A node that fails has
+   * `pong: null` and the error's text.
    */
   pingNodes(id: number): void
   /**
    * The data nodes of a cluster or behind sentinels known now, without I/O: whether each
-   * one's connection is up (not known to be down). Empty on one server and memory://.
+   * one's connection is up (not known to be down) and its breaker's state. Empty on one
+   * server and memory://.
    */
   nodeStates(): Array<NodeState>
   /**
    * False while disabled, shut down, while Redis is known to be down, or while the
-   * circuit is not closed.
+   * circuit is neither closed nor degraded (a degraded cluster still answers the keys of
+   * its primaries whose breaker is closed; the others fall back on their own, at once).
    */
   isEnabled(): boolean
   /**
-   * The circuit breaker: "closed", "open" or "half-open" ("closed" for memory:// and when
-   * disabled).
+   * The whole cache's circuit: "closed", "open" or "half-open" on one server (its
+   * breaker's state); on Cluster and Sentinel the aggregate of the data nodes' breakers:
+   * "closed" when all are closed, "open" only when all are open, "half-open" when none is
+   * closed but some let a probe through, "degraded" when some are closed and others not.
+   * "closed" for memory:// and when disabled.
    */
   circuitState(): string
   /** True when a back end is configured (even if it is down right now). */
@@ -423,13 +430,15 @@ export interface NearSnapshot {
   isSuper: boolean
 }
 
-/** A data node and whether its connection is up. */
+/** A data node, whether its connection is up and its own circuit breaker's state. */
 export interface NodeState {
   /** `host:port`. */
   address: string
   /** "primary". */
   role: string
   up: boolean
+  /** "closed", "open" or "half-open". */
+  circuit: string
 }
 
 export declare function permRoleKey(roleId: JsId): string

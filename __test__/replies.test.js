@@ -16,6 +16,13 @@ delete process.env.REDIS_URL;
 
 // sample name (src/api/replies.rs `samples`) → [decoder, expected decoded value]
 const CASES = {
+  pingNodes: [
+    'pingNodes',
+    [
+      { address: '10.0.0.1:7000', role: 'primary', ms: 0.5, circuit: 'closed', pong: 'PONG' },
+      { address: '10.0.0.2:7000', role: 'primary', ms: 200, circuit: 'open', pong: null, error: 'Redis did not answer within 200 ms' },
+    ],
+  ],
   missEmpty: ['miss', { rev: '1700000000123', t: '1700000000456', value: null }],
   missValue: ['miss', { rev: '1700000000123', t: '1700000000456', value: '{"a":1}' }],
   cacheMissTaken: ['cacheMiss', { rev: '1700000000123', t: '1700000000456', lease: 'taken', value: null }],

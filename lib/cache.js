@@ -14,6 +14,7 @@ const { metrics, collect, CONTENT_TYPE } = require('./metrics');
 const { attachEvents } = require('./events');
 const { instrument } = require('./tracing');
 const { debug, describeTarget } = require('./debug');
+const replies = require('./replies');
 
 // An EventEmitter: 'error', 'circuit' and 'reconnect' for logging (see lib/events.js).
 // The whole cache's circuit ('closed' before any back end was made): the one server's breaker,
@@ -36,7 +37,7 @@ function hasNodes(options) {
 function pingNodes(ctx) {
   return ctx.op(
     (n, id) => n.pingNodes(id),
-    (json) => JSON.parse(json),
+    replies.pingNodes,
     () => [],
   );
 }

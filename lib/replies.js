@@ -5,6 +5,11 @@
 // The flat shapes (arrays instead of objects) keep the hot paths free of JSON; the decoders
 // give them names here, so no other module reads a reply by position.
 
+// PING on every data node: JSON → [{ address, role, pong, ms, circuit, error? }].
+function pingNodes(json) {
+  return JSON.parse(json);
+}
+
 // A miss read: [rev, t] or [rev, t, value] → { rev, t, value } (`value` a string written
 // since the miss, or null; `rev` and `t` guard the fill of the load that follows).
 function miss(r) {
@@ -63,4 +68,4 @@ function semStatus(r) {
   return { held: r[0], nextExpiryMs: r[1] };
 }
 
-module.exports = { miss, cacheMiss, sessionList, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };
+module.exports = { pingNodes, miss, cacheMiss, sessionList, counter, rateStatus, lockAcquired, lockHolder, semAcquired, semStatus };

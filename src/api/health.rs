@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use napi_derive::napi;
 
+use super::replies;
 use crate::bridge::{NativeCache, Reply};
 use crate::store::circuit::CircuitState;
 
@@ -39,34 +40,7 @@ impl NativeCache {
     pub fn ping_nodes(&self, id: u32) {
         self.run(id, |s| async move {
             let nodes = s.ping_nodes().await?;
-            let states = s.node_states();
-            let circuit_of = |address: &str| {
-                states
-                    .iter()
-                    .find(|n| n.address == address)
-                    .map_or(CircuitState::Closed, |n| n.circuit)
-                    .as_str()
-            };
-            let list: Vec<serde_json::Value> = nodes
-                .into_iter()
-                .map(|n| {
-                    let mut v = serde_json::json!({
-                        "address": n.address,
-                        "role": n.role,
-                        "ms": n.ms,
-                        "circuit": circuit_of(&n.address),
-                    });
-                    match n.result {
-                        Ok(pong) => v["pong"] = pong.into(),
-                        Err(e) => {
-                            v["pong"] = serde_json::Value::Null;
-                            v["error"] = e.to_string().into();
-                        }
-                    }
-                    v
-                })
-                .collect();
-            Ok(Reply::Str(serde_json::Value::Array(list).to_string()))
+            Ok(replies::ping_nodes(nodes, &s.node_states()))
         });
     }
 

@@ -6,14 +6,49 @@
 //! the real delivery path, and `__test__/replies.test.js` checks every decoder against them.
 
 use crate::bridge::Reply;
+use crate::error::CacheError;
 use crate::store::cache::LeaseState;
+use crate::store::circuit::CircuitState;
 use crate::store::lock::{Acquired, Held, SemAcquired, SemStatus};
 use crate::store::rate_limit::RateStatus;
 use crate::store::revision::MissRead;
+use crate::store::transport::node::{NodePing, NodeStatus};
 
 /// Whole seconds until a window resets (rounded up, never negative).
 pub fn reset_in(left_ms: i64) -> i64 {
     (left_ms.max(0) + 999) / 1000
+}
+
+/// PING on every data node: JSON `[{ address, role, pong, ms, circuit, error? }]` (a health
+/// read: JSON is fine here), `circuit` from the node's breaker in `states`.
+pub fn ping_nodes(nodes: Vec<NodePing>, states: &[NodeStatus]) -> Reply {
+    let circuit_of = |address: &str| {
+        states
+            .iter()
+            .find(|n| n.address == address)
+            .map_or(CircuitState::Closed, |n| n.circuit)
+            .as_str()
+    };
+    let list: Vec<serde_json::Value> = nodes
+        .into_iter()
+        .map(|n| {
+            let mut v = serde_json::json!({
+                "address": n.address,
+                "role": n.role,
+                "ms": n.ms,
+                "circuit": circuit_of(&n.address),
+            });
+            match n.result {
+                Ok(pong) => v["pong"] = pong.into(),
+                Err(e) => {
+                    v["pong"] = serde_json::Value::Null;
+                    v["error"] = e.to_string().into();
+                }
+            }
+            v
+        })
+        .collect();
+    Reply::Str(serde_json::Value::Array(list).to_string())
 }
 
 /// A miss read: `[rev, t]`, or `[rev, t, value]` when a value is there now.
@@ -104,6 +139,28 @@ pub fn samples(name: &str) -> Option<Reply> {
         t: 1_700_000_000_456,
     };
     Some(match name {
+        "pingNodes" => ping_nodes(
+            vec![
+                NodePing {
+                    address: "10.0.0.1:7000".into(),
+                    role: "primary",
+                    result: Ok("PONG".into()),
+                    ms: 0.5,
+                },
+                NodePing {
+                    address: "10.0.0.2:7000".into(),
+                    role: "primary",
+                    result: Err(CacheError::Timeout(200)),
+                    ms: 200.0,
+                },
+            ],
+            &[NodeStatus {
+                address: "10.0.0.2:7000".into(),
+                role: "primary",
+                up: false,
+                circuit: CircuitState::Open,
+            }],
+        ),
         "missEmpty" => miss(rev(None)),
         "missValue" => miss(rev(Some("{\"a\":1}"))),
         "cacheMissTaken" => cache_miss(rev(None), LeaseState::Taken),
