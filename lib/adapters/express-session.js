@@ -266,8 +266,9 @@ class SessionStore extends Store {
   }
 }
 
-SessionStore.SCAN_LIMITS = SCAN_LIMITS;
-
+// Each name assigned to module.exports itself, so Node's ESM import of this CommonJS module
+// sees them as named exports (`import { SessionStore, SCAN_LIMITS } from …`).
 module.exports = SessionStore;
 module.exports.SessionStore = SessionStore;
+module.exports.SCAN_LIMITS = SCAN_LIMITS;
 module.exports.default = SessionStore;

@@ -6,7 +6,6 @@
 //! the real delivery path, and `__test__/replies.test.js` checks every decoder against them.
 
 use crate::bridge::Reply;
-use crate::error::CacheError;
 use crate::store::cache::LeaseState;
 use crate::store::circuit::CircuitState;
 use crate::store::lock::{Acquired, Held, SemAcquired, SemStatus};
@@ -133,6 +132,7 @@ pub fn sem_status(st: SemStatus) -> Reply {
 /// them through the delivery path; `__test__/replies.test.js` holds what each decodes to).
 #[cfg(feature = "test-hooks")]
 pub fn samples(name: &str) -> Option<Reply> {
+    use crate::error::CacheError;
     let rev = |value: Option<&str>| MissRead {
         value: value.map(String::from),
         rev: "1700000000123".into(),
