@@ -3,17 +3,18 @@
 // a fresh redis-server, then ops/s and the CPU of every thread of this process and of
 // redis-server (from /proc, in ticks per second: 100 = one core busy).
 //
-//   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|setSession|checkLimit|lock> [secs=6] [inFlight=256]
+//   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|setSession|checkLimit|lock> [secs=6] [inFlight=256] [tcp|tls]
 //
+// `tls`: the measured client connects over TLS (a CA made by the run, as `npm run bench:tls`).
 // base = the ioredis baseline with autopipelining, baseNo = without. Linux only. Every loop is
 // bounded by time (1 s of warm-up, then `secs`).
 
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
-const { startRedis } = require('../__test__/helpers/redis');
+const { startBenchRedis } = require('./lib/redis');
 const { cpu, perSecond } = require('./lib/cpu');
 
-const [impl = 'ours', what = 'sessionHit', secs = '6', inFlight = '256'] = process.argv.slice(2);
+const [impl = 'ours', what = 'sessionHit', secs = '6', inFlight = '256', link = 'tcp'] = process.argv.slice(2);
 const N = Number(inFlight);
 const TOKENS = 1000;
 const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
@@ -21,11 +22,13 @@ const OPS = ['sessionHit', 'setSession', 'checkLimit', 'lock'];
 const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
 
 async function main() {
-  if (!['ours', 'base', 'baseNo'].includes(impl) || !OPS.includes(what)) {
-    throw new Error(`usage: node benchmark/cpu.js <ours|base|baseNo> <${OPS.join('|')}> [secs] [inFlight]`);
+  if (!['ours', 'base', 'baseNo'].includes(impl) || !OPS.includes(what) || !['tcp', 'tls'].includes(link)) {
+    throw new Error(`usage: node benchmark/cpu.js <ours|base|baseNo> <${OPS.join('|')}> [secs] [inFlight] [tcp|tls]`);
   }
-  const server = await startRedis();
-  const c = impl === 'ours' ? createCache({ url: server.url, rateLimits }) : createBaseline(server.url, { autoPipelining: impl === 'base', rateLimits });
+  const server = await startBenchRedis({ tls: link === 'tls' });
+  const url = link === 'tls' ? server.tlsUrl : server.url;
+  const tls = link === 'tls' ? { ca: server.ca } : undefined;
+  const c = impl === 'ours' ? createCache({ url, tls, rateLimits }) : createBaseline(url, { autoPipelining: impl === 'base', rateLimits, ...(tls ? { tls } : {}) });
   if (c.ready) await c.ready();
   const tokens = Array.from({ length: TOKENS }, (_, i) => `bench-token-${i}-${'x'.repeat(40)}`);
   const seed = createCache({ url: server.url });
@@ -61,7 +64,7 @@ async function main() {
     await Promise.all(Array.from({ length: N }, lane));
   };
   await lanes(1000); // warm-up
-  const redisPid = server.proc.pid;
+  const redisPid = server.pid;
   const a = cpu(process.pid);
   const ra = cpu(redisPid);
   const t0 = process.hrtime.bigint();
@@ -71,7 +74,7 @@ async function main() {
   const b = cpu(process.pid);
   const rb = cpu(redisPid);
   console.log(
-    `${impl} ${what}, ${N} in flight: ${Math.round(done / dt / 1000)}k ops/s; CPU in ticks/s (100 = one core): node ${JSON.stringify(perSecond(a, b, dt))}, redis-server ${JSON.stringify(perSecond(ra, rb, dt))}`,
+    `${impl} ${what} over ${link}, ${N} in flight: ${Math.round(done / dt / 1000)}k ops/s; CPU in ticks/s (100 = one core): node ${JSON.stringify(perSecond(a, b, dt))}, redis-server ${JSON.stringify(perSecond(ra, rb, dt))}`,
   );
   await seed.shutdown();
   if (c.shutdown) await c.shutdown();

@@ -58,7 +58,7 @@ function makePki(dir) {
   return { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
 }
 
-// → { url, port, version, client(), stop() } (client() is a plain ioredis client on the
+// → { url, port, pid, version, client(), stop() } (client() is a plain ioredis client on the
 // plaintext port, disconnected by stop()); with `tls`, also `tlsUrl` (rediss://127.0.0.1:<port>)
 // and `ca` (the CA's PEM, for `tls: { ca }`). `stop()` is idempotent.
 async function startBenchRedis({ tls = false } = {}) {
@@ -83,7 +83,7 @@ async function startBenchRedis({ tls = false } = {}) {
     await server.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
-  const out = { url: server.url, port: server.port, version: redisServerVersion(), client: () => server.client(), stop };
+  const out = { url: server.url, port: server.port, pid: server.proc.pid, version: redisServerVersion(), client: () => server.client(), stop };
   if (tls) Object.assign(out, { tlsUrl: `rediss://127.0.0.1:${tlsPort}`, ca: fs.readFileSync(pki.ca, 'utf8') });
   return out;
 }
