@@ -86,6 +86,19 @@ pub struct ScanOut {
 
 /// The user's session index in the memory store, as a sorted set: what `zindex` in
 /// session_index_prelude.lua does (a plain set converted, any other type dropped).
+/// Puts session `hash` into the user index `set` of the memory store, expiring with it in
+/// `ttl_ms` (expired entries pruned; the index lives at least as long as its newest session).
+fn mem_index_add(d: &mut MemData, set: &str, hash: &str, ttl_ms: u64) -> CacheResult<()> {
+    let now = crate::store::memory::now_ms();
+    let z = mem_index(d, set, now)?;
+    z.remove_below(now);
+    z.insert(hash, now + ttl_ms as i64);
+    if d.pttl(set) < ttl_ms as i64 {
+        d.pexpire(set, Duration::from_millis(ttl_ms));
+    }
+    Ok(())
+}
+
 fn mem_index<'a>(d: &'a mut MemData, key: &str, now: i64) -> CacheResult<&'a mut ZSet> {
     let converted = match d.val(key) {
         Some(MemVal::Set(members)) => Some(std::mem::take(members)),
@@ -203,13 +216,7 @@ impl Store {
             Backend::Memory(m) => m.with(|d| {
                 d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
                 if let Some(set) = &set {
-                    let now = crate::store::memory::now_ms();
-                    let z = mem_index(d, set, now)?;
-                    z.remove_below(now);
-                    z.insert(hash, now + ttl_ms as i64);
-                    if d.pttl(set) < ttl_ms as i64 {
-                        d.pexpire(set, Duration::from_millis(ttl_ms));
-                    }
+                    mem_index_add(d, set, hash, ttl_ms)?;
                 }
                 Ok(())
             }),
@@ -266,13 +273,7 @@ impl Store {
                 }
                 d.set_str(&key, json.to_string(), Some(Duration::from_millis(ttl_ms)));
                 if let Some(set) = &set {
-                    let now = crate::store::memory::now_ms();
-                    let z = mem_index(d, set, now)?;
-                    z.remove_below(now);
-                    z.insert(hash, now + ttl_ms as i64);
-                    if d.pttl(set) < ttl_ms as i64 {
-                        d.pexpire(set, Duration::from_millis(ttl_ms));
-                    }
+                    mem_index_add(d, set, hash, ttl_ms)?;
                 }
                 Ok(true)
             }),
@@ -411,13 +412,7 @@ impl Store {
                     return Ok(false);
                 }
                 if let Some(set) = &set {
-                    let now = crate::store::memory::now_ms();
-                    let z = mem_index(d, set, now)?;
-                    z.remove_below(now);
-                    z.insert(hash, now + ttl_ms as i64);
-                    if d.pttl(set) < ttl_ms as i64 {
-                        d.pexpire(set, Duration::from_millis(ttl_ms));
-                    }
+                    mem_index_add(d, set, hash, ttl_ms)?;
                 }
                 Ok(true)
             }),
