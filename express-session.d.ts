@@ -82,7 +82,10 @@ declare namespace SessionStore {
     cache?: { /** The instance's sessions (where the store keeps its own). */ sessionCache: unknown } | ReturnType<typeof createCache>;
     /** The sessions' name (default 'sess'): keys `session:{prefix}.{sha256(sid)}`; 1 to 64 of `A-Z a-z 0-9 _ -`. */
     prefix?: string;
-    /** The TTL in seconds of a session whose cookie has no expiry (default 86400); at most 3600 is used. */
+    /**
+     * The TTL in seconds of a session whose cookie has no expiry (default and most 3600, the
+     * session family's bound; a larger value is a RangeError `ERR_OUT_OF_RANGE`).
+     */
     ttlSec?: number;
     /**
      * The user a session belongs to, for its index (what `invalidateUserSessions` ends); a

@@ -87,6 +87,9 @@ const snapshot = (i) => ({
   pages: { 'inventory-items': ['view', 'edit'], dashboard: ['*'], reports: ['view'] },
 });
 const token = (i) => `bench-token-${i}-${'x'.repeat(40)}`;
+// The general cache's keys and value (a small report row set, as the guide caches).
+const gcKey = (i) => `dash:stats:${i % TOKENS}`;
+const gcValue = (i) => ({ id: i, name: 'dashboard', rows: Array.from({ length: 20 }, (_, r) => ({ r, v: `row-${r}` })) });
 const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
 
 // One round: tinybench (ESM, loaded once) runs one task per series, one after the other, so the
@@ -132,6 +135,13 @@ function operations(ours, oursFar, base) {
   const sessionOk = (s) => {
     if (s === null || s.source !== 'cache') throw new Error('session miss in the hit benchmark');
   };
+  const wrapOk = (v) => {
+    if (v === null || v.rows === undefined) throw new Error('wrap miss in the hit benchmark');
+  };
+  const wrapMiss = () => {
+    throw new Error('wrap miss in the hit benchmark');
+  };
+  const baseWrap = (s) => (s === null ? wrapMiss() : JSON.parse(s));
   return [
     {
       name: 'session hit (getSessionWithFallback)',
@@ -178,6 +188,19 @@ function operations(ours, oursFar, base) {
         if (!l.acquired) throw new Error('lock not acquired');
         check(await b.distributedLock.release('bench-base', id, l.owner), true);
       },
+    },
+    {
+      // the general cache's read-through; the baseline reads the same JSON with GET + parse
+      name: 'wrap hit',
+      key: 'wrapHit',
+      ours: async (i) => wrapOk(await ours.wrap(gcKey(i), wrapMiss, { ttlSec: 600 })),
+      base: (b) => async (i) => wrapOk(baseWrap(await b.client.get(gcKey(i)))),
+    },
+    {
+      name: 'wrap hit, near cache',
+      key: 'wrapNear',
+      ours: async (i) => wrapOk(await ours.wrap(gcKey(i), wrapMiss, { ttlSec: 600, near: true })),
+      base: (b) => async (i) => wrapOk(baseWrap(await b.client.get(gcKey(i)))),
     },
     {
       name: 'publishSessionInvalidation',
@@ -234,6 +257,12 @@ async function perOperation(topo) {
         if (!(await c.sessionCache.setSession(hashToken(token(i)), sessionData(i)))) throw new Error(`seeding the sessions failed (${topo.name})`);
       }
       for (let i = 0; perms && i < USERS; i++) await c.permissionCache.setUserPermissions(i, snapshot(i));
+    }
+    if (keys.some((k) => k.startsWith('wrap'))) {
+      for (let i = 0; i < TOKENS; i++) {
+        if (!(await ours.set(gcKey(i), gcValue(i), { ttlSec: 600 }))) throw new Error(`seeding the general cache failed (${topo.name})`);
+        for (const b of [baseAp, baseNo]) await b.client.set(gcKey(i), JSON.stringify(gcValue(i)), 'EX', 600);
+      }
     }
     const ops = operations(ours, oursFar, baseAp).filter((op) => keys.includes(op.key));
     for (const op of ops) {

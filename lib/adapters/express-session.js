@@ -12,8 +12,8 @@
 // `session:user:{userId}` when `options.userId(session)` names a user. The value is
 // express-session's JSON (cookie included).
 //
-// TTL: until `cookie.expires` (rounded up to whole seconds), else `ttlSec` (default 86400),
-// never more than the session family's bound (1 h: see SESSION_MAX_TTL_MS): the Redis TTL is
+// TTL: until `cookie.expires` (rounded up to whole seconds), else `ttlSec` (default and most
+// 3600), never more than the session family's bound (1 h: see SESSION_MAX_TTL_MS): the Redis TTL is
 // then an idle timeout that each request's touch (or save) moves on. A session whose cookie has
 // already expired is destroyed, not written.
 //
@@ -30,8 +30,10 @@ const { typeError, rangeError, checkIdType } = require('../errors');
 const { SESSION_MAX_TTL_MS, SESSION_MAX_TOKEN_BYTES } = require('../rules');
 
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
-const DEFAULT_TTL_SEC = 86_400;
+// The TTL of a session whose cookie has no expiry: the session family's bound, 1 h, which is
+// also the most a session is kept without a request (a cookie's own expiry is bounded by it).
 const MAX_TTL_SEC = SESSION_MAX_TTL_MS / 1000;
+const DEFAULT_TTL_SEC = MAX_TTL_SEC;
 const MAX_SCAN_COUNT = 10_000;
 
 // The bounds of all(), length() and clear(): SCAN COUNT `scanCount` per step; at most
@@ -71,7 +73,7 @@ function settle(promise, cb) {
 class SessionStore extends Store {
   /**
    * @param {object} [options] `cache`: the module (default) or a createCache() instance;
-   *   `prefix` (default 'sess'); `ttlSec` (default 86400, at most 3600 is used); `userId`;
+   *   `prefix` (default 'sess'); `ttlSec` (default and most 3600); `userId`;
    *   `disableTouch`; `scanCount` (default 100); `scanLimits` (lower bounds than SCAN_LIMITS); `serializer` ({ parse, stringify }, default JSON).
    */
   constructor(options = {}) {
@@ -84,7 +86,10 @@ class SessionStore extends Store {
     if (typeof prefix !== 'string') throw typeError('prefix must be a string');
     if (!PREFIX.test(prefix)) throw rangeError(`prefix must be 1 to 64 letters, digits, _ or - (got ${JSON.stringify(prefix.slice(0, 80))})`);
     if (typeof ttlSec !== 'number') throw typeError('ttlSec must be a number');
-    if (!Number.isFinite(ttlSec) || ttlSec <= 0) throw rangeError(`ttlSec must be a positive number of seconds (got ${ttlSec})`);
+    // Past the bound a ttlSec would be cut to it without a word: refused, so the caller knows.
+    if (!Number.isFinite(ttlSec) || ttlSec <= 0 || ttlSec > MAX_TTL_SEC) {
+      throw rangeError(`ttlSec must be a number of seconds above 0 and at most ${MAX_TTL_SEC}, the session family's bound (got ${ttlSec})`);
+    }
     if (typeof userId !== 'function') throw typeError('userId must be a function (session) => user id');
     if (typeof disableTouch !== 'boolean') throw typeError('disableTouch must be a boolean');
     if (!Number.isInteger(scanCount)) throw typeError('scanCount must be an integer');
@@ -103,7 +108,7 @@ class SessionStore extends Store {
     this.scanLimits = Object.freeze(limits);
     this.sessions = cache.sessionCache;
     this.prefix = prefix;
-    this.ttlSec = Math.min(Math.ceil(ttlSec), MAX_TTL_SEC);
+    this.ttlSec = Math.ceil(ttlSec);
     this.userIdOf = userId;
     this.disableTouch = disableTouch;
     this.scanCount = scanCount;
