@@ -133,8 +133,8 @@ impl Store {
                     cfg.connect_timeout,
                     cfg.transport_limits(),
                     &cfg.conn,
-                )?
-                .with_breaker(breaker);
+                    breaker,
+                )?;
                 Backend::Redis(Box::new(RedisStore::with_topology(
                     transport::topology::Topology::Cluster(Box::new(c)),
                     &nodes[0],
@@ -151,8 +151,8 @@ impl Store {
                     cfg.transport_limits(),
                     &cfg.conn,
                     &cfg.sentinel_auth,
-                )?
-                .with_breaker(breaker);
+                    breaker,
+                )?;
                 Backend::Redis(Box::new(RedisStore::with_topology(
                     transport::topology::Topology::Sentinel(s),
                     &nodes[0],

@@ -621,6 +621,7 @@ impl ClusterStore {
         connect_timeout: Duration,
         limits: Limits,
         conn: &ConnOptions,
+        breaker: CircuitConfig,
     ) -> CacheResult<ClusterStore> {
         let secrets: Vec<String> = nodes
             .iter()
@@ -658,7 +659,7 @@ impl ClusterStore {
                 command_timeout,
                 connect_timeout,
                 limits,
-                breaker: CircuitConfig::default(),
+                breaker,
                 map: RwLock::new(SlotMap::empty()),
                 pipes: Mutex::new(HashMap::new()),
                 refreshing: SharedAttempt::default(),
@@ -671,14 +672,6 @@ impl ClusterStore {
                 refreshes: AtomicU64::new(0),
             }),
         })
-    }
-
-    /// Makes every node's breaker with `breaker` (before the store is used).
-    pub fn with_breaker(mut self, breaker: CircuitConfig) -> ClusterStore {
-        Arc::get_mut(&mut self.inner)
-            .expect("the breaker is set before the cluster store is shared")
-            .breaker = breaker;
-        self
     }
 
     pub fn is_healthy(&self) -> bool {

@@ -96,6 +96,7 @@ fn moved(e: &CacheError) -> bool {
 impl SentinelStore {
     /// `nodes` are the sentinels' URLs (all `redis://` or all `rediss://`); `sentinel_auth`
     /// replaces their credentials and says whether they use TLS, `conn` the data nodes'.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         master_name: &str,
         nodes: &[RedisTarget],
@@ -104,6 +105,7 @@ impl SentinelStore {
         limits: Limits,
         conn: &ConnOptions,
         sentinel_auth: &ConnOptions,
+        breaker: CircuitConfig,
     ) -> CacheResult<SentinelStore> {
         let invalid =
             || CacheError::InvalidArg("invalid sentinel node URL (the URL is not shown)".into());
@@ -176,7 +178,7 @@ impl SentinelStore {
                 command_timeout,
                 connect_timeout,
                 limits,
-                breaker: CircuitConfig::default(),
+                breaker,
                 conn: conn.clone(),
                 current: Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -186,14 +188,6 @@ impl SentinelStore {
                 generation: tokio::sync::watch::Sender::new(0),
             }),
         })
-    }
-
-    /// Makes each primary's breaker with `breaker` (before the store is used).
-    pub fn with_breaker(mut self, breaker: CircuitConfig) -> SentinelStore {
-        Arc::get_mut(&mut self.inner)
-            .expect("the breaker is set before the sentinel store is shared")
-            .breaker = breaker;
-        self
     }
 
     pub fn is_healthy(&self) -> bool {
