@@ -127,6 +127,7 @@ describe('the bridge', () => {
         assert.equal((await fetch(`${base}/closed`)).status, 503);
         const st = cache.stats();
         assert.ok(st.session.errors >= 2 && st.rateLimit.errors >= 1 && st.lock.errors >= 1, JSON.stringify(st));
+        console.log(`Hardening 2 (${backend}): with 2^20 operations in flight: session from the loader (${loads} call), checkLimit allowed, lock refused (${lock.code}), /open 200, /closed 503; errors counted: session ${st.session.errors}, rateLimit ${st.rateLimit.errors}, lock ${st.lock.errors}`);
         b.ids.length = 0;
         assert.equal(await cache.sessionCache.getSession('x'), null, 'served again once slots are free');
         assert.equal((await cache.distributedLock.acquire('payment', 2)).acquired, true);

@@ -151,6 +151,7 @@ for (const [name, make] of BACKENDS) {
       assert.equal(await s.getSession(a), null);
       assert.equal(await s.getSession(b), null);
       assert.equal(await s.getSession('user'), null);
+      console.log(`Hardening 8 (${name}): 5 hashes holding ':' refused by 4 calls each, keys unchanged (${before.length}); invalidateUserSessions removed 3 of 3`);
     });
 
     it('Hardening 5: a bearer token over 8 KiB answers (a session or null) instead of rejecting; past 64 KiB it is null without a loader call', async (t) => {

@@ -672,7 +672,7 @@ describe('withLock on a hung Redis (Hardening 4)', () => {
           return signal.aborted ? signal.reason.code : 'not aborted';
         }, { ttlSec: ttlMs / 1000 });
         const after = abortedAt - startedAt;
-        console.log(`# withLock, lease 900 ms, Redis hung, commandTimeoutMs 3000: signal after ${after.toFixed(0)} ms`);
+        console.log(`Hardening 4: withLock, lease 900 ms, Redis hung, commandTimeoutMs 3000: signal after ${after.toFixed(0)} ms`);
         assert.equal(out.result, 'ELOCKLOST');
         assert.equal(out.lost, true);
         assert.ok(after <= ttlMs, `signal fired ${after.toFixed(0)} ms into a ${ttlMs} ms lease`);

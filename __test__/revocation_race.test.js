@@ -184,6 +184,32 @@ for (const [name, make] of BACKENDS) {
       assert.deepEqual((await pOlder).modules, ['old']);
     });
 
+    // Issue 15, item 1: another node's "log out everywhere" (invalidateUserSessions) bumps the
+    // user's revision, not the session's, so a caller that starts after it still finds the
+    // older load under the same flight key (user id unknown until the row is loaded). It used
+    // to be answered that load's row: the logged-out session. Now a caller that joined a load
+    // whose fill was refused (a revocation landed after the load's miss read) loads again.
+    it('a caller that starts after another node logged the user out everywhere does not get the older load', async () => {
+      const token = `tok-${uid()}`;
+      const user = `user-${uid()}`;
+      db.sessions.set(token, { user_id: user, role: 'OLD', expires_at: inAnHour() });
+      const gate = db.hold(`s:${token}`);
+      const calls = db.calls;
+      const older = a.getSessionWithFallback(token);
+      await gate.entered;
+      db.sessions.delete(token); // the password change ended every session of the user
+      await b.sessionCache.invalidateUserSessions(user);
+      const newer = a.getSessionWithFallback(token);
+      await sleep(100); // the newer caller's miss read is done: it waits on the older load
+      gate.release();
+      assert.equal((await older).role, 'OLD', 'the request that began before the revocation may finish');
+      assert.equal(await newer, null, 'the caller that began after it is answered the database, not the older load');
+      const loads = db.calls - calls;
+      assert.equal(loads, 2, 'the loader was asked twice');
+      assert.equal(await a.getSessionWithFallback(token), null);
+      console.log(`Revocation 1 (${name}): a caller after another node's invalidateUserSessions → ${JSON.stringify(await newer)}, loader calls ${loads}`);
+    });
+
     // Issue 15, item 4: the race repeated 1,000 times per family, with random loader delays
     // (0–20 ms) and revocations at random times from the same and from another node. A
     // revival: after both settle, the key exists in the store, or a later read (on either

@@ -57,6 +57,8 @@ function expiryState(data, now) {
   return t <= now ? EXPIRED : LIVE;
 }
 
+// A load that found no session to serve (see loadRow).
+const NO_ROW = Object.freeze({ row: null, revoked: false });
 const isSessionObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 // What setSession stores for `data`: { json, ttl (ms), userId }, or null when the session has
@@ -244,21 +246,22 @@ class SessionCache {
   // A miss: the miss read (the session written meanwhile, or the revision and time that guard
   // the fill), then the loader, once for all concurrent callers that saw the same revision.
   // When Redis just failed, the row is answered and not cached (no revision to guard it).
-  loadSession(token, redisFailed = false) {
+  // `again`: the caller's second load (see loadRow).
+  loadSession(token, redisFailed = false, again = false) {
     const loader = this.ctx.loader('session');
     if (loader === null) return null;
     const hash = native.hashToken(token);
-    if (redisFailed) return this.loadRow(token, hash, null, null);
+    if (redisFailed) return this.loadRow(token, hash, null, null, again);
     return this.ctx.op(
       (n, id) => n.sessionMissRead(id, hash),
       (r) => {
         const m = replies.miss(r);
         const hit = m.value !== null ? this.lateHit(m.value) : null;
-        return hit !== null ? hit : this.loadRow(token, hash, m.rev, m.t);
+        return hit !== null ? hit : this.loadRow(token, hash, m.rev, m.t, again);
       },
       (err) => {
         this.ctx.failed('session', err);
-        return this.loadRow(token, hash, null, null);
+        return this.loadRow(token, hash, null, null, again);
       },
     );
   }
@@ -279,27 +282,37 @@ class SessionCache {
   }
 
   // The loader's row for `token`, filled under the revision `rev` seen at time `t` (null:
-  // not cached).
-  loadRow(token, hash, rev, t) {
+  // not cached). Concurrent callers that saw the same revision share one load. A revocation
+  // of the user's sessions on another node does not change the session's own revision, so a
+  // caller that started after it can still join a load that began before it: when that
+  // load's fill is refused (a revocation landed after its miss read), every caller that
+  // joined it loads again (once), and only the caller that started it gets its row.
+  loadRow(token, hash, rev, t, again = false) {
     const loader = this.ctx.loader('session');
+    let started = false;
     return this.ctx
       .singleFlight(`session:${hash}#${rev === null ? '-' : rev}`, async () => {
+        started = true;
         this.stats.loaderCalls++;
         const row = await loader(token);
-        if (!isSessionObject(row)) return null;
+        if (!isSessionObject(row)) return NO_ROW;
         const state = expiryState(row, Date.now());
         if (state !== LIVE) {
           if (state === UNREADABLE) this.stats.badExpiry++;
-          return null;
+          return NO_ROW;
         }
         // A row we cannot cache (bad user id, Redis down, revoked meanwhile, or its revocation
         // still pending replay: lib/journal.js) is still the database's answer. The fill is
         // waited for, so that the next call finds it.
-        if (rev !== null && this.journal.mayCacheSession(hash, row)) await this.fillSession(hash, row, rev, t).catch(() => false);
+        let written = null;
+        if (rev !== null && this.journal.mayCacheSession(hash, row)) written = await this.fillSession(hash, row, rev, t).catch(() => null);
         this.stats.fallbacks++;
-        return row;
+        return { row, revoked: written === false };
       })
-      .then((row) => (row === null ? null : { ...row, source: 'database' }));
+      .then(({ row, revoked }) => {
+        if (revoked && !started && !again) return this.loadSession(token, false, true);
+        return row === null ? null : { ...row, source: 'database' };
+      });
   }
 
   // → true if a session was removed (it also leaves its user's set).

@@ -659,6 +659,9 @@ mod tests {
         let indices: Vec<u32> = out.0.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, (0..8).collect::<Vec<u32>>());
         assert!(UNCONVERTIBLE.is_backend_failure());
+        println!(
+            "Hardening 16: a batch of 4 with 1 unconvertible reply: 4 of 4 settled, 3 as sent, the unconvertible one as ERR_CACHE_INTERNAL"
+        );
     }
 
     #[test]
