@@ -4,10 +4,13 @@
 // cached and read by node A and node B (two createCache instances, both subscribed, so their
 // near caches hold the snapshots); Redis killed (SIGKILL); node A revokes them all (the user
 // logs out, loses a module, the role loses it: the database already says so); reads on A during
-// the outage; Redis restarted on the same port and directory: its AOF brings every revoked value
-// back (asserted, so the test is real); A replays its journal; then reads on A and on B.
+// the outage; Redis restarted on the same port and directory; A replays its journal; then reads
+// on A and on B. The control, so the test is real: before that restart the killed server's
+// directory is copied and a second redis-server, which no cache node knows of, loads the copy's
+// AOF: every revoked key is back there with a positive PTTL (asserted). A check on the restarted
+// server itself cannot show it: A's replay usually deletes the keys before the test looks.
 // Printed: "0 revived on the revoking node, 0 revived on another node once the journal is
-// replayed", with the counts and the replay delay.
+// replayed", with the control's count and TTLs, the counts and the replay delay.
 // On 38acc57 the revocations made during the outage answered false and were forgotten: after
 // the restart Redis served the logged-out session (source 'cache', PTTL ~1 h) and the revoked
 // snapshots to both nodes until their TTLs ran out.
@@ -15,6 +18,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
 const { createCache, hashToken, sessionKey, permUserKey, permRoleKey } = require('../..');
@@ -125,16 +129,35 @@ describe('revocation outage: Redis killed with AOF on, revoke, restart', () => {
       assert.equal(A.isEnabled(), false);
 
       // the AOF holds every revoked value: a restart brings them back
+      const revoked = [sessionKey(hash), permUserKey(user), permRoleKey(role)];
       const aof = aofText(server.dir);
-      for (const k of [sessionKey(hash), permUserKey(user), permRoleKey(role)]) assert.ok(aof.includes(k), `${k} is in the AOF`);
+      for (const k of revoked) assert.ok(aof.includes(k), `${k} is in the AOF`);
+      // the control: a copy of the directory loaded by a second redis-server that no cache node
+      // knows of (so no journal replays there): without the journal every revoked key is back
+      const copyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-aof-copy-'));
+      let control;
+      try {
+        fs.cpSync(server.dir, copyDir, { recursive: true });
+        const copy = await startRedis({ dir: copyDir, args: ['--appendonly', 'yes'] });
+        try {
+          const c = copy.client();
+          control = { back: await c.exists(...revoked), pttl: await Promise.all(revoked.map((k) => c.pttl(k))) };
+        } finally {
+          await copy.stop();
+        }
+      } finally {
+        fs.rmSync(copyDir, { recursive: true, force: true });
+      }
+      assert.equal(control.back, 3, 'the AOF copy, loaded without any cache node, has the 3 revoked keys');
+      for (const [i, ms] of control.pttl.entries()) assert.ok(ms > 0, `${revoked[i]} has a positive PTTL in the AOF copy (${ms})`);
       await server.start();
       const restartedAt = Date.now();
       const admin = server.client();
-      const back = await admin.exists(sessionKey(hash), permUserKey(user), permRoleKey(role));
+      const back = await admin.exists(...revoked);
 
       await until('A replays its journal', () => A.stats().revocation.pending === 0, 15_000);
       const replayMs = Date.now() - restartedAt;
-      assert.equal(await admin.exists(sessionKey(hash), permUserKey(user), permRoleKey(role)), 0);
+      assert.equal(await admin.exists(...revoked), 0);
       // A reports itself healthy only now; B's subscription is back
       await until('A healthy', async () => (await A.ping()).enabled, 5_000);
       await until('B subscribed again', () => B.pubsub.isConnected(), 10_000);
@@ -142,7 +165,9 @@ describe('revocation outage: Redis killed with AOF on, revoke, restart', () => {
       const afterA = await readAll(A);
       const afterB = await readAll(B);
       console.log(
-        `revocation outage: AOF held the 3 revoked keys; ${back}/3 were back in Redis right after the restart (before the replay). `
+        `revocation outage: control (a copy of the AOF loaded by a redis-server no cache node knows): ${control.back}/3 revoked keys back, `
+        + `PTTL ${control.pttl.map((ms) => `${Math.round(ms / 1000)} s`).join(' / ')} (session / user / role); `
+        + `on the restarted server ${back}/3 were still there at the first check (A's replay races it). `
         + `During the outage node A: ${duringA.revived} revived / ${duringA.reads} reads (${duringA.fromCache} from the cache). `
         + `Replay ${replayMs} ms after Redis was ready (${A.stats().revocation.replayed} replayed). `
         + `${afterA.revived} revived on the revoking node (${afterA.reads} reads, ${afterA.fromCache} from the cache), `

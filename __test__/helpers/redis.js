@@ -55,14 +55,16 @@ class RedisServer {
   // `unixsocket`: the server also listens on `this.socket` (a Unix socket in its directory).
   // `tls`: { pki, authClients } — the server also listens for TLS on `this.tlsPort` with
   // `pki.cert`/`pki.key`, trusting `pki.ca` for client certificates (`tls-auth-clients`).
-  constructor(port, args, password, { username, app, unixsocket, tls, tlsPort } = {}) {
+  // `dir`: the server's directory (e.g. a copy of another server's, to load its AOF) instead of
+  // a new empty one; stop() removes it all the same.
+  constructor(port, args, password, { username, app, unixsocket, tls, tlsPort, dir } = {}) {
     this.port = port;
     this.args = args;
     this.password = password;
     this.username = username;
     this.app = app;
     this.proc = null;
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-redis-'));
+    this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'bisman-redis-'));
     this.clients = [];
     this.socket = unixsocket ? path.join(this.dir, 'redis.sock') : undefined;
     this.tls = tls;
@@ -131,11 +133,11 @@ class RedisServer {
 }
 
 // `unixsocket: true` adds a Unix socket (`server.socket`); `tls: { pki, authClients }` a TLS
-// port (`server.tlsPort`, see RedisServer).
-async function startRedis({ args = [], password, username, app, unixsocket, tls } = {}) {
+// port (`server.tlsPort`, see RedisServer); `dir` a directory to start from (see RedisServer).
+async function startRedis({ args = [], password, username, app, unixsocket, tls, dir } = {}) {
   const port = await freePort();
   const tlsPort = tls ? await freePort() : undefined;
-  return new RedisServer(port, args, password, { username, app, unixsocket, tls, tlsPort }).start();
+  return new RedisServer(port, args, password, { username, app, unixsocket, tls, tlsPort, dir }).start();
 }
 
 // A test PKI made with openssl in `dir` (paths): `ca` signs `cert`/`key` (server, for
