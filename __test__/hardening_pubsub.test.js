@@ -39,7 +39,7 @@ async function seed(backend, keys) {
 // One key of every family the library writes, and of the app's own families of the guide.
 const FAMILY_KEYS = [
   'session:abc123', 'session:user:5', 'perm:user:5', 'perm:role:7', 'rate:1.2.3.4:_api_auth_login',
-  'rate-ip:1.2.3.4', 'lock:task:99', 'lock-fence:{lock:task:99}',
+  'rate-ip:1.2.3.4', 'lock:task:99', 'lock-fence:{lock:task:99}', 'sem:{jobs}', 'sem:{jobs}:fence',
   'dash:stats:2024-01', 'dash:stats:2024-02', 'dash:users', 'report:sales:123', 'report:sales:124', 'report:stock:1',
 ];
 
@@ -72,8 +72,8 @@ for (const [name, make] of BACKENDS) {
         // every key of one of the library's families
         'session:*', 'session:user:*', 'session:u*', 'perm:*', 'perm:user:*', 'perm:role:*', 'perm:*:5',
         'rate:*', 'rate-ip:*',
-        // locks and fences are no cache entries
-        'lock:*', 'lock:task:*', 'lock:task:99', 'lock-fence:*',
+        // locks, semaphores and their fences are no cache entries
+        'lock:*', 'lock:task:*', 'lock:task:99', 'lock-fence:*', 'sem:*', 'sem:{jobs}*',
       ];
       let refusedCount = 0;
       for (const p of refused) {
@@ -82,7 +82,7 @@ for (const [name, make] of BACKENDS) {
       }
       const after = (await backend.keys()).sort();
       assert.deepEqual(after, before, 'a refused pattern deletes nothing');
-      diag(`${name}: ${refusedCount} patterns refused, keys before ${before.length}, after ${after.length}`);
+      diag(`Hardening 9: ${name}: ${refusedCount} patterns refused, keys before ${before.length}, after ${after.length}`);
     });
 
     it("the guide's patterns keep working: dash:*, dash:stats:*, report:sales:* delete exactly their keys", async () => {

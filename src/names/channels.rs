@@ -35,9 +35,11 @@ const OWN_FAMILIES: [&str; 6] = [
     "rate:",
     "rate-ip:",
 ];
-/// First segments a pattern may never name: locks and their fencing counters are no cache
-/// entries, and deleting one hands its resource to a second owner (or rewinds its fence).
-const NEVER_FAMILIES: [&str; 2] = ["lock", "lock-fence"];
+/// First segments a pattern may never name: locks, semaphores (`sem:{name}` and
+/// `sem:{name}:fence`, src/store/lock.rs) and their fencing counters are no cache entries, and
+/// deleting one hands its resource to a second owner, frees held permits, or resets a fence
+/// counter.
+const NEVER_FAMILIES: [&str; 3] = ["lock", "lock-fence", "sem"];
 
 /// Bytes that make a Redis MATCH pattern more than a literal (`\` escapes one).
 fn is_glob(c: char) -> bool {
@@ -48,7 +50,7 @@ fn is_glob(c: char) -> bool {
 /// - empty, longer than 512 bytes, or holding control characters;
 /// - a first segment (up to the first `:`, or the whole pattern without one) that is empty
 ///   or holds a glob character or `\` (so `*`, `?*`, `*?`, `[^]*`, `*:*`, `:*`, `da*:x`);
-/// - any pattern whose first segment is `lock` or `lock-fence`;
+/// - any pattern whose first segment is `lock`, `lock-fence` or `sem`;
 /// - a pattern whose literal part (everything before its first glob character or `\`) does
 ///   not reach past the prefix of one of the library's own families [`OWN_FAMILIES`]: it
 ///   would match every key of that family (`session:*`, `session:user:*`, `session:u*`,
@@ -84,8 +86,8 @@ pub fn check_pattern(pattern: &str) -> CacheResult<()> {
     }
     if NEVER_FAMILIES.contains(&first) {
         return Err(CacheError::InvalidArg(format!(
-            "pattern must not name {first}: keys: locks are no cache entries (release them \
-             with distributedLock.release)"
+            "pattern must not name {first}: keys: locks and semaphores are no cache entries \
+             (release them with distributedLock.release or semaphore(name).release)"
         )));
     }
     let literal_end = pattern.find(is_glob);
@@ -180,6 +182,8 @@ mod tests {
             "lock:task:*",
             "lock:task:99",
             "lock-fence:*",
+            "sem:*",
+            "sem:{jobs}*",
         ] {
             assert_eq!(
                 check_pattern(p).unwrap_err().code(),
