@@ -32,9 +32,11 @@ impl Resp {
 }
 
 /// Longest header line (`$len`, `*count`, `:int`) of a reply: an i64 and its sign.
-const MAX_NUMBER_LINE: usize = 24;
+pub const MAX_NUMBER_LINE: usize = 24;
 /// Longest status or error line (`+…`, `-…`) of a reply.
 pub const MAX_STATUS_LINE: usize = 64 * 1024;
+/// Deepest nesting of aggregates in a reply.
+pub const MAX_DEPTH: usize = 32;
 
 /// Parses one reply from the front of `buf`: `Ok(None)` when it is not complete yet. A bulk
 /// string announced longer than `max_bulk` bytes, or a line longer than its bound, is a
@@ -70,7 +72,7 @@ pub fn parse_max(buf: &[u8], max_bulk: usize) -> Result<Option<(Resp, usize)>, S
         depth: usize,
         max_bulk: usize,
     ) -> Result<Option<(Resp, usize)>, String> {
-        if depth > 32 {
+        if depth > MAX_DEPTH {
             return Err("reply nested too deeply".into());
         }
         let Some(&tag) = buf.get(at) else {

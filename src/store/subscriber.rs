@@ -71,8 +71,9 @@ async fn pump(ps: redis::aio::PubSub, ping_timeout: Duration, listener: &dyn Lis
         tokio::select! {
             msg = poll_fn(|cx| stream.as_mut().poll_next(cx)) => {
                 let Some(msg) = msg else { return };
-                // redis-rs has read the whole message by now (it has no bound of its own):
-                // what is over maxMessageBytes is dropped here, before any copy of it
+                // redis-rs has read the whole message by now (no longer than maxReplyBytes:
+                // it reads through a BoundedResp): what is over maxMessageBytes is dropped
+                // here, before any copy of it
                 listener.message(msg.get_channel_name(), msg.get_payload_bytes());
             }
             _ = tick.tick() => {

@@ -1035,6 +1035,7 @@ impl ClusterStore {
                 &settings,
                 channels,
                 inner.connect_timeout,
+                inner.limits.max_reply,
                 &inner.secrets,
             )
             .await

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionAddr, FromRedisValue, RedisConnectionInfo, RedisError};
 
+use super::bounded::BoundedResp;
 use super::node::address;
 use super::pipeline::{open_stream, Endpoint, Pipeline, Transport};
 use crate::config::{percent_decode, ConnOptions, Limits, RedisTarget};
@@ -33,6 +34,8 @@ pub struct Server {
     secrets: Arc<Vec<String>>,
     command_timeout: Duration,
     connect_timeout: Duration,
+    /// `maxReplyBytes`, for the subscribers (the pipeline has its own copy).
+    max_reply: usize,
     closed: AtomicBool,
     pipeline: Pipeline,
 }
@@ -127,6 +130,7 @@ impl Server {
             secrets,
             connect_timeout,
             command_timeout,
+            max_reply: limits.max_reply,
             closed: AtomicBool::new(false),
         })
     }
@@ -167,6 +171,7 @@ impl Server {
             &self.settings,
             channels,
             self.connect_timeout,
+            self.max_reply,
             &self.secrets,
         )
         .await
@@ -210,18 +215,22 @@ impl Server {
 
 /// A pub/sub connection to `endpoint` subscribed to `channels`, within `timeout`: our handshake
 /// (AUTH, SELECT, `CLIENT SETNAME <connectionName>:sub`), then redis-rs' pub/sub client told
-/// `settings` (its RESP version). Errors are scrubbed of `secrets`.
+/// `settings` (its RESP version), reading through a [`BoundedResp`] of `max_reply`
+/// (`maxReplyBytes`): a reply announcing more drops the connection. Errors are scrubbed of
+/// `secrets`.
 pub async fn subscribe_on(
     endpoint: &Endpoint,
     settings: &RedisConnectionInfo,
     channels: &[String],
     timeout: Duration,
+    max_reply: usize,
     secrets: &Arc<Vec<String>>,
 ) -> CacheResult<redis::aio::PubSub> {
     let deadline = Instant::now() + timeout;
     let endpoint = endpoint.named_with_suffix(SUBSCRIBER_SUFFIX);
     let scrub_with = secrets.clone();
     let stream = open_stream(&endpoint, timeout, &move |t| scrub(&t, &scrub_with)).await?;
+    let stream = BoundedResp::new(stream, max_reply);
     let subscribe = async {
         let mut ps = redis::aio::PubSub::new(settings, stream).await?;
         ps.subscribe(channels).await?;
