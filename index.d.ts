@@ -144,9 +144,9 @@ export interface CacheOptions {
    * a call that finds the outbox full (Redis not reading) fails at once with
    * `ECACHEUNAVAILABLE` and falls back. */
   maxOutboxBytes?: number;
-  /** Longest reply accepted from Redis, 1024 … 512 MiB and at least `maxValueBytes` (default
-   * 512 MiB, Redis' `proto-max-bulk-len`); a longer one drops the connection
-   * (`ECACHEUNAVAILABLE`). */
+  /** Longest reply accepted from Redis, 1024 … 512 MiB and at least `maxValueBytes` and
+   * `maxMessageBytes` (default 512 MiB, Redis' `proto-max-bulk-len`); a longer one drops the
+   * connection (`ECACHEUNAVAILABLE`; the subscriber's link reconnects). */
   maxReplyBytes?: number;
   /** Circuit breaker: consecutive timeouts/connection errors after which Redis is skipped
    * (calls fail at once with `ECIRCUITOPEN` and fall back) — default 5; 0 disables it. */

@@ -756,6 +756,11 @@ impl Config {
             MIN_MAX_MESSAGE_BYTES,
             MAX_MAX_MESSAGE_BYTES,
         )?;
+        if max_reply_bytes < max_message_bytes {
+            return Err(CacheError::OutOfRange(format!(
+                "maxReplyBytes ({max_reply_bytes}) must be at least maxMessageBytes ({max_message_bytes}): a message within bounds must be readable (a longer one drops the subscriber's link)"
+            )));
+        }
         let pubsub_secrets = pubsub_secrets(o.pubsub_secrets)?;
         Ok(Config {
             conn,
@@ -918,6 +923,17 @@ mod tests {
             .unwrap();
             assert_eq!(e.code(), "ERR_OUT_OF_RANGE");
         }
+        // Pins: a message that maxMessageBytes admits must not break the subscriber's link.
+        let e = Config::from_options(NativeOptions {
+            max_value_bytes: Some(1024.0),
+            max_reply_bytes: Some(1_048_576.0),
+            max_message_bytes: Some(2_097_152.0),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e.code(), "ERR_OUT_OF_RANGE");
+        assert!(e.to_string().contains("maxMessageBytes"), "{e}");
         let c = Config::from_options(NativeOptions {
             max_outbox_bytes: Some(65_536.0),
             max_reply_bytes: Some(1_048_576.0),
