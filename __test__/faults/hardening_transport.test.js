@@ -247,6 +247,39 @@ describe('Hardening 3: the EVAL sent after NOSCRIPT keeps the first command\'s d
   });
 });
 
+// The same on a cluster: the EVAL is resent by the cluster router (src/store/transport/cluster.rs),
+// which must keep the first command's deadline too. One fake node owns every slot.
+describe('Hardening 3 (cluster): the EVAL sent after NOSCRIPT keeps the first command\'s deadline', () => {
+  it('a script call answered NOSCRIPT late on a cluster node, whose EVAL is never answered, settles at commandTimeoutMs', async () => {
+    const T = 300;
+    let commands = 0;
+    let port = 0;
+    const srv = await fakeServer((s) => {
+      s.on('data', (d) => {
+        for (const line of d.toString('latin1').split('\r\n')) {
+          if (/^SLOTS$/i.test(line)) s.write(`*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$40\r\n${'a'.repeat(40)}\r\n`);
+          else if (/^PING$/i.test(line)) s.write('+PONG\r\n');
+          else if (/^(EVALSHA|EVAL)$/i.test(line) && ++commands === 1) setTimeout(() => s.write('-NOSCRIPT No matching script. Please use EVAL.\r\n'), 0.8 * T);
+        }
+      });
+    });
+    port = srv.port;
+    const cache = createCache({ url: `redis+cluster://127.0.0.1:${srv.port}`, commandTimeoutMs: T, connectTimeoutMs: 1000 });
+    const codes = codeCounter(cache);
+    try {
+      const t = await within(timed(() => cache.rateLimiter.checkLimit('10.3.3.4', '/api/noscript')), 10000, 'checkLimit');
+      console.log(`# Hardening 3 (cluster): EVALSHA → NOSCRIPT at ${0.8 * T} ms, EVAL unanswered: checkLimit settled after ${t.ms.toFixed(1)} ms (commandTimeoutMs ${T}; ${commands} script commands sent); codes ${JSON.stringify(Object.fromEntries(codes))}`);
+      assert.equal(t.value.allowed, true, 'fails open');
+      assert.equal(commands, 2, 'the EVAL was sent');
+      assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
+      assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
+    } finally {
+      await cache.shutdown();
+      await srv.close();
+    }
+  });
+});
+
 describe('Hardening 15: a reply is not trusted', () => {
   it('a bulk length of 2^63-1 fails the call with a back-end code and drops the connection; memory does not grow', async () => {
     const STREAM = 96 * 1024 * 1024;
