@@ -540,9 +540,13 @@ impl NativeCache {
         let Some(store) = self.core.store.clone().filter(|s| s.cluster().is_some()) else {
             return false;
         };
+        // One call, one commandTimeoutMs: the second script keeps the first's deadline.
+        let Some(deadline) = store.cluster().map(|c| c.deadline()) else {
+            return false;
+        };
         if let Some(done) = self.direct_done(id, on_reply) {
             let then: Done = Box::new(move |r| match (r, store.cluster()) {
-                (Ok(_), Some(c)) => c.submit_script(second, done),
+                (Ok(_), Some(c)) => c.submit_script_until(second, done, deadline),
                 (Ok(_), None) => done(Err(CacheError::Closed)),
                 (Err(e), _) => done(Err(e)),
             });

@@ -280,6 +280,41 @@ describe('Hardening 3 (cluster): the EVAL sent after NOSCRIPT keeps the first co
   });
 });
 
+// Hardening 1 on a cluster: checkLimit there is two scripts in a row (the IP's index, then the
+// counter, in different slots). The second used to get a commandTimeoutMs of its own, so a first
+// step answered late and a second never answered settled after 1.8 × commandTimeoutMs. One call,
+// one deadline: it settles at commandTimeoutMs.
+describe('Hardening 1 (cluster): checkLimit\'s second script keeps the call\'s deadline', () => {
+  it('first script answered at 0.8 × commandTimeoutMs, the second never: settles at commandTimeoutMs, not 1.8 ×', async () => {
+    const T = 300;
+    let scripts = 0;
+    let port = 0;
+    const srv = await fakeServer((s) => {
+      s.on('data', (d) => {
+        for (const line of d.toString('latin1').split('\r\n')) {
+          if (/^SLOTS$/i.test(line)) s.write(`*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$40\r\n${'b'.repeat(40)}\r\n`);
+          else if (/^PING$/i.test(line)) s.write('+PONG\r\n');
+          else if (/^(EVALSHA|EVAL)$/i.test(line) && ++scripts === 1) setTimeout(() => s.write(':1\r\n'), 0.8 * T);
+        }
+      });
+    });
+    port = srv.port;
+    const cache = createCache({ url: `redis+cluster://127.0.0.1:${srv.port}`, commandTimeoutMs: T, connectTimeoutMs: 1000 });
+    const codes = codeCounter(cache);
+    try {
+      const t = await within(timed(() => cache.rateLimiter.checkLimit('10.3.3.5', '/api/two-steps')), 10000, 'checkLimit');
+      console.log(`# Hardening 1 (cluster): first script answered at ${0.8 * T} ms, the second never: checkLimit settled after ${t.ms.toFixed(1)} ms (commandTimeoutMs ${T}; ${scripts} scripts sent); codes ${JSON.stringify(Object.fromEntries(codes))}`);
+      assert.equal(t.value.allowed, true, 'fails open');
+      assert.equal(scripts, 2, 'the second script was sent');
+      assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
+      assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
+    } finally {
+      await cache.shutdown();
+      await srv.close();
+    }
+  });
+});
+
 describe('Hardening 15: a reply is not trusted', () => {
   it('a bulk length of 2^63-1 fails the call with a back-end code and drops the connection; memory does not grow', async () => {
     const STREAM = 96 * 1024 * 1024;

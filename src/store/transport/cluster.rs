@@ -696,12 +696,25 @@ impl ClusterStore {
         gate: bool,
         done: Done,
     ) {
+        self.op(payload, route, slot, deferred, gate, done).send();
+    }
+
+    /// A command not yet sent, answered within commandTimeoutMs from now.
+    fn op(
+        &self,
+        payload: Payload,
+        route: Route,
+        slot: Option<u16>,
+        deferred: bool,
+        gate: bool,
+        done: Done,
+    ) -> Op {
         Op {
             inner: self.inner.clone(),
             payload: Arc::new(payload),
             route,
             slot,
-            deadline: Instant::now() + self.inner.command_timeout,
+            deadline: self.deadline(),
             redirects: 0,
             retries: 0,
             eval: false,
@@ -711,7 +724,11 @@ impl ClusterStore {
             owed: false,
             done,
         }
-        .send();
+    }
+
+    /// When a command started now must be answered: commandTimeoutMs from now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.command_timeout
     }
 
     /// Queues `args` (a command, keys already prefixed) on the primary of `route_key`'s slot,
@@ -741,9 +758,17 @@ impl ClusterStore {
 
     /// [`submit_script_deferred`](Self::submit_script_deferred), sent at once.
     pub fn submit_script(&self, call: ScriptCall, done: Done) {
+        self.submit_script_until(call, done, self.deadline());
+    }
+
+    /// [`submit_script`](Self::submit_script) answered by `deadline` at the latest: the
+    /// second step of one call keeps the call's deadline (see [`Self::deadline`]).
+    pub fn submit_script_until(&self, call: ScriptCall, done: Done, deadline: Instant) {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
-        self.start(Payload::Call(call), route, slot, false, true, done);
+        let mut op = self.op(Payload::Call(call), route, slot, false, true, done);
+        op.deadline = deadline;
+        op.send();
     }
 
     /// Sends what the deferred submits queued, on every node's pipeline (not only the map's
