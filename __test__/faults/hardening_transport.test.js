@@ -219,99 +219,66 @@ describe('Hardening 3: cluster and sentinel first connects are shared, not seria
   }
 });
 
+// A checkLimit against a fake Redis (one server, or one cluster node that owns every slot)
+// that answers the first script command with `firstReply` at 0.8 × commandTimeoutMs and never
+// answers another: → { ms, scripts, codes } once it settled, with its common checks made (it
+// failed open, with ETIMEDOUT only, within commandTimeoutMs + 150 ms, after two script commands).
+async function lateFirstScript({ cluster, firstReply, ip }) {
+  const T = 300;
+  let scripts = 0;
+  let port = 0;
+  const slots = () => `*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$40\r\n${'a'.repeat(40)}\r\n`;
+  const srv = await fakeServer((s) => {
+    s.on('data', (d) => {
+      for (const line of d.toString('latin1').split('\r\n')) {
+        if (cluster && /^SLOTS$/i.test(line)) s.write(slots());
+        else if (cluster && /^PING$/i.test(line)) s.write('+PONG\r\n');
+        else if (/^(EVALSHA|EVAL)$/i.test(line) && ++scripts === 1) setTimeout(() => s.write(firstReply), 0.8 * T);
+      }
+    });
+  });
+  port = srv.port;
+  const url = cluster ? `redis+cluster://127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
+  const cache = createCache({ url, commandTimeoutMs: T, connectTimeoutMs: 1000 });
+  const codes = codeCounter(cache);
+  try {
+    const t = await within(timed(() => cache.rateLimiter.checkLimit(ip, '/api/late-first-script')), 10000, 'checkLimit');
+    const out = { T, ms: t.ms, scripts, codes: JSON.stringify(Object.fromEntries(codes)) };
+    assert.equal(t.value.allowed, true, 'fails open');
+    assert.equal(scripts, 2, 'the second script command was sent');
+    assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
+    assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
+    return out;
+  } finally {
+    await cache.shutdown();
+    await srv.close();
+  }
+}
+
+const NOSCRIPT = '-NOSCRIPT No matching script. Please use EVAL.\r\n';
+
 describe('Hardening 3: the EVAL sent after NOSCRIPT keeps the first command\'s deadline', () => {
   it('a script call answered NOSCRIPT late, whose EVAL is never answered, settles at commandTimeoutMs, not twice that', async () => {
-    const T = 300;
-    let commands = 0;
-    // answers the first command (the EVALSHA) NOSCRIPT after 0.8 × T; never answers the EVAL
-    const srv = await fakeServer((s) => {
-      s.on('data', (d) => {
-        for (const line of d.toString('latin1').split('\r\n')) {
-          if (/^(EVALSHA|EVAL)$/i.test(line) && ++commands === 1) setTimeout(() => s.write('-NOSCRIPT No matching script. Please use EVAL.\r\n'), 0.8 * T);
-        }
-      });
-    });
-    const cache = createCache({ url: `redis://127.0.0.1:${srv.port}`, commandTimeoutMs: T });
-    const codes = codeCounter(cache);
-    try {
-      const t = await within(timed(() => cache.rateLimiter.checkLimit('10.3.3.3', '/api/noscript')), 10000, 'checkLimit');
-      console.log(`# Hardening 3: EVALSHA → NOSCRIPT at ${0.8 * T} ms, EVAL unanswered: checkLimit settled after ${t.ms.toFixed(1)} ms (commandTimeoutMs ${T}; ${commands} script commands sent); codes ${JSON.stringify(Object.fromEntries(codes))}`);
-      assert.equal(t.value.allowed, true, 'fails open');
-      assert.equal(commands, 2, 'the EVAL was sent');
-      assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
-      assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
-    } finally {
-      await cache.shutdown();
-      await srv.close();
-    }
+    const r = await lateFirstScript({ cluster: false, firstReply: NOSCRIPT, ip: '10.3.3.3' });
+    console.log(`# Hardening 3: EVALSHA → NOSCRIPT at ${0.8 * r.T} ms, EVAL unanswered: checkLimit settled after ${r.ms.toFixed(1)} ms (commandTimeoutMs ${r.T}; ${r.scripts} script commands sent); codes ${r.codes}`);
   });
-});
 
-// The same on a cluster: the EVAL is resent by the cluster router (src/store/transport/cluster.rs),
-// which must keep the first command's deadline too. One fake node owns every slot.
-describe('Hardening 3 (cluster): the EVAL sent after NOSCRIPT keeps the first command\'s deadline', () => {
-  it('a script call answered NOSCRIPT late on a cluster node, whose EVAL is never answered, settles at commandTimeoutMs', async () => {
-    const T = 300;
-    let commands = 0;
-    let port = 0;
-    const srv = await fakeServer((s) => {
-      s.on('data', (d) => {
-        for (const line of d.toString('latin1').split('\r\n')) {
-          if (/^SLOTS$/i.test(line)) s.write(`*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$40\r\n${'a'.repeat(40)}\r\n`);
-          else if (/^PING$/i.test(line)) s.write('+PONG\r\n');
-          else if (/^(EVALSHA|EVAL)$/i.test(line) && ++commands === 1) setTimeout(() => s.write('-NOSCRIPT No matching script. Please use EVAL.\r\n'), 0.8 * T);
-        }
-      });
-    });
-    port = srv.port;
-    const cache = createCache({ url: `redis+cluster://127.0.0.1:${srv.port}`, commandTimeoutMs: T, connectTimeoutMs: 1000 });
-    const codes = codeCounter(cache);
-    try {
-      const t = await within(timed(() => cache.rateLimiter.checkLimit('10.3.3.4', '/api/noscript')), 10000, 'checkLimit');
-      console.log(`# Hardening 3 (cluster): EVALSHA → NOSCRIPT at ${0.8 * T} ms, EVAL unanswered: checkLimit settled after ${t.ms.toFixed(1)} ms (commandTimeoutMs ${T}; ${commands} script commands sent); codes ${JSON.stringify(Object.fromEntries(codes))}`);
-      assert.equal(t.value.allowed, true, 'fails open');
-      assert.equal(commands, 2, 'the EVAL was sent');
-      assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
-      assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
-    } finally {
-      await cache.shutdown();
-      await srv.close();
-    }
+  // The same on a cluster: the EVAL is resent by the cluster router
+  // (src/store/transport/cluster.rs), which must keep the first command's deadline too.
+  it('on a cluster node too', async () => {
+    const r = await lateFirstScript({ cluster: true, firstReply: NOSCRIPT, ip: '10.3.3.4' });
+    console.log(`# Hardening 3 (cluster): EVALSHA → NOSCRIPT at ${0.8 * r.T} ms, EVAL unanswered: checkLimit settled after ${r.ms.toFixed(1)} ms (commandTimeoutMs ${r.T}; ${r.scripts} script commands sent); codes ${r.codes}`);
   });
 });
 
 // Hardening 1 on a cluster: checkLimit there is two scripts in a row (the IP's index, then the
 // counter, in different slots). The second used to get a commandTimeoutMs of its own, so a first
-// step answered late and a second never answered settled after 1.8 × commandTimeoutMs. One call,
-// one deadline: it settles at commandTimeoutMs.
+// step answered late and a second never answered settled after 1.8 × commandTimeoutMs (563 ms at
+// 300). One call, one deadline: it settles at commandTimeoutMs.
 describe('Hardening 1 (cluster): checkLimit\'s second script keeps the call\'s deadline', () => {
   it('first script answered at 0.8 × commandTimeoutMs, the second never: settles at commandTimeoutMs, not 1.8 ×', async () => {
-    const T = 300;
-    let scripts = 0;
-    let port = 0;
-    const srv = await fakeServer((s) => {
-      s.on('data', (d) => {
-        for (const line of d.toString('latin1').split('\r\n')) {
-          if (/^SLOTS$/i.test(line)) s.write(`*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:${port}\r\n$40\r\n${'b'.repeat(40)}\r\n`);
-          else if (/^PING$/i.test(line)) s.write('+PONG\r\n');
-          else if (/^(EVALSHA|EVAL)$/i.test(line) && ++scripts === 1) setTimeout(() => s.write(':1\r\n'), 0.8 * T);
-        }
-      });
-    });
-    port = srv.port;
-    const cache = createCache({ url: `redis+cluster://127.0.0.1:${srv.port}`, commandTimeoutMs: T, connectTimeoutMs: 1000 });
-    const codes = codeCounter(cache);
-    try {
-      const t = await within(timed(() => cache.rateLimiter.checkLimit('10.3.3.5', '/api/two-steps')), 10000, 'checkLimit');
-      console.log(`# Hardening 1 (cluster): first script answered at ${0.8 * T} ms, the second never: checkLimit settled after ${t.ms.toFixed(1)} ms (commandTimeoutMs ${T}; ${scripts} scripts sent); codes ${JSON.stringify(Object.fromEntries(codes))}`);
-      assert.equal(t.value.allowed, true, 'fails open');
-      assert.equal(scripts, 2, 'the second script was sent');
-      assert.deepEqual([...codes.keys()], ['ETIMEDOUT']);
-      assert.ok(t.ms <= T + 150, `settled after ${t.ms} ms`);
-    } finally {
-      await cache.shutdown();
-      await srv.close();
-    }
+    const r = await lateFirstScript({ cluster: true, firstReply: ':1\r\n', ip: '10.3.3.5' });
+    console.log(`# Hardening 1 (cluster): first script answered at ${0.8 * r.T} ms, the second never: checkLimit settled after ${r.ms.toFixed(1)} ms (commandTimeoutMs ${r.T}; ${r.scripts} scripts sent); codes ${r.codes}`);
   });
 });
 
