@@ -537,22 +537,22 @@ impl NativeCache {
     where
         F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
     {
-        let Some(store) = self.core.store.clone().filter(|s| s.cluster().is_some()) else {
+        let Some(store) = self.core.store.as_ref() else {
+            return false;
+        };
+        let Some(cluster) = store.cluster() else {
             return false;
         };
         // One call, one commandTimeoutMs: the second script keeps the first's deadline.
-        let Some(deadline) = store.cluster().map(|c| c.deadline()) else {
-            return false;
-        };
+        let deadline = cluster.deadline();
         if let Some(done) = self.direct_done(id, on_reply) {
+            let store = store.clone();
             let then: Done = Box::new(move |r| match (r, store.cluster()) {
                 (Ok(_), Some(c)) => c.submit_script_until(second, done, deadline),
                 (Ok(_), None) => done(Err(CacheError::Closed)),
                 (Err(e), _) => done(Err(e)),
             });
-            if let Some(c) = self.core.store.as_ref().and_then(|s| s.cluster()) {
-                c.submit_script_deferred(first, then);
-            }
+            cluster.submit_script_deferred(first, then);
         }
         true
     }

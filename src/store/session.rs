@@ -84,8 +84,6 @@ pub struct ScanOut {
     pub found: Vec<(String, String)>,
 }
 
-/// The user's session index in the memory store, as a sorted set: what `zindex` in
-/// session_index_prelude.lua does (a plain set converted, any other type dropped).
 /// Puts session `hash` into the user index `set` of the memory store, expiring with it in
 /// `ttl_ms` (expired entries pruned; the index lives at least as long as its newest session).
 fn mem_index_add(d: &mut MemData, set: &str, hash: &str, ttl_ms: u64) -> CacheResult<()> {
@@ -99,6 +97,8 @@ fn mem_index_add(d: &mut MemData, set: &str, hash: &str, ttl_ms: u64) -> CacheRe
     Ok(())
 }
 
+/// The user's session index in the memory store, as a sorted set: what `zindex` in
+/// session_index_prelude.lua does (a plain set converted, any other type dropped).
 fn mem_index<'a>(d: &'a mut MemData, key: &str, now: i64) -> CacheResult<&'a mut ZSet> {
     let converted = match d.val(key) {
         Some(MemVal::Set(members)) => Some(std::mem::take(members)),

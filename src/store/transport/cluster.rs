@@ -686,20 +686,8 @@ impl ClusterStore {
         }
     }
 
-    /// Starts a command; `gate`: each sending is admitted by its node's breaker first.
-    fn start(
-        &self,
-        payload: Payload,
-        route: Route,
-        slot: Option<u16>,
-        deferred: bool,
-        gate: bool,
-        done: Done,
-    ) {
-        self.op(payload, route, slot, deferred, gate, done).send();
-    }
-
-    /// A command not yet sent, answered within commandTimeoutMs from now.
+    /// A command not yet sent (`.send()` starts it), answered within commandTimeoutMs from
+    /// now; `gate`: each sending is admitted by its node's breaker first.
     fn op(
         &self,
         payload: Payload,
@@ -738,14 +726,15 @@ impl ClusterStore {
         let mut bytes = Vec::with_capacity(args.iter().map(|a| a.len() + 16).sum());
         encode(&mut bytes, args);
         let slot = key_slot(route_key);
-        self.start(
+        self.op(
             Payload::Cmd(bytes),
             Route::Slot(slot),
             Some(slot),
             true,
             true,
             done,
-        );
+        )
+        .send();
     }
 
     /// Queues a script call on the primary of its first key's slot, sent by the next
@@ -753,16 +742,13 @@ impl ClusterStore {
     pub fn submit_script_deferred(&self, call: ScriptCall, done: Done) {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
-        self.start(Payload::Call(call), route, slot, true, true, done);
+        self.op(Payload::Call(call), route, slot, true, true, done)
+            .send();
     }
 
-    /// [`submit_script_deferred`](Self::submit_script_deferred), sent at once.
-    pub fn submit_script(&self, call: ScriptCall, done: Done) {
-        self.submit_script_until(call, done, self.deadline());
-    }
-
-    /// [`submit_script`](Self::submit_script) answered by `deadline` at the latest: the
-    /// second step of one call keeps the call's deadline (see [`Self::deadline`]).
+    /// [`submit_script_deferred`](Self::submit_script_deferred), sent at once and answered by
+    /// `deadline` at the latest: the second step of one call keeps the call's deadline (see
+    /// [`Self::deadline`]).
     pub fn submit_script_until(&self, call: ScriptCall, done: Done, deadline: Instant) {
         let slot = call.first_key().map(key_slot);
         let route = slot.map_or(Route::Any, Route::Slot);
@@ -804,7 +790,7 @@ impl ClusterStore {
         [&i.moved, &i.asked, &i.retried, &i.refreshes].map(|c| c.load(Ordering::Relaxed))
     }
 
-    /// One command, answered after any redirection; `gate` as in [`ClusterStore::start`].
+    /// One command, answered after any redirection; `gate` as in [`ClusterStore::op`].
     async fn request(
         &self,
         payload: Payload,
@@ -813,7 +799,7 @@ impl ClusterStore {
         gate: bool,
     ) -> CacheResult<Resp> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.start(
+        self.op(
             payload,
             route,
             slot,
@@ -822,7 +808,8 @@ impl ClusterStore {
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
-        );
+        )
+        .send();
         rx.await.unwrap_or(Err(CacheError::Closed))
     }
 
