@@ -454,6 +454,49 @@ for (const [name, make] of BACKENDS) {
       assert.equal(await admin.exists(index), 0);
     });
 
+    it('setSession of a session its user index already names costs Redis SET, TIME, ZADD and PTTL (no TYPE, no trim, no PEXPIRE: 0.79× the baseline\'s writes, now at par); a new session still trims the expired ones, and the index outlives its newest session', async () => {
+      // The scenario: a refresh (rolling sessions, express-session's saves) re-puts a known
+      // member. On main every put also ran TYPE, ZREMRANGEBYSCORE and PEXPIRE, and setSession
+      // was bound by those scripts in Redis (benchmark/cpu.js setSession: 111–116k against the
+      // baseline's 142–145k).
+      const s = cache.sessionCache;
+      const user = userNo();
+      const known = hashToken(`known-${uid()}`);
+      assert.equal(await s.setSession(known, { user_id: user }), true);
+      const stats = async () => {
+        const out = {};
+        for (const m of (await admin.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
+        return out;
+      };
+      const REFRESHES = 10;
+      const before = admin === null ? null : await stats();
+      for (let i = 0; i < REFRESHES; i++) assert.equal(await s.setSession(known, { user_id: user, n: i }), true);
+      const after = admin === null ? null : await stats();
+      assert.deepEqual(await s.getUserSessions(user), [known]);
+      assert.deepEqual(await s.getSession(known), { user_id: user, n: REFRESHES - 1 });
+      if (admin !== null) {
+        const ran = (cmd) => (after[cmd] || 0) - (before[cmd] || 0);
+        const counts = Object.fromEntries(['set', 'time', 'zadd', 'pttl', 'type', 'zremrangebyscore', 'pexpire'].map((c) => [c, ran(c)]));
+        console.log(`setSession refresh (redis): ${REFRESHES} refreshes ran ${JSON.stringify(counts)}`);
+        assert.deepEqual(counts, { set: REFRESHES, time: REFRESHES, zadd: REFRESHES, pttl: REFRESHES, type: 0, zremrangebyscore: 0, pexpire: 0 });
+      }
+      // a new member grows the index: the expired one leaves it then
+      const short = hashToken(`short-${uid()}`);
+      await s.setSession(short, { user_id: user, expires_at: new Date(Date.now() + 100).toISOString() });
+      await new Promise((r) => setTimeout(r, 250));
+      const fresh = hashToken(`fresh-${uid()}`);
+      assert.equal(await s.setSession(fresh, { user_id: user }), true);
+      if (admin !== null) {
+        assert.deepEqual((await admin.zrange(`session:user:${user}`, 0, -1)).sort(), [known, fresh].sort(), 'the expired member left when the index grew');
+        const indexTtl = await admin.pttl(`session:user:${user}`);
+        const newest = await admin.pttl(`session:${fresh}`);
+        assert.ok(indexTtl >= newest, `the index (${indexTtl} ms) outlives its newest session (${newest} ms)`);
+      }
+      assert.deepEqual((await s.getUserSessions(user)).sort(), [known, fresh].sort());
+      assert.equal(await s.invalidateUserSessions(user), 2);
+      assert.equal(await s.getSession(known), null);
+    });
+
     it('Hardening 13: the index is pruned by score, and an index left by the previous version (a plain set, or the string its key collision wrote) works with every session call', async () => {
       const s = cache.sessionCache;
       // pruning by expiry

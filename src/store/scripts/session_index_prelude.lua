@@ -41,12 +41,25 @@ end
 -- Adds `member` (a session living `ttl` ms) to the index: members whose session has expired
 -- leave it (so it never names dead sessions), and the index lives at least as long as its
 -- newest session, never without a TTL. O(log n + m) for n members of whom m have expired.
+-- Only a new member grows the index, so only then are the expired ones trimmed (the bound is
+-- the same: each growth trims); the TTL is extended a minute past the session's so that the
+-- writes that follow within that minute skip it. A refresh of a known session is then SET,
+-- TIME, ZADD and PTTL: setSession is bound by Redis' time in these scripts.
+local INDEX_TTL_SLACK_MS = 60000
+
 local function index_add(key, member, ttl)
   local now = now_ms()
-  zindex(key, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ms(now))
-  redis.call('ZADD', key, ms(now + ttl), member)
+  local score = ms(now + ttl)
+  local added = redis.pcall('ZADD', key, score, member)
+  if type(added) == 'table' and added.err then
+    -- not a sorted set: the previous version's plain set (converted) or a stray key (dropped)
+    zindex(key, now)
+    added = redis.call('ZADD', key, score, member)
+  end
+  if added == 1 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ms(now))
+  end
   if redis.call('PTTL', key) < ttl then
-    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', key, ttl + INDEX_TTL_SLACK_MS)
   end
 end
