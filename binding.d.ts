@@ -32,6 +32,12 @@ export declare class NativeCache {
   /** Releases `owner`'s lease on `key` if it still holds it → true if it did. */
   cacheLeaseRelease(id: number, key: string, owner: string): void
   /**
+   * A function `(id, token) => void` that does what `sessionGetByToken` does, without
+   * napi-rs' per-call wrapper (see this module); the JS bridge installs it in place of the
+   * method.
+   */
+  fastSessionGetByToken(): unknown
+  /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker of the node that answered (on a cluster, any primary): a
    * health check sees (and brings about) the recovery.
@@ -234,7 +240,10 @@ export declare class NativeCache {
   rateIpStatus(id: number, ip: JsId): void
   /** GET `session:{tokenHash}` → JSON string or null. */
   sessionGet(id: number, tokenHash: string): void
-  /** Hashes the raw token and GETs its session → JSON string or null. */
+  /**
+   * Hashes the raw token and GETs its session → JSON string or null. (The hot path calls
+   * the hand-written entry of `super::fast` instead, which does the same.)
+   */
   sessionGetByToken(id: number, token: string): void
   /** Stores a session for `ttlMs` (1 ms … 1 h) and indexes it under `userId` → true. */
   sessionSet(id: number, tokenHash: string, json: string, ttlMs: number, userId?: JsId | undefined | null): void

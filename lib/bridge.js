@@ -40,6 +40,10 @@ class Bridge {
     this.keepAlive = setInterval(noop, 0x7fffffff);
     this.keepAlive.unref();
     this.native = new NativeCache(nativeOptions, (batch) => this.onBatch(batch));
+    // The hottest call (a session read by token, once per authenticated request) goes through
+    // a hand-written Node-API entry that does what the method does, without napi-rs' per-call
+    // wrapper (src/api/fast.rs).
+    this.native.sessionGetByToken = this.native.fastSessionGetByToken();
     this.closed = false;
     // The direct paths queue their commands without waking the native I/O thread (each
     // wake is a thread switch on both sides); a flush sends what was queued in one write.

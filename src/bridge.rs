@@ -424,6 +424,15 @@ impl NativeCache {
         });
     }
 
+    /// A second handle on this cache's core, for the hand-written entries of `api::fast` (it
+    /// hands out no near-cache words).
+    pub(crate) fn same_core(&self) -> NativeCache {
+        NativeCache {
+            core: self.core.clone(),
+            words_handed_out: AtomicBool::new(true),
+        }
+    }
+
     /// The hot path of a read: a GET of `key` (unprefixed) queued straight on the Redis
     /// pipeline from the JS thread and answered by its I/O task (no task, future or timer per
     /// call). False when the back end has no pipeline; then use [`NativeCache::run`].

@@ -2,6 +2,7 @@
 //! functions) that checks its input, then calls the store through the bridge.
 
 pub mod cache;
+pub mod fast;
 pub mod health;
 pub mod lock;
 pub mod names;

@@ -119,11 +119,17 @@ impl NativeCache {
         Ok(())
     }
 
-    /// Hashes the raw token and GETs its session → JSON string or null.
+    /// Hashes the raw token and GETs its session → JSON string or null. (The bridge calls
+    /// `fastSessionGetByToken()`'s function instead, which does the same.)
     #[napi]
     pub fn session_get_by_token(&self, env: Env, id: u32, token: String) -> napi::Result<()> {
-        js(&env, check_token(&token))?;
-        let hash = keys::hash_token(&token);
+        js(&env, self.start_session_get_by_token(id, &token))
+    }
+
+    /// [`session_get_by_token`](Self::session_get_by_token) once its arguments are read.
+    pub(crate) fn start_session_get_by_token(&self, id: u32, token: &str) -> CacheResult<()> {
+        check_token(token)?;
+        let hash = keys::hash_token(token);
         if !self.get_direct(id, &keys::session_key(&hash)) {
             self.run(id, move |s| async move {
                 s.session_get(&hash).await.map(Reply::opt_str)
