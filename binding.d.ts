@@ -33,10 +33,15 @@ export declare class NativeCache {
   cacheLeaseRelease(id: number, key: string, owner: string): void
   /**
    * A function `(id, token) => void` that does what `sessionGetByToken` does, without
-   * napi-rs' per-call wrapper (see this module); the JS bridge installs it in place of the
+   * napi-rs' per-call wrapper (src/api/fast.rs); lib/bridge.js installs it in place of the
    * method.
    */
   fastSessionGetByToken(): unknown
+  /**
+   * A function `(id, ip, endpoint, max, windowSec) => void` that does what `rateHit`
+   * does, as [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+   */
+  fastRateHit(): unknown
   /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker of the node that answered (on a cluster, any primary): a
@@ -241,8 +246,8 @@ export declare class NativeCache {
   /** GET `session:{tokenHash}` → JSON string or null. */
   sessionGet(id: number, tokenHash: string): void
   /**
-   * Hashes the raw token and GETs its session → JSON string or null. (The hot path calls
-   * the hand-written entry of `super::fast` instead, which does the same.)
+   * Hashes the raw token and GETs its session → JSON string or null. (The bridge calls
+   * `fastSessionGetByToken()`'s function instead, which does the same.)
    */
   sessionGetByToken(id: number, token: string): void
   /** Stores a session for `ttlMs` (1 ms … 1 h) and indexes it under `userId` → true. */

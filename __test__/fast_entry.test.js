@@ -1,14 +1,16 @@
 'use strict';
-// The hand-written Node-API entry of the hottest call (src/api/fast.rs): the bridge installs it
-// in place of napi-rs' `sessionGetByToken` method. It must answer exactly what the method
-// answers: the same session for every token (short, multi-byte, at and past its stack buffer,
-// the largest allowed), the same errors with the same class and code for tokens the method
-// refuses, and a typed error (not a crash) for arguments of the wrong type.
+// The hand-written Node-API entries of the two calls every request makes (src/api/fast.rs): the
+// bridge installs them in place of napi-rs' `sessionGetByToken` and `rateHit` methods. They
+// must answer exactly what the methods answer: the same session for every token (short,
+// multi-byte, at and past the stack buffer, the largest allowed), the same counts for string
+// and numeric ips, the same errors with the same class and code for input the methods refuse,
+// and a typed error (not a crash) for arguments of the wrong type.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { createCache, hashToken } = require('..');
 const { SESSION_MAX_TOKEN_BYTES } = require('../lib/rules');
+const replies = require('../lib/replies');
 const { BACKENDS } = require('./helpers/backends');
 
 delete process.env.REDIS_URL;
@@ -29,12 +31,14 @@ for (const [name, make] of BACKENDS) {
     let cache;
     let native;
     let method;
+    let hitMethod;
 
     before(async () => {
       backend = await make();
       cache = createCache({ url: backend.url });
       native = cache.ctx.bridge.native;
       method = Object.getPrototypeOf(native).sessionGetByToken;
+      hitMethod = Object.getPrototypeOf(native).rateHit;
     });
 
     after(async () => {
@@ -79,6 +83,27 @@ for (const [name, make] of BACKENDS) {
       // the cache still answers afterwards
       assert.equal(await cache.sessionCache.setSession(hashToken('after'), { user_id: 1 }), true);
       assert.deepEqual(await cache.sessionCache.getSessionWithFallback('after'), { user_id: 1, source: 'cache' });
+    });
+
+    it('rateHit: counts as the method counts, for string and numeric ips and long endpoints, and refuses what it refuses', async () => {
+      assert.notEqual(native.rateHit, hitMethod, 'the bridge uses the hand-written entry');
+      const total = (v) => replies.counter(v, {}).total;
+      for (const [ip, endpoint] of [['10.9.8.7', '/fast'], [4242, '/fast'], ['2001:db8::1', `/${'e'.repeat(511)}`], ['ü-user', '/€']]) {
+        assert.equal(total(await call((n, id) => n.rateHit(id, ip, endpoint, 10, 60))), 1, `${ip} ${endpoint.slice(0, 8)}`);
+        assert.equal(total(await call((n, id) => hitMethod.call(n, id, ip, endpoint, 10, 60))), 2);
+        assert.equal(total(await call((n, id) => n.rateHit(id, ip, endpoint, 10, 60))), 3);
+      }
+      for (const args of [['', '/e', 5, 60], ['1.2.3.4', '', 5, 60], ['1.2.3.4', 'a b', 5, 60], ['1.2.3.4', `/${'e'.repeat(512)}`, 5, 60], ['1.2.3.4', '/e', 1.5, 60], ['1.2.3.4', '/e', -1, 60], ['1.2.3.4', '/e', 5, 0], ['1.2.3.4', '/e', NaN, 60], [1.5, '/e', 5, 60]]) {
+        const fast = await outcome(call((n, id) => n.rateHit(id, ...args)));
+        const slow = await outcome(call((n, id) => hitMethod.call(n, id, ...args)));
+        assert.ok(fast.error, `refused: ${JSON.stringify(args)}`);
+        assert.deepEqual(fast, slow, JSON.stringify(args));
+      }
+      for (const args of [[7, '1.2.3.4', '/e', 5], [7, {}, '/e', 5, 60], [7, '1.2.3.4', 9, 5, 60], [7, '1.2.3.4', '/e', '5', 60], ['7', '1.2.3.4', '/e', 5, 60]]) {
+        const got = await outcome(call((n) => n.rateHit(...args)));
+        assert.deepEqual(got, { error: ['TypeError', 'ERR_INVALID_ARG'] }, `arguments ${JSON.stringify(args)}`);
+      }
+      assert.equal((await cache.rateLimiter.checkLimit('10.9.8.6', '/fast')).total, 1, 'the limiter still counts');
     });
   });
 }

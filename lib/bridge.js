@@ -40,10 +40,11 @@ class Bridge {
     this.keepAlive = setInterval(noop, 0x7fffffff);
     this.keepAlive.unref();
     this.native = new NativeCache(nativeOptions, (batch) => this.onBatch(batch));
-    // The hottest call (a session read by token, once per authenticated request) goes through
-    // a hand-written Node-API entry that does what the method does, without napi-rs' per-call
-    // wrapper (src/api/fast.rs).
+    // The hottest calls (a session read by token and a rate-limit hit, each once per request)
+    // go through hand-written Node-API entries that do what the methods do, without napi-rs'
+    // per-call wrapper (src/api/fast.rs).
     this.native.sessionGetByToken = this.native.fastSessionGetByToken();
+    this.native.rateHit = this.native.fastRateHit();
     this.closed = false;
     // The direct paths queue their commands without waking the native I/O thread (each
     // wake is a thread switch on both sides); a flush sends what was queued in one write.

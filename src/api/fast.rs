@@ -1,103 +1,137 @@
-//! A hand-written Node-API entry for the hottest call, a session read by token (every
-//! authenticated request makes one). napi-rs' generated method wrapper unwraps the receiver,
-//! checks its type tag and class and copies each string argument into a `String`: ≈ 400 ns a
-//! call on the 2-core test machine, a seventh of the JS thread's whole cost of a session hit.
-//! This entry reads its two arguments (the string into a stack buffer) and starts the same
-//! operation. It is a plain function bound to one `NativeCache`: its data is a boxed handle on
-//! that cache's core, freed by the function's finalizer. Validation and errors are those of
-//! `sessionGetByToken`.
+//! Hand-written Node-API entries for the two calls every request makes: a session read by
+//! token and a rate-limit hit. napi-rs' generated method wrapper unwraps the receiver, checks
+//! its type tag and class, and copies each string argument into a `String`. On the 2-core
+//! test machine that is ≈ 0.5 µs a call, a fifth of the JS thread's whole cost of a session
+//! hit or a `checkLimit`. These entries read their arguments (strings into a stack buffer) and
+//! start the same operation as the methods, with the same validation and errors. Each is a
+//! plain function bound to one `NativeCache`: its data is a boxed handle on that cache's
+//! core, freed by the function's finalizer. `lib/bridge.js` installs them in place of the
+//! methods.
 
 use std::ffi::c_void;
 use std::ptr;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{sys, Env};
+use napi::{sys, Either, Env};
 use napi_derive::napi;
 
 use crate::bridge::NativeCache;
 use crate::error::{CacheError, CacheResult};
 
-/// Tokens up to this many bytes are read without an allocation.
-const STACK_TOKEN: usize = 1024;
+/// Strings up to this many bytes are read without an allocation.
+const STACK_STR: usize = 1024;
 
-/// `(id, token)` of a call, the token as UTF-8 (Node replaces lone surrogates).
-///
-/// # Safety
-/// `env` and `argv` come from the live callback of this call.
-unsafe fn read_args<R>(
-    env: sys::napi_env,
-    argv: [sys::napi_value; 2],
-    then: impl FnOnce(u32, &str) -> CacheResult<R>,
-) -> CacheResult<R> {
-    let invalid = |what: &str| CacheError::InvalidArg(format!("{what} expected"));
-    let mut id = 0u32;
-    if unsafe { sys::napi_get_value_uint32(env, argv[0], &mut id) } != sys::Status::napi_ok {
-        return Err(invalid("an operation id (a number)"));
-    }
-    let mut len = 0usize;
-    if unsafe { sys::napi_get_value_string_utf8(env, argv[1], ptr::null_mut(), 0, &mut len) }
-        != sys::Status::napi_ok
-    {
-        return Err(invalid("token: a string"));
-    }
-    let mut stack = [0u8; STACK_TOKEN];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if len < STACK_TOKEN {
-        &mut stack[..]
-    } else {
-        heap.resize(len + 1, 0);
-        &mut heap[..]
-    };
-    let mut copied = 0usize;
-    let status = unsafe {
-        sys::napi_get_value_string_utf8(
-            env,
-            argv[1],
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut copied,
-        )
-    };
-    if status != sys::Status::napi_ok || copied != len {
-        return Err(invalid("token: a string"));
-    }
-    let token = std::str::from_utf8(&buf[..copied]).map_err(|_| invalid("token: UTF-8"))?;
-    then(id, token)
+fn expected(what: &str) -> CacheError {
+    CacheError::InvalidArg(format!("{what} expected"))
 }
 
-/// The callback: `sessionGetByToken(id, token)` of the cache in `data`.
-unsafe extern "C" fn session_get_by_token(
+/// The arguments of one call.
+struct Args<const N: usize> {
+    env: sys::napi_env,
+    argv: [sys::napi_value; N],
+}
+
+impl<const N: usize> Args<N> {
+    /// Argument `i` as a u32.
+    fn u32(&self, i: usize, what: &str) -> CacheResult<u32> {
+        let mut n = 0u32;
+        // SAFETY: `env` and `argv` belong to the live callback (see `entry`).
+        match unsafe { sys::napi_get_value_uint32(self.env, self.argv[i], &mut n) } {
+            sys::Status::napi_ok => Ok(n),
+            _ => Err(expected(what)),
+        }
+    }
+
+    /// Argument `i` as an f64.
+    fn f64(&self, i: usize, what: &str) -> CacheResult<f64> {
+        let mut n = 0f64;
+        // SAFETY: as in `u32`.
+        match unsafe { sys::napi_get_value_double(self.env, self.argv[i], &mut n) } {
+            sys::Status::napi_ok => Ok(n),
+            _ => Err(expected(what)),
+        }
+    }
+
+    fn is_number(&self, i: usize) -> bool {
+        let mut t = sys::ValueType::napi_undefined;
+        // SAFETY: as in `u32`.
+        let status = unsafe { sys::napi_typeof(self.env, self.argv[i], &mut t) };
+        status == sys::Status::napi_ok && t == sys::ValueType::napi_number
+    }
+
+    /// Argument `i`, a string, as UTF-8 (Node replaces lone surrogates), handed to `then`.
+    fn str<R>(
+        &self,
+        i: usize,
+        what: &str,
+        then: impl FnOnce(&str) -> CacheResult<R>,
+    ) -> CacheResult<R> {
+        let (env, v) = (self.env, self.argv[i]);
+        let mut len = 0usize;
+        // SAFETY: as in `u32`; a null buffer asks for the length.
+        if unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) }
+            != sys::Status::napi_ok
+        {
+            return Err(expected(what));
+        }
+        let mut stack = [0u8; STACK_STR];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len < STACK_STR {
+            &mut stack[..]
+        } else {
+            heap.resize(len + 1, 0);
+            &mut heap[..]
+        };
+        let mut copied = 0usize;
+        // SAFETY: as in `u32`; `buf` has room for `len` bytes and the terminating NUL.
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), buf.len(), &mut copied)
+        };
+        if status != sys::Status::napi_ok || copied != len {
+            return Err(expected(what));
+        }
+        then(std::str::from_utf8(&buf[..copied]).map_err(|_| expected(what))?)
+    }
+}
+
+/// The body of every entry: reads `N` arguments and the bound cache, runs `body`, and throws
+/// its error as the method would (a TypeError or RangeError with its code).
+///
+/// # Safety
+/// `env` and `info` are those of a callback made by [`bound_fn`].
+unsafe fn entry<const N: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
+    signature: &str,
+    body: impl FnOnce(&NativeCache, &Args<N>) -> CacheResult<()>,
 ) -> sys::napi_value {
-    let mut argc = 2usize;
-    let mut argv = [ptr::null_mut(); 2];
+    let mut args = Args {
+        env,
+        argv: [ptr::null_mut(); N],
+    };
+    let mut argc = N;
     let mut data: *mut c_void = ptr::null_mut();
+    // SAFETY: the live callback's env and info.
     let status = unsafe {
         sys::napi_get_cb_info(
             env,
             info,
             &mut argc,
-            argv.as_mut_ptr(),
+            args.argv.as_mut_ptr(),
             ptr::null_mut(),
             &mut data,
         )
     };
     let r = if status != sys::Status::napi_ok || data.is_null() {
-        Err(CacheError::Internal("sessionGetByToken: no call info"))
-    } else if argc < 2 {
-        Err(CacheError::InvalidArg(
-            "sessionGetByToken(id, token): 2 arguments expected".into(),
-        ))
+        Err(CacheError::Internal("a fast entry without its call info"))
+    } else if argc < N {
+        Err(CacheError::InvalidArg(format!(
+            "{signature}: {N} arguments expected"
+        )))
     } else {
-        // SAFETY: `data` is the `Box<NativeCache>` made by `fast_session_get_by_token`; the
-        // finalizer frees it only once this function can no longer be called.
-        let cache = unsafe { &*data.cast::<NativeCache>() };
-        unsafe {
-            read_args(env, argv, |id, token| {
-                cache.start_session_get_by_token(id, token)
-            })
-        }
+        // SAFETY: `data` is the `Box<NativeCache>` leaked by `bound_fn`; its finalizer frees
+        // it only once this function can no longer be called.
+        body(unsafe { &*data.cast::<NativeCache>() }, &args)
     };
     if let Err(e) = r {
         e.throw(&Env::from_raw(env));
@@ -105,9 +139,92 @@ unsafe extern "C" fn session_get_by_token(
     ptr::null_mut()
 }
 
+/// `sessionGetByToken(id, token)`.
+unsafe extern "C" fn session_get_by_token(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let signature = "sessionGetByToken(id, token)";
+    // SAFETY: called by Node-API as the callback `bound_fn` registered.
+    unsafe {
+        entry::<2>(env, info, signature, |cache, a| {
+            let id = a.u32(0, "an operation id (a number)")?;
+            a.str(1, "token: a string", |token| {
+                cache.start_session_get_by_token(id, token)
+            })
+        })
+    }
+}
+
+/// `rateHit(id, ip, endpoint, max, windowSec)`.
+unsafe extern "C" fn rate_hit(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let signature = "rateHit(id, ip, endpoint, max, windowSec)";
+    // SAFETY: called by Node-API as the callback `bound_fn` registered.
+    unsafe {
+        entry::<5>(env, info, signature, |cache, a| {
+            let id = a.u32(0, "an operation id (a number)")?;
+            let ip = if a.is_number(1) {
+                Either::B(a.f64(1, "ip: a string or a number")?)
+            } else {
+                Either::A(a.str(1, "ip: a string or a number", |s| Ok(s.to_string()))?)
+            };
+            let max = a.f64(3, "max: a number")?;
+            let window_sec = a.f64(4, "windowSec: a number")?;
+            a.str(2, "endpoint: a string", |endpoint| {
+                cache.start_rate_hit(id, ip, endpoint, max, window_sec)
+            })
+        })
+    }
+}
+
 unsafe extern "C" fn drop_bound(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: the pointer `fast_session_get_by_token` leaked, finalized exactly once.
+    // SAFETY: the pointer `bound_fn` leaked, finalized exactly once (with its function).
     drop(unsafe { Box::from_raw(data.cast::<NativeCache>()) });
+}
+
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// A JS function named `name` that runs `cb` with a handle on `cache`'s core.
+fn bound_fn<'env>(
+    cache: &NativeCache,
+    env: &'env Env,
+    name: &str,
+    cb: Callback,
+) -> napi::Result<Unknown<'env>> {
+    let bound = Box::into_raw(Box::new(cache.same_core()));
+    let raw = env.raw();
+    let mut f = ptr::null_mut();
+    // SAFETY: plain Node-API calls on the JS thread; `bound` is freed by the finalizer, or
+    // here when the function could not be made (then nothing can call it).
+    unsafe {
+        let made = sys::napi_create_function(
+            raw,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(cb),
+            bound.cast(),
+            &mut f,
+        );
+        if made != sys::Status::napi_ok
+            || sys::napi_add_finalizer(
+                raw,
+                f,
+                bound.cast(),
+                Some(drop_bound),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            ) != sys::Status::napi_ok
+        {
+            drop(Box::from_raw(bound));
+            return Err(napi::Error::from_reason(format!(
+                "could not make the {name} entry"
+            )));
+        }
+        Ok(Unknown::from_raw_unchecked(raw, f))
+    }
 }
 
 #[napi]
@@ -117,37 +234,13 @@ impl NativeCache {
     /// method.
     #[napi]
     pub fn fast_session_get_by_token<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        let bound = Box::into_raw(Box::new(self.same_core()));
-        let raw = env.raw();
-        let mut f = ptr::null_mut();
-        let name = "sessionGetByToken";
-        // SAFETY: plain Node-API calls on the JS thread; `bound` is freed by the finalizer
-        // (or here, when the function could not be made).
-        unsafe {
-            let made = sys::napi_create_function(
-                raw,
-                name.as_ptr().cast(),
-                name.len() as isize,
-                Some(session_get_by_token),
-                bound.cast(),
-                &mut f,
-            );
-            if made != sys::Status::napi_ok
-                || sys::napi_add_finalizer(
-                    raw,
-                    f,
-                    bound.cast(),
-                    Some(drop_bound),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                ) != sys::Status::napi_ok
-            {
-                drop(Box::from_raw(bound));
-                return Err(napi::Error::from_reason(
-                    "could not make the sessionGetByToken entry",
-                ));
-            }
-            Ok(Unknown::from_raw_unchecked(raw, f))
-        }
+        bound_fn(self, env, "sessionGetByToken", session_get_by_token)
+    }
+
+    /// A function `(id, ip, endpoint, max, windowSec) => void` that does what `rateHit`
+    /// does, as [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+    #[napi]
+    pub fn fast_rate_hit<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_fn(self, env, "rateHit", rate_hit)
     }
 }

@@ -53,23 +53,40 @@ impl NativeCache {
         max: f64,
         window_sec: f64,
     ) -> napi::Result<()> {
-        let ip = js(&env, ip_endpoint(ip, &endpoint))?;
-        let (max, window) = js(&env, check_limits(max, window_sec))?;
+        js(
+            &env,
+            self.start_rate_hit(id, ip, &endpoint, max, window_sec),
+        )
+    }
+
+    /// [`rate_hit`](Self::rate_hit) once its arguments are read (also the work of the
+    /// hand-written entry of `fastRateHit()`).
+    pub(crate) fn start_rate_hit(
+        &self,
+        id: u32,
+        ip: JsId,
+        endpoint: &str,
+        max: f64,
+        window_sec: f64,
+    ) -> CacheResult<()> {
+        let ip = ip_endpoint(ip, endpoint)?;
+        let (max, window) = check_limits(max, window_sec)?;
         let answer = |r: CacheResult<Resp>| {
             let (total, left) = rate_hit_reply(r?)?;
             Ok(replies::counter(total, left))
         };
         if let Some(s) = self.one_server_store() {
-            let call = s.rate_hit_call(&ip, &endpoint, max, window);
+            let call = s.rate_hit_call(&ip, endpoint, max, window);
             self.script_direct(id, call, answer);
             return Ok(());
         }
         if let Some(s) = self.direct_store() {
             // a cluster: the IP's index entry, then the counter (see cluster_ops.rs)
-            let (index, count) = s.cluster_rate_hit_calls(&ip, &endpoint, max, window);
+            let (index, count) = s.cluster_rate_hit_calls(&ip, endpoint, max, window);
             self.script_pair_direct(id, index, count, answer);
             return Ok(());
         }
+        let endpoint = endpoint.to_string();
         self.run(id, move |s| async move {
             s.rate_hit(&ip, &endpoint, max, window)
                 .await
