@@ -38,13 +38,14 @@ local function zindex(key, now)
   if #members > 0 then redis.call('PEXPIRE', key, left) end
 end
 
--- Adds `member` (a session living `ttl` ms) to the index: members whose session has expired
--- leave it (so it never names dead sessions), and the index lives at least as long as its
+-- Adds `member` (a session living `ttl` ms) to the index, which lives at least as long as its
 -- newest session, never without a TTL. O(log n + m) for n members of whom m have expired.
--- Only a new member grows the index, so only then are the expired ones trimmed (the bound is
--- the same: each growth trims); the TTL is extended a minute past the session's so that the
--- writes that follow within that minute skip it. A refresh of a known session is then SET,
--- TIME, ZADD and PTTL: setSession is bound by Redis' time in these scripts.
+-- Members whose session has expired leave it whenever it grows (only a new member grows it,
+-- so it never holds more than its live sessions plus those that expired since the last
+-- growth; the readers skip and prune those by score and existence). The TTL is extended a
+-- minute past the session's, so the writes that follow within that minute skip it. A refresh
+-- of a session the index names is then SET, TIME, ZADD and PTTL: setSession is bound by Redis'
+-- time in these scripts.
 local INDEX_TTL_SLACK_MS = 60000
 
 local function index_add(key, member, ttl)
