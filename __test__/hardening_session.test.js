@@ -9,6 +9,7 @@ const { createCache, hashToken } = require('..');
 const hooks = require('./helpers/hooks');
 const { BACKENDS } = require('./helpers/backends');
 const { runApp } = require('./helpers/guide');
+const { commandStats } = require('./helpers/faults');
 
 const uid = () => crypto.randomBytes(8).toString('hex');
 const userNo = () => 1_000_000 + crypto.randomInt(1_000_000_000);
@@ -463,15 +464,10 @@ for (const [name, make] of BACKENDS) {
       const user = userNo();
       const known = hashToken(`known-${uid()}`);
       assert.equal(await s.setSession(known, { user_id: user }), true);
-      const stats = async () => {
-        const out = {};
-        for (const m of (await admin.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2]);
-        return out;
-      };
       const REFRESHES = 10;
-      const before = admin === null ? null : await stats();
+      const before = admin === null ? null : await commandStats(backend.server);
       for (let i = 0; i < REFRESHES; i++) assert.equal(await s.setSession(known, { user_id: user, n: i }), true);
-      const after = admin === null ? null : await stats();
+      const after = admin === null ? null : await commandStats(backend.server);
       assert.deepEqual(await s.getUserSessions(user), [known]);
       assert.deepEqual(await s.getSession(known), { user_id: user, n: REFRESHES - 1 });
       if (admin !== null) {

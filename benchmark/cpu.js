@@ -1,7 +1,9 @@
 'use strict';
 // Where the CPU goes: one implementation, one operation, N calls in flight for a few seconds on
 // a fresh redis-server, then ops/s and the CPU of every thread of this process and of
-// redis-server (from /proc, in ticks per second: 100 = one core busy).
+// redis-server (from /proc, in ticks per second: 100 = one core busy), and the garbage a call
+// leaves: young-generation collections (V8 scavenges) per 100,000 calls; the young generation
+// has a fixed size, so the count grows with the bytes a call allocates.
 //
 //   node benchmark/cpu.js <ours|base|baseNo> <sessionHit|setSession|checkLimit|lock> [secs=6] [inFlight=256] [tcp|tls]
 //
@@ -9,6 +11,7 @@
 // base = the ioredis baseline with autopipelining, baseNo = without. Linux only. Every loop is
 // bounded by time (1 s of warm-up, then `secs`).
 
+const { PerformanceObserver, constants } = require('perf_hooks');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
 const { startBenchRedis } = require('./lib/redis');
@@ -66,6 +69,11 @@ async function main() {
     await Promise.all(Array.from({ length: N }, lane));
   };
   await lanes(1000); // warm-up
+  let scavenges = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+  });
+  observer.observe({ entryTypes: ['gc'] });
   const redisPid = server.pid;
   const a = cpu(process.pid);
   const ra = cpu(redisPid);
@@ -75,8 +83,10 @@ async function main() {
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
   const b = cpu(process.pid);
   const rb = cpu(redisPid);
+  await new Promise((r) => setTimeout(r, 100)); // the observer is told asynchronously
+  observer.disconnect();
   console.log(
-    `${impl} ${what} over ${link}, ${N} in flight: ${Math.round(done / dt / 1000)}k ops/s; CPU in ticks/s (100 = one core): node ${JSON.stringify(perSecond(a, b, dt))}, redis-server ${JSON.stringify(perSecond(ra, rb, dt))}`,
+    `${impl} ${what} over ${link}, ${N} in flight: ${Math.round(done / dt / 1000)}k ops/s; CPU in ticks/s (100 = one core): node ${JSON.stringify(perSecond(a, b, dt))}, redis-server ${JSON.stringify(perSecond(ra, rb, dt))}; ${((scavenges / done) * 1e5).toFixed(1)} young-generation collections per 100,000 calls`,
   );
   if (c.shutdown) await c.shutdown();
   else c.close();
