@@ -84,7 +84,8 @@ describe('direct paths on the pipelined connection', () => {
     const got = await Promise.all(reads);
     const totals = (await Promise.all(hits)).map((h) => h.total);
     const [w1, c1] = native.transportCounts();
-    assert.equal(c1 - c0, 1200, 'every command was sent once');
+    // the 200 hits leave as one call of the hit script per 64 (rate_batch.test.js)
+    assert.equal(c1 - c0, 1000 + Math.ceil(200 / 64), 'every command was sent once');
     assert.equal(w1 - w0, 1, `one write carried them all (${w1 - w0} writes)`);
     got.forEach((s, i) => assert.deepEqual(s, i % 3 === 2 ? null : { user_id: i % 3 }));
     assert.deepEqual(totals, Array.from({ length: 200 }, (_, i) => i + 1), 'limiter hits counted in the order started');

@@ -54,7 +54,8 @@ async function everyService(url, extra, server, db = 0) {
     const st = cache.stats();
     for (const s of ['session', 'permission', 'rateLimit', 'lock', 'pubsub']) assert.equal(st[s].errors, 0, `${s} errors`);
     const [w1, c1] = cache.ctx.bridge.native.transportCounts();
-    assert.ok(c1 - c0 >= 256 + 10, `commands went through the pipeline (${c1 - c0} commands)`);
+    // the 256 hits leave as one call of the hit script per 64 (rate_batch.test.js)
+    assert.ok(c1 - c0 >= Math.ceil(256 / 64) + 10, `commands went through the pipeline (${c1 - c0} commands)`);
     assert.ok(w1 - w0 < c1 - c0, `pipelined: ${w1 - w0} writes for ${c1 - c0} commands`);
     const admin = server.client();
     await admin.select(db);

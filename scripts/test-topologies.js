@@ -10,7 +10,7 @@ const { spawnSync } = require('child_process');
 const path = require('path');
 
 const ROOT = path.join(__dirname, '..');
-const SUITES = ['session', 'permissions', 'pubsub', 'rate_limit', 'lock', 'revocation_journal', 'revocation_gaps', 'revocation_race', 'general_cache', 'general_cache_guards', 'express_session_store', 'fast_entry'].map((s) => path.join('__test__', `${s}.test.js`));
+const SUITES = ['session', 'permissions', 'pubsub', 'rate_limit', 'lock', 'revocation_journal', 'revocation_gaps', 'revocation_race', 'general_cache', 'general_cache_guards', 'express_session_store', 'fast_entry', 'rate_batch'].map((s) => path.join('__test__', `${s}.test.js`));
 
 function step(name, cmd, args, env = {}) {
   console.log(`\n== ${name}`);

@@ -25,7 +25,7 @@ use crate::config::{Config, NativeOptions};
 use crate::error::{js, CacheError, CacheResult};
 use crate::near_cache::NearCache;
 use crate::store::codec::Resp;
-use crate::store::script::ScriptCall;
+use crate::store::script::{BatchCall, ScriptCall};
 use crate::store::transport::pipeline::Done;
 use crate::store::Store;
 use crate::subscription::PubSubState;
@@ -529,6 +529,22 @@ impl NativeCache {
         };
         if let Some(done) = self.direct_done(id, on_reply) {
             direct.submit_script_deferred(call, done);
+        }
+        true
+    }
+
+    /// [`script_direct`](Self::script_direct) of a batchable script on one server's
+    /// pipeline, which sends the calls of one tick together (`Pipeline::submit_batch_deferred`).
+    /// False when the back end has no such pipeline.
+    pub(crate) fn batch_direct<F>(&self, id: u32, call: BatchCall, on_reply: F) -> bool
+    where
+        F: FnOnce(CacheResult<Resp>) -> CacheResult<Reply> + Send + 'static,
+    {
+        let Some(pipeline) = self.core.store.as_ref().and_then(|s| s.pipeline()) else {
+            return false;
+        };
+        if let Some(done) = self.direct_done(id, on_reply) {
+            pipeline.submit_batch_deferred(call, done);
         }
         true
     }

@@ -77,7 +77,7 @@ impl NativeCache {
         };
         if let Some(s) = self.one_server_store() {
             let call = s.rate_hit_call(&ip, endpoint, max, window);
-            self.script_direct(id, call, answer);
+            self.batch_direct(id, call, answer);
             return Ok(());
         }
         if let Some(s) = self.direct_store() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::codec::{decode, Resp};
 use super::memory::{Entry, MemData, MemVal};
-use super::script::{Script, ScriptCall};
+use super::script::{BatchCall, Script};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
 use crate::names::keys::{rate_ip_key, rate_key};
@@ -181,20 +181,21 @@ pub fn rate_hit_reply(r: Resp) -> CacheResult<(i64, i64)> {
 }
 
 impl Store {
-    /// [`rate_hit`](Self::rate_hit) as one script call for the pipelined transport
-    /// (`NativeCache::script_direct`); its reply decodes with [`rate_hit_reply`].
+    /// [`rate_hit`](Self::rate_hit) as one call of its script for the pipelined transport,
+    /// which sends the hits of one tick together (`NativeCache::batch_direct`); its reply
+    /// decodes with [`rate_hit_reply`].
     pub fn rate_hit_call(
         &self,
         ip: &str,
         endpoint: &str,
         limit: u64,
         window: Duration,
-    ) -> ScriptCall {
+    ) -> BatchCall {
         let key = self.key(&rate_key(ip, endpoint));
         let index = self.key(&rate_ip_key(ip));
         let window_ms = (window.as_millis() as u64).max(1);
         let (w, l) = (window_ms.to_string(), limit.to_string());
-        ScriptCall::new(&HIT, &[&key, &index], &[&w, endpoint, &l])
+        BatchCall::new(&HIT, &[&key, &index], &[&w, endpoint, &l])
     }
 
     /// Counts one hit of `ip` on `endpoint` in a fixed window of `window`; the first hit of a

@@ -19,9 +19,120 @@ impl Script {
         }
     }
 
+    /// Appends the head of a call of `argc` arguments in all: EVALSHA and the SHA-1, or EVAL
+    /// and the source when `eval`.
+    fn write_head(&self, b: &mut Vec<u8>, argc: usize, eval: bool) {
+        encode_header(b, argc);
+        if eval {
+            encode_arg(b, b"EVAL");
+            encode_arg(b, self.src.as_bytes());
+        } else {
+            encode_arg(b, b"EVALSHA");
+            encode_arg(b, self.sha.as_bytes());
+        }
+    }
+
     /// A call of this script with `keys` and `args`.
     pub fn call(&'static self, keys: &[&str], args: &[&str]) -> ScriptCall {
         ScriptCall::new(self, keys, args)
+    }
+}
+
+/// One call of a script whose Lua takes any number of calls at once: KEYS holds every call's
+/// keys in call order, ARGV every call's arguments, each call the same number of each; it
+/// returns, for one call, that call's reply (or error, as an error reply), and for several,
+/// the array of their replies, where a call that failed holds its error. Its keys and
+/// arguments are encoded once; the pipeline gathers the calls one tick starts into a
+/// [`Batch`] (one EVALSHA, one run of the script's fixed cost for all of them).
+pub struct BatchCall {
+    script: &'static Script,
+    keys: Vec<u8>,
+    args: Vec<u8>,
+    nkeys: usize,
+    nargs: usize,
+}
+
+impl BatchCall {
+    pub fn new(script: &'static Script, keys: &[&str], args: &[&str]) -> BatchCall {
+        let encode = |parts: &[&str]| {
+            let mut b = Vec::with_capacity(parts.iter().map(|a| a.len() + 16).sum());
+            for a in parts {
+                encode_arg(&mut b, a.as_bytes());
+            }
+            b
+        };
+        BatchCall {
+            script,
+            keys: encode(keys),
+            args: encode(args),
+            nkeys: keys.len(),
+            nargs: args.len(),
+        }
+    }
+
+    /// Bytes of its keys and arguments.
+    pub fn bytes(&self) -> usize {
+        self.keys.len() + self.args.len()
+    }
+}
+
+/// Calls of one script (see [`BatchCall`]) sent as one: `calls` of them, their keys then their
+/// arguments.
+pub struct Batch {
+    script: &'static Script,
+    keys: Vec<u8>,
+    args: Vec<u8>,
+    nkeys: usize,
+    nargs: usize,
+    calls: usize,
+}
+
+impl Batch {
+    pub fn new(first: BatchCall) -> Batch {
+        Batch {
+            script: first.script,
+            keys: first.keys,
+            args: first.args,
+            nkeys: first.nkeys,
+            nargs: first.nargs,
+            calls: 1,
+        }
+    }
+
+    /// Whether `call` is a call of this batch's script (and can join it).
+    pub fn takes(&self, call: &BatchCall) -> bool {
+        std::ptr::eq(self.script, call.script)
+    }
+
+    /// Adds `call` (of this batch's script: see [`takes`](Self::takes)).
+    pub fn push(&mut self, call: BatchCall) {
+        debug_assert!(self.takes(&call));
+        self.keys.extend_from_slice(&call.keys);
+        self.args.extend_from_slice(&call.args);
+        self.nkeys += call.nkeys;
+        self.nargs += call.nargs;
+        self.calls += 1;
+    }
+
+    /// How many calls it holds.
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// Bytes of its keys and arguments.
+    pub fn bytes(&self) -> usize {
+        self.keys.len() + self.args.len()
+    }
+
+    /// Appends it as one EVALSHA, or as EVAL with the script's source when `eval`. A batch of
+    /// one call is exactly that call sent alone.
+    pub fn write(&self, b: &mut Vec<u8>, eval: bool) {
+        self.script.write_head(b, 3 + self.nkeys + self.nargs, eval);
+        let mut numkeys = Vec::with_capacity(4);
+        push_decimal(&mut numkeys, self.nkeys);
+        encode_arg(b, &numkeys);
+        b.extend_from_slice(&self.keys);
+        b.extend_from_slice(&self.args);
     }
 }
 
@@ -69,14 +180,7 @@ impl ScriptCall {
 
     /// Appends the call as EVALSHA, or as EVAL with the script's source when `eval`.
     pub fn write(&self, b: &mut Vec<u8>, eval: bool) {
-        encode_header(b, self.argc);
-        if eval {
-            encode_arg(b, b"EVAL");
-            encode_arg(b, self.script.src.as_bytes());
-        } else {
-            encode_arg(b, b"EVALSHA");
-            encode_arg(b, self.script.sha.as_bytes());
-        }
+        self.script.write_head(b, self.argc, eval);
         b.extend_from_slice(&self.tail);
     }
 }
@@ -104,5 +208,26 @@ mod tests {
             b"*6\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\na\r\n$2\r\nbc\r\n"
         );
         assert_eq!(sha.len(), 40);
+    }
+
+    #[test]
+    fn a_batch_is_one_call_with_every_key_then_every_argument_and_a_batch_of_one_is_the_call() {
+        static LUA: LazyLock<Script> = LazyLock::new(|| Script::new("return 1"));
+        let mut one = Vec::new();
+        Batch::new(BatchCall::new(&LUA, &["k1", "i1"], &["a"])).write(&mut one, false);
+        let mut alone = Vec::new();
+        ScriptCall::new(&LUA, &["k1", "i1"], &["a"]).write(&mut alone, false);
+        assert_eq!(one, alone);
+        let mut batch = Batch::new(BatchCall::new(&LUA, &["k1", "i1"], &["a"]));
+        batch.push(BatchCall::new(&LUA, &["k2", "i2"], &["bc"]));
+        assert_eq!(batch.calls(), 2);
+        let mut b = Vec::new();
+        batch.write(&mut b, true);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "*9\r\n$4\r\nEVAL\r\n$8\r\nreturn 1\r\n$1\r\n4\r\n$2\r\nk1\r\n$2\r\ni1\r\n$2\r\nk2\r\n$2\r\ni2\r\n$1\r\na\r\n$2\r\nbc\r\n"
+        );
+        static OTHER: LazyLock<Script> = LazyLock::new(|| Script::new("return 2"));
+        assert!(!batch.takes(&BatchCall::new(&OTHER, &["k"], &[])));
     }
 }

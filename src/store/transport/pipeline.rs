@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use crate::config::{ConnOptions, Limits};
 use crate::error::{CacheError, CacheResult};
 use crate::store::codec::{encode, parse_max, Resp, MAX_STATUS_LINE};
-use crate::store::script::{is_noscript, ScriptCall};
+use crate::store::script::{is_noscript, Batch, BatchCall, ScriptCall};
 use crate::tls::Tls;
 
 /// Called once with the reply (or the failure) of a command, on the I/O task.
@@ -44,13 +44,27 @@ struct Pending {
 }
 
 /// Commands queued and not yet handed to the writer: their encodings from `buf[head..]` on,
-/// one [`Pending`] per command in the same order.
+/// one [`Pending`] per command in the same order, then the open batch if there is one.
 #[derive(Default)]
 struct Outbox {
     buf: Vec<u8>,
     /// Bytes before it were already taken (or dropped); compacted as it grows.
     head: usize,
     queue: VecDeque<Pending>,
+    /// Calls of one batchable script queued since the last command (see
+    /// [`Pipeline::submit_batch_deferred`]): the outbox's last command, still growing. It is
+    /// closed (encoded, queued) by the next other command, by a flush and by the writer, so
+    /// commands leave in the order they were queued.
+    open: Option<OpenBatch>,
+}
+
+/// The open batch of an [`Outbox`].
+struct OpenBatch {
+    batch: Batch,
+    /// One per call, in call order.
+    dones: Vec<Done>,
+    /// Its first call's: the batch is answered by then.
+    deadline: Instant,
 }
 
 /// Where and how to connect. A plain TCP endpoint is
@@ -264,6 +278,10 @@ const TICK: Duration = Duration::from_millis(10);
 const WRITE_CHUNK: usize = 1024 * 1024;
 /// Longest handshake reply (AUTH, SELECT, CLIENT SETNAME) read before the connection is refused.
 const MAX_HANDSHAKE_BYTES: usize = 64 * 1024;
+/// A batch of calls (see [`Pipeline::submit_batch_deferred`]) holds at most this many calls and
+/// bytes: a script call stays short in Redis (a rate-limit hit costs about 2 µs of it).
+const MAX_BATCH_CALLS: usize = 64;
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -368,8 +386,63 @@ impl Pipeline {
     /// Sends what [`submit_deferred`](Self::submit_deferred) queued: wakes the I/O task if
     /// the outbox holds anything.
     pub fn flush(&self) {
-        if !self.shared.out.lock().queue.is_empty() {
+        let mut out = self.shared.out.lock();
+        out.close_batch(&self.shared);
+        if !out.queue.is_empty() {
+            drop(out);
             self.shared.notify.notify_one();
+        }
+    }
+
+    /// Queues one call of a batchable script (see [`BatchCall`]), sent by the next
+    /// [`flush`](Self::flush) together with the calls of the same script queued right before
+    /// and after it, up to [`MAX_BATCH_CALLS`]: one EVALSHA for all of them, whose reply the
+    /// pipeline splits among their `done`s. A call queued after any other command starts a
+    /// new batch, so the order of commands is the order they were queued. On NOSCRIPT the
+    /// batch is sent once more as EVAL, with the deadline of its first call, which it is
+    /// answered by (at most one tick before the others' own).
+    pub fn submit_batch_deferred(&self, call: BatchCall, done: Done) {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            done(Err(CacheError::Closed));
+            return;
+        }
+        if !self.shared.started.swap(true, Ordering::AcqRel) {
+            let shared = self.shared.clone();
+            *self.task.lock() = Some(spawn(io_loop(shared)));
+        }
+        let shared = &self.shared;
+        let refused = {
+            let mut out = shared.out.lock();
+            let unsent =
+                out.buf.len() - out.head + out.open.as_ref().map_or(0, |o| o.batch.bytes());
+            if (!out.queue.is_empty() || out.open.is_some())
+                && unsent + call.bytes() > shared.limits.max_outbox
+            {
+                Some(done)
+            } else {
+                match out.open.as_mut() {
+                    Some(o)
+                        if o.batch.takes(&call)
+                            && o.batch.calls() < MAX_BATCH_CALLS
+                            && o.batch.bytes() + call.bytes() <= MAX_BATCH_BYTES =>
+                    {
+                        o.batch.push(call);
+                        o.dones.push(done);
+                    }
+                    _ => {
+                        out.close_batch(shared);
+                        out.open = Some(OpenBatch {
+                            batch: Batch::new(call),
+                            dones: vec![done],
+                            deadline: self.deadline(),
+                        });
+                    }
+                }
+                None
+            }
+        };
+        if let Some(done) = refused {
+            refuse(shared, done);
         }
     }
 
@@ -460,7 +533,7 @@ enum Wake {
 /// `wake` says. A command that finds the outbox full (`maxOutboxBytes` of unsent commands:
 /// Redis does not read) or its deadline already passed is answered at once instead.
 fn enqueue(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     write: impl FnOnce(&mut Vec<u8>),
     done: Done,
     wake: Wake,
@@ -474,6 +547,7 @@ fn enqueue(
     }
     let (was_empty, refused) = {
         let mut out = shared.out.lock();
+        out.close_batch(shared);
         let was_empty = out.queue.is_empty();
         let start = out.buf.len();
         write(&mut out.buf);
@@ -492,15 +566,73 @@ fn enqueue(
         }
     };
     if let Some(done) = refused {
-        shared.refused.fetch_add(1, Ordering::Relaxed);
-        let max = shared.limits.max_outbox;
-        done(Err(CacheError::Unavailable(format!(
-            "the outbox is full ({max} bytes of commands Redis has not read: maxOutboxBytes)"
-        ))));
+        refuse(shared, done);
         return;
     }
     if was_empty && wake == Wake::Now {
         shared.notify.notify_one();
+    }
+}
+
+/// Answers a command the full outbox refused.
+fn refuse(shared: &Shared, done: Done) {
+    shared.refused.fetch_add(1, Ordering::Relaxed);
+    let max = shared.limits.max_outbox;
+    done(Err(CacheError::Unavailable(format!(
+        "the outbox is full ({max} bytes of commands Redis has not read: maxOutboxBytes)"
+    ))));
+}
+
+/// The callback of a sent batch: on NOSCRIPT it sends the batch once more as EVAL (from the
+/// I/O task, keeping the first call's deadline); otherwise it splits the reply among the calls.
+fn batch_done(shared: Arc<Shared>, batch: Batch, dones: Vec<Done>, deadline: Instant) -> Done {
+    Box::new(move |r| match r {
+        Err(CacheError::Redis(e)) if is_noscript(&e) => {
+            if shared.closed.load(Ordering::Relaxed) {
+                dones.into_iter().for_each(|d| d(Err(CacheError::Closed)));
+                return;
+            }
+            let again = shared.clone();
+            enqueue(
+                &shared,
+                |b| batch.write(b, true),
+                Box::new(move |r| split_batch_reply(&again, r, dones)),
+                Wake::Now,
+                deadline,
+            );
+        }
+        r => split_batch_reply(&shared, r, dones),
+    })
+}
+
+/// Gives each call of a batch its reply: a batch of one call is answered as that call sent
+/// alone; a batch of several gets an array with one reply per call, where a call that failed
+/// holds its error. A failure of the whole (a timeout, a lost connection) answers them all.
+fn split_batch_reply(shared: &Shared, r: CacheResult<Resp>, mut dones: Vec<Done>) {
+    if dones.len() == 1 {
+        if let Some(done) = dones.pop() {
+            done(r);
+        }
+        return;
+    }
+    match r {
+        Ok(Resp::Array(replies)) if replies.len() == dones.len() => {
+            for (done, reply) in dones.into_iter().zip(replies) {
+                done(match reply {
+                    Resp::Error(e) => Err(CacheError::Redis((shared.scrub)(e))),
+                    reply => Ok(reply),
+                });
+            }
+        }
+        Ok(_) => {
+            let n = dones.len();
+            for done in dones {
+                done(Err(CacheError::Redis(format!(
+                    "unexpected reply to a batch of {n} script calls"
+                ))));
+            }
+        }
+        Err(e) => dones.into_iter().for_each(|d| d(Err(e.clone()))),
     }
 }
 
@@ -522,16 +654,39 @@ fn fail_all(queue: &mut VecDeque<Pending>, err: impl Fn() -> CacheError) {
 /// their command would be sent after the next connect and shift every reply onto the wrong
 /// caller. The callbacks run outside the outbox lock.
 fn fail_outbox(shared: &Shared, err: impl Fn() -> CacheError) {
-    let mut queue = {
+    let (mut queue, open) = {
         let mut out = shared.out.lock();
         out.buf.clear();
         out.head = 0;
-        std::mem::take(&mut out.queue)
+        (std::mem::take(&mut out.queue), out.open.take())
     };
-    fail_all(&mut queue, err);
+    fail_all(&mut queue, &err);
+    for done in open.into_iter().flat_map(|o| o.dones) {
+        done(Err(err()));
+    }
 }
 
 impl Outbox {
+    /// Queues the open batch (if any) as the command it becomes.
+    fn close_batch(&mut self, shared: &Arc<Shared>) {
+        let Some(OpenBatch {
+            batch,
+            dones,
+            deadline,
+        }) = self.open.take()
+        else {
+            return;
+        };
+        let start = self.buf.len();
+        batch.write(&mut self.buf, false);
+        let len = self.buf.len() - start;
+        self.queue.push_back(Pending {
+            done: Some(batch_done(shared.clone(), batch, dones, deadline)),
+            deadline,
+            len,
+        });
+    }
+
     /// Hands the writer the next commands: whole commands from the front, up to
     /// [`WRITE_CHUNK`] bytes (at least one), appended to `wbuf` (which is empty) and their
     /// [`Pending`]s to `inflight`. Commands answered (timed out) before they could be sent
@@ -583,6 +738,9 @@ impl Outbox {
     /// any other is marked answered and dropped by the next [`take`](Self::take).
     fn expire(&mut self, now: Instant) -> Vec<Done> {
         let mut expired = Vec::new();
+        if self.open.as_ref().is_some_and(|o| o.deadline <= now) {
+            expired.extend(self.open.take().into_iter().flat_map(|o| o.dones));
+        }
         while self.queue.front().is_some_and(|p| p.deadline <= now) {
             if let Some(mut p) = self.queue.pop_front() {
                 self.head += p.len;
@@ -869,6 +1027,7 @@ async fn io_loop(shared: Arc<Shared>) {
         }
         if refill && lost.is_none() {
             let mut out = shared.out.lock();
+            out.close_batch(&shared);
             if !out.queue.is_empty() {
                 if inflight.is_empty() {
                     // The silence that counts starts with the first request waiting.
@@ -940,6 +1099,146 @@ mod tests {
         assert!(second.lock().is_empty());
         assert_eq!(inflight.len(), 3);
         assert!(out.queue.is_empty() && out.buf.is_empty() && out.head == 0);
+    }
+
+    /// A pipeline whose I/O task is never started: what it queues stays in its outbox.
+    fn idle_pipeline(max_outbox: usize) -> Pipeline {
+        let p = Pipeline::new(
+            Endpoint::tcp("127.0.0.1".into(), 1, None, None, 0),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+            Limits {
+                max_outbox,
+                ..Limits::default()
+            },
+            Box::new(|s| s),
+        );
+        p.shared.started.store(true, Ordering::SeqCst);
+        p
+    }
+
+    fn logged(log: &Arc<Mutex<Vec<String>>>, name: &str) -> Done {
+        let (log, name) = (log.clone(), name.to_string());
+        Box::new(move |r| log.lock().push(format!("{name} {r:?}")))
+    }
+
+    static LUA: std::sync::LazyLock<crate::store::script::Script> =
+        std::sync::LazyLock::new(|| crate::store::script::Script::new("return KEYS"));
+
+    #[test]
+    fn calls_of_a_batchable_script_leave_as_one_command_per_run_in_the_order_queued() {
+        let p = idle_pipeline(1 << 20);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let call = |k: &str| BatchCall::new(&LUA, &[k], &["a"]);
+        for k in ["k1", "k2", "k3"] {
+            p.submit_batch_deferred(call(k), logged(&log, k));
+        }
+        p.submit_deferred(|b| encode(b, &[b"PING"]), logged(&log, "ping"));
+        for k in ["k4", "k5"] {
+            p.submit_batch_deferred(call(k), logged(&log, k));
+        }
+        assert!(
+            p.shared.out.lock().open.is_some(),
+            "the last run waits for the flush"
+        );
+        p.flush();
+        let mut expected = Vec::new();
+        let mut first = Batch::new(call("k1"));
+        first.push(call("k2"));
+        first.push(call("k3"));
+        first.write(&mut expected, false);
+        encode(&mut expected, &[b"PING"]);
+        let mut last = Batch::new(call("k4"));
+        last.push(call("k5"));
+        last.write(&mut expected, false);
+        let mut wbuf = Vec::new();
+        let mut inflight = VecDeque::new();
+        assert_eq!(p.shared.out.lock().take(&mut wbuf, &mut inflight), 3);
+        assert_eq!(wbuf, expected);
+
+        // the replies: one per call of each batch, a call that failed holds its error; a batch
+        // whose reply does not fit its calls fails them all
+        let mut answer = |r: CacheResult<Resp>| {
+            let mut p = inflight.pop_front().unwrap();
+            (p.done.take().unwrap())(r)
+        };
+        answer(Ok(Resp::Array(vec![
+            Resp::Int(1),
+            Resp::Error("ERR k2 refused".into()),
+            Resp::Int(3),
+        ])));
+        answer(Ok(Resp::Simple("PONG".into())));
+        answer(Ok(Resp::Array(vec![Resp::Int(4)])));
+        let log = log.lock();
+        assert_eq!(
+            &log[..4],
+            [
+                "k1 Ok(Int(1))",
+                "k2 Err(Redis(\"ERR k2 refused\"))",
+                "k3 Ok(Int(3))",
+                "ping Ok(Simple(\"PONG\"))"
+            ]
+        );
+        assert!(log[4].starts_with("k4 Err(Redis(\"unexpected reply to a batch of 2"));
+        assert!(log[5].starts_with("k5 Err(Redis(\"unexpected reply to a batch of 2"));
+    }
+
+    #[test]
+    fn a_batch_is_bounded_in_calls_and_its_calls_expire_and_fail_with_the_outbox() {
+        let p = idle_pipeline(1 << 20);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..MAX_BATCH_CALLS + 1 {
+            p.submit_batch_deferred(
+                BatchCall::new(&LUA, &["k"], &[]),
+                logged(&log, &format!("c{i}")),
+            );
+        }
+        {
+            let out = p.shared.out.lock();
+            assert_eq!(out.queue.len(), 1, "a full batch is closed");
+            assert_eq!(out.open.as_ref().map(|o| o.batch.calls()), Some(1));
+        }
+        // the open batch's calls time out with their first call's deadline, unsent
+        let expired = p
+            .shared
+            .out
+            .lock()
+            .expire(Instant::now() + Duration::from_secs(6));
+        assert_eq!(
+            expired.len(),
+            2,
+            "the closed batch (one callback) and the open one's call"
+        );
+        assert!(p.shared.out.lock().open.is_none());
+        for d in expired {
+            d(Err(CacheError::Timeout(5000)));
+        }
+        assert_eq!(log.lock().len(), MAX_BATCH_CALLS + 1);
+        assert!(log.lock().iter().all(|l| l.contains("Timeout")));
+
+        // a closed pipeline answers an open batch's calls
+        log.lock().clear();
+        p.submit_batch_deferred(BatchCall::new(&LUA, &["k"], &[]), logged(&log, "a"));
+        p.submit_batch_deferred(BatchCall::new(&LUA, &["k"], &[]), logged(&log, "b"));
+        p.close();
+        assert_eq!(*log.lock(), ["a Err(Closed)", "b Err(Closed)"]);
+    }
+
+    #[test]
+    fn a_batch_call_that_finds_the_outbox_full_is_refused_alone() {
+        let p = idle_pipeline(200);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let big = "x".repeat(120);
+        for name in ["a", "b", "c"] {
+            p.submit_batch_deferred(BatchCall::new(&LUA, &[&big], &[]), logged(&log, name));
+        }
+        assert_eq!(log.lock().len(), 2, "b and c refused: {:?}", log.lock());
+        assert!(log.lock().iter().all(|l| l.contains("outbox is full")));
+        assert_eq!(p.refused_count(), 2);
+        assert_eq!(
+            p.shared.out.lock().open.as_ref().map(|o| o.batch.calls()),
+            Some(1)
+        );
     }
 
     #[test]
