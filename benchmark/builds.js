@@ -17,7 +17,9 @@
 // from an emptied Redis (FLUSHALL and SCRIPT FLUSH on every primary), opens the cache as
 // suite.js does, subscribes, seeds, runs one warm-up round and one measured round of --ms ms
 // (tinybench, as suite.js's rounds), and reports calls/s. The figures are the medians of the
-// rounds; "B/A by round" is the spread of the ratios of the A and B runs of one round.
+// rounds; "B/A by round" is the spread of the ratios of the A and B runs of one round. Each row
+// also prints the child's CPU time per call (user + system, every thread of the process: JS,
+// the addon's I/O threads; not Redis'), less sensitive to other work on the machine than calls/s.
 // A row that a build cannot run (a method its cache lacks, e.g. the general cache's wrap before
 // it existed) prints as n/a with the reason; a child that fails prints its error in the row.
 //
@@ -51,7 +53,8 @@ function assertLoopback(urls) {
 
 // ---- child: one row of one build --------------------------------------------------------------
 
-// → { opsPerSec, calls, commands } or { na: reason }, as the last line of stdout.
+// → { opsPerSec, calls, cpuUs (the process's CPU time, every thread, per call), commands } or
+// { na: reason }, as the last line of stdout.
 async function child(spec) {
   const { dir, conn, key, inFlight, ms, statsUrls } = spec;
   assertLoopback([...(conn.url ? [conn.url] : []), ...(conn.cluster || []), ...(statsUrls || [])]);
@@ -78,7 +81,9 @@ async function child(spec) {
       for (const a of admin) await a.config('RESETSTAT');
     }
     const calls = {};
+    const cpu0 = process.cpuUsage();
     const got = await rows.round(series, inFlight, ms, calls);
+    const cpu = process.cpuUsage(cpu0);
     let commands = null;
     if (statsUrls) {
       commands = {};
@@ -92,7 +97,7 @@ async function child(spec) {
       delete commands.config; // our own RESETSTAT
       delete commands.info;
     }
-    return { opsPerSec: got.ours, calls: calls.ours, commands };
+    return { opsPerSec: got.ours, calls: calls.ours, cpuUs: (cpu.user + cpu.system) / calls.ours, commands };
   } finally {
     for (const a of admin) a.disconnect();
     await shutdown();
@@ -173,7 +178,7 @@ async function topology(opt, name, server, conn, opKeys, results) {
   const statsUrls = opt.commandstats ? await server.primaries() : null;
   for (const key of opKeys) {
     for (const inFlight of opt.inFlights) {
-      const row = { topology: name, key, op: names[key], inFlight, A: [], B: [], ratios: [], note: [], commands: {} };
+      const row = { topology: name, key, op: names[key], inFlight, A: [], B: [], cpuA: [], cpuB: [], ratios: [], note: [], commands: {} };
       const stopped = { A: null, B: null };
       for (let r = 0; r < opt.rounds; r++) {
         const order = r % 2 === 0 ? ['A', 'B'] : ['B', 'A'];
@@ -189,6 +194,7 @@ async function topology(opt, name, server, conn, opKeys, results) {
           }
           got[build] = res.opsPerSec;
           row[build].push(res.opsPerSec);
+          row[`cpu${build}`].push(res.cpuUs);
           if (res.commands && !row.commands[build]) row.commands[build] = res.commands;
         }
         if (got.A !== undefined && got.B !== undefined) row.ratios.push(got.B / got.A);
@@ -198,10 +204,12 @@ async function topology(opt, name, server, conn, opKeys, results) {
       row.b = row.B.length ? median(row.B) : null;
       results.push(row);
       const show = (xs) => xs.map(fmtOps).join(' ');
+      const cpu = (xs) => (xs.length ? `${median(xs).toFixed(2)} µs` : '–');
       console.log(
         `${name.padEnd(7)} ${row.op.padEnd(38)} ${String(inFlight).padStart(3)} in flight: A ${row.a === null ? '–' : fmtOps(row.a)} [${show(row.A)}], B ${row.b === null ? '–' : fmtOps(row.b)} [${show(row.B)}]`
         + `${row.a !== null && row.b !== null ? ` → ${(row.b / row.a).toFixed(2)}×` : ''}${row.note.length ? ` (${row.note.join('; ')})` : ''}`,
       );
+      console.log(`        CPU per call (child process, every thread; median): A ${cpu(row.cpuA)}, B ${cpu(row.cpuB)}`);
       for (const build of ['A', 'B']) {
         const c = row.commands[build];
         if (!c) continue;
