@@ -37,6 +37,7 @@ const path = require('path');
 const { spawn } = require('child_process');
 const { createCache, hashToken } = require('..');
 const { createBaseline } = require('./baseline');
+const { TOKENS, TOPOLOGY_OPS, rateLimits, token, gcKey, gcValue, round: benchRound, operations: rowOperations, openOurs, seedContender, seedGeneral } = require('./lib/rows');
 const { startBenchRedis, startBenchCluster } = require('./lib/redis');
 const { seedApp, startApp, cannon } = require('./lib/express');
 const { processCpuSeconds } = require('./lib/cpu');
@@ -62,8 +63,6 @@ const EXPRESS_WARMUP_SEC = 2;
 // round always runs): the bound in time whatever the rounds' count.
 const EXPRESS_BUDGET_SEC = arg('express-budget', 1.5 * EXPRESS_ROUNDS * 4 * (EXPRESS_SEC + EXPRESS_WARMUP_SEC + 1));
 const RSS_READS = arg('rss-reads', QUICK ? 100_000 : 1_000_000);
-const TOKENS = 1000;
-const USERS = 1000;
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((k) => k.trim()).filter(Boolean)) : null;
 const PARTS = ['plain', 'tls', 'cluster', 'express', 'rss'];
 const onlyParts = listArg('only');
@@ -76,140 +75,15 @@ if (onlyParts !== null && (onlyParts.length === 0 || onlyParts.some((p) => !PART
 const RUN = new Set(onlyParts || (ONLY !== null ? ['plain', ...(ONLY.has('express') ? ['express'] : [])] : PARTS));
 for (const part of ['express', 'rss']) if (flag(`no-${part}`)) RUN.delete(part);
 const PARTIAL = onlyParts !== null || ONLY !== null;
-// The operations measured on TLS and on the cluster.
-const TOPOLOGY_OPS = ['sessionHit', 'checkLimit'];
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const sessionData = (i) => ({ user_id: i, user: { id: i, name: `user ${i}`, role: 'CLERK' }, tenant: 'acme', roles: ['CLERK'] });
-const snapshot = (i) => ({
-  role: 'CLERK',
-  modules: ['INVENTORY', 'REPORTS', 'SALES', 'PURCHASING', `M${i % 7}`],
-  pages: { 'inventory-items': ['view', 'edit'], dashboard: ['*'], reports: ['view'] },
-});
-const token = (i) => `bench-token-${i}-${'x'.repeat(40)}`;
-// The general cache's keys and value (a small report row set, as the guide caches).
-const gcKey = (i) => `dash:stats:${i % TOKENS}`;
-const gcValue = (i) => ({ id: i, name: 'dashboard', rows: Array.from({ length: 20 }, (_, r) => ({ r, v: `row-${r}` })) });
-const rateLimits = { '/bench/search': { max: 1e9, windowSec: 60 } };
 
-// One round: tinybench (ESM, loaded once) runs one task per series, one after the other, so the
-// series alternate within the round. A task's iteration is a batch: `inFlight` lanes that each
-// make PER_LANE calls of `op(i)` in a row, i.e. `inFlight` calls outstanding throughout, and the
-// harness costs one timestamp pair per batch instead of per call (per call it would cap the
-// fastest rows: 2.7M calls/s with tinybench's own task concurrency, below the near cache). The
-// round lasts ROUND_MS per series (tinybench's time budget; every batch is bounded in count).
-// → { series: calls per second }.
-let BenchClass = null;
-async function round(series, inFlight) {
-  if (BenchClass === null) ({ Bench: BenchClass } = await import('tinybench'));
-  const perLane = inFlight === 1 ? 256 : 8;
-  const bench = new BenchClass({ time: ROUND_MS, iterations: 1, warmup: false, throws: true });
-  const calls = {};
-  for (const [name, op] of Object.entries(series)) {
-    let next = 0;
-    calls[name] = 0;
-    const lane = async () => {
-      for (let k = 0; k < perLane; k++) await op(next++);
-    };
-    bench.add(name, async () => {
-      const lanes = new Array(inFlight);
-      for (let l = 0; l < inFlight; l++) lanes[l] = lane();
-      await Promise.all(lanes);
-      calls[name] += inFlight * perLane;
-    });
-  }
-  await bench.run();
-  return Object.fromEntries(bench.tasks.map((t) => [t.name, calls[t.name] / (t.result.totalTime / 1000)]));
-}
+// One round of the rows' harness (benchmark/lib/rows.js), ROUND_MS per series.
+const round = (series, inFlight) => benchRound(series, inFlight, ROUND_MS);
 
-// The operations (`ours`, `oursFar` and `base` are only read when a row runs: null gives the
-// list of names and keys).
-function operations(ours, oursFar, base) {
-  const hashes = Array.from({ length: TOKENS }, (_, i) => hashToken(token(i)));
-  const tokens = Array.from({ length: TOKENS }, (_, i) => token(i));
-  const data = Array.from({ length: TOKENS }, (_, i) => sessionData(i));
-  let lockSeq = 0;
-  const check = (r, expected) => {
-    if (r !== expected) throw new Error(`unexpected answer ${JSON.stringify(r)}`);
-  };
-  const sessionOk = (s) => {
-    if (s === null || s.source !== 'cache') throw new Error('session miss in the hit benchmark');
-  };
-  const wrapOk = (v) => {
-    if (v === null || v.rows === undefined) throw new Error('wrap miss in the hit benchmark');
-  };
-  const wrapMiss = () => {
-    throw new Error('wrap miss in the hit benchmark');
-  };
-  const baseWrap = (s) => (s === null ? wrapMiss() : JSON.parse(s));
-  return [
-    {
-      name: 'session hit (getSessionWithFallback)',
-      key: 'sessionHit',
-      ours: async (i) => sessionOk(await ours.sessionCache.getSessionWithFallback(tokens[i % TOKENS])),
-      base: (b) => async (i) => sessionOk(await b.sessionCache.getSessionWithFallback(tokens[i % TOKENS])),
-    },
-    {
-      name: 'setSession',
-      key: 'setSession',
-      ours: async (i) => check(await ours.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
-      base: (b) => async (i) => check(await b.sessionCache.setSession(hashes[i % TOKENS], data[i % TOKENS]), true),
-    },
-    {
-      name: 'checkLimit',
-      key: 'checkLimit',
-      ours: async (i) => check((await ours.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search')).allowed, true),
-      base: (b) => async (i) => check((await b.rateLimiter.checkLimit(`10.0.${(i >> 8) & 3}.${i & 255}`, '/bench/search')).allowed, true),
-    },
-    {
-      name: 'hasModulePermission, near cache on',
-      key: 'permNear',
-      ours: async (i) => check(await ours.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
-      base: (b) => async (i) => check(await b.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
-    },
-    {
-      name: 'hasModulePermission, near cache off',
-      key: 'permFar',
-      ours: async (i) => check(await oursFar.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
-      base: (b) => async (i) => check(await b.permissionCache.hasModulePermission(i % USERS, 'SALES'), true),
-    },
-    {
-      name: 'acquire + release',
-      key: 'lock',
-      ours: async () => {
-        const id = lockSeq++ % 100000;
-        const l = await ours.distributedLock.acquire('bench', id, { ttlSec: 30 });
-        if (!l.acquired) throw new Error('lock not acquired');
-        check(await ours.distributedLock.release('bench', id, l.owner), true);
-      },
-      base: (b) => async () => {
-        const id = lockSeq++ % 100000;
-        const l = await b.distributedLock.acquire('bench-base', id, { ttlSec: 30 });
-        if (!l.acquired) throw new Error('lock not acquired');
-        check(await b.distributedLock.release('bench-base', id, l.owner), true);
-      },
-    },
-    {
-      // the general cache's read-through; the baseline reads the same JSON with GET + parse
-      name: 'wrap hit',
-      key: 'wrapHit',
-      ours: async (i) => wrapOk(await ours.wrap(gcKey(i), wrapMiss, { ttlSec: 600 })),
-      base: (b) => async (i) => wrapOk(baseWrap(await b.client.get(gcKey(i)))),
-    },
-    {
-      name: 'wrap hit, near cache',
-      key: 'wrapNear',
-      ours: async (i) => wrapOk(await ours.wrap(gcKey(i), wrapMiss, { ttlSec: 600, near: true })),
-      base: (b) => async (i) => wrapOk(baseWrap(await b.client.get(gcKey(i)))),
-    },
-    {
-      name: 'publishSessionInvalidation',
-      key: 'publish',
-      ours: (i) => ours.pubsub.publishSessionInvalidation({ sessionId: hashes[i % TOKENS] }),
-      base: (b) => (i) => b.pubsub.publish('sessions:invalidate', { sessionId: hashes[i % TOKENS] }),
-    },
-  ];
-}
+// The operations (benchmark/lib/rows.js; `ours` and `oursFar` are only read when a row runs:
+// null gives the list of names and keys).
+const operations = (ours, oursFar) => rowOperations(hashToken, ours, oursFar);
 
 // The harness's own ceiling: an op that only awaits an already-resolved promise.
 async function harnessCeiling() {
@@ -229,14 +103,13 @@ async function harnessCeiling() {
 // baseline n = 1 (auto-pipelining) or 2 (without), each in its own database or key prefix,
 // keys: the operations measured (null: all) }.
 async function perOperation(topo) {
-  const all = operations(null, null, null).map((op) => op.key);
+  const all = operations(null, null).map((op) => op.key);
   const keys = all.filter((k) => (topo.keys === null || topo.keys.includes(k)) && (ONLY === null || ONLY.has(k)));
   if (keys.length === 0) {
     if (ONLY !== null && !ONLY.has('express')) throw new Error(`BENCH_ONLY names no operation of ${topo.name} (keys: ${(topo.keys || all).join(', ')})`);
     return [];
   }
-  const ours = createCache({ ...topo.ours, rateLimits, nodeId: 'bench' });
-  const oursFar = keys.includes('permFar') ? createCache({ ...topo.ours, rateLimits, nodeId: 'bench', nearCacheTtlMs: 0 }) : null;
+  const { ours, oursFar } = openOurs(createCache, topo.ours, keys);
   // Each contender in its own database (or, on a cluster, under its own key prefix): the
   // baseline keeps the old layout (a plain set as the user's session index), ours a sorted set,
   // so one key cannot serve both.
@@ -251,20 +124,14 @@ async function perOperation(topo) {
     // answers only while subscribed)
     if (!(await ours.pubsub.subscribe())) throw new Error(`our pub/sub did not subscribe (${topo.name})`);
     await Promise.all([baseAp.pubsub.subscribe(), baseNo.pubsub.subscribe()]);
-    const perms = keys.some((k) => k.startsWith('perm'));
-    for (const c of [ours, baseAp, baseNo]) {
-      for (let i = 0; i < TOKENS; i++) {
-        if (!(await c.sessionCache.setSession(hashToken(token(i)), sessionData(i)))) throw new Error(`seeding the sessions failed (${topo.name})`);
-      }
-      for (let i = 0; perms && i < USERS; i++) await c.permissionCache.setUserPermissions(i, snapshot(i));
-    }
+    for (const c of [ours, baseAp, baseNo]) await seedContender(c, hashToken, keys, topo.name);
     if (keys.some((k) => k.startsWith('wrap'))) {
+      await seedGeneral(ours, topo.name);
       for (let i = 0; i < TOKENS; i++) {
-        if (!(await ours.set(gcKey(i), gcValue(i), { ttlSec: 600 }))) throw new Error(`seeding the general cache failed (${topo.name})`);
         for (const b of [baseAp, baseNo]) await b.client.set(gcKey(i), JSON.stringify(gcValue(i)), 'EX', 600);
       }
     }
-    const ops = operations(ours, oursFar, baseAp).filter((op) => keys.includes(op.key));
+    const ops = operations(ours, oursFar).filter((op) => keys.includes(op.key));
     for (const op of ops) {
       for (const inFlight of [1, 256]) {
         const series = {

@@ -6,6 +6,8 @@
 //   startBenchRedis({ tls })   one redis-server that also listens with TLS (`--tls-port`), its
 //                              certificate signed by a CA made here with openssl
 //   startBenchCluster()        the test helpers' Redis Cluster: 3 primaries, 3 replicas
+// Each also has `primaries()` (→ the plaintext redis:// URLs of the primaries, for INFO and
+// CONFIG) and `flush()` (FLUSHALL and SCRIPT FLUSH on every primary: an empty server again).
 
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -58,9 +60,9 @@ function makePki(dir) {
   return { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
 }
 
-// → { url, port, pid, version, client(), stop() } (client() is a plain ioredis client on the
-// plaintext port, disconnected by stop()); with `tls`, also `tlsUrl` (rediss://127.0.0.1:<port>)
-// and `ca` (the CA's PEM, for `tls: { ca }`). `stop()` is idempotent.
+// → { url, port, pid, version, client(), primaries(), flush(), stop() } (client() is a plain
+// ioredis client on the plaintext port, disconnected by stop()); with `tls`, also `tlsUrl`
+// (rediss://127.0.0.1:<port>) and `ca` (the CA's PEM, for `tls: { ca }`). `stop()` is idempotent.
 async function startBenchRedis({ tls = false } = {}) {
   requireRedis();
   let dir = null;
@@ -83,16 +85,30 @@ async function startBenchRedis({ tls = false } = {}) {
     await server.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
-  const out = { url: server.url, port: server.port, pid: server.proc.pid, version: redisServerVersion(), client: () => server.client(), stop };
+  let admin = null;
+  const flush = async () => {
+    if (admin === null) admin = server.client();
+    await admin.flushall();
+    await admin.script('FLUSH');
+  };
+  const primaries = async () => [server.url];
+  const out = { url: server.url, port: server.port, pid: server.proc.pid, version: redisServerVersion(), client: () => server.client(), primaries, flush, stop };
   if (tls) Object.assign(out, { tlsUrl: `rediss://127.0.0.1:${tlsPort}`, ca: fs.readFileSync(pki.ca, 'utf8') });
   return out;
 }
 
-// → { nodes: ['redis://127.0.0.1:<port>', …] (all six), stop() }.
+// → { nodes: ['redis://127.0.0.1:<port>', …] (all six), primaries(), flush(), stop() }.
 async function startBenchCluster() {
   requireRedis();
   const cluster = await startCluster();
-  return { nodes: cluster.urls, stop: guarded(() => cluster.stop()) };
+  const primaries = async () => (await cluster.primaries()).map((port) => `redis://127.0.0.1:${port}`);
+  const flush = async () => {
+    for (const port of await cluster.primaries()) {
+      await cluster.ask(port, 'FLUSHALL');
+      await cluster.ask(port, 'SCRIPT', 'FLUSH');
+    }
+  };
+  return { nodes: cluster.urls, primaries, flush, stop: guarded(() => cluster.stop()) };
 }
 
 // `startRedis` too, for benchmarks written against the test helper's name.
