@@ -555,3 +555,36 @@ describe('pubsub and configure()', () => {
     }
   });
 });
+
+describe('pub/sub message text', () => {
+  // buildMessage's fast path (a plain object without reserved fields: its JSON with origin and
+  // ts appended, no copy of the object) gives exactly the text of the copy it replaces.
+  it('is the JSON of the fields plus origin and ts, whichever path builds it', () => {
+    const { buildMessage } = require('../lib/pubsub');
+    const ctx = { options: { nodeId: 'node-"1"\u00e9' } };
+    const realNow = Date.now;
+    Date.now = () => 1765000000123;
+    try {
+      const copy = (m) => {
+        const { sender, seq, ...fields } = m;
+        return JSON.stringify({ ...fields, origin: ctx.options.nodeId, ts: Date.now() });
+      };
+      const plain = [
+        {},
+        { sessionId: 'abc' },
+        { type: 'user', userId: 42, nested: { a: [1, 'x', null, { b: true }] } },
+        { keys: ['a', 'b\u2028c', '\ud83d\ude00'], pattern: 'dash:*' },
+        { skipped: undefined, fn: () => 1, n: NaN, big: 1e21 },
+        Object.assign(Object.create(null), { x: 1 }),
+      ];
+      const reserved = [{ origin: 'forged', a: 1 }, { ts: 1, a: 1 }, { sender: 'x', seq: 9, a: 1 }, { toJSON: () => ({ swapped: true }) }, new (class Msg { constructor() { this.k = 1; } })()];
+      for (const m of [...plain, ...reserved]) assert.equal(buildMessage(ctx, m), copy(m), JSON.stringify(m));
+      assert.deepEqual(JSON.parse(buildMessage(ctx, {})), { origin: ctx.options.nodeId, ts: 1765000000123 });
+      // the tail follows a new configuration
+      ctx.options = { nodeId: 'node-2' };
+      assert.equal(buildMessage(ctx, { a: 1 }), '{"a":1,"origin":"node-2","ts":1765000000123}');
+    } finally {
+      Date.now = realNow;
+    }
+  });
+});

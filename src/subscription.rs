@@ -12,6 +12,7 @@
 //!   exception comes back as an `Err` (reported on stderr) instead of killing the process.
 //!   The JS dispatcher catches its handlers' errors itself, so that path is a last resort.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -228,12 +229,78 @@ pub struct SeqCounts {
     near_drops: AtomicU64,
 }
 
-/// The numbering fields of a message; anything else in it is skipped, not copied.
+/// The numbering fields of a message, borrowed from it where they hold no escapes; anything
+/// else in it is skipped, not copied. A `sender` or `seq` of another type leaves the message
+/// unnumbered; an `origin` of another type is left out.
 #[derive(serde::Deserialize)]
-struct Numbering {
-    sender: Option<serde_json::Value>,
-    seq: Option<serde_json::Value>,
-    origin: Option<serde_json::Value>,
+struct Numbering<'a> {
+    #[serde(borrow, default, deserialize_with = "text_or_none")]
+    sender: Option<Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "text_or_none")]
+    origin: Option<Cow<'a, str>>,
+}
+
+/// A string field as text; a field of any other type as none.
+fn text_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            while a
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+/// The numbering of a message: none unless it is a JSON object with a sender id as this library
+/// makes them and a sequence number ≥ 1.
+fn numbering(payload: &str) -> Option<Numbering<'_>> {
+    if !payload.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Numbering>(payload)
+        .ok()
+        .filter(|n| n.sender.as_deref().is_some_and(sender_ok) && n.seq.is_some_and(|q| q >= 1))
 }
 
 /// A sender id as this library makes them (hex, 64 to 256 bits).
@@ -246,12 +313,13 @@ fn sender_ok(s: &str) -> bool {
 /// message may have been lost. The JS near cache follows: the clear moves the generation
 /// word it checks on every hit.
 fn track(near: &NearCache, link: &Link, idx: usize, payload: &str) {
-    let n: Option<Numbering> = serde_json::from_str(payload).ok();
-    let fields = n.as_ref().and_then(|n| {
-        let sender = n.sender.as_ref()?.as_str().filter(|s| sender_ok(s))?;
-        let seq = n.seq.as_ref()?.as_u64().filter(|q| *q >= 1)?;
-        let origin = n.origin.as_ref().and_then(serde_json::Value::as_str);
-        Some((sender, seq, origin))
+    let n = numbering(payload);
+    let fields = n.as_ref().map(|n| {
+        (
+            n.sender.as_deref().unwrap_or(""),
+            n.seq.unwrap_or(0),
+            n.origin.as_deref(),
+        )
     });
     let c = &link.seq;
     let Some((sender, seq, origin)) = fields else {
@@ -521,6 +589,47 @@ async fn deliver(tsfn: MessageFn, mut rx: mpsc::Receiver<(String, String)>, link
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_numbering_fields_are_read_without_copies_and_odd_ones_leave_a_message_unnumbered() {
+        let read = |p: &str| {
+            numbering(p).map(|n| {
+                let origin = n.origin.map(|o| o.into_owned());
+                (n.sender.map(|s| s.into_owned()), n.seq, origin)
+            })
+        };
+        let id = "ab".repeat(16);
+        let p = format!(r#"{{"sessionId":"x","origin":"n1","ts":1,"sender":"{id}","seq":7}}"#);
+        assert_eq!(
+            read(&p),
+            Some((Some(id.clone()), Some(7), Some("n1".into())))
+        );
+        let n = numbering(&p).unwrap();
+        assert!(
+            matches!(n.sender, Some(Cow::Borrowed(_))),
+            "no copy of the sender"
+        );
+        // an escaped sender is read too; an origin of another type is left out
+        let esc = format!(
+            r#"{{"sender":"{}\u0062","seq":1,"origin":{{"x":[1,2]}}}}"#,
+            &id[..31]
+        );
+        assert_eq!(read(&esc), Some((Some(id.clone()), Some(1), None)));
+        // a sender or seq of another type, or missing: unnumbered (the message still reaches JS)
+        for p in [
+            r#"{"sender":1,"seq":1}"#.to_string(),
+            format!(r#"{{"sender":"{id}","seq":1.5}}"#),
+            format!(r#"{{"sender":"{id}","seq":"1"}}"#),
+            format!(r#"{{"sender":"{id}","seq":0}}"#),
+            format!(r#"{{"sender":"{id}","seq":-1}}"#),
+            r#"{"sender":"not hex","seq":1}"#.to_string(),
+            r#"{"seq":1}"#.to_string(),
+            format!(r#"["{id}",1]"#),
+            "not json".to_string(),
+        ] {
+            assert_eq!(read(&p), None, "{p}");
+        }
+    }
 
     // Issue 15 item 3: the numbering rules of a subscriber.
     #[test]

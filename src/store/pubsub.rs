@@ -3,6 +3,7 @@
 //! every message obeys on the wire ([`MessageRules`]: a size bound, opt-in HMAC signatures).
 
 use std::borrow::Cow;
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -156,11 +157,20 @@ impl MessageRules {
             .get_mut(idx)
             .ok_or(CacheError::Internal("no such channel"))?;
         let seq = *slot + 1;
-        let numbered = format!(
-            "{{{inner}{sep}\"sender\":\"{}\",\"seq\":{seq}}}",
-            self.sender
-        );
-        let wire = self.seal(channel, &numbered)?;
+        let mut numbered = String::with_capacity(payload.len() + NUMBER_TAIL);
+        for part in [
+            "{",
+            inner,
+            sep,
+            "\"sender\":\"",
+            &self.sender,
+            "\",\"seq\":",
+        ] {
+            numbered.push_str(part);
+        }
+        // writing to a String cannot fail
+        let _ = write!(numbered, "{seq}}}");
+        let wire = self.seal(channel, numbered)?;
         *slot = seq;
         Ok(send(wire))
     }
@@ -199,8 +209,8 @@ impl MessageRules {
 
     /// The message as it goes on the wire of `channel` (the channel as published, prefix
     /// included): unchanged without a secret, else signed with the first secret.
-    fn seal(&self, channel: &str, payload: &str) -> CacheResult<String> {
-        let wire = payload.len() + if self.signs() { 1 + SIG_TAIL } else { 0 };
+    fn seal(&self, channel: &str, message: String) -> CacheResult<String> {
+        let wire = message.len() + if self.signs() { 1 + SIG_TAIL } else { 0 };
         if wire > self.max_bytes {
             return Err(CacheError::TooLarge(format!(
                 "the message is {wire} bytes on the wire; maxMessageBytes is {}",
@@ -208,8 +218,9 @@ impl MessageRules {
             )));
         }
         let Some(secret) = self.secrets.first() else {
-            return Ok(payload.to_string());
+            return Ok(message);
         };
+        let payload = message.as_str();
         let inner = payload
             .strip_prefix('{')
             .and_then(|p| p.strip_suffix('}'))
@@ -404,7 +415,7 @@ mod tests {
             "{ }",
             r#"{"a":{"b":"}"}}"#,
         ] {
-            let wire = r.seal(CH, p).unwrap();
+            let wire = r.seal(CH, p.into()).unwrap();
             assert!(wire.ends_with("\"}"));
             assert!(
                 serde_json::from_str::<serde_json::Value>(&wire).is_ok(),
@@ -414,7 +425,7 @@ mod tests {
             assert_eq!(back, if p == "{ }" { "{}" } else { p });
         }
         assert_eq!(
-            r.seal(CH, "[1]").unwrap_err().code(),
+            r.seal(CH, "[1]".into()).unwrap_err().code(),
             "ERR_INVALID_ARG",
             "only objects are signed"
         );
@@ -423,7 +434,7 @@ mod tests {
     #[test]
     fn unsigned_forged_altered_or_moved_messages_are_refused() {
         let r = rules(&["0123456789abcdef"]);
-        let wire = r.seal(CH, r#"{"userId":1}"#).unwrap();
+        let wire = r.seal(CH, r#"{"userId":1}"#.into()).unwrap();
         assert_eq!(open(&r, CH, r#"{"userId":1}"#), Err(Rejected::Unsigned));
         assert_eq!(open(&r, CH, "garbage"), Err(Rejected::Unsigned));
         assert_eq!(
@@ -476,8 +487,8 @@ mod tests {
     fn rotation_signs_with_the_first_secret_and_verifies_with_any() {
         let (old, new) = ("old-0123456789abcdef", "new-0123456789abcdef");
         let both = rules(&[new, old]);
-        let wire_new = both.seal(CH, "{\"a\":1}").unwrap();
-        let wire_old = rules(&[old]).seal(CH, "{\"a\":1}").unwrap();
+        let wire_new = both.seal(CH, "{\"a\":1}".into()).unwrap();
+        let wire_old = rules(&[old]).seal(CH, "{\"a\":1}".into()).unwrap();
         assert!(open(&both, CH, &wire_old).is_ok());
         assert!(open(&rules(&[old, new]), CH, &wire_new).is_ok());
         assert!(open(&rules(&[new]), CH, &wire_new).is_ok());
@@ -491,7 +502,10 @@ mod tests {
     fn the_size_bound_holds_both_ways() {
         let r = rules(&["0123456789abcdef"]);
         let big = format!("{{\"p\":\"{}\"}}", "x".repeat(1000));
-        assert_eq!(r.seal(CH, &big).unwrap_err().code(), "ERR_VALUE_TOO_LARGE");
+        assert_eq!(
+            r.seal(CH, big.clone()).unwrap_err().code(),
+            "ERR_VALUE_TOO_LARGE"
+        );
         assert_eq!(
             open(&rules(&[]), CH, &"x".repeat(1025)),
             Err(Rejected::Oversize)
