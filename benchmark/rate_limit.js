@@ -30,7 +30,7 @@ function ioredisLimiter(url) {
   const client = new Redis(url, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
   client.defineCommand('rateHit', {
     numberOfKeys: 2,
-    lua: fs.readFileSync(path.join(__dirname, '..', 'src', 'store', 'scripts', 'rate_hit.lua'), 'utf8'),
+    lua: fs.readFileSync(path.join(__dirname, 'baseline', 'rate_hit.lua'), 'utf8'),
   });
   return {
     async checkLimit(ip, endpoint) {

@@ -23,9 +23,10 @@ const { SessionCache, hashToken } = require('./sessionCache');
 const SCRIPTS = path.join(__dirname, '..', '..', 'src', 'store', 'scripts');
 const lua = (name) => fs.readFileSync(path.join(SCRIPTS, name), 'utf8');
 
-// The same fixed-window counter script as ours: INCR, and the TTL set atomically with the
-// first hit (an INCR + EXPIRE pair once left counters without a TTL).
-const RATE_HIT_LUA = lua('rate_hit.lua');
+// The same fixed-window counter as ours, one script call per hit (./rate_hit.lua): INCR, and
+// the TTL set atomically with the first hit (an INCR + EXPIRE pair once left counters without
+// a TTL).
+const RATE_HIT_LUA = fs.readFileSync(path.join(__dirname, 'rate_hit.lua'), 'utf8');
 // Its two halves, one key each, for a cluster (the same scripts ours runs there).
 const RATE_INDEX_LUA = lua('cluster_rate_index.lua');
 const RATE_COUNT_LUA = lua('cluster_rate_count.lua');
