@@ -11,11 +11,6 @@ const { CHANNEL, CHANNELS, CODES } = require('./rules');
 // natively, when it is published, `sender` (this instance's random id) and `seq` (its number
 // on the channel, from 1) are appended, inside the signature (src/store/pubsub.rs). The four
 // names are reserved: a caller's fields of those names are replaced or left out.
-function withoutNumbering(msg) {
-  const { sender, seq, ...fields } = msg;
-  return fields;
-}
-
 // Own fields that keep a message off the fast path of buildMessage.
 const RESERVED = ['origin', 'ts', 'sender', 'seq', 'toJSON'];
 
@@ -40,7 +35,7 @@ function buildMessage(ctx, msg) {
       return `${body.length === 2 ? '{' : `${body.slice(0, -1)},`}${tailOf(ctx)}${Date.now()}}`;
     }
     // `sender` and `seq` are the native side's numbering: a caller's own are dropped
-    const fields = Object.hasOwn(msg, 'sender') || Object.hasOwn(msg, 'seq') ? withoutNumbering(msg) : msg;
+    const { sender, seq, ...fields } = msg;
     return JSON.stringify({ ...fields, origin: ctx.options.nodeId, ts: Date.now() });
   } catch (err) {
     throw typeError(`the message is not serialisable to JSON: ${err.message}`);

@@ -76,41 +76,34 @@ impl BatchCall {
     }
 }
 
-/// Calls of one script (see [`BatchCall`]) sent as one: `calls` of them, their keys then their
-/// arguments.
+/// Calls of one script (see [`BatchCall`]) sent as one: their keys then their arguments, held
+/// as one growing call.
 pub struct Batch {
-    script: &'static Script,
-    keys: Vec<u8>,
-    args: Vec<u8>,
-    nkeys: usize,
-    nargs: usize,
+    all: BatchCall,
     calls: usize,
 }
 
 impl Batch {
     pub fn new(first: BatchCall) -> Batch {
         Batch {
-            script: first.script,
-            keys: first.keys,
-            args: first.args,
-            nkeys: first.nkeys,
-            nargs: first.nargs,
+            all: first,
             calls: 1,
         }
     }
 
     /// Whether `call` is a call of this batch's script (and can join it).
     pub fn takes(&self, call: &BatchCall) -> bool {
-        std::ptr::eq(self.script, call.script)
+        std::ptr::eq(self.all.script, call.script)
     }
 
     /// Adds `call` (of this batch's script: see [`takes`](Self::takes)).
     pub fn push(&mut self, call: BatchCall) {
         debug_assert!(self.takes(&call));
-        self.keys.extend_from_slice(&call.keys);
-        self.args.extend_from_slice(&call.args);
-        self.nkeys += call.nkeys;
-        self.nargs += call.nargs;
+        let all = &mut self.all;
+        all.keys.extend_from_slice(&call.keys);
+        all.args.extend_from_slice(&call.args);
+        all.nkeys += call.nkeys;
+        all.nargs += call.nargs;
         self.calls += 1;
     }
 
@@ -121,18 +114,19 @@ impl Batch {
 
     /// Bytes of its keys and arguments.
     pub fn bytes(&self) -> usize {
-        self.keys.len() + self.args.len()
+        self.all.bytes()
     }
 
     /// Appends it as one EVALSHA, or as EVAL with the script's source when `eval`. A batch of
     /// one call is exactly that call sent alone.
     pub fn write(&self, b: &mut Vec<u8>, eval: bool) {
-        self.script.write_head(b, 3 + self.nkeys + self.nargs, eval);
+        let all = &self.all;
+        all.script.write_head(b, 3 + all.nkeys + all.nargs, eval);
         let mut numkeys = Vec::with_capacity(4);
-        push_decimal(&mut numkeys, self.nkeys);
+        push_decimal(&mut numkeys, all.nkeys);
         encode_arg(b, &numkeys);
-        b.extend_from_slice(&self.keys);
-        b.extend_from_slice(&self.args);
+        b.extend_from_slice(&all.keys);
+        b.extend_from_slice(&all.args);
     }
 }
 

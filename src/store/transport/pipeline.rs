@@ -372,15 +372,23 @@ impl Pipeline {
         wake: Wake,
         deadline: Instant,
     ) {
+        if let Some(done) = self.refuse_if_closed(done) {
+            enqueue(&self.shared, write, done, wake, deadline);
+        }
+    }
+
+    /// `done` back when the pipeline is open (its I/O task started on first use); otherwise it
+    /// is answered `Closed` here.
+    fn refuse_if_closed(&self, done: Done) -> Option<Done> {
         if self.shared.closed.load(Ordering::Relaxed) {
             done(Err(CacheError::Closed));
-            return;
+            return None;
         }
         if !self.shared.started.swap(true, Ordering::AcqRel) {
             let shared = self.shared.clone();
             *self.task.lock() = Some(spawn(io_loop(shared)));
         }
-        enqueue(&self.shared, write, done, wake, deadline);
+        Some(done)
     }
 
     /// Sends what [`submit_deferred`](Self::submit_deferred) queued: wakes the I/O task if
@@ -402,14 +410,9 @@ impl Pipeline {
     /// batch is sent once more as EVAL, with the deadline of its first call, which it is
     /// answered by (at most one tick before the others' own).
     pub fn submit_batch_deferred(&self, call: BatchCall, done: Done) {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            done(Err(CacheError::Closed));
+        let Some(done) = self.refuse_if_closed(done) else {
             return;
-        }
-        if !self.shared.started.swap(true, Ordering::AcqRel) {
-            let shared = self.shared.clone();
-            *self.task.lock() = Some(spawn(io_loop(shared)));
-        }
+        };
         let shared = &self.shared;
         let refused = {
             let mut out = shared.out.lock();
