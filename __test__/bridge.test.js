@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const { createCache } = require('..');
 const { startRedis } = require('./helpers/redis');
+const { BATCH } = require('../lib/rules');
 
 delete process.env.REDIS_URL;
 
@@ -21,6 +22,20 @@ async function onMemory(fn) {
   }
 }
 
+// A delivery as the native side makes it (Batch in src/bridge.rs) of `[id, value, …]`: each
+// value travels in the values array, an Error as a failure.
+function batchOf(...pairs) {
+  const head = new Float64Array((pairs.length / 2) * BATCH.row);
+  const values = [];
+  for (let i = 0; i < pairs.length; i += 2) {
+    const row = (i / 2) * BATCH.row;
+    head[row] = pairs[i];
+    head[row + 1] = pairs[i + 1] instanceof Error ? BATCH.error : BATCH.value;
+    values.push(pairs[i + 1]);
+  }
+  return [head, values];
+}
+
 const settled = (p) => Promise.race([p.then((v) => ({ v }), (e) => ({ e })), new Promise((r) => setImmediate(() => r('pending')))]);
 
 describe('the bridge', () => {
@@ -28,16 +43,16 @@ describe('the bridge', () => {
     onMemory(async (cache, b) => {
       const first = b.nextId();
       const p1 = b.wait(first, (v) => `one:${v}`);
-      b.onBatch([first, 'a']);
+      b.onBatch(batchOf(first, 'a'));
       assert.deepEqual(await settled(p1), { v: 'one:a' });
       // the slot is free again: the next operation takes it under another id
       const second = b.nextId();
       assert.notEqual(second, first);
       assert.equal(second & 0xfffff, first & 0xfffff, 'the slot is reused');
       const p2 = b.wait(second, (v) => `two:${v}`);
-      b.onBatch([first, 'late answer of the first']);
+      b.onBatch(batchOf(first, 'late answer of the first'));
       assert.equal(await settled(p2), 'pending', 'a late answer for the earlier occupant is dropped');
-      b.onBatch([-second, Object.assign(new Error('boom'), { code: 'EX' })]);
+      b.onBatch(batchOf(second, Object.assign(new Error('boom'), { code: 'EX' })));
       const r = await settled(p2);
       assert.equal(r.e.code, 'EX');
       assert.equal(cache.stats().inFlight, 0);
@@ -50,9 +65,9 @@ describe('the bridge', () => {
       const id = b.nextId();
       assert.equal(id & 0xfffff, skipped & 0xfffff, 'the released slot is taken again');
       const p = b.wait(id);
-      b.onBatch([skipped, 'not for p']);
+      b.onBatch(batchOf(skipped, 'not for p'));
       assert.equal(await settled(p), 'pending');
-      b.onBatch([id, 'for p']);
+      b.onBatch(batchOf(id, 'for p'));
       assert.deepEqual(await settled(p), { v: 'for p' });
       // a start that throws, and one that answers at once, free their slots
       await assert.rejects(
@@ -74,9 +89,43 @@ describe('the bridge', () => {
       assert.notEqual(outer & 0xfffff, inner & 0xfffff);
       const pInner = b.wait(inner);
       const pOuter = b.wait(outer);
-      b.onBatch([outer, 'outer', inner, 'inner']);
+      b.onBatch(batchOf(outer, 'outer', inner, 'inner'));
       assert.deepEqual(await settled(pOuter), { v: 'outer' });
       assert.deepEqual(await settled(pInner), { v: 'inner' });
+    }));
+
+  // The delivery format: flags and numbers travel in the head row, the rest in the values in
+  // order; a row of a kind the reader does not know (the native side's mark for an answer it
+  // could not append) takes no value, so the answers after it still find theirs.
+  it('every kind of head row answers its value, and the values are taken in order', () =>
+    onMemory(async (cache, b) => {
+      const kinds = [
+        [BATCH.nil, 0, 0, null],
+        [BATCH.boolFalse, 0, 0, false],
+        [BATCH.boolTrue, 0, 0, true],
+        [BATCH.num, -2.5, 0, -2.5],
+        [BATCH.pair, 7, 59001, [7, 59001]],
+        [BATCH.value, 0, 0, 'first value'],
+        [255, 0, 0, 'pending'],
+        [BATCH.value, 0, 0, 'second value'],
+      ];
+      const ids = kinds.map(() => b.nextId());
+      const waits = ids.map((id) => b.wait(id));
+      const head = new Float64Array(kinds.length * BATCH.row);
+      kinds.forEach(([kind, x, y], i) => head.set([ids[i], kind, x, y], i * BATCH.row));
+      const err = Object.assign(new Error('failed'), { code: 'EX' });
+      const failing = b.nextId();
+      const failed = b.wait(failing).then(() => 'answered', (e) => e);
+      const withError = new Float64Array(BATCH.row);
+      withError.set([failing, BATCH.error, 0, 0]);
+      b.onBatch([head, ['first value', 'second value']]);
+      b.onBatch([withError, [err]]);
+      for (let i = 0; i < kinds.length; i++) {
+        const got = await settled(waits[i]);
+        assert.deepEqual(got === 'pending' ? got : got.v, kinds[i][3], `kind ${kinds[i][0]}`);
+      }
+      assert.equal(await failed, err);
+      b.release(ids[6]);
     }));
 
   it('20,000 concurrent operations each get their own answer; the slots are reused afterwards', () =>

@@ -1,9 +1,21 @@
 'use strict';
 // The JS half of the batched boundary: every native operation gets an id; results come back
-// in batches ([id, value, …], negative id = error) and resolve the waiting promises.
+// in batches and resolve the waiting promises. A batch is [head, values]: head is a
+// Float64Array with one row per answer (id, kind, two numbers), values the answers that are
+// not flags or numbers, in order (see Batch in src/bridge.rs).
 
 const { NativeCache } = require('./native');
 const { overloadError } = require('./errors');
+const { BATCH } = require('./rules');
+
+const ROW = BATCH.row;
+const K_VALUE = BATCH.value;
+const K_NIL = BATCH.nil;
+const K_FALSE = BATCH.boolFalse;
+const K_TRUE = BATCH.boolTrue;
+const K_NUM = BATCH.num;
+const K_PAIR = BATCH.pair;
+const K_ERROR = BATCH.error;
 
 // An operation's id is `tag * SLOTS + slot`: `slot` indexes the arrays that hold its waiting
 // promise (reused once it settles: no record and no Map entry per call), `tag` counts ids, so
@@ -123,11 +135,21 @@ class Bridge {
       setImmediate(this.delivered);
     }
     const { ids, resolves, rejects, onValues, onErrors, args, free } = this;
-    for (let i = 0; i < batch.length; i += 2) {
-      let id = batch[i];
-      const value = batch[i + 1];
-      const failed = id < 0;
-      if (failed) id = -id;
+    const head = batch[0];
+    const values = batch[1];
+    let next = 0;
+    for (let i = 0; i < head.length; i += ROW) {
+      const id = head[i];
+      const kind = head[i + 1];
+      let value;
+      if (kind === K_VALUE || kind === K_ERROR) value = values[next++];
+      else if (kind === K_PAIR) value = [head[i + 2], head[i + 3]];
+      else if (kind === K_NUM) value = head[i + 2];
+      else if (kind === K_NIL) value = null;
+      else if (kind === K_TRUE) value = true;
+      else if (kind === K_FALSE) value = false;
+      else continue;
+      const failed = kind === K_ERROR;
       const slot = id & (SLOTS - 1);
       if (ids[slot] !== id) continue;
       const resolve = resolves[slot];

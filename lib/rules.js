@@ -37,6 +37,8 @@ module.exports = Object.freeze({
   PERMISSION_WILDCARD: RULES.permissionWildcard,
   PERM_USER_TTL_MIN_SEC: RULES.permUserTtlMinSec,
   PERM_USER_TTL_MAX_SEC: RULES.permUserTtlMaxSec,
+  // The delivery format of answers (src/bridge.rs Batch): row size and kinds of a head row.
+  BATCH: RULES.batch,
   NEAR_WORD_GEN: RULES.nearWordGen,
   NEAR_WORD_TRUSTED: RULES.nearWordTrusted,
 });

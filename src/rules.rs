@@ -118,6 +118,35 @@ pub const NEAR_WORD_GEN: u32 = 0;
 /// Index of the 32-bit word that is 1 while the near cache is trusted.
 pub const NEAR_WORD_TRUSTED: u32 = 1;
 
+// ---- the delivery of answers to JS (src/bridge.rs writes it, lib/bridge.js reads it) ----
+
+/// Numbers per completion in a delivery's head: id, kind, and two numbers.
+pub const BATCH_ROW: u32 = 4;
+/// Kinds of answer in a head row: the next entry of the delivery's values…
+pub const BATCH_VALUE: u8 = 0;
+/// …null, false, true…
+pub const BATCH_NIL: u8 = 1;
+pub const BATCH_FALSE: u8 = 2;
+pub const BATCH_TRUE: u8 = 3;
+/// …the row's first number, a fresh array of the row's two numbers…
+pub const BATCH_NUM: u8 = 4;
+pub const BATCH_PAIR: u8 = 5;
+/// …or a failure: the next entry of the values is its Error (with `code`).
+pub const BATCH_ERROR: u8 = 6;
+
+/// The delivery format's constants, by name.
+#[napi(object)]
+pub struct BatchFormat {
+    pub row: u32,
+    pub value: u32,
+    pub nil: u32,
+    pub bool_false: u32,
+    pub bool_true: u32,
+    pub num: u32,
+    pub pair: u32,
+    pub error: u32,
+}
+
 /// Every error code, by name.
 #[napi(object)]
 pub struct ErrorCodes {
@@ -170,6 +199,7 @@ pub struct Rules {
     pub near_word_trusted: u32,
     pub perm_user_ttl_min_sec: f64,
     pub perm_user_ttl_max_sec: f64,
+    pub batch: BatchFormat,
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -219,6 +249,16 @@ pub fn rules() -> Rules {
         near_word_trusted: NEAR_WORD_TRUSTED,
         perm_user_ttl_min_sec: USER_TTL_MIN_SEC,
         perm_user_ttl_max_sec: USER_TTL_MAX_SEC,
+        batch: BatchFormat {
+            row: BATCH_ROW,
+            value: BATCH_VALUE.into(),
+            nil: BATCH_NIL.into(),
+            bool_false: BATCH_FALSE.into(),
+            bool_true: BATCH_TRUE.into(),
+            num: BATCH_NUM.into(),
+            pair: BATCH_PAIR.into(),
+            error: BATCH_ERROR.into(),
+        },
     }
 }
 
