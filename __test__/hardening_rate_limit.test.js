@@ -354,3 +354,60 @@ describe('Hardening 12: the ipv6Subnet option is validated', () => {
     for (const good of [undefined, false, 1, 48, 56, 64, 128]) createCache({ url: 'memory://v6opt', ipv6Subnet: good }).shutdown();
   });
 });
+
+// The hot path's address check (isDottedQuad) stands in for net.isIPv4: it must agree with it
+// on every string, or an address would be bucketed differently from before.
+describe('the dotted-quad check of every hit', () => {
+  it('agrees with net.isIPv4 on edge cases and on 200,000 random strings', () => {
+    const net = require('net');
+    const { isDottedQuad } = require('../lib/rate_limit/addresses');
+    const cases = [
+      '0.0.0.0', '255.255.255.255', '1.2.3.4', '10.0.0.1', '256.1.1.1', '1.2.3.256', '01.2.3.4', '1.02.3.4', '1.2.3.04',
+      '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.-4', '1.2.3.a', '1234.1.1.1',
+      '999.999.999.999', '00.0.0.0', '0.0.0.00', '100.200.250.199', '249.255.199.99', '', '::1', '::ffff:1.2.3.4',
+      '1.2.3.4:80', '１.2.3.4', '1.2.3.4\n', '300.0.0.0', '25.5.25.5',
+    ];
+    for (const s of cases) assert.equal(isDottedQuad(s), net.isIPv4(s), JSON.stringify(s));
+    // random strings over the alphabet that matters, lengths 0-17
+    const alphabet = '0123456789.....:a ';
+    let seed = 12345;
+    const rand = (n) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    let valid = 0;
+    for (let k = 0; k < 200000; k++) {
+      let s = '';
+      if (k % 2 === 0) {
+        // free-form
+        const len = rand(18);
+        for (let i = 0; i < len; i++) s += alphabet[rand(alphabet.length)];
+      } else {
+        // near an address: 3-5 parts of 0-4 digits, one character sometimes replaced
+        const n = 3 + rand(3);
+        const ps = [];
+        for (let p = 0; p < n; p++) {
+          let part = '';
+          const d = rand(5);
+          for (let i = 0; i < d; i++) part += String(rand(10));
+          ps.push(part);
+        }
+        s = ps.join('.');
+        if (rand(4) === 0 && s.length > 0) {
+          const i = rand(s.length);
+          s = s.slice(0, i) + alphabet[rand(alphabet.length)] + s.slice(i + 1);
+        }
+      }
+      const want = net.isIPv4(s);
+      if (want) valid++;
+      assert.equal(isDottedQuad(s), want, JSON.stringify(s));
+    }
+    // and every address of the form a.b.c.d with parts drawn around the edges
+    const parts = ['0', '1', '9', '10', '01', '99', '100', '199', '200', '249', '250', '255', '256', '260', '300', '001'];
+    for (const a of parts) for (const b of parts) for (const c of ['0', '255', '256', '07']) for (const d of parts) {
+      const s = `${a}.${b}.${c}.${d}`;
+      assert.equal(isDottedQuad(s), net.isIPv4(s), s);
+    }
+    assert.ok(valid > 100, `random valid addresses: ${valid}`);
+  });
+});

@@ -3,7 +3,7 @@
 // built from stats() and the services' own counters. No dependency: serve it from a /metrics
 // route, or hand it to prom-client through a custom collector (README "Metrics").
 
-const { performance } = require('perf_hooks');
+const { now } = require('./clock');
 const { OPERATIONS } = require('./tracing');
 
 const SERVICES = ['session', 'permission', 'rateLimit', 'lock', 'pubsub', 'cache'];
@@ -17,25 +17,8 @@ const ROW = NB + 3;
 // Timing records kept for reuse: a call in flight holds one; at most this many wait idle.
 const POOL_MAX = 4096;
 
-// A clock read costs a system call on some hosts (≈ 200 ns), so it is read once per run of
-// synchronous code: the calls started together (a burst, a Promise.all) share their start
-// time, the answers delivered in one batch their end time. The reading expires at the next
-// microtask checkpoint.
-let clock = 0;
-let clockSet = false;
-const expireClock = () => {
-  clockSet = false;
-};
-function now() {
-  if (!clockSet) {
-    clock = performance.now();
-    clockSet = true;
-    queueMicrotask(expireClock);
-  }
-  return clock;
-}
-
-// The latency histogram of one cache instance, per traced operation (lib/tracing.js): the
+// The latency histogram of one cache instance (timed by the shared clock, lib/clock.js: the
+// calls started together share their start time, the answers of one batch their end time), per traced operation (lib/tracing.js): the
 // time from the start of a back-end call an operation makes (Context#opArg) to its answer.
 // Recording makes no allocation once the pool of timing records holds as many records as
 // calls are in flight: a record carries the call's own handlers and argument instead of them.

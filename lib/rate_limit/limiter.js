@@ -3,7 +3,7 @@
 // the block cache when the client is known to be blocked, tallied into allowed/blocked/fail-open
 // and the stats; checkLimit, the resets and getIpStatus; the limits and options it runs with.
 
-const { performance } = require('perf_hooks');
+const { now } = require('../clock');
 const { checkIdType, checkString } = require('../errors');
 const { LOGIN, STRICT, parseRateLimits } = require('./endpoints');
 const { parseIpv6Subnet, normalizeIp } = require('./addresses');
@@ -21,7 +21,7 @@ const DECISION_ENDPOINTS_MAX = 1000;
 // counterName in ./endpoints.js), `at` when it was sent on the monotonic clock; the store's
 // answer fills in { total, leftMs } (see storedHit).
 function newHit(ip, endpoint, name, lim) {
-  return { ip, endpoint, name, lim, at: performance.now(), total: 0, leftMs: 0 };
+  return { ip, endpoint, name, lim, at: now(), total: 0, leftMs: 0 };
 }
 
 // The native call of a hit `q`.
@@ -116,13 +116,13 @@ class RateLimiter {
   // client is not known to be over `lim.max` on counter `name` here (then the hit must go to
   // the store).
   cachedHit(ip, name, lim) {
-    const now = performance.now();
-    const e = this.blocks.get(String(ip), name, now);
+    const t = now();
+    const e = this.blocks.get(String(ip), name, t);
     if (e === undefined || e.total < lim.max) return undefined;
-    if (this.blockSync.linkCheck(now)) return undefined;
+    if (this.blockSync.linkCheck(t)) return undefined;
     e.total++;
     this.stats.blockCacheHits++;
-    return { total: e.total, leftMs: e.until - now, cached: true };
+    return { total: e.total, leftMs: e.until - t, cached: true };
   }
 
   // One hit counted in the store → { total, leftMs, at }, or null when the back end failed
@@ -144,7 +144,7 @@ class RateLimiter {
   // there is no live counter). A back-end failure rejects (counted as an error). An undo also
   // drops the block-cache entry, so that the next hit asks the store.
   adjust(mode, ip, name, total = 0, blockSec = 0) {
-    const q = { ip, name, total, blockSec, at: performance.now(), leftMs: 0 };
+    const q = { ip, name, total, blockSec, at: now(), leftMs: 0 };
     const start = mode === 'undo' ? startUndo : mode === 'block' ? startBlock : startPeek;
     if (mode === 'undo') this.blocks.delete(String(ip), name);
     return this.ctx.opArg(start, q, storedHit, this.rethrow);
