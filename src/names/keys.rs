@@ -26,16 +26,30 @@ pub fn check_id(what: &str, id: &str) -> CacheResult<()> {
             id.len()
         )));
     }
+    // ASCII (nearly every id): the same test on bytes. Its whitespace and control characters
+    // are the bytes below 0x21 and 0x7f.
+    if id.is_ascii() {
+        return match id
+            .bytes()
+            .find(|&b| b < 0x21 || b == 0x7f || matches!(b, b'*' | b'?' | b'[' | b']'))
+        {
+            Some(b) => Err(forbidden(what, char::from(b))),
+            None => Ok(()),
+        };
+    }
     if let Some(c) = id
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '[' | ']'))
     {
-        return Err(CacheError::InvalidArg(format!(
-            "{what} must not contain whitespace, control or glob characters (found {:?})",
-            c
-        )));
+        return Err(forbidden(what, c));
     }
     Ok(())
+}
+
+fn forbidden(what: &str, c: char) -> CacheError {
+    CacheError::InvalidArg(format!(
+        "{what} must not contain whitespace, control or glob characters (found {c:?})"
+    ))
 }
 
 /// Turns a JS id (string or integer) into its validated string form.
@@ -92,14 +106,39 @@ pub fn perm_role_key(role_id: &str) -> String {
 
 /// `rate:{ip}:{endpoint with '/' as '_'}`.
 pub fn rate_key(ip: &str, endpoint: &str) -> String {
-    format!("rate:{ip}:{}", endpoint.replace('/', "_"))
+    let mut k = String::with_capacity(6 + ip.len() + endpoint.len());
+    push_rate_key(&mut k, ip, endpoint);
+    k
+}
+
+/// [`rate_key`] appended to `out` (the hit path writes it behind the key prefix, in one
+/// allocation).
+pub fn push_rate_key(out: &mut String, ip: &str, endpoint: &str) {
+    out.push_str("rate:");
+    out.push_str(ip);
+    out.push(':');
+    let mut rest = endpoint;
+    while let Some(i) = rest.find('/') {
+        out.push_str(&rest[..i]);
+        out.push('_');
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// The per-IP index of rate counters (a hash: endpoint as given → its limit), so that one IP's
 /// counters can be listed and removed exactly: a `rate:{ip}:*` pattern would also match other
 /// IPv6 addresses (`rate:::1:*` matches `::1:2`). Outside `rate:` so it can never equal a counter.
 pub fn rate_ip_key(ip: &str) -> String {
-    format!("rate-ip:{ip}")
+    let mut k = String::with_capacity(8 + ip.len());
+    push_rate_ip_key(&mut k, ip);
+    k
+}
+
+/// [`rate_ip_key`] appended to `out`.
+pub fn push_rate_ip_key(out: &mut String, ip: &str) {
+    out.push_str("rate-ip:");
+    out.push_str(ip);
 }
 
 pub fn lock_key(resource: &str, id: &str) -> String {
@@ -159,6 +198,39 @@ pub fn hash_token(token: &str) -> String {
 mod tests {
     use super::*;
     use crate::names::slot::{key_slot, same_slot};
+
+    #[test]
+    fn the_ascii_id_check_refuses_exactly_what_the_char_check_does() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let id = format!("a{c}b");
+            let by_char = c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '[' | ']');
+            assert_eq!(check_id("id", &id).is_err(), by_char, "byte {b:#x}");
+        }
+        // non-ASCII ids take the char check
+        assert!(check_id("id", "caf\u{e9}").is_ok());
+        assert!(check_id("id", "a\u{a0}b").is_err(), "no-break space");
+        assert!(check_id("id", "a\u{85}b").is_err(), "next line");
+    }
+
+    #[test]
+    fn rate_keys_written_in_place_equal_the_contract() {
+        for (ip, endpoint) in [
+            ("1.2.3.4", "/api/login"),
+            ("::1", "//x//"),
+            ("u:7", "no-slash"),
+            ("1.2.3.4", "/"),
+        ] {
+            assert_eq!(
+                rate_key(ip, endpoint),
+                format!("rate:{ip}:{}", endpoint.replace('/', "_"))
+            );
+            let mut k = String::from("pre:");
+            push_rate_key(&mut k, ip, endpoint);
+            assert_eq!(k, format!("pre:{}", rate_key(ip, endpoint)));
+            assert_eq!(rate_ip_key(ip), format!("rate-ip:{ip}"));
+        }
+    }
 
     #[test]
     fn builders_match_the_contract() {

@@ -131,18 +131,22 @@ pub fn parse_max(buf: &[u8], max_bulk: usize) -> Result<Option<(Resp, usize)>, S
 }
 
 pub fn push_decimal(buf: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    buf.extend_from_slice(decimal(n as u64, &mut [0u8; 20]).as_bytes());
+}
+
+/// `n` in decimal, written into `buf` (an argument without a `String`).
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
     let mut n = n;
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    buf.extend_from_slice(&digits[i..]);
+    std::str::from_utf8(&buf[i..]).unwrap_or("0") // ASCII digits: always UTF-8
 }
 
 /// Appends `*n` (the start of a command of `n` arguments).
@@ -187,6 +191,8 @@ mod tests {
         let mut b = Vec::new();
         push_decimal(&mut b, 0);
         push_decimal(&mut b, 1234567890);
+        assert_eq!(decimal(0, &mut [0; 20]), "0");
+        assert_eq!(decimal(u64::MAX, &mut [0; 20]), "18446744073709551615");
         assert_eq!(b, b"01234567890");
     }
 

@@ -234,6 +234,15 @@ impl Store {
         k
     }
 
+    /// A key behind the prefix, written by `write` (which appends at most `len` bytes) into
+    /// one allocation.
+    pub fn key_with(&self, len: usize, write: impl FnOnce(&mut String)) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + len);
+        k.push_str(&self.prefix);
+        write(&mut k);
+        k
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use super::codec::{decode, Resp};
+use super::codec::{decimal, decode, Resp};
 use super::memory::{Entry, MemData, MemVal};
 use super::script::{BatchCall, Script};
 use super::{Backend, Store};
 use crate::error::{CacheError, CacheResult};
-use crate::names::keys::{rate_ip_key, rate_key};
+use crate::names::keys::{push_rate_ip_key, push_rate_key, rate_ip_key, rate_key};
 
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/rate_hit.lua")));
 static ADJUST: LazyLock<Script> =
@@ -191,11 +191,18 @@ impl Store {
         limit: u64,
         window: Duration,
     ) -> BatchCall {
-        let key = self.key(&rate_key(ip, endpoint));
-        let index = self.key(&rate_ip_key(ip));
+        // every hit's call: its keys and numbers written without intermediate strings
+        let key = self.key_with(6 + ip.len() + endpoint.len(), |k| {
+            push_rate_key(k, ip, endpoint)
+        });
+        let index = self.key_with(8 + ip.len(), |k| push_rate_ip_key(k, ip));
         let window_ms = (window.as_millis() as u64).max(1);
-        let (w, l) = (window_ms.to_string(), limit.to_string());
-        BatchCall::new(&HIT, &[&key, &index], &[&w, endpoint, &l])
+        let (mut w, mut l) = ([0u8; 20], [0u8; 20]);
+        BatchCall::new(
+            &HIT,
+            &[&key, &index],
+            &[decimal(window_ms, &mut w), endpoint, decimal(limit, &mut l)],
+        )
     }
 
     /// Counts one hit of `ip` on `endpoint` in a fixed window of `window`; the first hit of a
