@@ -72,7 +72,7 @@ class Cache extends EventEmitter {
     return this.sessionCache.invalidateSession(tokenHash);
   }
 
-  // The general cache (lib/general_cache.js, docs/cache.md).
+  // The general cache (lib/general_cache/, docs/cache.md).
   get(key) {
     return this.generalCache.get(key);
   }

@@ -145,7 +145,7 @@ class Journal {
     return this.overflowed || (idOk(roleId) && this.maps.rolePerms.has(String(roleId)));
   }
 
-  // A general cache key (get / wrap, lib/general_cache.js).
+  // A general cache key (get / wrap, lib/general_cache/).
   revokesKey(key) {
     return this.overflowed || this.maps.cacheKeys.has(key);
   }

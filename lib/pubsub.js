@@ -240,7 +240,7 @@ class PubSub extends EventEmitter {
         if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
           throw typeError('keys must be an array of strings');
         }
-        if (this.ctx.onInvalidate !== undefined) this.ctx.onInvalidate({ keys }); // lib/general_cache.js
+        if (this.ctx.onInvalidate !== undefined) this.ctx.onInvalidate({ keys }); // lib/general_cache/
         n.pubsubInvalidateKeys(id, keys, buildMessage(this.ctx, { keys }));
       },
       undefined,
@@ -262,7 +262,7 @@ class PubSub extends EventEmitter {
     return this.ctx.op(
       (n, id) => {
         checkString(pattern, 'pattern');
-        if (this.ctx.onInvalidate !== undefined) this.ctx.onInvalidate({ pattern }); // lib/general_cache.js
+        if (this.ctx.onInvalidate !== undefined) this.ctx.onInvalidate({ pattern }); // lib/general_cache/
         n.pubsubInvalidatePattern(id, pattern, buildMessage(this.ctx, { pattern }));
       },
       undefined,

@@ -1,5 +1,5 @@
 //! The general cache (`get`, `set`, `del`, `wrap`): the native half. Values arrive encoded
-//! by lib/general_cache.js (a type tag, then JSON or base64); this side checks keys, TTLs
+//! by lib/general_cache/stored.js (a type tag, then JSON or base64); this side checks keys, TTLs
 //! and sizes, then reads or writes them as strings.
 
 use std::time::Duration;
@@ -168,7 +168,7 @@ impl NativeCache {
     }
 }
 
-/// A lease owner: what lib/general_cache.js makes (a random id and a number), 1 to 64
+/// A lease owner: what lib/general_cache/ makes (a random id and a number), 1 to 64
 /// printable ASCII bytes.
 fn check_owner(owner: &str) -> CacheResult<()> {
     if owner.is_empty()

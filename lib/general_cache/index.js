@@ -1,13 +1,7 @@
 'use strict';
 // The general cache: get / set / del / wrap on any key under keyPrefix (docs/cache.md).
 //
-// Stored form (a string; the tag lets a Buffer come back a Buffer):
-//   'j' + JSON            a JSON value
-//   'b' + base64          a Buffer
-//   's' + freshUntil + ':' + one of the above
-//                         written by wrap with staleSec: fresh until that time (epoch ms of the
-//                         writer's clock), then served stale while one refresh runs
-// A value in any other form (written by another client) reads as a miss, counted in `corrupt`.
+// The stored form of a value: ./stored.js; the options of set and wrap: ./options.js.
 //
 // wrap's fills are guarded like the session loader's (src/store/revision.rs): a miss read gives
 // the key's revision and time, the fill is written only if the revision has not moved. `del`,
@@ -31,14 +25,13 @@
 // its lease's expiry anyway, which no message announces.
 
 const crypto = require('crypto');
-const { typeError, rangeError, checkString } = require('./errors');
-const { CHANNEL, CODES } = require('./rules');
-const replies = require('./replies');
+const { typeError, rangeError, checkString } = require('../errors');
+const { CHANNEL, CODES } = require('../rules');
+const replies = require('../replies');
+const { setTtlMs, wrapOptions } = require('./options');
+const { encode, decode } = require('./stored');
+const { globRegExp } = require('./glob');
 
-const MAX_TTL_SEC = 30 * 24 * 3600;
-const DEFAULT_LOADER_TIMEOUT_MS = 10000;
-const MAX_LOADER_TIMEOUT_MS = 10 * 60 * 1000;
-const DEFAULT_NEAR_TTL_MS = 5000;
 // The per-process near cache of decoded values (wrap's `near`): its bounds.
 const NEAR_MAX_ENTRIES = 1000;
 const NEAR_MAX_BYTES = 16 * 1024 * 1024;
@@ -46,139 +39,11 @@ const NEAR_MAX_BYTES = 16 * 1024 * 1024;
 const MAX_DEL_KEYS = 1000;
 
 const LOADER_TIMEOUT = 'ERR_LOADER_TIMEOUT';
-// wrap's lock: the lease outlives its holder's loader (loaderTimeoutMs) by this much (its
-// fill); a waiter polls after LOCK_POLL_MIN_MS, doubling up to LOCK_POLL_MAX_MS.
-const LEASE_MARGIN_MS = 2000;
+// wrap's lock: a waiter polls after LOCK_POLL_MIN_MS, doubling up to LOCK_POLL_MAX_MS.
 const LOCK_POLL_MIN_MS = 10;
 const LOCK_POLL_MAX_MS = 200;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function checkSeconds(v, name, { required, max = MAX_TTL_SEC, zero = false }) {
-  if (v === undefined || v === null) {
-    if (required) throw typeError(`${name} is required (a number of seconds: nothing is cached forever)`);
-    return 0;
-  }
-  if (typeof v !== 'number') throw typeError(`${name} must be a number of seconds (got ${typeof v})`);
-  if (!Number.isFinite(v) || v > max || v < 0 || (!zero && v === 0)) {
-    throw rangeError(`${name} must be ${zero ? '0' : 'more than 0'} to ${max} seconds (got ${v})`);
-  }
-  return v;
-}
-
-function checkOptions(opts, name) {
-  if (opts === undefined || opts === null) throw typeError(`${name} needs options { ttlSec } (nothing is cached forever)`);
-  if (typeof opts !== 'object') throw typeError(`${name} options must be an object`);
-  return opts;
-}
-
-// The options of set → TTL in ms.
-function setTtlMs(opts) {
-  checkOptions(opts, 'set');
-  return Math.ceil(checkSeconds(opts.ttlSec, 'ttlSec', { required: true }) * 1000);
-}
-
-// The options of wrap, checked → { ttlMs, staleMs, nearTtlMs (0: off), loaderTimeoutMs,
-// lock: null or { timeoutMs, leaseMs } }.
-function wrapOptions(opts) {
-  checkOptions(opts, 'wrap');
-  const ttlSec = checkSeconds(opts.ttlSec, 'ttlSec', { required: true });
-  const staleSec = checkSeconds(opts.staleSec, 'staleSec', { required: false, zero: true, max: MAX_TTL_SEC - ttlSec });
-  let nearTtlMs = 0;
-  const near = opts.near;
-  if (near === true) nearTtlMs = Math.min(DEFAULT_NEAR_TTL_MS, ttlSec * 1000);
-  else if (near !== undefined && near !== null && near !== false) {
-    if (typeof near !== 'object' || typeof near.ttlMs !== 'number') throw typeError('near must be a boolean or { ttlMs }');
-    if (!Number.isFinite(near.ttlMs) || near.ttlMs <= 0 || near.ttlMs > ttlSec * 1000) {
-      throw rangeError(`near.ttlMs must be more than 0 and at most ttlSec × 1000 (got ${near.ttlMs})`);
-    }
-    nearTtlMs = near.ttlMs;
-  }
-  let loaderTimeoutMs = DEFAULT_LOADER_TIMEOUT_MS;
-  if (opts.loaderTimeoutMs !== undefined && opts.loaderTimeoutMs !== null) {
-    const v = opts.loaderTimeoutMs;
-    if (typeof v !== 'number') throw typeError(`loaderTimeoutMs must be a number (got ${typeof v})`);
-    if (!Number.isFinite(v) || v <= 0 || v > MAX_LOADER_TIMEOUT_MS) throw rangeError(`loaderTimeoutMs must be more than 0 to ${MAX_LOADER_TIMEOUT_MS} (got ${v})`);
-    loaderTimeoutMs = v;
-  }
-  return { ttlMs: Math.ceil(ttlSec * 1000), staleMs: Math.ceil(staleSec * 1000), nearTtlMs, loaderTimeoutMs, lock: lockOptions(opts.lock, loaderTimeoutMs) };
-}
-
-// wrap's `lock`: true (wait as long as the lease can last) or { timeoutMs } → null (off) or
-// { timeoutMs: how long a caller waits for another node's load, leaseMs }.
-function lockOptions(lock, loaderTimeoutMs) {
-  if (lock === undefined || lock === null || lock === false) return null;
-  const leaseMs = loaderTimeoutMs + LEASE_MARGIN_MS;
-  if (lock === true) return { timeoutMs: leaseMs, leaseMs };
-  if (typeof lock !== 'object' || typeof lock.timeoutMs !== 'number') throw typeError('lock must be a boolean or { timeoutMs }');
-  const v = lock.timeoutMs;
-  if (!Number.isFinite(v) || v <= 0 || v > MAX_LOADER_TIMEOUT_MS) throw rangeError(`lock.timeoutMs must be more than 0 to ${MAX_LOADER_TIMEOUT_MS} (got ${v})`);
-  return { timeoutMs: v, leaseMs };
-}
-
-// A value → its stored form (TypeError when it is neither a Buffer nor JSON-serialisable).
-function encode(value, freshUntil) {
-  let body;
-  if (Buffer.isBuffer(value)) body = 'b' + value.toString('base64');
-  else {
-    let json;
-    try {
-      json = JSON.stringify(value);
-    } catch (err) {
-      throw typeError(`the value is not serialisable to JSON: ${err.message}`);
-    }
-    if (json === undefined) throw typeError(`the value is not serialisable to JSON (got ${typeof value})`);
-    body = 'j' + json;
-  }
-  return freshUntil === undefined ? body : `s${freshUntil}:${body}`;
-}
-
-// A stored string → { value, freshUntil } (freshUntil Infinity when it has none), or null
-// when it is not in a form this cache writes.
-function decode(s) {
-  let freshUntil = Infinity;
-  let body = s;
-  if (s.charCodeAt(0) === 115 /* s */) {
-    const colon = s.indexOf(':');
-    freshUntil = colon > 1 ? Number(s.slice(1, colon)) : NaN;
-    if (!Number.isFinite(freshUntil)) return null;
-    body = s.slice(colon + 1);
-  }
-  const tag = body.charCodeAt(0);
-  try {
-    if (tag === 106 /* j */) return { value: JSON.parse(body.slice(1)), freshUntil };
-  } catch {
-    return null;
-  }
-  if (tag === 98 /* b */) return { value: Buffer.from(body.slice(1), 'base64'), freshUntil };
-  return null;
-}
-
-// A Redis glob (MATCH syntax: * ? [set] [^set] [a-z] \x) → a RegExp over whole keys.
-function globRegExp(pattern) {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*') re += '[\\s\\S]*';
-    else if (c === '?') re += '[\\s\\S]';
-    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]);
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 1);
-      if (end < 0) {
-        re += '\\[';
-        continue;
-      }
-      let set = pattern.slice(i + 1, end);
-      const negate = set[0] === '^';
-      if (negate) set = set.slice(1);
-      re += `[${negate ? '^' : ''}${set.replace(/[\\\]]/g, '\\$&')}]`;
-      i = end;
-    } else re += escapeRe(c);
-  }
-  return new RegExp(re + '$');
-}
-
-const escapeRe = (c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 // Rejects with ERR_LOADER_TIMEOUT when `promise` has not settled within `ms`.
 function withTimeout(promise, ms) {
@@ -623,4 +488,4 @@ class GeneralCache {
   }
 }
 
-module.exports = { GeneralCache, encode, decode, globRegExp, LOADER_TIMEOUT };
+module.exports = { GeneralCache };
