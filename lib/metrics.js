@@ -17,9 +17,10 @@ const ROW = NB + 3;
 // Timing records kept for reuse: a call in flight holds one; at most this many wait idle.
 const POOL_MAX = 4096;
 
-// The latency histogram of one cache instance (timed by the shared clock, lib/clock.js: the
-// calls started together share their start time, the answers of one batch their end time), per traced operation (lib/tracing.js): the
-// time from the start of a back-end call an operation makes (Context#opArg) to its answer.
+// The latency histogram of one cache instance, per traced operation (lib/tracing.js): the
+// time from the start of a back-end call an operation makes (Context#opArg) to its answer, on
+// the shared clock (lib/clock.js: the calls started together share their start time, the
+// answers of one batch their end time).
 // Recording makes no allocation once the pool of timing records holds as many records as
 // calls are in flight: a record carries the call's own handlers and argument instead of them.
 class Latency {

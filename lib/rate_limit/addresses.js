@@ -77,8 +77,8 @@ function ipv6Text(g) {
 }
 
 // net.isIPv4 without its regular expression (the test of every hit's address): four decimal
-// parts of 0-255, no leading zero, nothing else. __test__/rate_limit.test.js checks it against
-// net.isIPv4.
+// parts of 0-255, no leading zero, nothing else. __test__/hardening_rate_limit.test.js checks
+// it against net.isIPv4.
 function isDottedQuad(s) {
   const n = s.length;
   if (n < 7 || n > 15) return false;

@@ -3,7 +3,7 @@
 //! Redis started) it is sent again as EVAL with the source, which also caches the script in
 //! Redis for the EVALSHAs that follow. The transport does the re-send ([`is_noscript`]).
 
-use super::codec::{encode_arg, encode_header, parse, push_decimal, Resp};
+use super::codec::{decimal, encode_arg, encode_header, parse, Resp};
 
 /// A Lua script: its source (for EVAL after a NOSCRIPT) and SHA-1.
 pub struct Script {
@@ -122,9 +122,7 @@ impl Batch {
     pub fn write(&self, b: &mut Vec<u8>, eval: bool) {
         let all = &self.all;
         all.script.write_head(b, 3 + all.nkeys + all.nargs, eval);
-        let mut numkeys = Vec::with_capacity(4);
-        push_decimal(&mut numkeys, all.nkeys);
-        encode_arg(b, &numkeys);
+        encode_arg(b, decimal(all.nkeys as u64, &mut [0; 20]).as_bytes());
         b.extend_from_slice(&all.keys);
         b.extend_from_slice(&all.args);
     }
@@ -146,9 +144,10 @@ impl ScriptCall {
     pub fn new(script: &'static Script, keys: &[&str], args: &[&str]) -> ScriptCall {
         let size: usize = keys.iter().chain(args).map(|a| a.len() + 16).sum();
         let mut tail = Vec::with_capacity(size + 8);
-        let mut numkeys = Vec::with_capacity(4);
-        push_decimal(&mut numkeys, keys.len());
-        encode_arg(&mut tail, &numkeys);
+        encode_arg(
+            &mut tail,
+            decimal(keys.len() as u64, &mut [0; 20]).as_bytes(),
+        );
         for a in keys.iter().chain(args) {
             encode_arg(&mut tail, a.as_bytes());
         }
