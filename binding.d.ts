@@ -285,7 +285,7 @@ export declare class NativeCache {
    * or how many were removed.
    */
   sessionScan(id: number, prefix: string, mode: string, count: number, maxVisited: number, maxFound: number, maxMs: number): void
-  /** `onBatch(array)` receives `[id, value, …]`; see [`Batch`]. */
+  /** `onBatch([head, values])` receives the answers; see [`Batch`]. */
   constructor(options: NativeOptions, onBatch: (arg: Batch) => void)
   /**
    * Sends the commands the direct paths queued since the last flush (the façade calls it
@@ -310,6 +310,18 @@ export declare class NativeCache {
    * of the slot map (for tests; `[0, 0, 0, 0]` on other back ends).
    */
   clusterCounts(): Array<number>
+}
+
+/** The delivery format's constants, by name. */
+export interface BatchFormat {
+  row: number
+  value: number
+  nil: number
+  boolFalse: number
+  boolTrue: number
+  num: number
+  pair: number
+  error: number
 }
 
 /** The pub/sub channels, by name. */
@@ -490,6 +502,7 @@ export interface Rules {
   nearWordTrusted: number
   permUserTtlMinSec: number
   permUserTtlMaxSec: number
+  batch: BatchFormat
 }
 
 export declare function sessionKey(tokenHash: JsId): string
