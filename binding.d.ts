@@ -43,6 +43,16 @@ export declare class NativeCache {
    */
   fastRateHit(): unknown
   /**
+   * `(id, userId, module) => boolean | null`: `permCheckModule`, as
+   * [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+   */
+  fastPermCheckModule(): unknown
+  /**
+   * `(id, userId, page, action) => boolean | null`: `permCheckPage`, as
+   * [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+   */
+  fastPermCheckPage(): unknown
+  /**
    * PING → "PONG". It always goes to Redis, even while the circuit is open, and its
    * outcome feeds the breaker of the node that answered (on a cluster, any primary): a
    * health check sees (and brings about) the recovery.

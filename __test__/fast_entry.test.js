@@ -1,9 +1,11 @@
 'use strict';
-// The hand-written Node-API entries of the two calls every request makes (src/api/fast.rs): the
-// bridge installs them in place of napi-rs' `sessionGetByToken` and `rateHit` methods. They
-// must answer exactly what the methods answer: the same session for every token (short,
-// multi-byte, at and past the stack buffer, the largest allowed), the same counts for string
-// and numeric ips, the same errors with the same class and code for input the methods refuse,
+// The hand-written Node-API entries of the calls every request makes (src/api/fast.rs): the
+// bridge installs them in place of napi-rs' `sessionGetByToken`, `rateHit`, `permCheckModule`
+// and `permCheckPage` methods. They must answer exactly what the methods answer: the same
+// session for every token (short, multi-byte, at and past the stack buffer, the largest
+// allowed), the same counts for string and numeric ips, the same permission answers (from the
+// near cache, from the store, for numeric and string user ids, with no snapshot and with a
+// corrupt one), the same errors with the same class and code for input the methods refuse,
 // and a typed error (not a crash) for arguments of the wrong type.
 
 const { describe, it, before, after } = require('node:test');
@@ -11,6 +13,7 @@ const assert = require('node:assert/strict');
 const { createCache, hashToken } = require('..');
 const { SESSION_MAX_TOKEN_BYTES } = require('../lib/rules');
 const replies = require('../lib/replies');
+const hooks = require('./helpers/hooks');
 const { BACKENDS } = require('./helpers/backends');
 
 delete process.env.REDIS_URL;
@@ -32,10 +35,12 @@ for (const [name, make] of BACKENDS) {
     let native;
     let method;
     let hitMethod;
+    let far; // a second cache with the near cache off: every check reads the store
 
     before(async () => {
       backend = await make();
       cache = createCache({ url: backend.url });
+      far = createCache({ url: backend.url, nearCacheTtlMs: 0 });
       native = cache.ctx.bridge.native;
       method = Object.getPrototypeOf(native).sessionGetByToken;
       hitMethod = Object.getPrototypeOf(native).rateHit;
@@ -43,6 +48,7 @@ for (const [name, make] of BACKENDS) {
 
     after(async () => {
       await cache.shutdown();
+      await far.shutdown();
       await backend.close();
     });
 
@@ -104,6 +110,66 @@ for (const [name, make] of BACKENDS) {
         assert.deepEqual(got, { error: ['TypeError', 'ERR_INVALID_ARG'] }, `arguments ${JSON.stringify(args)}`);
       }
       assert.equal((await cache.rateLimiter.checkLimit('10.9.8.6', '/fast')).total, 1, 'the limiter still counts');
+    });
+
+    it('permCheckModule / permCheckPage: answer as the methods answer, near and far, and refuse what they refuse', async () => {
+      const proto = Object.getPrototypeOf(native);
+      const methods = { permCheckModule: proto.permCheckModule, permCheckPage: proto.permCheckPage };
+      assert.notEqual(native.permCheckModule, methods.permCheckModule, 'the bridge uses the hand-written entry');
+      assert.notEqual(native.permCheckPage, methods.permCheckPage, 'the bridge uses the hand-written entry');
+      // One check by the entry (`fast`) or the method, through the bridge: a null answer
+      // means the store read started, whose reply is then the answer.
+      const check = (c, fast, name, ...args) =>
+        c.ctx.op(
+          (n, id) => {
+            const v = fast ? n[name](id, ...args) : methods[name].call(n, id, ...args);
+            return v === null ? undefined : v;
+          },
+          (v) => v,
+          (err) => Promise.reject(err),
+        );
+      const snap = { role: 'CLERK', modules: ['SALES'], pages: { items: ['view'], all: ['*'] } };
+      const ids = [31, 'u-31', 'ü-€-𝄞', 'x'.repeat(512)];
+      for (const id of ids) assert.equal(await cache.permissionCache.setUserPermissions(id, snap), true);
+      // perm:user:32 holds a value that is not a snapshot; perm:user:33 holds nothing.
+      if (backend.name === 'memory') hooks.memoryStoreSet(backend.url.slice('memory://'.length), 'perm:user:32', '[1]', 600_000);
+      else await backend.server.client().set('perm:user:32', '[1]', 'PX', 600_000);
+      // [method, arguments after the user id, the answer for a user holding `snap`]
+      const cases = [
+        ['permCheckModule', ['SALES'], true],
+        ['permCheckModule', ['PAYROLL'], false],
+        ['permCheckPage', ['items', 'view'], true],
+        ['permCheckPage', ['items', 'edit'], false],
+        ['permCheckPage', ['all', 'delete'], true],
+        ['permCheckPage', ['none', 'view'], false],
+      ];
+      for (const c of [cache, far]) {
+        await c.pubsub.subscribe(); // the near cache is trusted once subscribed
+        for (const id of [...ids, 32, 33]) {
+          for (const [name, args, allowed] of cases) {
+            const what = `${name}(${String(id).slice(0, 12)}, ${args.join(', ')}) ${c === far ? 'far' : 'near'}`;
+            const fast = await check(c, true, name, id, ...args);
+            const slow = await check(c, false, name, id, ...args);
+            assert.deepEqual(fast, slow, what);
+            // a corrupt value comes back as itself (the façade drops it); no snapshot: null
+            assert.equal(fast, id === 32 ? '[1]' : id === 33 ? null : allowed, what);
+          }
+        }
+      }
+      for (const [name, extra] of [['permCheckModule', ['SALES']], ['permCheckPage', ['items', 'view']]]) {
+        for (const id of ['', 1.5, 'a b', 'k*', 'y'.repeat(513), NaN]) {
+          const fast = await outcome(check(cache, true, name, id, ...extra));
+          const slow = await outcome(check(cache, false, name, id, ...extra));
+          assert.ok(fast.error, `${name} refuses the user id ${JSON.stringify(id).slice(0, 12)}`);
+          assert.deepEqual(fast, slow, `${name}(${JSON.stringify(id).slice(0, 12)})`);
+        }
+      }
+      for (const args of [[7, 31], [7, {}, 'SALES'], [7, null, 'SALES'], [7, 31, 5], ['7', 31, 'SALES'], [7, 31, 'items', 9]]) {
+        const name = args.length === 4 ? 'permCheckPage' : 'permCheckModule';
+        const got = await outcome(cache.ctx.op((n) => n[name](...args), (v) => v, (err) => Promise.reject(err)));
+        assert.deepEqual(got, { error: ['TypeError', 'ERR_INVALID_ARG'] }, `${name}(${JSON.stringify(args)})`);
+      }
+      assert.equal(await cache.permissionCache.hasModulePermission(31, 'SALES'), true, 'the service still answers');
     });
   });
 }

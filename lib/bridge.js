@@ -52,11 +52,13 @@ class Bridge {
     this.keepAlive = setInterval(noop, 0x7fffffff);
     this.keepAlive.unref();
     this.native = new NativeCache(nativeOptions, (batch) => this.onBatch(batch));
-    // The hottest calls (a session read by token and a rate-limit hit, each once per request)
-    // go through hand-written Node-API entries that do what the methods do, without napi-rs'
-    // per-call wrapper (src/api/fast.rs).
+    // The hottest calls (a session read by token, a rate-limit hit and a permission check,
+    // each once per request) go through hand-written Node-API entries that do what the
+    // methods do, without napi-rs' per-call wrapper (src/api/fast.rs).
     this.native.sessionGetByToken = this.native.fastSessionGetByToken();
     this.native.rateHit = this.native.fastRateHit();
+    this.native.permCheckModule = this.native.fastPermCheckModule();
+    this.native.permCheckPage = this.native.fastPermCheckPage();
     this.closed = false;
     // The direct paths queue their commands without waking the native I/O thread (each
     // wake is a thread switch on both sides); a flush sends what was queued in one write.

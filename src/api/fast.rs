@@ -1,22 +1,24 @@
-//! Hand-written Node-API entries for the two calls every request makes: a session read by
-//! token and a rate-limit hit. napi-rs' generated method wrapper unwraps the receiver, checks
-//! its type tag and class, and copies each string argument into a `String`. On the 2-core
-//! test machine that is ≈ 0.5 µs a call, a fifth of the JS thread's whole cost of a session
-//! hit or a `checkLimit`. These entries read their arguments (strings into a stack buffer) and
-//! start the same operation as the methods, with the same validation and errors. Each is a
-//! plain function bound to one `NativeCache`: its data is a boxed handle on that cache's
-//! core, freed by the function's finalizer. `lib/bridge.js` installs them in place of the
-//! methods.
+//! Hand-written Node-API entries for the calls every request makes: a session read by token,
+//! a rate-limit hit and a permission check. napi-rs' generated method wrapper unwraps the
+//! receiver, checks its type tag and class, tracks the borrow of `&self`, and copies each
+//! string argument into a `String`. On the 2-core test machine that is ≈ 0.5 µs a call, a
+//! fifth of the JS thread's whole cost of a session hit or a `checkLimit`. These entries read
+//! their arguments (strings into a stack buffer) and start the same operation as the methods,
+//! with the same validation and errors. Each is a plain function bound to one `NativeCache`:
+//! its data is a boxed handle on that cache's core, freed by the function's finalizer.
+//! `lib/bridge.js` installs them in place of the methods.
 
 use std::ffi::c_void;
 use std::ptr;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{sys, Either, Env};
+use napi::{sys, Env};
 use napi_derive::napi;
 
 use crate::bridge::NativeCache;
 use crate::error::{CacheError, CacheResult};
+use crate::names::keys::JsId;
+use crate::near_cache::Check;
 
 /// Strings up to this many bytes are read without an allocation.
 const STACK_STR: usize = 1024;
@@ -92,6 +94,50 @@ impl<const N: usize> Args<N> {
         }
         then(std::str::from_utf8(&buf[..copied]).map_err(|_| expected(what))?)
     }
+
+    /// Argument `i`, a string, owned.
+    fn string(&self, i: usize, what: &str) -> CacheResult<String> {
+        self.str(i, what, |s| Ok(s.to_string()))
+    }
+
+    /// Argument `i`, an id: a number or a string.
+    fn id(&self, i: usize, what: &str) -> CacheResult<JsId> {
+        if self.is_number(i) {
+            Ok(JsId::Num(self.f64(i, what)?))
+        } else {
+            Ok(JsId::Str(self.string(i, what)?))
+        }
+    }
+}
+
+/// What an entry returns to JS.
+trait Answer {
+    /// # Safety
+    /// `env` is the live callback's.
+    unsafe fn into_js(self, env: sys::napi_env) -> sys::napi_value;
+}
+
+/// `undefined`.
+impl Answer for () {
+    unsafe fn into_js(self, _env: sys::napi_env) -> sys::napi_value {
+        ptr::null_mut()
+    }
+}
+
+/// `true`, `false` or `null`.
+impl Answer for Option<bool> {
+    unsafe fn into_js(self, env: sys::napi_env) -> sys::napi_value {
+        let mut v = ptr::null_mut();
+        // SAFETY: the live callback's env. Both calls only fail for a bad env or out pointer,
+        // and then `v` stays null, which Node-API returns to JS as undefined.
+        unsafe {
+            match self {
+                Some(b) => sys::napi_get_boolean(env, b, &mut v),
+                None => sys::napi_get_null(env, &mut v),
+            };
+        }
+        v
+    }
 }
 
 /// The body of every entry: reads `N` arguments and the bound cache, runs `body`, and throws
@@ -99,11 +145,11 @@ impl<const N: usize> Args<N> {
 ///
 /// # Safety
 /// `env` and `info` are those of a callback made by [`bound_fn`].
-unsafe fn entry<const N: usize>(
+unsafe fn entry<const N: usize, R: Answer>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
     signature: &str,
-    body: impl FnOnce(&NativeCache, &Args<N>) -> CacheResult<()>,
+    body: impl FnOnce(&NativeCache, &Args<N>) -> CacheResult<R>,
 ) -> sys::napi_value {
     let mut args = Args {
         env,
@@ -133,10 +179,14 @@ unsafe fn entry<const N: usize>(
         // it only once this function can no longer be called.
         body(unsafe { &*data.cast::<NativeCache>() }, &args)
     };
-    if let Err(e) = r {
-        e.throw(&Env::from_raw(env));
+    match r {
+        // SAFETY: the live callback's env.
+        Ok(answer) => unsafe { answer.into_js(env) },
+        Err(e) => {
+            e.throw(&Env::from_raw(env));
+            ptr::null_mut()
+        }
     }
-    ptr::null_mut()
 }
 
 /// `sessionGetByToken(id, token)`.
@@ -147,7 +197,7 @@ unsafe extern "C" fn session_get_by_token(
     let signature = "sessionGetByToken(id, token)";
     // SAFETY: called by Node-API as the callback `bound_fn` registered.
     unsafe {
-        entry::<2>(env, info, signature, |cache, a| {
+        entry::<2, _>(env, info, signature, |cache, a| {
             let id = a.u32(0, "an operation id (a number)")?;
             a.str(1, "token: a string", |token| {
                 cache.start_session_get_by_token(id, token)
@@ -164,18 +214,49 @@ unsafe extern "C" fn rate_hit(
     let signature = "rateHit(id, ip, endpoint, max, windowSec)";
     // SAFETY: called by Node-API as the callback `bound_fn` registered.
     unsafe {
-        entry::<5>(env, info, signature, |cache, a| {
+        entry::<5, _>(env, info, signature, |cache, a| {
             let id = a.u32(0, "an operation id (a number)")?;
-            let ip = if a.is_number(1) {
-                Either::B(a.f64(1, "ip: a string or a number")?)
-            } else {
-                Either::A(a.str(1, "ip: a string or a number", |s| Ok(s.to_string()))?)
-            };
+            let ip = a.id(1, "ip: a string or a number")?;
             let max = a.f64(3, "max: a number")?;
             let window_sec = a.f64(4, "windowSec: a number")?;
             a.str(2, "endpoint: a string", |endpoint| {
                 cache.start_rate_hit(id, ip, endpoint, max, window_sec)
             })
+        })
+    }
+}
+
+/// `permCheckModule(id, userId, module)` → true, false, or null (the store read started).
+unsafe extern "C" fn perm_check_module(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let signature = "permCheckModule(id, userId, module)";
+    // SAFETY: called by Node-API as the callback `bound_fn` registered.
+    unsafe {
+        entry::<3, _>(env, info, signature, |cache, a| {
+            let id = a.u32(0, "an operation id (a number)")?;
+            let user_id = a.id(1, "userId: a string or a number")?;
+            let module = a.string(2, "module: a string")?;
+            cache.start_perm_check(id, user_id, Check::Module(module))
+        })
+    }
+}
+
+/// `permCheckPage(id, userId, page, action)`, as [`perm_check_module`].
+unsafe extern "C" fn perm_check_page(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let signature = "permCheckPage(id, userId, page, action)";
+    // SAFETY: called by Node-API as the callback `bound_fn` registered.
+    unsafe {
+        entry::<4, _>(env, info, signature, |cache, a| {
+            let id = a.u32(0, "an operation id (a number)")?;
+            let user_id = a.id(1, "userId: a string or a number")?;
+            let page = a.string(2, "page: a string")?;
+            let action = a.string(3, "action: a string")?;
+            cache.start_perm_check(id, user_id, Check::Page { page, action })
         })
     }
 }
@@ -242,5 +323,19 @@ impl NativeCache {
     #[napi]
     pub fn fast_rate_hit<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         bound_fn(self, env, "rateHit", rate_hit)
+    }
+
+    /// `(id, userId, module) => boolean | null`: `permCheckModule`, as
+    /// [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+    #[napi]
+    pub fn fast_perm_check_module<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_fn(self, env, "permCheckModule", perm_check_module)
+    }
+
+    /// `(id, userId, page, action) => boolean | null`: `permCheckPage`, as
+    /// [`fast_session_get_by_token`](Self::fast_session_get_by_token).
+    #[napi]
+    pub fn fast_perm_check_page<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        bound_fn(self, env, "permCheckPage", perm_check_page)
     }
 }

@@ -17,7 +17,7 @@ use napi_derive::napi;
 use crate::bridge::{bulk_opt, NativeCache, Reply};
 use crate::error::{js, CacheError, CacheResult};
 use crate::names::keys::{self, JsId};
-use crate::near_cache::{Kind, SharedWords, Snapshot};
+use crate::near_cache::{Check, Kind, SharedWords};
 use crate::rules::CH_PERMISSIONS;
 use crate::rules::{USER_TTL_MAX_SEC, USER_TTL_MIN_SEC};
 use crate::store::revision::check_seen;
@@ -139,7 +139,10 @@ impl NativeCache {
         user_id: JsId,
         module: String,
     ) -> napi::Result<Option<bool>> {
-        self.perm_check(env, id, user_id, move |s| s.has_module(&module))
+        js(
+            &env,
+            self.start_perm_check(id, user_id, Check::Module(module)),
+        )
     }
 
     /// hasPagePermission in one call, as [`perm_check_module`](Self::perm_check_module).
@@ -152,7 +155,10 @@ impl NativeCache {
         page: String,
         action: String,
     ) -> napi::Result<Option<bool>> {
-        self.perm_check(env, id, user_id, move |s| s.has_page(&page, &action))
+        js(
+            &env,
+            self.start_perm_check(id, user_id, Check::Page { page, action }),
+        )
     }
 
     /// The user's snapshot JSON: returned at once from the near cache, else null is returned
@@ -382,20 +388,17 @@ impl NativeCache {
             }))
     }
 
-    fn perm_check<F>(
+    /// The body of `permCheckModule` / `permCheckPage` (also their entries in src/api/fast.rs).
+    pub(crate) fn start_perm_check(
         &self,
-        env: Env,
         id: u32,
         user_id: JsId,
-        check: F,
-    ) -> napi::Result<Option<bool>>
-    where
-        F: FnOnce(&Snapshot) -> bool + Send + 'static,
-    {
-        let uid = js(&env, keys::id_string("userId", user_id))?;
+        check: Check,
+    ) -> CacheResult<Option<bool>> {
+        let uid = keys::id_string("userId", user_id)?;
         let near = self.core.pubsub.near.clone();
         if let Some(snap) = near.get(Kind::User, &uid) {
-            return Ok(Some(check(&snap)));
+            return Ok(Some(check.on(&snap)));
         }
         let gen = near.generation();
         // The answer to the stored snapshot (JSON or none), filling the near cache.
@@ -405,12 +408,21 @@ impl NativeCache {
             };
             // A stored value that is not a snapshot is no answer: it goes back to the façade
             // as a string (counted, deleted, and the loader asked; as in JS).
-            let Some(snap) = near.parse(&json) else {
-                return Reply::Str(json);
-            };
-            let snap = Arc::new(snap);
-            near.fill_parsed(Kind::User, uid, snap.clone(), gen);
-            Reply::Bool(check(&snap))
+            if !near.keeps_fills() {
+                // Nothing would keep it (near cache off or untrusted): read it in place.
+                return match near.answer(&json, &check) {
+                    Some(allowed) => Reply::Bool(allowed),
+                    None => Reply::Str(json),
+                };
+            }
+            match near.parse(json) {
+                Ok(snap) => {
+                    let snap = Arc::new(snap);
+                    near.fill_parsed(Kind::User, uid, snap.clone(), gen);
+                    Reply::Bool(check.on(&snap))
+                }
+                Err(json) => Reply::Str(json),
+            }
         };
         if self.direct_store().is_some() {
             let key = keys::perm_user_key(&uid);

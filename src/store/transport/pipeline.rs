@@ -336,7 +336,7 @@ impl Pipeline {
 
     /// Queues one command: `write` appends its encoding; `done` gets its reply. Never blocks.
     pub fn submit(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
-        self.submit_as(write, done, Wake::Now, self.deadline());
+        self.submit_as(write, done, Wake::Now, Due::Fresh(self.deadline()));
     }
 
     /// [`submit`](Self::submit) from the JS thread: the command waits in the outbox for the
@@ -344,7 +344,7 @@ impl Pipeline {
     /// command a tick starts leaves in one write and the I/O task is woken once per tick, not
     /// once per command (each wake is a thread switch on both sides).
     pub fn submit_deferred(&self, write: impl FnOnce(&mut Vec<u8>), done: Done) {
-        self.submit_as(write, done, Wake::OnFlush, self.deadline());
+        self.submit_as(write, done, Wake::OnFlush, Due::Fresh(self.deadline()));
     }
 
     fn deadline(&self) -> Instant {
@@ -362,18 +362,12 @@ impl Pipeline {
         deferred: bool,
     ) {
         let wake = if deferred { Wake::OnFlush } else { Wake::Now };
-        self.submit_as(write, done, wake, deadline);
+        self.submit_as(write, done, wake, Due::Kept(deadline));
     }
 
-    fn submit_as(
-        &self,
-        write: impl FnOnce(&mut Vec<u8>),
-        done: Done,
-        wake: Wake,
-        deadline: Instant,
-    ) {
+    fn submit_as(&self, write: impl FnOnce(&mut Vec<u8>), done: Done, wake: Wake, due: Due) {
         if let Some(done) = self.refuse_if_closed(done) {
-            enqueue(&self.shared, write, done, wake, deadline);
+            enqueue(&self.shared, write, done, wake, due);
         }
     }
 
@@ -475,13 +469,19 @@ impl Pipeline {
                     if shared.closed.load(Ordering::Relaxed) {
                         done(Err(CacheError::Closed));
                     } else {
-                        enqueue(&shared, |b| again.write(b, true), done, Wake::Now, deadline);
+                        enqueue(
+                            &shared,
+                            |b| again.write(b, true),
+                            done,
+                            Wake::Now,
+                            Due::Kept(deadline),
+                        );
                     }
                 }
                 r => done(r),
             }),
             wake,
-            deadline,
+            Due::Fresh(deadline),
         );
     }
 
@@ -504,7 +504,7 @@ impl Pipeline {
                 let _ = tx.send(r);
             }),
             Wake::Now,
-            deadline,
+            Due::Kept(deadline),
         );
         rx.await.unwrap_or(Err(CacheError::Closed))
     }
@@ -532,6 +532,17 @@ enum Wake {
     OnFlush,
 }
 
+/// When a command must be answered by.
+#[derive(Clone, Copy)]
+enum Due {
+    /// `commandTimeoutMs` from the moment it was submitted: it cannot have passed yet (so
+    /// the hot path reads the clock once per command).
+    Fresh(Instant),
+    /// A deadline kept from an earlier sending (a resend, a second command of one call): it
+    /// may have passed.
+    Kept(Instant),
+}
+
 /// Appends a command to the outbox (the I/O task is running) and wakes the I/O task as
 /// `wake` says. A command that finds the outbox full (`maxOutboxBytes` of unsent commands:
 /// Redis does not read) or its deadline already passed is answered at once instead.
@@ -540,14 +551,18 @@ fn enqueue(
     write: impl FnOnce(&mut Vec<u8>),
     done: Done,
     wake: Wake,
-    deadline: Instant,
+    due: Due,
 ) {
-    if deadline <= Instant::now() {
-        done(Err(CacheError::Timeout(
-            shared.command_timeout.as_millis() as u64
-        )));
-        return;
-    }
+    let deadline = match due {
+        Due::Fresh(d) => d,
+        Due::Kept(d) if d > Instant::now() => d,
+        Due::Kept(_) => {
+            done(Err(CacheError::Timeout(
+                shared.command_timeout.as_millis() as u64
+            )));
+            return;
+        }
+    };
     let (was_empty, refused) = {
         let mut out = shared.out.lock();
         out.close_batch(shared);
@@ -601,7 +616,7 @@ fn batch_done(shared: Arc<Shared>, batch: Batch, dones: Vec<Done>, deadline: Ins
                 |b| batch.write(b, true),
                 Box::new(move |r| split_batch_reply(&again, r, dones)),
                 Wake::Now,
-                deadline,
+                Due::Kept(deadline),
             );
         }
         r => split_batch_reply(&shared, r, dones),

@@ -20,7 +20,7 @@
 //! that generation is still current. So whatever invalidates here voids every JS entry at the
 //! same instant, with no message to JS in between.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,8 +34,10 @@ use crate::names::glob::glob_match;
 use crate::names::keys;
 use crate::rules::{
     CH_CACHE, CH_PERMISSIONS, DEFAULT_SUPER_ROLES, NEAR_WORD_GEN, NEAR_WORD_TRUSTED,
-    PERMISSION_WILDCARD,
 };
+
+mod snapshot;
+pub use snapshot::{Check, Snapshot, Stored};
 
 pub const DEFAULT_TTL_MS: f64 = 5_000.0;
 pub const MAX_TTL_MS: f64 = 60_000.0;
@@ -54,105 +56,6 @@ impl Kind {
             Kind::User => keys::perm_user_key(id),
             Kind::Role => keys::perm_role_key(id),
         }
-    }
-}
-
-struct Page {
-    all: bool,
-    actions: HashSet<String>,
-}
-
-/// A parsed permissions snapshot `{ role?, modules: string[], pages: { [page]: string[] } }`,
-/// with the answers the checks need precomputed. The same rules as `lib/permissions.js`.
-pub struct Snapshot {
-    pub json: String,
-    is_super: bool,
-    all_modules: bool,
-    modules: HashSet<String>,
-    pages: HashMap<String, Page>,
-}
-
-/// The role as JS `String(role)` spells it (strings and numbers; anything else is no role).
-fn role_string(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn strings(v: Option<&Value>) -> impl Iterator<Item = &str> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-}
-
-impl Snapshot {
-    /// None when `json` is not a snapshot as `setUserPermissions` accepts one (checkSnapshot
-    /// in lib/permissions.js): a JSON object whose `modules`, if present, is an array of
-    /// strings and whose `pages`, if present, is an object of string arrays. Such a value is
-    /// corrupt: never cached near, never answered from.
-    pub fn parse(json: String, super_roles: &[String]) -> Option<Snapshot> {
-        let v: Value = serde_json::from_str(&json).ok()?;
-        let obj = v.as_object()?;
-        let string_list = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-        if obj.get("modules").is_some_and(|m| !string_list(m)) {
-            return None;
-        }
-        if let Some(p) = obj.get("pages") {
-            if !p.as_object().is_some_and(|p| p.values().all(string_list)) {
-                return None;
-            }
-        }
-        let is_super = role_string(obj.get("role")).is_some_and(|r| super_roles.contains(&r));
-        let mut all_modules = false;
-        let mut modules = HashSet::new();
-        for m in strings(obj.get("modules")) {
-            if m == PERMISSION_WILDCARD {
-                all_modules = true;
-            }
-            modules.insert(m.to_string());
-        }
-        let mut pages = HashMap::new();
-        if let Some(p) = obj.get("pages").and_then(Value::as_object) {
-            for (page, list) in p {
-                let mut all = false;
-                let mut actions = HashSet::new();
-                for a in strings(Some(list)) {
-                    if a == PERMISSION_WILDCARD {
-                        all = true;
-                    }
-                    actions.insert(a.to_string());
-                }
-                pages.insert(page.clone(), Page { all, actions });
-            }
-        }
-        Some(Snapshot {
-            json,
-            is_super,
-            all_modules,
-            modules,
-            pages,
-        })
-    }
-
-    pub fn has_module(&self, module: &str) -> bool {
-        self.is_super || self.all_modules || self.modules.contains(module)
-    }
-
-    /// The role is one of the super roles (the JS near cache takes this answer as is, so the
-    /// two never disagree on how a numeric role is spelled).
-    pub fn is_super(&self) -> bool {
-        self.is_super
-    }
-
-    pub fn has_page(&self, page: &str, action: &str) -> bool {
-        self.is_super
-            || self
-                .pages
-                .get(page)
-                .is_some_and(|p| p.all || p.actions.contains(action))
     }
 }
 
@@ -369,14 +272,26 @@ impl NearCache {
         if !self.enabled() || !self.is_trusted() {
             return;
         }
-        if let Some(snap) = self.parse(json) {
+        if let Ok(snap) = self.parse(json.to_string()) {
             self.fill_parsed(kind, id, Arc::new(snap), gen);
         }
     }
 
-    /// A snapshot read with this cache's super roles (None when not a JSON object).
-    pub fn parse(&self, json: &str) -> Option<Snapshot> {
-        Snapshot::parse(json.to_string(), &self.super_roles)
+    /// Whether a fill made now would be kept (the cache is on and trusted). When not, a check
+    /// is answered with [`answer`](Self::answer), which keeps nothing.
+    pub fn keeps_fills(&self) -> bool {
+        self.enabled() && self.is_trusted()
+    }
+
+    /// A snapshot read with this cache's super roles, or `json` back when it is not one.
+    pub fn parse(&self, json: String) -> Result<Snapshot, String> {
+        Snapshot::parse(json, &self.super_roles)
+    }
+
+    /// `check` of the snapshot `json` holds, with this cache's super roles (None when it is
+    /// not a snapshot), without building one to keep.
+    pub fn answer(&self, json: &str, check: &Check) -> Option<bool> {
+        Stored::read(json).map(|s| check.on_stored(&s, &self.super_roles))
     }
 
     /// [`fill`](Self::fill) with a snapshot already parsed.
@@ -480,7 +395,12 @@ impl NearCache {
                 if v.is_null() {
                     return;
                 }
-                for k in strings(v.get("keys")) {
+                let keys = v
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten();
+                for k in keys.filter_map(Value::as_str) {
                     self.invalidate_key(k);
                 }
                 if let Some(p) = v.get("pattern").and_then(Value::as_str) {
@@ -529,9 +449,10 @@ mod tests {
     /// lib/permissions.js and lib/near_l1.js).
     #[test]
     fn snapshot_follows_the_shared_permission_table() {
-        let table: Value =
-            serde_json::from_str(include_str!("../__test__/fixtures/permission_rules.json"))
-                .unwrap();
+        let table: Value = serde_json::from_str(include_str!(
+            "../../__test__/fixtures/permission_rules.json"
+        ))
+        .unwrap();
         let cases = table["cases"].as_array().unwrap();
         assert!(cases.len() >= 8);
         for c in cases {
@@ -542,22 +463,27 @@ mod tests {
                 .iter()
                 .map(|r| r.as_str().unwrap().to_string())
                 .collect();
-            let snap = Snapshot::parse(c["snapshot"].to_string(), &roles).expect(name);
+            let json = c["snapshot"].to_string();
+            let snap = Snapshot::parse(json.clone(), &roles).expect(name);
+            // The form a check reads when nothing keeps the snapshot answers the same.
+            let stored = Stored::read(&json).expect(name);
             assert_eq!(snap.is_super(), c["isSuper"].as_bool().unwrap(), "{name}");
+            assert_eq!(stored.is_super(&roles), snap.is_super(), "{name}");
+            let mut checks = Vec::new();
             for (module, want) in c["modules"].as_object().unwrap() {
-                assert_eq!(
-                    snap.has_module(module),
-                    want.as_bool().unwrap(),
-                    "{name}: {module}"
-                );
+                checks.push((Check::Module(module.clone()), want.as_bool().unwrap()));
             }
             for p in c["pages"].as_array().unwrap() {
                 let (page, action) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
-                assert_eq!(
-                    snap.has_page(page, action),
-                    p[2].as_bool().unwrap(),
-                    "{name}: {page} {action}"
-                );
+                let check = Check::Page {
+                    page: page.into(),
+                    action: action.into(),
+                };
+                checks.push((check, p[2].as_bool().unwrap()));
+            }
+            for (check, want) in &checks {
+                assert_eq!(check.on(&snap), *want, "{name}: {check:?}");
+                assert_eq!(check.on_stored(&stored, &roles), *want, "{name}: {check:?}");
             }
         }
     }
@@ -592,8 +518,8 @@ mod tests {
         )
         .unwrap();
         assert!(sup.has_module("X") && sup.has_page("p", "a"));
-        assert!(Snapshot::parse("[1]".into(), &[]).is_none());
-        assert!(Snapshot::parse("nope".into(), &[]).is_none());
+        assert!(Snapshot::parse("[1]".into(), &[]).is_err());
+        assert!(Snapshot::parse("nope".into(), &[]).is_err());
         for corrupt in [
             "42",
             "null",
@@ -604,9 +530,9 @@ mod tests {
             r#"{"pages":{"p":"view"}}"#,
             r#"{"modules":["A"],"pag"#,
         ] {
-            assert!(Snapshot::parse(corrupt.into(), &[]).is_none(), "{corrupt}");
+            assert!(Snapshot::parse(corrupt.into(), &[]).is_err(), "{corrupt}");
         }
-        assert!(Snapshot::parse(r#"{"role":"X"}"#.into(), &[]).is_some());
+        assert!(Snapshot::parse(r#"{"role":"X"}"#.into(), &[]).is_ok());
     }
 
     #[test]
