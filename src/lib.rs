@@ -19,6 +19,11 @@ pub mod subscription;
 pub mod test_hooks;
 pub mod tls;
 
+/// See Cargo.toml: memory crosses between the JS and I/O threads on every call.
+#[cfg(not(target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Tokio runtime behind every connection: ONE worker thread (unless `TOKIO_WORKER_THREADS`
 /// says otherwise). Its tasks only move bytes and wait (no CPU-heavy work runs on it), and on
 /// a small machine a second worker is one more thread competing with Node's JS thread and
