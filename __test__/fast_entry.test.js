@@ -133,7 +133,7 @@ for (const [name, make] of BACKENDS) {
       for (const id of ids) assert.equal(await cache.permissionCache.setUserPermissions(id, snap), true);
       // perm:user:32 holds a value that is not a snapshot; perm:user:33 holds nothing.
       if (backend.name === 'memory') hooks.memoryStoreSet(backend.url.slice('memory://'.length), 'perm:user:32', '[1]', 600_000);
-      else await backend.server.client().set('perm:user:32', '[1]', 'PX', 600_000);
+      else await (backend.server ? backend.server.client() : backend.topology.client()).set('perm:user:32', '[1]', 'PX', 600_000);
       // [method, arguments after the user id, the answer for a user holding `snap`]
       const cases = [
         ['permCheckModule', ['SALES'], true],

@@ -1,5 +1,5 @@
 'use strict';
-// The JS near cache: a small L1 in front of the Rust near cache (src/near_cache.rs), so that a
+// The JS near cache: a small L1 in front of the Rust near cache (src/near_cache/mod.rs), so that a
 // hot permission check answered from process memory never crosses N-API (one crossing costs
 // more than the whole JS hit).
 //
@@ -7,7 +7,7 @@
 // - It is filled only with what the Rust near cache holds at that moment (`permUserNear`),
 //   and only while that cache is trusted (its subscription is up).
 // - Rust bumps a generation word in memory shared with this module (SharedWords in
-//   src/near_cache.rs) on every invalidation it applies and every change of trust: a message
+//   src/near_cache/mod.rs) on every invalidation it applies and every change of trust: a message
 //   received by the subscriber task, a local invalidation or write, a disconnect, a clear.
 //   The word is written by whichever thread applies the invalidation, the moment it does, so
 //   there is no delivery lag to JS. Every entry here belongs to the generation read BEFORE the
@@ -23,7 +23,7 @@
 const { performance } = require('perf_hooks');
 const { NEAR_WORD_GEN: GEN, NEAR_WORD_TRUSTED: TRUSTED, PERMISSION_WILDCARD: ALL } = require('./rules');
 
-// A user snapshot compiled for the checks, by the rules of Snapshot in src/near_cache.rs (the
+// A user snapshot compiled for the checks, by the rules of Snapshot in src/near_cache/snapshot.rs (the
 // super-role answer comes from Rust). Both are pinned by one table of cases,
 // __test__/fixtures/permission_rules.json, checked by a Rust unit test and __test__/rules.test.js.
 function compile(json, isSuper, expires) {

@@ -2,7 +2,7 @@
 // The permission service's side of the near caches: the options that configure them, the
 // lookups and fills of the JS layer (lib/near_l1.js), and the stats of both layers. A hit in
 // the JS layer answers with no native call at all; on a miss, a fill copies the Rust near
-// cache's snapshot (src/near_cache.rs), if it holds one, before anything else.
+// cache's snapshot (src/near_cache/mod.rs), if it holds one, before anything else.
 
 const { typeError } = require('../errors');
 

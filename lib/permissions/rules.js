@@ -1,5 +1,5 @@
 'use strict';
-// The permission rules, identical to Snapshot in src/near_cache.rs: a super role grants
+// The permission rules, identical to Snapshot in src/near_cache/snapshot.rs: a super role grants
 // everything; '*' in modules grants every module; '*' in a page's list grants every action on
 // that page.
 

@@ -24,7 +24,7 @@ function checkSnapshot(s) {
 }
 
 // A stored value → the snapshot, or undefined when it is not one as checkSnapshot accepts it
-// (the same rule as Snapshot::parse in src/near_cache.rs): such a value is corrupt.
+// (the same rule as Stored::read in src/near_cache/snapshot.rs): such a value is corrupt.
 function parseStored(json) {
   let s;
   try {
