@@ -299,7 +299,7 @@ impl<'de> Visitor<'de> for Pages {
             let page = page.ok_or_else(|| de::Error::custom("a key that is not a string"))?;
             read.push((page, a.next_value_seed(Strings)?));
         }
-        // A page whose list is not string array is corrupt unless a later entry of the same
+        // A page whose list is not a string array is corrupt unless a later entry of the same
         // page replaces it.
         let replaced = |i: usize| read[i + 1..].iter().any(|(p, _)| *p == read[i].0);
         if (0..read.len()).any(|i| read[i].1.is_none() && !replaced(i)) {
