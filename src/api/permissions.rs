@@ -408,7 +408,7 @@ impl NativeCache {
             };
             // A stored value that is not a snapshot is no answer: it goes back to the façade
             // as a string (counted, deleted, and the loader asked; as in JS).
-            if !near.keeps_fills() {
+            if !near.in_use() {
                 // Nothing would keep it (near cache off or untrusted): read it in place.
                 return match near.answer(&json, &check) {
                     Some(allowed) => Reply::Bool(allowed),

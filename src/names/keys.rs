@@ -3,7 +3,7 @@
 //! An id never widens into a pattern: empty ids and ids holding whitespace, control characters
 //! or glob characters (`* ? [ ]`) are refused.
 
-use napi::bindgen_prelude::{FromNapiValue, TypeName, ValueType};
+use napi::bindgen_prelude::FromNapiValue;
 use napi::{sys, Status};
 
 use super::slot::slot_string;
@@ -18,20 +18,9 @@ pub const MAX_ID_BYTES: usize = 512;
 /// Read by hand rather than as napi-rs' `Either<String, f64>`, which tries the string first
 /// and, for every number, formats an error message only to drop it: user ids are usually
 /// numbers, and that was ≈ 4 % of the JS thread's cost of a permission check.
-#[derive(Debug)]
 pub enum JsId {
     Str(String),
     Num(f64),
-}
-
-impl TypeName for JsId {
-    fn type_name() -> &'static str {
-        "string | number"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Unknown
-    }
 }
 
 impl FromNapiValue for JsId {

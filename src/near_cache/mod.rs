@@ -37,7 +37,8 @@ use crate::rules::{
 };
 
 mod snapshot;
-pub use snapshot::{Check, Snapshot, Stored};
+use snapshot::Stored;
+pub use snapshot::{Check, Snapshot};
 
 pub const DEFAULT_TTL_MS: f64 = 5_000.0;
 pub const MAX_TTL_MS: f64 = 60_000.0;
@@ -226,7 +227,7 @@ impl NearCache {
     /// cache is trusted and holds one. Counts a hit, never a miss (a miss goes on to the full
     /// check, which counts it).
     pub fn peek(&self, kind: Kind, id: &str) -> Option<(Arc<Snapshot>, Duration)> {
-        if !self.enabled() || !self.is_trusted() {
+        if !self.in_use() {
             return None;
         }
         let inner = self.inner.lock();
@@ -244,7 +245,7 @@ impl NearCache {
 
     /// The live snapshot, if the cache is trusted and holds one.
     pub fn get(&self, kind: Kind, id: &str) -> Option<Arc<Snapshot>> {
-        if !self.enabled() || !self.is_trusted() {
+        if !self.in_use() {
             return None;
         }
         let mut inner = self.inner.lock();
@@ -269,7 +270,7 @@ impl NearCache {
     /// Stores a snapshot read from the store, unless the cache is disabled or untrusted, the
     /// value is not a snapshot object, or an invalidation happened since `gen` was captured.
     pub fn fill(&self, kind: Kind, id: &str, json: &str, gen: u64) {
-        if !self.enabled() || !self.is_trusted() {
+        if !self.in_use() {
             return;
         }
         if let Ok(snap) = self.parse(json.to_string()) {
@@ -277,9 +278,9 @@ impl NearCache {
         }
     }
 
-    /// Whether a fill made now would be kept (the cache is on and trusted). When not, a check
+    /// On and trusted: the cache answers from its entries and keeps fills. When not, a check
     /// is answered with [`answer`](Self::answer), which keeps nothing.
-    pub fn keeps_fills(&self) -> bool {
+    pub fn in_use(&self) -> bool {
         self.enabled() && self.is_trusted()
     }
 

@@ -237,10 +237,10 @@ impl<'de> Visitor<'de> for Role {
         f.write_str("a role")
     }
     fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Borrowed(s)))
+        Str.visit_borrowed_str(s)
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(s.to_string())))
+        Str.visit_str(s)
     }
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
         Ok(Some(Cow::Owned(serde_json::Number::from(n).to_string())))
